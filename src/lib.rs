@@ -1,0 +1,3 @@
+//! lab: a real Kubernetes-style cluster network on one Linux machine.
+
+pub mod model;

@@ -1,0 +1,169 @@
+//! The kinds lab serves, with kubectl's resource names and short names.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    Namespace,
+    ConfigMap,
+    Service,
+    Endpoints,
+    EndpointSlice,
+    Deployment,
+    ReplicaSet,
+    Pod,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 8] = [
+        Kind::Namespace,
+        Kind::ConfigMap,
+        Kind::Service,
+        Kind::Endpoints,
+        Kind::EndpointSlice,
+        Kind::Deployment,
+        Kind::ReplicaSet,
+        Kind::Pod,
+    ];
+
+    /// The kinds `kubectl get all` shows, in its order.
+    pub const GET_ALL: [Kind; 4] = [Kind::Pod, Kind::Service, Kind::Deployment, Kind::ReplicaSet];
+
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Deployment | Kind::ReplicaSet => "apps/v1",
+            Kind::EndpointSlice => "discovery.k8s.io/v1",
+            _ => "v1",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Namespace => "Namespace",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Service => "Service",
+            Kind::Endpoints => "Endpoints",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::Deployment => "Deployment",
+            Kind::ReplicaSet => "ReplicaSet",
+            Kind::Pod => "Pod",
+        }
+    }
+
+    /// Lower-case plural resource name, as in `kubectl get pods`.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Namespace => "namespaces",
+            Kind::ConfigMap => "configmaps",
+            Kind::Service => "services",
+            Kind::Endpoints => "endpoints",
+            Kind::EndpointSlice => "endpointslices",
+            Kind::Deployment => "deployments",
+            Kind::ReplicaSet => "replicasets",
+            Kind::Pod => "pods",
+        }
+    }
+
+    /// The `resource.group` form kubectl prints in `-o name` and multi-kind
+    /// tables (`pod/client`, `deployment.apps/backend`).
+    pub fn qualified(self) -> &'static str {
+        match self {
+            Kind::Namespace => "namespace",
+            Kind::ConfigMap => "configmap",
+            Kind::Service => "service",
+            Kind::Endpoints => "endpoints",
+            Kind::EndpointSlice => "endpointslice.discovery.k8s.io",
+            Kind::Deployment => "deployment.apps",
+            Kind::ReplicaSet => "replicaset.apps",
+            Kind::Pod => "pod",
+        }
+    }
+
+    pub fn namespaced(self) -> bool {
+        self != Kind::Namespace
+    }
+
+    /// Kinds a user may apply (the rest are made by controllers, although
+    /// hand-written Endpoints for selector-less Services are allowed).
+    pub fn user_writable(self) -> bool {
+        self != Kind::EndpointSlice
+    }
+
+    /// Parse a resource name as kubectl accepts it: plural, singular, short
+    /// name or kind, case-insensitive, optionally with its API group.
+    pub fn from_resource(s: &str) -> Option<Kind> {
+        let lower = s.to_ascii_lowercase();
+        let base = lower.split('.').next().unwrap_or("");
+        Some(match base {
+            "namespace" | "namespaces" | "ns" => Kind::Namespace,
+            "configmap" | "configmaps" | "cm" => Kind::ConfigMap,
+            "service" | "services" | "svc" => Kind::Service,
+            "endpoints" | "ep" => Kind::Endpoints,
+            "endpointslice" | "endpointslices" => Kind::EndpointSlice,
+            "deployment" | "deployments" | "deploy" => Kind::Deployment,
+            "replicaset" | "replicasets" | "rs" => Kind::ReplicaSet,
+            "pod" | "pods" | "po" => Kind::Pod,
+            _ => return None,
+        })
+    }
+
+    /// The kind named by a manifest's `apiVersion` + `kind`.
+    pub fn from_manifest(api_version: &str, kind: &str) -> Result<Kind, String> {
+        let k = match kind {
+            "Namespace" => Kind::Namespace,
+            "ConfigMap" => Kind::ConfigMap,
+            "Service" => Kind::Service,
+            "Endpoints" => Kind::Endpoints,
+            "EndpointSlice" => Kind::EndpointSlice,
+            "Deployment" => Kind::Deployment,
+            "ReplicaSet" => Kind::ReplicaSet,
+            "Pod" => Kind::Pod,
+            other => {
+                return Err(format!(
+                    "kind {other:?} is not supported by lab (supported: Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet)"
+                ));
+            }
+        };
+        if api_version != k.api_version() {
+            return Err(format!(
+                "apiVersion {api_version:?} is not supported for kind {kind} (use {:?})",
+                k.api_version()
+            ));
+        }
+        Ok(k)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_names_round_trip() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_resource(k.plural()), Some(k));
+            assert_eq!(Kind::from_resource(k.as_str()), Some(k));
+            assert_eq!(Kind::from_resource(k.qualified()), Some(k));
+            assert_eq!(Kind::from_manifest(k.api_version(), k.as_str()), Ok(k));
+        }
+        assert_eq!(Kind::from_resource("po"), Some(Kind::Pod));
+        assert_eq!(Kind::from_resource("deploy"), Some(Kind::Deployment));
+        assert_eq!(Kind::from_resource("svc"), Some(Kind::Service));
+        assert_eq!(Kind::from_resource("bogus"), None);
+    }
+
+    #[test]
+    fn wrong_api_version_is_named() {
+        let e = Kind::from_manifest("v1", "Deployment").unwrap_err();
+        assert!(e.contains("apps/v1"), "{e}");
+        let e = Kind::from_manifest("v1", "Secret").unwrap_err();
+        assert!(e.contains("Secret"), "{e}");
+    }
+}

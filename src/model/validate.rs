@@ -1,0 +1,1053 @@
+//! Validation of decoded objects: the three field lists (honoured, accepted
+//! with a warning, rejected) and value checks.
+//!
+//! The field lists are data ([`HONOURED`], [`WARNED`]): a field present in a
+//! manifest is honoured if it lies in an honoured subtree, accepted with a
+//! warning if it lies in a warned subtree, and rejected otherwise. The
+//! published lists in `docs/manifest-fields.md` are generated from them
+//! (`lab fields`).
+
+use super::labels::Selector;
+use super::{Kind, Object};
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+use std::collections::HashSet;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+fn fe(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+const META_HONOURED: &[&str] = &["name", "generateName", "namespace", "labels", "annotations"];
+/// Set by the server; ignored on input so `lab get -o yaml` output re-applies.
+const META_SERVER: &[&str] = &[
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
+const META_WARNED: &[&str] = &["ownerReferences", "finalizers"];
+
+/// Pod spec fields lab honours (paths relative to a PodSpec; `[]` = every item).
+pub const POD_HONOURED: &[&str] = &[
+    "containers[].name",
+    "containers[].image",
+    "containers[].command",
+    "containers[].args",
+    "containers[].workingDir",
+    "containers[].ports[].name",
+    "containers[].ports[].containerPort",
+    "containers[].ports[].protocol",
+    "containers[].env[].name",
+    "containers[].env[].value",
+    "containers[].env[].valueFrom.fieldRef",
+    "containers[].env[].valueFrom.configMapKeyRef",
+    "containers[].envFrom[].configMapRef",
+    "containers[].envFrom[].prefix",
+    "containers[].volumeMounts[].name",
+    "containers[].volumeMounts[].mountPath",
+    "containers[].volumeMounts[].readOnly",
+    "containers[].volumeMounts[].subPath",
+    "containers[].readinessProbe",
+    "containers[].livenessProbe",
+    "containers[].securityContext.runAsUser",
+    "containers[].securityContext.runAsGroup",
+    "restartPolicy",
+    "terminationGracePeriodSeconds",
+    "volumes[].name",
+    "volumes[].emptyDir",
+    "volumes[].configMap",
+    "volumes[].hostPath",
+    "hostname",
+    "subdomain",
+    "dnsPolicy",
+    "dnsConfig",
+    "hostAliases",
+    "enableServiceLinks",
+    "shareProcessNamespace",
+    "securityContext.runAsUser",
+    "securityContext.runAsGroup",
+];
+
+/// Pod spec fields accepted with a warning because they mean nothing here.
+pub const POD_WARNED: &[&str] = &[
+    "containers[].imagePullPolicy",
+    "containers[].resources",
+    "containers[].terminationMessagePath",
+    "containers[].terminationMessagePolicy",
+    "containers[].stdin",
+    "containers[].stdinOnce",
+    "containers[].tty",
+    "containers[].ports[].hostIP",
+    "containers[].securityContext",
+    "containers[].resizePolicy",
+    "nodeSelector",
+    "nodeName",
+    "tolerations",
+    "affinity",
+    "topologySpreadConstraints",
+    "priorityClassName",
+    "priority",
+    "preemptionPolicy",
+    "schedulerName",
+    "serviceAccountName",
+    "serviceAccount",
+    "automountServiceAccountToken",
+    "imagePullSecrets",
+    "runtimeClassName",
+    "overhead",
+    "os",
+    "securityContext",
+    "hostUsers",
+];
+
+/// Service spec fields honoured.
+pub const SERVICE_HONOURED: &[&str] = &[
+    "selector",
+    "ports[].name",
+    "ports[].protocol",
+    "ports[].port",
+    "ports[].targetPort",
+    "clusterIP",
+    "clusterIPs",
+    "type",
+    "sessionAffinity",
+    "sessionAffinityConfig",
+    "publishNotReadyAddresses",
+    "externalName",
+];
+pub const SERVICE_WARNED: &[&str] = &[
+    "ports[].appProtocol",
+    "ipFamilies",
+    "ipFamilyPolicy",
+    "internalTrafficPolicy",
+    "trafficDistribution",
+];
+
+pub const DEPLOYMENT_HONOURED: &[&str] = &["replicas", "selector", "template.metadata", "strategy"];
+pub const DEPLOYMENT_WARNED: &[&str] = &[
+    "revisionHistoryLimit",
+    "progressDeadlineSeconds",
+    "minReadySeconds",
+];
+pub const REPLICASET_HONOURED: &[&str] = &["replicas", "selector", "template.metadata"];
+pub const REPLICASET_WARNED: &[&str] = &["minReadySeconds"];
+
+/// The images lab runs without a `command`.
+pub fn is_builtin_image(image: &str) -> bool {
+    let repo = image.split('@').next().unwrap_or(image);
+    let repo = repo
+        .rsplit_once(':')
+        .map_or(repo, |(r, tag)| if tag.contains('/') { repo } else { r });
+    matches!(
+        repo,
+        "registry.k8s.io/e2e-test-images/agnhost"
+            | "k8s.gcr.io/e2e-test-images/agnhost"
+            | "gcr.io/kubernetes-e2e-test-images/agnhost"
+    )
+}
+
+/// Walks a JSON object and sorts its fields against honoured/warned subtrees.
+struct FieldWalker<'a> {
+    honoured: Vec<String>,
+    warned: Vec<String>,
+    ignored: &'a [&'a str],
+    warnings: Vec<String>,
+}
+
+fn covers(pattern: &str, path: &str) -> bool {
+    path == pattern
+        || (path.starts_with(pattern)
+            && matches!(path.as_bytes().get(pattern.len()), Some(b'.') | Some(b'[')))
+}
+
+fn is_prefix_of_some(patterns: &[String], path: &str) -> bool {
+    patterns.iter().any(|p| covers(path, p))
+}
+
+impl FieldWalker<'_> {
+    /// `path` uses `[]` for arrays (the pattern form); `shown` has indices.
+    fn walk(&mut self, v: &Value, path: &str, shown: &str) -> Result<(), FieldError> {
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    let s = if shown.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{shown}.{k}")
+                    };
+                    self.field(child, &p, &s)?;
+                }
+                Ok(())
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.walk(item, &format!("{path}[]"), &format!("{shown}[{i}]"))?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn field(&mut self, v: &Value, path: &str, shown: &str) -> Result<(), FieldError> {
+        if v.is_null() {
+            return Ok(());
+        }
+        if self.honoured.iter().any(|p| covers(p, path)) || self.ignored.contains(&path) {
+            return Ok(());
+        }
+        if is_prefix_of_some(&self.honoured, path) {
+            return self.walk(v, path, shown);
+        }
+        if self.warned.iter().any(|p| covers(p, path)) {
+            self.warnings
+                .push(format!("{shown} is accepted but has no effect in lab"));
+            return Ok(());
+        }
+        Err(fe(shown, "field is not supported by lab"))
+    }
+}
+
+fn prefixed(prefix: &str, list: &[&str]) -> Vec<String> {
+    list.iter().map(|p| format!("{prefix}{p}")).collect()
+}
+
+/// The honoured and warned subtrees of a whole object of `kind`.
+pub fn field_lists(kind: Kind) -> (Vec<String>, Vec<String>) {
+    let mut honoured = prefixed("metadata.", META_HONOURED);
+    let mut warned = prefixed("metadata.", META_WARNED);
+    honoured.extend([
+        "apiVersion".to_string(),
+        "kind".to_string(),
+        "status".to_string(),
+    ]);
+    match kind {
+        Kind::Pod => {
+            honoured.extend(prefixed("spec.", POD_HONOURED));
+            warned.extend(prefixed("spec.", POD_WARNED));
+        }
+        Kind::Deployment | Kind::ReplicaSet => {
+            let (h, w) = if kind == Kind::Deployment {
+                (DEPLOYMENT_HONOURED, DEPLOYMENT_WARNED)
+            } else {
+                (REPLICASET_HONOURED, REPLICASET_WARNED)
+            };
+            honoured.extend(prefixed("spec.", h));
+            warned.extend(prefixed("spec.", w));
+            honoured.extend(prefixed("spec.template.spec.", POD_HONOURED));
+            warned.extend(prefixed("spec.template.spec.", POD_WARNED));
+        }
+        Kind::Service => {
+            honoured.extend(prefixed("spec.", SERVICE_HONOURED));
+            warned.extend(prefixed("spec.", SERVICE_WARNED));
+        }
+        Kind::ConfigMap => honoured.extend(["data".to_string(), "immutable".to_string()]),
+        Kind::Namespace => warned.push("spec".to_string()),
+        Kind::Endpoints => honoured.push("subsets".to_string()),
+        Kind::EndpointSlice => {
+            honoured.extend(["addressType", "endpoints", "ports"].map(String::from))
+        }
+    }
+    (honoured, warned)
+}
+
+/// Validate an object. Returns the warnings, or the first error.
+pub fn validate(obj: &Object) -> Result<Vec<String>, FieldError> {
+    let kind = obj.kind();
+    let (honoured, warned) = field_lists(kind);
+    let server: Vec<String> = META_SERVER
+        .iter()
+        .map(|f| format!("metadata.{f}"))
+        .collect();
+    let server_refs: Vec<&str> = server.iter().map(String::as_str).collect();
+    let mut walker = FieldWalker {
+        honoured,
+        warned,
+        ignored: &server_refs,
+        warnings: Vec::new(),
+    };
+    walker.walk(&obj.to_json(), "", "")?;
+    let mut warnings = walker.warnings;
+
+    let meta = obj.meta();
+    let name = meta.name.as_deref().unwrap_or("");
+    let generate = meta.generate_name.as_deref().unwrap_or("");
+    if name.is_empty() && !(kind == Kind::Pod && !generate.is_empty()) {
+        return Err(fe("metadata.name", "required field is missing"));
+    }
+    if !name.is_empty() {
+        match kind {
+            Kind::Namespace => dns_label(name).map_err(|m| fe("metadata.name", m))?,
+            Kind::Service => dns1035_label(name).map_err(|m| fe("metadata.name", m))?,
+            _ => dns_subdomain(name).map_err(|m| fe("metadata.name", m))?,
+        }
+    }
+    if let Some(ns) = meta.namespace.as_deref() {
+        if kind == Kind::Namespace {
+            return Err(fe("metadata.namespace", "a Namespace is not namespaced"));
+        }
+        dns_label(ns).map_err(|m| fe("metadata.namespace", m))?;
+    }
+    for (k, v) in meta.labels.iter().flatten() {
+        label_key(k).map_err(|m| fe(format!("metadata.labels.{k}"), m))?;
+        label_value(v).map_err(|m| fe(format!("metadata.labels.{k}"), m))?;
+    }
+
+    match obj {
+        Object::Pod(p) => {
+            let spec = p
+                .spec
+                .as_ref()
+                .ok_or_else(|| fe("spec", "required field is missing"))?;
+            pod_spec(spec, "spec", &mut warnings)?;
+        }
+        Object::Deployment(d) => {
+            let spec = &d.spec;
+            workload(spec.replicas, &spec.selector, &spec.template, &mut warnings)?;
+            if let Some(s) = &spec.strategy {
+                match s.type_.as_deref().unwrap_or("RollingUpdate") {
+                    "RollingUpdate" | "Recreate" => {}
+                    t => {
+                        return Err(fe(
+                            "spec.strategy.type",
+                            format!("{t:?} is not RollingUpdate or Recreate"),
+                        ));
+                    }
+                }
+                if let Some(ru) = &s.rolling_update {
+                    for (f, v) in [
+                        ("maxSurge", &ru.max_surge),
+                        ("maxUnavailable", &ru.max_unavailable),
+                    ] {
+                        if let Some(v) = v {
+                            percent_or_int(v)
+                                .map_err(|m| fe(format!("spec.strategy.rollingUpdate.{f}"), m))?;
+                        }
+                    }
+                }
+            }
+        }
+        Object::ReplicaSet(r) => {
+            let spec = &r.spec;
+            let template = spec
+                .template
+                .as_ref()
+                .ok_or_else(|| fe("spec.template", "required field is missing"))?;
+            workload(spec.replicas, &spec.selector, template, &mut warnings)?;
+        }
+        Object::Service(s) => service(s)?,
+        Object::ConfigMap(c) => {
+            for k in c.data.iter().flatten().map(|(k, _)| k) {
+                let ok = !k.is_empty()
+                    && k.len() <= 253
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !ok {
+                    return Err(fe(
+                        format!("data.{k}"),
+                        "a ConfigMap key must consist of alphanumerics, '-', '_' or '.'",
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(warnings)
+}
+
+fn workload(
+    replicas: Option<i32>,
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    warnings: &mut Vec<String>,
+) -> Result<(), FieldError> {
+    if replicas.is_some_and(|r| r < 0) {
+        return Err(fe("spec.replicas", "must be greater than or equal to 0"));
+    }
+    let sel = Selector::from_label_selector(selector).map_err(|m| fe("spec.selector", m))?;
+    if sel.is_empty() {
+        return Err(fe(
+            "spec.selector",
+            "empty selector is invalid for a workload",
+        ));
+    }
+    let labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    if !sel.matches(&labels) {
+        return Err(fe(
+            "spec.template.metadata.labels",
+            "`selector` does not match template `labels`",
+        ));
+    }
+    let spec = template
+        .spec
+        .as_ref()
+        .ok_or_else(|| fe("spec.template.spec", "required field is missing"))?;
+    pod_spec(spec, "spec.template.spec", warnings)?;
+    if let Some(rp) = spec.restart_policy.as_deref()
+        && rp != "Always"
+    {
+        return Err(fe(
+            "spec.template.spec.restartPolicy",
+            format!("Unsupported value: {rp:?}: supported values: \"Always\""),
+        ));
+    }
+    Ok(())
+}
+
+fn pod_spec(spec: &PodSpec, at: &str, warnings: &mut Vec<String>) -> Result<(), FieldError> {
+    if spec.containers.is_empty() {
+        return Err(fe(
+            format!("{at}.containers"),
+            "Required value: a pod needs at least one container",
+        ));
+    }
+    let volumes: HashSet<&str> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.as_str())
+        .collect();
+    let mut vol_names = HashSet::new();
+    for (i, v) in spec.volumes.iter().flatten().enumerate() {
+        let f = format!("{at}.volumes[{i}]");
+        dns_label(&v.name).map_err(|m| fe(format!("{f}.name"), m))?;
+        if !vol_names.insert(v.name.as_str()) {
+            return Err(fe(
+                format!("{f}.name"),
+                format!("Duplicate value: {:?}", v.name),
+            ));
+        }
+        let sources = [
+            v.empty_dir.is_some(),
+            v.config_map.is_some(),
+            v.host_path.is_some(),
+        ];
+        match sources.iter().filter(|s| **s).count() {
+            1 => {}
+            0 => {
+                return Err(fe(
+                    f,
+                    "volume type not supported by lab (supported: emptyDir, configMap, hostPath)",
+                ));
+            }
+            _ => return Err(fe(f, "may not specify more than 1 volume type")),
+        }
+        if let Some(h) = &v.host_path
+            && !h.path.starts_with('/')
+        {
+            return Err(fe(format!("{f}.hostPath.path"), "must be an absolute path"));
+        }
+    }
+    let mut names = HashSet::new();
+    for (i, c) in spec.containers.iter().enumerate() {
+        let f = format!("{at}.containers[{i}]");
+        if !names.insert(c.name.as_str()) {
+            return Err(fe(
+                format!("{f}.name"),
+                format!("Duplicate value: {:?}", c.name),
+            ));
+        }
+        container(c, &f, &volumes, warnings)?;
+    }
+    if let Some(rp) = spec.restart_policy.as_deref()
+        && !matches!(rp, "Always" | "OnFailure" | "Never")
+    {
+        return Err(fe(
+            format!("{at}.restartPolicy"),
+            format!(
+                "Unsupported value: {rp:?}: supported values: \"Always\", \"OnFailure\", \"Never\""
+            ),
+        ));
+    }
+    if spec.termination_grace_period_seconds.is_some_and(|g| g < 0) {
+        return Err(fe(
+            format!("{at}.terminationGracePeriodSeconds"),
+            "must be >= 0",
+        ));
+    }
+    if let Some(p) = spec.dns_policy.as_deref()
+        && !matches!(
+            p,
+            "ClusterFirst" | "Default" | "None" | "ClusterFirstWithHostNet"
+        )
+    {
+        return Err(fe(
+            format!("{at}.dnsPolicy"),
+            format!(
+                "Unsupported value: {p:?}: supported values: \"ClusterFirst\", \"ClusterFirstWithHostNet\", \"Default\", \"None\""
+            ),
+        ));
+    }
+    if spec.dns_policy.as_deref() == Some("None")
+        && spec
+            .dns_config
+            .as_ref()
+            .is_none_or(|c| c.nameservers.as_ref().is_none_or(Vec::is_empty))
+    {
+        return Err(fe(
+            format!("{at}.dnsConfig.nameservers"),
+            "must provide at least one DNS nameserver when dnsPolicy is None",
+        ));
+    }
+    for (f, v) in [("hostname", &spec.hostname), ("subdomain", &spec.subdomain)] {
+        if let Some(v) = v {
+            dns_label(v).map_err(|m| fe(format!("{at}.{f}"), m))?;
+        }
+    }
+    Ok(())
+}
+
+fn container(
+    c: &Container,
+    f: &str,
+    volumes: &HashSet<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<(), FieldError> {
+    dns_label(&c.name).map_err(|m| fe(format!("{f}.name"), m))?;
+    let image = c.image.as_deref().unwrap_or("");
+    if image.is_empty() && c.command.is_none() {
+        return Err(fe(format!("{f}.image"), "Required value"));
+    }
+    if !is_builtin_image(image) && c.command.as_ref().is_none_or(Vec::is_empty) {
+        return Err(fe(
+            format!("{f}.command"),
+            format!(
+                "image {image:?} is not built into lab and lab has no registry: give the container a `command` (a host program to run); built in: registry.k8s.io/e2e-test-images/agnhost"
+            ),
+        ));
+    }
+    if !image.is_empty() && !is_builtin_image(image) {
+        warnings.push(format!(
+            "{f}.image {image:?} is not pulled: the container runs its command as a host program"
+        ));
+    }
+    let mut port_names = HashSet::new();
+    for (j, p) in c.ports.iter().flatten().enumerate() {
+        let pf = format!("{f}.ports[{j}]");
+        if !(1..=65535).contains(&p.container_port) {
+            return Err(fe(
+                format!("{pf}.containerPort"),
+                "must be between 1 and 65535, inclusive",
+            ));
+        }
+        protocol(p.protocol.as_deref()).map_err(|m| fe(format!("{pf}.protocol"), m))?;
+        if let Some(n) = &p.name {
+            port_name(n).map_err(|m| fe(format!("{pf}.name"), m))?;
+            if !port_names.insert(n.as_str()) {
+                return Err(fe(format!("{pf}.name"), format!("Duplicate value: {n:?}")));
+            }
+        }
+        if p.host_port.is_some_and(|h| h != 0) {
+            return Err(fe(
+                format!("{pf}.hostPort"),
+                "field is not supported by lab (pods have no node ports)",
+            ));
+        }
+    }
+    for (j, e) in c.env.iter().flatten().enumerate() {
+        if e.name.is_empty() || e.name.contains('=') {
+            return Err(fe(
+                format!("{f}.env[{j}].name"),
+                "a valid environment variable name is required",
+            ));
+        }
+        if let Some(r) = e.value_from.as_ref().and_then(|v| v.field_ref.as_ref()) {
+            let ok = matches!(
+                r.field_path.as_str(),
+                "metadata.name"
+                    | "metadata.namespace"
+                    | "metadata.uid"
+                    | "spec.nodeName"
+                    | "spec.serviceAccountName"
+                    | "status.podIP"
+                    | "status.podIPs"
+                    | "status.hostIP"
+                    | "status.hostIPs"
+            ) || r.field_path.starts_with("metadata.labels['")
+                || r.field_path.starts_with("metadata.annotations['");
+            if !ok {
+                return Err(fe(
+                    format!("{f}.env[{j}].valueFrom.fieldRef.fieldPath"),
+                    format!("Unsupported value: {:?}", r.field_path),
+                ));
+            }
+        }
+    }
+    for (j, m) in c.volume_mounts.iter().flatten().enumerate() {
+        if !volumes.contains(m.name.as_str()) {
+            return Err(fe(
+                format!("{f}.volumeMounts[{j}].name"),
+                format!("Not found: {:?}", m.name),
+            ));
+        }
+        if !m.mount_path.starts_with('/') {
+            return Err(fe(
+                format!("{f}.volumeMounts[{j}].mountPath"),
+                "must be an absolute path",
+            ));
+        }
+    }
+    for (name, probe) in [
+        ("readinessProbe", &c.readiness_probe),
+        ("livenessProbe", &c.liveness_probe),
+    ] {
+        let Some(p) = probe else { continue };
+        let pf = format!("{f}.{name}");
+        let handlers = [
+            p.http_get.is_some(),
+            p.tcp_socket.is_some(),
+            p.exec.is_some(),
+        ];
+        match handlers.iter().filter(|h| **h).count() {
+            1 => {}
+            0 => {
+                return Err(fe(
+                    pf,
+                    "must specify a handler type (httpGet, tcpSocket or exec; grpc is not supported)",
+                ));
+            }
+            _ => return Err(fe(pf, "may not specify more than 1 handler type")),
+        }
+        if let Some(h) = &p.http_get {
+            if h.scheme.as_deref().is_some_and(|s| s != "HTTP") {
+                return Err(fe(
+                    format!("{pf}.httpGet.scheme"),
+                    "only HTTP is supported by lab",
+                ));
+            }
+            probe_port(c, &h.port).map_err(|m| fe(format!("{pf}.httpGet.port"), m))?;
+        }
+        if let Some(t) = &p.tcp_socket {
+            probe_port(c, &t.port).map_err(|m| fe(format!("{pf}.tcpSocket.port"), m))?;
+        }
+        if let Some(e) = &p.exec
+            && e.command.as_ref().is_none_or(Vec::is_empty)
+        {
+            return Err(fe(format!("{pf}.exec.command"), "Required value"));
+        }
+        for (k, v) in [
+            ("initialDelaySeconds", p.initial_delay_seconds),
+            ("periodSeconds", p.period_seconds),
+            ("timeoutSeconds", p.timeout_seconds),
+            ("successThreshold", p.success_threshold),
+            ("failureThreshold", p.failure_threshold),
+        ] {
+            if v.is_some_and(|v| v < 0) {
+                return Err(fe(format!("{pf}.{k}"), "must be >= 0"));
+            }
+        }
+    }
+    if let Some(sc) = &c.security_context {
+        for (k, v) in [
+            ("runAsUser", sc.run_as_user),
+            ("runAsGroup", sc.run_as_group),
+        ] {
+            if v.is_some_and(|v| !(0..=i64::from(u32::MAX - 1)).contains(&v)) {
+                return Err(fe(
+                    format!("{f}.securityContext.{k}"),
+                    "must be between 0 and 4294967294",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A probe's port: a number, or the name of one of the container's ports.
+pub fn probe_port(c: &Container, port: &IntOrString) -> Result<u16, String> {
+    match port {
+        IntOrString::Int(n) => u16::try_from(*n)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| "must be between 1 and 65535, inclusive".to_string()),
+        IntOrString::String(name) => {
+            if let Ok(n) = name.parse::<u16>() {
+                return Ok(n);
+            }
+            c.ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+                .and_then(|p| u16::try_from(p.container_port).ok())
+                .ok_or_else(|| format!("named port {name:?} is not one of the container's ports"))
+        }
+    }
+}
+
+fn service(s: &k8s_openapi::api::core::v1::Service) -> Result<(), FieldError> {
+    let Some(spec) = &s.spec else { return Ok(()) };
+    let ty = spec.type_.as_deref().unwrap_or("ClusterIP");
+    match ty {
+        "ClusterIP" => {}
+        "ExternalName" => {
+            if spec.external_name.as_deref().is_none_or(str::is_empty) {
+                return Err(fe(
+                    "spec.externalName",
+                    "Required value for type ExternalName",
+                ));
+            }
+        }
+        "NodePort" | "LoadBalancer" => {
+            return Err(fe(
+                "spec.type",
+                format!(
+                    "{ty} is not supported by lab (one machine, no nodes to expose: use ClusterIP)"
+                ),
+            ));
+        }
+        t => return Err(fe("spec.type", format!("Unsupported value: {t:?}"))),
+    }
+    if ty == "ClusterIP"
+        && spec.ports.as_ref().is_none_or(Vec::is_empty)
+        && spec.cluster_ip.as_deref() != Some("None")
+    {
+        return Err(fe("spec.ports", "Required value"));
+    }
+    let multi = spec.ports.as_ref().is_some_and(|p| p.len() > 1);
+    let mut names = HashSet::new();
+    let mut seen = HashSet::new();
+    for (i, p) in spec.ports.iter().flatten().enumerate() {
+        let f = format!("spec.ports[{i}]");
+        if !(1..=65535).contains(&p.port) {
+            return Err(fe(
+                format!("{f}.port"),
+                "must be between 1 and 65535, inclusive",
+            ));
+        }
+        let proto = protocol(p.protocol.as_deref()).map_err(|m| fe(format!("{f}.protocol"), m))?;
+        match &p.name {
+            Some(n) if !n.is_empty() => {
+                dns_label(n).map_err(|m| fe(format!("{f}.name"), m))?;
+                if !names.insert(n.clone()) {
+                    return Err(fe(format!("{f}.name"), format!("Duplicate value: {n:?}")));
+                }
+            }
+            _ if multi => {
+                return Err(fe(
+                    format!("{f}.name"),
+                    "Required value: a multi-port Service needs port names",
+                ));
+            }
+            _ => {}
+        }
+        if !seen.insert((p.port, proto)) {
+            return Err(fe(
+                format!("{f}"),
+                format!("Duplicate value: port {} {proto}", p.port),
+            ));
+        }
+        if let Some(t) = &p.target_port {
+            match t {
+                IntOrString::Int(n) if !(1..=65535).contains(n) => {
+                    return Err(fe(
+                        format!("{f}.targetPort"),
+                        "must be between 1 and 65535, inclusive",
+                    ));
+                }
+                IntOrString::String(n) if n.parse::<u16>().is_err() => {
+                    port_name(n).map_err(|m| fe(format!("{f}.targetPort"), m))?;
+                }
+                _ => {}
+            }
+        }
+        if p.node_port.is_some() {
+            return Err(fe(format!("{f}.nodePort"), "field is not supported by lab"));
+        }
+    }
+    match spec.session_affinity.as_deref().unwrap_or("None") {
+        "None" | "ClientIP" => {}
+        a => {
+            return Err(fe(
+                "spec.sessionAffinity",
+                format!("Unsupported value: {a:?}: supported values: \"ClientIP\", \"None\""),
+            ));
+        }
+    }
+    if let Some(t) = spec
+        .session_affinity_config
+        .as_ref()
+        .and_then(|c| c.client_ip.as_ref())
+        .and_then(|c| c.timeout_seconds)
+        && !(1..=86400).contains(&t)
+    {
+        return Err(fe(
+            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+            "must be greater than 0 and less than or equal to 86400",
+        ));
+    }
+    if let Some(ip) = spec.cluster_ip.as_deref()
+        && !ip.is_empty()
+        && ip != "None"
+        && ip.parse::<std::net::Ipv4Addr>().is_err()
+    {
+        return Err(fe(
+            "spec.clusterIP",
+            format!("{ip:?} is not a valid IPv4 address or \"None\""),
+        ));
+    }
+    Ok(())
+}
+
+fn protocol(p: Option<&str>) -> Result<&'static str, String> {
+    match p.unwrap_or("TCP") {
+        "TCP" => Ok("TCP"),
+        "UDP" => Ok("UDP"),
+        "SCTP" => Err("SCTP is not supported by lab (TCP and UDP are)".into()),
+        other => Err(format!(
+            "Unsupported value: {other:?}: supported values: \"TCP\", \"UDP\""
+        )),
+    }
+}
+
+fn percent_or_int(v: &IntOrString) -> Result<(), String> {
+    match v {
+        IntOrString::Int(n) if *n >= 0 => Ok(()),
+        IntOrString::Int(_) => Err("must be >= 0".into()),
+        IntOrString::String(s) => s
+            .strip_suffix('%')
+            .and_then(|n| n.parse::<u32>().ok())
+            .map(|_| ())
+            .ok_or_else(|| format!("{s:?} must be an integer or a percentage")),
+    }
+}
+
+fn dns_label(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', start and end with an alphanumeric character, and be at most 63 characters"
+        ))
+    }
+}
+
+fn dns1035_label(s: &str) -> Result<(), String> {
+    dns_label(s)?;
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(format!(
+            "{s:?}: a DNS-1035 label must start with an alphabetic character"
+        ));
+    }
+    Ok(())
+}
+
+fn dns_subdomain(s: &str) -> Result<(), String> {
+    if s.len() > 253 {
+        return Err(format!("{s:?}: must be no more than 253 characters"));
+    }
+    for part in s.split('.') {
+        dns_label(part).map_err(|_| {
+            format!(
+                "{s:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn port_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 15
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().any(|b| b.is_ascii_lowercase())
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?}: a port name must be at most 15 lower case alphanumerics or '-', with at least one letter"
+        ))
+    }
+}
+
+fn label_key(k: &str) -> Result<(), String> {
+    let (prefix, name) = k.rsplit_once('/').map_or((None, k), |(p, n)| (Some(p), n));
+    if let Some(p) = prefix {
+        dns_subdomain(p)?;
+    }
+    label_value(name)?;
+    if name.is_empty() {
+        return Err("a label key name must not be empty".into());
+    }
+    Ok(())
+}
+
+fn label_value(v: &str) -> Result<(), String> {
+    let ok = v.len() <= 63
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && (v.is_empty()
+            || (v.as_bytes()[0].is_ascii_alphanumeric()
+                && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric()));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{v:?}: a label value must be at most 63 alphanumerics, '-', '_' or '.', beginning and ending with an alphanumeric"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::{decode, parse_documents};
+    use super::*;
+
+    fn check(yaml: &str) -> Result<Vec<String>, String> {
+        let docs = parse_documents("t.yaml", yaml).map_err(|e| e.to_string())?;
+        decode(&docs[0])
+            .map(|d| d.warnings)
+            .map_err(|e| e.to_string())
+    }
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: registry.k8s.io/e2e-test-images/agnhost:2.47\n    args: [netexec]\n";
+
+    #[test]
+    fn builtin_image() {
+        assert!(is_builtin_image(
+            "registry.k8s.io/e2e-test-images/agnhost:2.47"
+        ));
+        assert!(is_builtin_image("registry.k8s.io/e2e-test-images/agnhost"));
+        assert!(!is_builtin_image("nginx:1.25"));
+        assert_eq!(check(POD), Ok(vec![]));
+    }
+
+    #[test]
+    fn unknown_image_needs_command() {
+        let e = check(&POD.replace("registry.k8s.io/e2e-test-images/agnhost:2.47", "nginx"))
+            .unwrap_err();
+        assert!(
+            e.contains("spec.containers[0].command") && e.contains("nginx"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn warned_and_rejected_fields() {
+        let w = check(&format!("{POD}    imagePullPolicy: Always\n    resources: {{limits: {{cpu: 1}}}}\n  nodeSelector: {{a: b}}\n")).unwrap();
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].contains("imagePullPolicy"), "{w:?}");
+        let e = check(&format!(
+            "{POD}    lifecycle: {{preStop: {{exec: {{command: [x]}}}}}}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("spec.containers[0].lifecycle") && e.contains("not supported"),
+            "{e}"
+        );
+        let e = check(&format!("{POD}  hostNetwork: true\n")).unwrap_err();
+        assert!(e.contains("spec.hostNetwork"), "{e}");
+        let e = check(&format!(
+            "{POD}    env:\n    - name: A\n      valueFrom: {{secretKeyRef: {{name: s, key: k}}}}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("spec.containers[0].env[0].valueFrom.secretKeyRef"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn value_checks() {
+        let e = check(&POD.replace("name: p}", "name: P_bad}")).unwrap_err();
+        assert!(e.contains("metadata.name"), "{e}");
+        let e = check(&format!("{POD}    ports: [{{containerPort: 70000}}]\n")).unwrap_err();
+        assert!(
+            e.contains("spec.containers[0].ports[0].containerPort"),
+            "{e}"
+        );
+        let e = check(&format!(
+            "{POD}    ports: [{{containerPort: 80, protocol: SCTP}}]\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("SCTP"), "{e}");
+        let e = check(&format!("{POD}  restartPolicy: Sometimes\n")).unwrap_err();
+        assert!(e.contains("spec.restartPolicy"), "{e}");
+        let e = check(&format!(
+            "{POD}    readinessProbe: {{httpGet: {{port: http}}}}\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("readinessProbe.httpGet.port"), "{e}");
+        let e = check(&format!(
+            "{POD}    volumeMounts: [{{name: v, mountPath: /x}}]\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("volumeMounts[0].name"), "{e}");
+        let e = check(&format!(
+            "{POD}  volumes: [{{name: v, secret: {{secretName: s}}}}]\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("spec.volumes[0].secret"), "{e}");
+    }
+
+    #[test]
+    fn services() {
+        let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  selector: {app: a}\n  ports:\n";
+        assert!(check(&format!("{svc}  - {{port: 80, targetPort: 8080}}\n")).is_ok());
+        let e = check(&format!("{svc}  - {{port: 80}}\n  - {{port: 81}}\n")).unwrap_err();
+        assert!(e.contains("spec.ports[0].name"), "{e}");
+        let e = check(&format!("{svc}  - {{port: 80, protocol: SCTP}}\n")).unwrap_err();
+        assert!(
+            e.contains("spec.ports[0].protocol") && e.contains("SCTP"),
+            "{e}"
+        );
+        let e = check(&format!("{svc}  - {{port: 80}}\n  type: NodePort\n")).unwrap_err();
+        assert!(e.contains("spec.type"), "{e}");
+        let e = check(&format!(
+            "{svc}  - {{port: 80}}\n  clusterIP: 10.96.0.300\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("spec.clusterIP"), "{e}");
+        let e = check(&format!(
+            "{svc}  - {{port: 80}}\n  sessionAffinity: ClientIP\n  sessionAffinityConfig: {{clientIP: {{timeoutSeconds: 90000}}}}\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("timeoutSeconds"), "{e}");
+    }
+
+    #[test]
+    fn deployments() {
+        let d = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: x}}\n  template:\n    metadata: {labels: {app: x}}\n    spec:\n      containers:\n      - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}\n";
+        assert_eq!(check(d), Ok(vec![]));
+        let e = check(&d.replace("labels: {app: x}", "labels: {app: y}")).unwrap_err();
+        assert!(e.contains("spec.template.metadata.labels"), "{e}");
+        let e =
+            check(&d.replace("args: [pause]}", "args: [pause], imagePullPolicyy: x}")).unwrap_err();
+        assert!(
+            e.contains("spec.template.spec.containers[0].imagePullPolicyy"),
+            "{e}"
+        );
+    }
+}
