@@ -1,0 +1,23 @@
+//! Controllers as pure passes over the [`Store`](crate::store::Store):
+//! desired + observed → changes. The daemon runs [`reconcile`] after every
+//! change (event-driven), then acts on what the passes decided.
+
+pub mod endpoints;
+pub mod podstatus;
+pub mod workload;
+
+use crate::store::Store;
+
+/// Run every controller until nothing changes (bounded).
+pub fn reconcile(store: &mut Store) {
+    for _ in 0..4 {
+        let before = store.resource_version();
+        workload::garbage_collect(store);
+        workload::deployments(store);
+        workload::replicasets(store);
+        endpoints::reconcile(store);
+        if store.resource_version() == before {
+            break;
+        }
+    }
+}

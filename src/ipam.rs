@@ -1,0 +1,187 @@
+//! Address allocation over an IPv4 CIDR: u32 arithmetic and a set of used
+//! addresses. Pure; the daemon rebuilds it from stored objects at start.
+
+use ipnetwork::Ipv4Network;
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpamError {
+    #[error("no free address left in {0}")]
+    Exhausted(Ipv4Network),
+    #[error("{addr} is not in the range {net}")]
+    OutOfRange { addr: Ipv4Addr, net: Ipv4Network },
+    #[error("{0} is already allocated")]
+    InUse(Ipv4Addr),
+    #[error("{0} is reserved")]
+    Reserved(Ipv4Addr),
+}
+
+#[derive(Debug, Clone)]
+pub struct Ipam {
+    net: Ipv4Network,
+    used: BTreeSet<u32>,
+    reserved: BTreeSet<u32>,
+    /// Next candidate (round-robin, so a freed address is not reused at once).
+    next: u32,
+}
+
+impl Ipam {
+    /// Usable addresses are the network's minus its network and broadcast
+    /// address and minus `reserved`.
+    pub fn new(net: Ipv4Network, reserved: &[Ipv4Addr]) -> Ipam {
+        let first = u32::from(net.network()) + 1;
+        Ipam {
+            net,
+            used: BTreeSet::new(),
+            reserved: reserved.iter().map(|a| u32::from(*a)).collect(),
+            next: first,
+        }
+    }
+
+    pub fn network(&self) -> Ipv4Network {
+        self.net
+    }
+
+    fn first(&self) -> u32 {
+        u32::from(self.net.network()) + 1
+    }
+
+    fn last(&self) -> u32 {
+        u32::from(self.net.broadcast()).saturating_sub(1)
+    }
+
+    /// The `n`th usable address (1-based), e.g. `nth(1)` is the first.
+    pub fn nth(&self, n: u32) -> Option<Ipv4Addr> {
+        let a = u32::from(self.net.network()).checked_add(n)?;
+        (n >= 1 && a <= self.last()).then(|| Ipv4Addr::from(a))
+    }
+
+    /// The last usable address.
+    pub fn last_usable(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.last())
+    }
+
+    pub fn allocate(&mut self) -> Result<Ipv4Addr, IpamError> {
+        let (first, last) = (self.first(), self.last());
+        if last < first {
+            return Err(IpamError::Exhausted(self.net));
+        }
+        let size = u64::from(last - first) + 1;
+        let mut cand = self.next.clamp(first, last);
+        for _ in 0..size {
+            if !self.used.contains(&cand) && !self.reserved.contains(&cand) {
+                self.used.insert(cand);
+                self.next = if cand == last { first } else { cand + 1 };
+                return Ok(Ipv4Addr::from(cand));
+            }
+            cand = if cand == last { first } else { cand + 1 };
+        }
+        Err(IpamError::Exhausted(self.net))
+    }
+
+    /// Claim a specific address (a requested ClusterIP, or one restored from
+    /// saved state).
+    pub fn claim(&mut self, addr: Ipv4Addr) -> Result<(), IpamError> {
+        let a = u32::from(addr);
+        if a < self.first() || a > self.last() {
+            return Err(IpamError::OutOfRange {
+                addr,
+                net: self.net,
+            });
+        }
+        if self.reserved.contains(&a) {
+            return Err(IpamError::Reserved(addr));
+        }
+        if !self.used.insert(a) {
+            return Err(IpamError::InUse(addr));
+        }
+        Ok(())
+    }
+
+    /// Claim an address even if it is in the reserved set (used for the
+    /// system Services' well-known addresses).
+    pub fn claim_reserved(&mut self, addr: Ipv4Addr) -> Result<(), IpamError> {
+        let a = u32::from(addr);
+        if !self.reserved.remove(&a) {
+            return self.claim(addr);
+        }
+        let r = self.claim(addr);
+        self.reserved.insert(a);
+        r
+    }
+
+    pub fn release(&mut self, addr: Ipv4Addr) {
+        self.used.remove(&u32::from(addr));
+    }
+
+    pub fn is_used(&self, addr: Ipv4Addr) -> bool {
+        self.used.contains(&u32::from(addr))
+    }
+
+    pub fn used_count(&self) -> usize {
+        self.used.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Network {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn allocates_round_robin_and_never_twice() {
+        let mut ipam = Ipam::new(net("10.0.0.0/29"), &[]);
+        let got: Vec<_> = (0..6).map(|_| ipam.allocate().unwrap()).collect();
+        assert_eq!(got[0], Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(got[5], Ipv4Addr::new(10, 0, 0, 6));
+        assert_eq!(
+            ipam.allocate(),
+            Err(IpamError::Exhausted(net("10.0.0.0/29")))
+        );
+        ipam.release(Ipv4Addr::new(10, 0, 0, 3));
+        assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(10, 0, 0, 3));
+        assert_eq!(ipam.used_count(), 6);
+    }
+
+    #[test]
+    fn freed_address_is_not_reused_first() {
+        let mut ipam = Ipam::new(net("10.0.0.0/24"), &[]);
+        let a = ipam.allocate().unwrap();
+        ipam.release(a);
+        assert_ne!(ipam.allocate().unwrap(), a);
+    }
+
+    #[test]
+    fn reserved_and_claims() {
+        let dns = Ipv4Addr::new(10, 96, 0, 10);
+        let mut ipam = Ipam::new(net("10.96.0.0/28"), &[dns]);
+        for _ in 0..13 {
+            assert_ne!(ipam.allocate().unwrap(), dns);
+        }
+        assert_eq!(
+            ipam.allocate(),
+            Err(IpamError::Exhausted(net("10.96.0.0/28")))
+        );
+        assert_eq!(ipam.claim(dns), Err(IpamError::Reserved(dns)));
+        ipam.claim_reserved(dns).unwrap();
+        assert!(matches!(
+            ipam.claim(Ipv4Addr::new(10, 97, 0, 1)),
+            Err(IpamError::OutOfRange { .. })
+        ));
+        assert_eq!(ipam.nth(10), Some(dns));
+        assert_eq!(ipam.last_usable(), Ipv4Addr::new(10, 96, 0, 14));
+    }
+
+    #[test]
+    fn tiny_networks_do_not_panic() {
+        let mut ipam = Ipam::new(net("10.0.0.0/32"), &[]);
+        assert!(ipam.allocate().is_err());
+        let mut ipam = Ipam::new(net("10.0.0.0/31"), &[]);
+        assert!(ipam.allocate().is_err());
+        assert!(ipam.claim(Ipv4Addr::new(10, 0, 0, 0)).is_err());
+    }
+}

@@ -1,0 +1,239 @@
+//! The object store: every object of the cluster keyed by kind, namespace
+//! and name, with resource versions and uids. Pure data; the daemon persists
+//! it with [`Store::to_snapshot`] / [`Store::from_snapshot`].
+
+use crate::model::{Kind, Object};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Key {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Key {
+    pub fn new(kind: Kind, namespace: &str, name: &str) -> Key {
+        Key {
+            kind,
+            namespace: if kind.namespaced() {
+                namespace.to_string()
+            } else {
+                String::new()
+            },
+            name: name.to_string(),
+        }
+    }
+
+    pub fn of(obj: &Object) -> Key {
+        Key::new(obj.kind(), obj.namespace(), obj.name())
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{}/{}", self.kind.qualified(), self.name)
+        } else {
+            write!(
+                f,
+                "{}/{} -n {}",
+                self.kind.qualified(),
+                self.name,
+                self.namespace
+            )
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Store {
+    objects: BTreeMap<Key, Object>,
+    resource_version: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    resource_version: u64,
+    objects: Vec<(Kind, serde_json::Value)>,
+}
+
+/// A fresh uid (random, in the UUID v4 text form Kubernetes uses).
+pub fn new_uid() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let v = format!("4{}", &h(6..8)[1..]);
+    let var = format!("{:x}{}", 8 | (b[8] & 3), &h(8..10)[1..]);
+    format!("{}-{}-{}-{}-{}", h(0..4), h(4..6), v, var, h(10..16))
+}
+
+impl Store {
+    pub fn get(&self, key: &Key) -> Option<&Object> {
+        self.objects.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: &Key) -> Option<&mut Object> {
+        self.objects.get_mut(key)
+    }
+
+    /// Objects of `kind`, in one namespace or all (`None`).
+    pub fn list<'a>(
+        &'a self,
+        kind: Kind,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Object> + 'a {
+        self.objects
+            .iter()
+            .filter(move |(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns))
+            .map(|(_, o)| o)
+    }
+
+    pub fn keys(&self, kind: Kind) -> Vec<Key> {
+        self.objects
+            .keys()
+            .filter(|k| k.kind == kind)
+            .cloned()
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.resource_version
+    }
+
+    fn bump(&mut self) -> String {
+        self.resource_version += 1;
+        self.resource_version.to_string()
+    }
+
+    /// Insert a new object: sets uid, resourceVersion, creationTimestamp and
+    /// generation. Replaces nothing: returns the object back if the key exists.
+    pub fn create(&mut self, mut obj: Object) -> Result<Key, Box<Object>> {
+        let key = Key::of(&obj);
+        if self.objects.contains_key(&key) {
+            return Err(Box::new(obj));
+        }
+        let rv = self.bump();
+        let meta = obj.meta_mut();
+        if meta.uid.as_deref().is_none_or(str::is_empty) {
+            meta.uid = Some(new_uid());
+        }
+        meta.resource_version = Some(rv);
+        meta.creation_timestamp = Some(crate::model::now_time());
+        meta.generation = Some(1);
+        if !key.kind.namespaced() {
+            meta.namespace = None;
+        }
+        self.objects.insert(key.clone(), obj);
+        Ok(key)
+    }
+
+    /// Store a changed version of an existing object. Bumps resourceVersion
+    /// only if something changed; returns whether it did.
+    pub fn update(&mut self, mut obj: Object) -> bool {
+        let key = Key::of(&obj);
+        let Some(old) = self.objects.get(&key) else {
+            return false;
+        };
+        // Compare ignoring resourceVersion.
+        obj.meta_mut().resource_version = old.meta().resource_version.clone();
+        if *old == obj {
+            return false;
+        }
+        let rv = self.bump();
+        obj.meta_mut().resource_version = Some(rv);
+        self.objects.insert(key, obj);
+        true
+    }
+
+    pub fn remove(&mut self, key: &Key) -> Option<Object> {
+        let o = self.objects.remove(key);
+        if o.is_some() {
+            self.bump();
+        }
+        o
+    }
+
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        let snap = Snapshot {
+            resource_version: self.resource_version,
+            objects: self
+                .objects
+                .values()
+                .map(|o| (o.kind(), o.to_json()))
+                .collect(),
+        };
+        serde_json::to_vec(&snap).unwrap_or_default()
+    }
+
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Store, String> {
+        let snap: Snapshot =
+            serde_json::from_slice(bytes).map_err(|e| format!("saved state is not valid: {e}"))?;
+        let mut store = Store {
+            objects: BTreeMap::new(),
+            resource_version: snap.resource_version,
+        };
+        for (kind, v) in snap.objects {
+            let obj = Object::from_json(kind, v)
+                .map_err(|e| format!("saved {kind} is not valid: {e}"))?;
+            store.objects.insert(Key::of(&obj), obj);
+        }
+        Ok(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Namespace;
+
+    fn ns(name: &str) -> Object {
+        Object::Namespace(Namespace {
+            metadata: crate::model::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn create_update_remove_and_snapshot() {
+        let mut s = Store::default();
+        let k = s.create(ns("a")).unwrap();
+        assert!(s.create(ns("a")).is_err());
+        let uid = s.get(&k).unwrap().meta().uid.clone().unwrap();
+        assert_eq!(uid.len(), 36);
+        let rv = s.resource_version();
+        let same = s.get(&k).unwrap().clone();
+        assert!(!s.update(same.clone()));
+        assert_eq!(s.resource_version(), rv);
+        let mut changed = same;
+        changed.meta_mut().labels = Some([("x".to_string(), "y".to_string())].into());
+        assert!(s.update(changed));
+        assert_eq!(
+            s.get(&k).unwrap().meta().resource_version.as_deref(),
+            Some(&*(rv + 1).to_string())
+        );
+        let restored = Store::from_snapshot(&s.to_snapshot()).unwrap();
+        assert_eq!(restored.get(&k), s.get(&k));
+        assert_eq!(restored.resource_version(), s.resource_version());
+        assert!(s.remove(&k).is_some());
+        assert!(s.is_empty());
+        assert!(Store::from_snapshot(b"{garbage").is_err());
+    }
+
+    #[test]
+    fn uids_are_unique() {
+        let a: std::collections::HashSet<_> = (0..1000).map(|_| new_uid()).collect();
+        assert_eq!(a.len(), 1000);
+    }
+}
