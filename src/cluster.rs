@@ -1,0 +1,220 @@
+//! A cluster's identity and where its things live: names of namespaces,
+//! links, files and sockets all derive from the cluster name, so several
+//! clusters coexist.
+
+use ipnetwork::Ipv4Network;
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+pub const DEFAULT_CLUSTER: &str = "lab";
+pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
+pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
+pub const CLUSTER_DOMAIN: &str = "cluster.local";
+/// The pods' gateway (a link-local address answered by the node side veth).
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+
+/// Validate a cluster name: short and `[a-z0-9-]`, so that every derived
+/// name (netns, files) stays valid.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 20
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid cluster name {name:?}: use 1-20 characters of [a-z0-9-], not starting or ending with '-'"
+        ))
+    }
+}
+
+/// The settings a cluster is created with (saved with its state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConfig {
+    pub name: String,
+    pub pod_cidr: Ipv4Network,
+    pub service_cidr: Ipv4Network,
+}
+
+impl ClusterConfig {
+    pub fn new(name: &str, pod_cidr: &str, service_cidr: &str) -> Result<ClusterConfig, String> {
+        validate_name(name)?;
+        let pod_cidr: Ipv4Network = pod_cidr
+            .parse()
+            .map_err(|e| format!("invalid --pod-cidr {pod_cidr:?}: {e}"))?;
+        let service_cidr: Ipv4Network = service_cidr
+            .parse()
+            .map_err(|e| format!("invalid --service-cidr {service_cidr:?}: {e}"))?;
+        // Normalise to the network address.
+        let pod_cidr =
+            Ipv4Network::new(pod_cidr.network(), pod_cidr.prefix()).map_err(|e| e.to_string())?;
+        let service_cidr = Ipv4Network::new(service_cidr.network(), service_cidr.prefix())
+            .map_err(|e| e.to_string())?;
+        if pod_cidr.prefix() > 30 {
+            return Err(format!("--pod-cidr {pod_cidr} is too small (at most /30)"));
+        }
+        if service_cidr.prefix() > 28 {
+            return Err(format!(
+                "--service-cidr {service_cidr} is too small (at most /28)"
+            ));
+        }
+        if pod_cidr.overlaps(service_cidr) {
+            return Err(format!(
+                "--pod-cidr {pod_cidr} overlaps --service-cidr {service_cidr}"
+            ));
+        }
+        if pod_cidr.contains(GATEWAY) || service_cidr.contains(GATEWAY) {
+            return Err("the CIDRs must not contain 169.254.1.1 (the pods' gateway)".into());
+        }
+        Ok(ClusterConfig {
+            name: name.to_string(),
+            pod_cidr,
+            service_cidr,
+        })
+    }
+
+    /// The `n`th address of the service CIDR (1 = `default/kubernetes`,
+    /// 10 = `kube-system/kube-dns`).
+    pub fn service_ip(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.service_cidr.network()) + n)
+    }
+
+    pub fn dns_ip(&self) -> Ipv4Addr {
+        self.service_ip(10)
+    }
+
+    /// The reserved hairpin SNAT source: the service CIDR's last usable
+    /// address, never allocated.
+    pub fn snat_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.service_cidr.broadcast()) - 1)
+    }
+
+    pub fn layout(&self) -> Layout {
+        Layout::new(&self.name)
+    }
+}
+
+/// Paths and names derived from the cluster name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub cluster: String,
+    /// `/run/lab/<cluster>`
+    pub run_dir: PathBuf,
+    /// `/var/lib/lab/<cluster>`
+    pub state_dir: PathBuf,
+    /// `/var/log/lab/<cluster>`
+    pub log_dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(cluster: &str) -> Layout {
+        let root = |base: &str| {
+            PathBuf::from(std::env::var("LAB_ROOT").unwrap_or_default() + base).join(cluster)
+        };
+        Layout {
+            cluster: cluster.to_string(),
+            run_dir: root("/run/lab"),
+            state_dir: root("/var/lib/lab"),
+            log_dir: root("/var/log/lab"),
+        }
+    }
+
+    pub fn api_socket(&self) -> PathBuf {
+        self.run_dir.join("api.sock")
+    }
+
+    pub fn daemon_pid(&self) -> PathBuf {
+        self.run_dir.join("daemon.pid")
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.state_dir.join("state.json")
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.state_dir.join("cluster.json")
+    }
+
+    pub fn daemon_log(&self) -> PathBuf {
+        self.log_dir.join("daemon.log")
+    }
+
+    pub fn node_netns(&self) -> String {
+        format!("{}-node", self.cluster)
+    }
+
+    pub fn node_name(&self) -> String {
+        format!("{}-node", self.cluster)
+    }
+
+    /// The pod's named network namespace: `<cluster>-<ns>-<pod>`, shortened
+    /// with a hash when too long for a file name.
+    pub fn pod_netns(&self, namespace: &str, pod: &str, uid: &str) -> String {
+        let full = format!("{}-{namespace}-{pod}", self.cluster);
+        if full.len() <= 200 {
+            full
+        } else {
+            format!("{}-{}", &full[..180], &uid[..8.min(uid.len())])
+        }
+    }
+
+    /// Per-pod runtime directory (shim socket, pid, spec).
+    pub fn pod_run_dir(&self, uid: &str) -> PathBuf {
+        self.run_dir.join("pods").join(uid)
+    }
+
+    /// Per-pod state (resolv.conf, hosts, emptyDir and configMap volumes).
+    pub fn pod_state_dir(&self, uid: &str) -> PathBuf {
+        self.state_dir.join("pods").join(uid)
+    }
+
+    /// `/var/log/lab/<cluster>/pods/<ns>_<pod>_<uid>`, as the kubelet names it.
+    pub fn pod_log_dir(&self, namespace: &str, pod: &str, uid: &str) -> PathBuf {
+        self.log_dir
+            .join("pods")
+            .join(format!("{namespace}_{pod}_{uid}"))
+    }
+}
+
+/// Host-side veth name for a pod IP: `lxc` + 8 hex digits (fits 15 chars;
+/// lives only in the cluster's node netns).
+pub fn host_veth(ip: Ipv4Addr) -> String {
+    format!("lxc{:08x}", u32::from(ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_addresses() {
+        let c = ClusterConfig::new("lab", DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR).unwrap();
+        assert_eq!(c.service_ip(1), Ipv4Addr::new(10, 96, 0, 1));
+        assert_eq!(c.dns_ip(), Ipv4Addr::new(10, 96, 0, 10));
+        assert_eq!(c.snat_ip(), Ipv4Addr::new(10, 111, 255, 254));
+        assert_eq!(host_veth(Ipv4Addr::new(10, 244, 0, 7)), "lxc0af40007");
+        assert!(host_veth(Ipv4Addr::new(255, 255, 255, 255)).len() <= 15);
+        let l = c.layout();
+        assert_eq!(l.node_netns(), "lab-node");
+        assert_eq!(l.pod_netns("default", "client", "u"), "lab-default-client");
+        assert!(l.pod_netns("default", &"x".repeat(253), "0123456789").len() <= 200);
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        assert!(validate_name("Lab").is_err());
+        assert!(validate_name("a_b").is_err());
+        assert!(validate_name(&"a".repeat(21)).is_err());
+        assert!(validate_name("lab-2").is_ok());
+        assert!(ClusterConfig::new("x", "10.0.0.0/8", "10.96.0.0/12").is_err());
+        assert!(ClusterConfig::new("x", "nonsense", "10.96.0.0/12").is_err());
+        assert!(ClusterConfig::new("x", "10.244.0.0/31", "10.96.0.0/12").is_err());
+        let c = ClusterConfig::new("x", "10.244.1.7/16", "10.96.0.0/12").unwrap();
+        assert_eq!(c.pod_cidr.to_string(), "10.244.0.0/16");
+    }
+}

@@ -1,0 +1,3 @@
+//! The cluster daemon.
+
+pub mod state;

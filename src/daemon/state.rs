@@ -1,0 +1,760 @@
+//! The daemon's desired state and allocations, and the user-facing
+//! operations on it (apply, delete, scale). Pure: no I/O; all-or-nothing.
+
+use crate::cluster::ClusterConfig;
+use crate::controller::workload::{is_terminating, mark_deleted};
+use crate::ipam::{Ipam, IpamError};
+use crate::model::parse::{Document, decode};
+use crate::model::{Kind, Namespace, Object};
+use crate::store::{Key, Store};
+use std::net::Ipv4Addr;
+
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const NETNS_ANNOTATION: &str = "lab.dev/netns";
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub config: ClusterConfig,
+    pub store: Store,
+    pub pod_ipam: Ipam,
+    pub svc_ipam: Ipam,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ApplyOutcome {
+    /// kubectl-style lines: `deployment.apps/backend created`.
+    pub results: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+fn service_ip(obj: &Object) -> Option<Ipv4Addr> {
+    match obj {
+        Object::Service(s) => s.spec.as_ref()?.cluster_ip.as_deref()?.parse().ok(),
+        _ => None,
+    }
+}
+
+impl State {
+    pub fn new(config: ClusterConfig, store: Store) -> State {
+        let pod_ipam = Ipam::new(config.pod_cidr, &[]);
+        let svc_ipam = Ipam::new(config.service_cidr, &[config.dns_ip(), config.snat_ip()]);
+        let mut st = State {
+            config,
+            store,
+            pod_ipam,
+            svc_ipam,
+        };
+        st.rebuild_ipam();
+        st
+    }
+
+    /// Re-derive allocations from the stored objects (after a restart).
+    pub fn rebuild_ipam(&mut self) {
+        self.pod_ipam = Ipam::new(self.config.pod_cidr, &[]);
+        self.svc_ipam = Ipam::new(
+            self.config.service_cidr,
+            &[self.config.dns_ip(), self.config.snat_ip()],
+        );
+        for o in self.store.list(Kind::Pod, None) {
+            if let Some(ip) = pod_ip(o) {
+                let _ = self.pod_ipam.claim(ip);
+            }
+        }
+        let ips: Vec<Ipv4Addr> = self
+            .store
+            .list(Kind::Service, None)
+            .filter_map(service_ip)
+            .collect();
+        for ip in ips {
+            let _ = self.svc_ipam.claim_reserved(ip);
+        }
+    }
+
+    /// Create the system namespaces and `default/kubernetes` if missing.
+    pub fn ensure_system_objects(&mut self) {
+        for ns in SYSTEM_NAMESPACES {
+            if self.store.get(&Key::new(Kind::Namespace, "", ns)).is_none() {
+                let _ = self.store.create(namespace(ns));
+            }
+        }
+        if self
+            .store
+            .get(&Key::new(Kind::Service, "default", "kubernetes"))
+            .is_none()
+        {
+            let ip = self.config.service_ip(1);
+            let svc = serde_json::json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": ip.to_string(), "clusterIPs": [ip.to_string()], "type": "ClusterIP",
+                    "sessionAffinity": "None",
+                    "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}
+            });
+            if let Ok(obj) = Object::from_json(Kind::Service, svc)
+                && self.svc_ipam.claim_reserved(ip).is_ok()
+            {
+                let _ = self.store.create(obj);
+            }
+        }
+    }
+
+    /// Validate every document, then apply all of them or none.
+    /// `explicit_ns`: the namespace was given with `-n` (then an object naming
+    /// another namespace is an error, as with kubectl).
+    pub fn apply(
+        &mut self,
+        docs: &[Document],
+        default_ns: &str,
+        explicit_ns: bool,
+    ) -> Result<ApplyOutcome, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut decoded = Vec::new();
+        for d in docs {
+            match decode(d) {
+                Ok(x) => decoded.push((d, x)),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut next = self.clone();
+        let mut out = ApplyOutcome::default();
+        for (doc, dec) in decoded {
+            out.warnings
+                .extend(dec.warnings.iter().map(|w| format!("Warning: {w}")));
+            let label = format!("{}: document {}", doc.source, doc.index);
+            match next.apply_one(dec.object, default_ns, explicit_ns) {
+                Ok(line) => out.results.push(line),
+                Err(e) => errors.push(format!("{label}: {e}")),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        *self = next;
+        Ok(out)
+    }
+
+    fn apply_one(
+        &mut self,
+        mut obj: Object,
+        default_ns: &str,
+        explicit_ns: bool,
+    ) -> Result<String, String> {
+        let kind = obj.kind();
+        if !kind.user_writable() {
+            return Err(format!(
+                "{kind} objects are managed by lab's controllers and cannot be applied"
+            ));
+        }
+        if kind.namespaced() {
+            let ns = match obj.meta().namespace.as_deref() {
+                Some(ns) if !ns.is_empty() => {
+                    if ns != default_ns && explicit_ns {
+                        return Err(format!(
+                            "the namespace from the provided object {ns:?} does not match the namespace {default_ns:?}. You must pass '--namespace={ns}' to perform this operation."
+                        ));
+                    }
+                    ns.to_string()
+                }
+                _ => default_ns.to_string(),
+            };
+            obj.meta_mut().namespace = Some(ns.clone());
+            match self.store.get(&Key::new(Kind::Namespace, "", &ns)) {
+                None => return Err(format!("namespaces {ns:?} not found")),
+                Some(n) if is_terminating(n.meta()) => {
+                    return Err(format!("namespace {ns:?} is being terminated"));
+                }
+                _ => {}
+            }
+        }
+        if kind == Kind::Pod && obj.name().is_empty() {
+            let base = obj.meta().generate_name.clone().unwrap_or_default();
+            obj.meta_mut().name = Some(format!(
+                "{base}{}",
+                crate::controller::workload::random_suffix()
+            ));
+        }
+        // Server-managed metadata from the input is dropped.
+        {
+            let m = obj.meta_mut();
+            m.uid = None;
+            m.resource_version = None;
+            m.creation_timestamp = None;
+            m.generation = None;
+            m.managed_fields = None;
+            m.deletion_timestamp = None;
+            m.deletion_grace_period_seconds = None;
+            m.self_link = None;
+        }
+        let key = Key::of(&obj);
+        let label = format!("{}/{}", kind.qualified(), obj.name());
+        let Some(old) = self.store.get(&key).cloned() else {
+            self.prepare_new(&mut obj)?;
+            self.store
+                .create(obj)
+                .map_err(|_| format!("{label} already exists"))?;
+            return Ok(format!("{label} created"));
+        };
+        if is_terminating(old.meta()) {
+            return Err(format!(
+                "{label} is being deleted; try again once it is gone"
+            ));
+        }
+        let merged = merge(&old, obj, &label)?;
+        Ok(if self.store.update(merged) {
+            format!("{label} configured")
+        } else {
+            format!("{label} unchanged")
+        })
+    }
+
+    fn prepare_new(&mut self, obj: &mut Object) -> Result<(), String> {
+        match obj {
+            Object::Service(s) => {
+                let spec = s.spec.get_or_insert_with(Default::default);
+                let ty = spec.type_.clone().unwrap_or_else(|| "ClusterIP".into());
+                spec.type_ = Some(ty.clone());
+                spec.session_affinity.get_or_insert_with(|| "None".into());
+                if spec.session_affinity.as_deref() == Some("ClientIP") {
+                    let cfg = spec
+                        .session_affinity_config
+                        .get_or_insert_with(Default::default);
+                    let cip = cfg.client_ip.get_or_insert_with(Default::default);
+                    cip.timeout_seconds.get_or_insert(10800);
+                }
+                for p in spec.ports.iter_mut().flatten() {
+                    p.protocol.get_or_insert_with(|| "TCP".into());
+                    if p.target_port.is_none() {
+                        p.target_port = Some(
+                            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p.port),
+                        );
+                    }
+                }
+                if ty == "ExternalName" {
+                    return Ok(());
+                }
+                let requested = spec.cluster_ip.clone().unwrap_or_default();
+                let ip = match requested.as_str() {
+                    "None" => {
+                        spec.cluster_ips = Some(vec!["None".into()]);
+                        return Ok(());
+                    }
+                    "" => self.svc_ipam.allocate().map_err(|e| match e {
+                        IpamError::Exhausted(n) => {
+                            format!("spec.clusterIP: failed to allocate a ClusterIP: the service range {n} is full")
+                        }
+                        e => e.to_string(),
+                    })?,
+                    s => {
+                        let ip: Ipv4Addr = s.parse().map_err(|_| format!("spec.clusterIP: Invalid value: {s:?}"))?;
+                        self.svc_ipam.claim(ip).map_err(|e| match e {
+                            IpamError::InUse(_) => format!(
+                                "spec.clusterIP: Invalid value: {s:?}: provided IP is already allocated"
+                            ),
+                            IpamError::OutOfRange { net, .. } => format!(
+                                "spec.clusterIP: Invalid value: {s:?}: provided IP is not in the valid range. The range of valid IPs is {net}"
+                            ),
+                            IpamError::Reserved(_) => {
+                                format!("spec.clusterIP: Invalid value: {s:?}: provided IP is reserved")
+                            }
+                            e => e.to_string(),
+                        })?;
+                        ip
+                    }
+                };
+                spec.cluster_ip = Some(ip.to_string());
+                spec.cluster_ips = Some(vec![ip.to_string()]);
+                spec.ip_families = Some(vec!["IPv4".into()]);
+                spec.ip_family_policy = Some("SingleStack".into());
+                spec.internal_traffic_policy
+                    .get_or_insert_with(|| "Cluster".into());
+            }
+            Object::Pod(p) => {
+                if let Some(spec) = p.spec.as_mut() {
+                    default_pod_spec(spec);
+                }
+            }
+            Object::Deployment(d) => {
+                d.spec.replicas.get_or_insert(1);
+                if let Some(spec) = d.spec.template.spec.as_mut() {
+                    default_pod_spec(spec);
+                }
+            }
+            Object::ReplicaSet(r) => {
+                r.spec.replicas.get_or_insert(1);
+                if let Some(spec) = r.spec.template.as_mut().and_then(|t| t.spec.as_mut()) {
+                    default_pod_spec(spec);
+                }
+            }
+            Object::Namespace(n) => {
+                n.status = Some(k8s_openapi::api::core::v1::NamespaceStatus {
+                    phase: Some("Active".into()),
+                    conditions: None,
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Delete an object (pods gracefully). `Ok(false)` when not found.
+    pub fn delete(&mut self, key: &Key, grace: Option<i64>) -> Result<bool, String> {
+        let Some(obj) = self.store.get(key).cloned() else {
+            return Ok(false);
+        };
+        match key.kind {
+            Kind::Namespace => {
+                if SYSTEM_NAMESPACES.contains(&key.name.as_str()) {
+                    return Err(format!(
+                        "namespaces {:?} is forbidden: this namespace may not be deleted",
+                        key.name
+                    ));
+                }
+                let mut ns = obj;
+                if ns.meta().deletion_timestamp.is_none() {
+                    ns.meta_mut().deletion_timestamp = Some(crate::model::now_time());
+                    if let Object::Namespace(n) = &mut ns {
+                        n.status.get_or_insert_with(Default::default).phase =
+                            Some("Terminating".into());
+                    }
+                    self.store.update(ns);
+                }
+            }
+            Kind::Service => {
+                if key.namespace == "default" && key.name == "kubernetes" {
+                    // Kubernetes recreates it at once; so does lab.
+                    return Ok(true);
+                }
+                if let Some(ip) = service_ip(&obj) {
+                    self.svc_ipam.release(ip);
+                }
+                self.store.remove(key);
+            }
+            Kind::Pod => {
+                mark_deleted(&mut self.store, key, grace);
+            }
+            _ => {
+                self.store.remove(key);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Namespace deletion: delete everything inside; remove the namespace
+    /// once its pods are gone.
+    pub fn finish_namespaces(&mut self) {
+        for key in self.store.keys(Kind::Namespace) {
+            let terminating = self
+                .store
+                .get(&key)
+                .is_some_and(|o| is_terminating(o.meta()));
+            if !terminating {
+                continue;
+            }
+            let mut remaining = 0;
+            for kind in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
+                for k in self
+                    .store
+                    .keys(kind)
+                    .into_iter()
+                    .filter(|k| k.namespace == key.name)
+                {
+                    remaining += 1;
+                    let _ = self.delete(&k, None);
+                }
+            }
+            let pods_left = self.store.list(Kind::Pod, Some(&key.name)).count();
+            if pods_left == 0 && remaining >= 0 {
+                let rest: usize = Kind::ALL
+                    .into_iter()
+                    .filter(|k| k.namespaced())
+                    .map(|k| self.store.list(k, Some(&key.name)).count())
+                    .sum();
+                if rest == 0 {
+                    self.store.remove(&key);
+                }
+            }
+        }
+    }
+
+    pub fn scale(&mut self, key: &Key, replicas: i32) -> Result<String, String> {
+        if replicas < 0 {
+            return Err("--replicas must be >= 0".into());
+        }
+        let label = format!("{}/{}", key.kind.qualified(), key.name);
+        match self.store.get(key).cloned() {
+            Some(Object::Deployment(mut d)) => {
+                d.spec.replicas = Some(replicas);
+                self.store.update(Object::Deployment(d));
+            }
+            Some(Object::ReplicaSet(mut r)) => {
+                r.spec.replicas = Some(replicas);
+                self.store.update(Object::ReplicaSet(r));
+            }
+            Some(_) => {
+                return Err(format!(
+                    "{label} cannot be scaled (only deployments and replicasets)"
+                ));
+            }
+            None => return Err(format!("{} {:?} not found", key.kind.plural(), key.name)),
+        }
+        Ok(format!("{label} scaled"))
+    }
+}
+
+fn default_pod_spec(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
+    spec.restart_policy.get_or_insert_with(|| "Always".into());
+    spec.termination_grace_period_seconds.get_or_insert(30);
+    spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
+    for c in &mut spec.containers {
+        for p in c.ports.iter_mut().flatten() {
+            p.protocol.get_or_insert_with(|| "TCP".into());
+        }
+        for probe in [&mut c.readiness_probe, &mut c.liveness_probe]
+            .into_iter()
+            .flatten()
+        {
+            probe.initial_delay_seconds.get_or_insert(0);
+            probe.period_seconds.get_or_insert(10);
+            probe.timeout_seconds.get_or_insert(1);
+            probe.success_threshold.get_or_insert(1);
+            probe.failure_threshold.get_or_insert(3);
+        }
+    }
+}
+
+/// Merge an applied object into the stored one: user fields replace, server
+/// fields (uid, status, allocations) stay; immutable fields are checked.
+fn merge(old: &Object, new: Object, label: &str) -> Result<Object, String> {
+    let mut out = old.clone();
+    {
+        let m = out.meta_mut();
+        m.labels = new.meta().labels.clone();
+        m.annotations = new.meta().annotations.clone();
+    }
+    match (&mut out, new) {
+        (Object::Pod(o), Object::Pod(mut n)) => {
+            if let Some(s) = n.spec.as_mut() {
+                default_pod_spec(s);
+            }
+            let mut old_spec = o.spec.clone();
+            if let (Some(a), Some(b)) = (old_spec.as_mut(), n.spec.as_ref()) {
+                a.node_name = b.node_name.clone();
+            }
+            if old_spec != n.spec {
+                return Err(format!(
+                    "The Pod {:?} is invalid: spec: Forbidden: pod updates may not change fields (delete and re-create the pod, or use a Deployment)",
+                    o.metadata.name.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        (Object::Service(o), Object::Service(mut n)) => {
+            let old_spec = o.spec.clone().unwrap_or_default();
+            let spec = n.spec.get_or_insert_with(Default::default);
+            match spec.cluster_ip.as_deref() {
+                None | Some("") => spec.cluster_ip = old_spec.cluster_ip.clone(),
+                Some(ip) if Some(ip) != old_spec.cluster_ip.as_deref() => {
+                    return Err(format!(
+                        "{label}: spec.clusterIP: Invalid value: {ip:?}: field is immutable"
+                    ));
+                }
+                _ => {}
+            }
+            spec.cluster_ips = old_spec.cluster_ips.clone();
+            spec.ip_families = old_spec.ip_families.clone();
+            spec.ip_family_policy = old_spec.ip_family_policy.clone();
+            spec.internal_traffic_policy = spec
+                .internal_traffic_policy
+                .clone()
+                .or(old_spec.internal_traffic_policy);
+            spec.type_.get_or_insert_with(|| "ClusterIP".into());
+            if spec.type_ != old_spec.type_ {
+                return Err(format!(
+                    "{label}: spec.type: changing the type of a Service is not supported by lab"
+                ));
+            }
+            spec.session_affinity.get_or_insert_with(|| "None".into());
+            if spec.session_affinity.as_deref() == Some("ClientIP") {
+                let cfg = spec
+                    .session_affinity_config
+                    .get_or_insert_with(Default::default);
+                cfg.client_ip
+                    .get_or_insert_with(Default::default)
+                    .timeout_seconds
+                    .get_or_insert(10800);
+            }
+            for p in spec.ports.iter_mut().flatten() {
+                p.protocol.get_or_insert_with(|| "TCP".into());
+                if p.target_port.is_none() {
+                    p.target_port = Some(
+                        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p.port),
+                    );
+                }
+            }
+            o.spec = n.spec;
+        }
+        (Object::Deployment(o), Object::Deployment(mut n)) => {
+            if o.spec.selector != n.spec.selector {
+                return Err(format!(
+                    "{label}: spec.selector: Invalid value: field is immutable"
+                ));
+            }
+            n.spec.replicas.get_or_insert(1);
+            if let Some(s) = n.spec.template.spec.as_mut() {
+                default_pod_spec(s);
+            }
+            if o.spec != n.spec {
+                o.spec = n.spec;
+                o.metadata.generation = Some(o.metadata.generation.unwrap_or(1) + 1);
+            }
+        }
+        (Object::ReplicaSet(o), Object::ReplicaSet(mut n)) => {
+            if o.spec.selector != n.spec.selector {
+                return Err(format!(
+                    "{label}: spec.selector: Invalid value: field is immutable"
+                ));
+            }
+            n.spec.replicas.get_or_insert(1);
+            if let Some(s) = n.spec.template.as_mut().and_then(|t| t.spec.as_mut()) {
+                default_pod_spec(s);
+            }
+            if o.spec != n.spec {
+                o.spec = n.spec;
+                o.metadata.generation = Some(o.metadata.generation.unwrap_or(1) + 1);
+            }
+        }
+        (Object::ConfigMap(o), Object::ConfigMap(n)) => {
+            if o.immutable == Some(true) && (o.data != n.data || n.immutable != Some(true)) {
+                return Err(format!(
+                    "{label}: field is immutable when `immutable` is set"
+                ));
+            }
+            o.data = n.data;
+            o.binary_data = n.binary_data;
+            o.immutable = n.immutable;
+        }
+        (Object::Endpoints(o), Object::Endpoints(n)) => o.subsets = n.subsets,
+        (Object::Namespace(_), Object::Namespace(_)) => {}
+        _ => return Err(format!("{label}: kind mismatch")),
+    }
+    Ok(out)
+}
+
+pub fn namespace(name: &str) -> Object {
+    Object::Namespace(Namespace {
+        metadata: crate::model::ObjectMeta {
+            name: Some(name.into()),
+            labels: Some([("kubernetes.io/metadata.name".to_string(), name.to_string())].into()),
+            ..Default::default()
+        },
+        spec: None,
+        status: Some(k8s_openapi::api::core::v1::NamespaceStatus {
+            phase: Some("Active".into()),
+            conditions: None,
+        }),
+    })
+}
+
+pub fn pod_ip(o: &Object) -> Option<Ipv4Addr> {
+    match o {
+        Object::Pod(p) => p.status.as_ref()?.pod_ip.as_deref()?.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::parse::parse_documents;
+
+    fn state() -> State {
+        let cfg = ClusterConfig::new("t", "10.244.0.0/16", "10.96.0.0/12").unwrap();
+        let mut st = State::new(cfg, Store::default());
+        st.ensure_system_objects();
+        st
+    }
+
+    fn apply(st: &mut State, yaml: &str) -> Result<ApplyOutcome, Vec<String>> {
+        let docs = parse_documents("f.yaml", yaml).unwrap();
+        st.apply(&docs, "default", false)
+    }
+
+    const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
+
+    #[test]
+    fn system_objects() {
+        let st = state();
+        let Some(Object::Service(k)) =
+            st.store
+                .get(&Key::new(Kind::Service, "default", "kubernetes"))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            k.spec.as_ref().unwrap().cluster_ip.as_deref(),
+            Some("10.96.0.1")
+        );
+        assert!(
+            st.store
+                .get(&Key::new(Kind::Namespace, "", "kube-system"))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn apply_create_unchanged_configured() {
+        let mut st = state();
+        assert_eq!(
+            apply(&mut st, SVC).unwrap().results,
+            ["service/web created"]
+        );
+        assert_eq!(
+            apply(&mut st, SVC).unwrap().results,
+            ["service/web unchanged"]
+        );
+        let ip = service_ip(
+            st.store
+                .get(&Key::new(Kind::Service, "default", "web"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(ip, Ipv4Addr::new(10, 96, 0, 2));
+        let changed = SVC.replace("port: 80", "port: 81");
+        assert_eq!(
+            apply(&mut st, &changed).unwrap().results,
+            ["service/web configured"]
+        );
+        // The ClusterIP never changes on re-apply.
+        let ip2 = service_ip(
+            st.store
+                .get(&Key::new(Kind::Service, "default", "web"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(ip, ip2);
+    }
+
+    #[test]
+    fn cluster_ip_rules() {
+        let mut st = state();
+        let e = apply(
+            &mut st,
+            &SVC.replace("ports:", "clusterIP: 10.96.0.10\n  ports:"),
+        )
+        .unwrap_err();
+        assert!(e[0].contains("reserved"), "{e:?}");
+        let e = apply(
+            &mut st,
+            &SVC.replace("ports:", "clusterIP: 10.200.0.5\n  ports:"),
+        )
+        .unwrap_err();
+        assert!(e[0].contains("not in the valid range"), "{e:?}");
+        apply(
+            &mut st,
+            &SVC.replace("ports:", "clusterIP: 10.96.5.5\n  ports:"),
+        )
+        .unwrap();
+        let e = apply(
+            &mut st,
+            &SVC.replace("ports:", "clusterIP: 10.96.5.6\n  ports:"),
+        )
+        .unwrap_err();
+        assert!(e[0].contains("immutable"), "{e:?}");
+        let other = SVC
+            .replace("name: web", "name: other")
+            .replace("ports:", "clusterIP: 10.96.5.5\n  ports:");
+        let e = apply(&mut st, &other).unwrap_err();
+        assert!(e[0].contains("already allocated"), "{e:?}");
+        // Deleting frees the address.
+        st.delete(&Key::new(Kind::Service, "default", "web"), None)
+            .unwrap();
+        apply(&mut st, &other).unwrap();
+    }
+
+    #[test]
+    fn all_or_nothing() {
+        let mut st = state();
+        let rv = st.store.resource_version();
+        let yaml = format!(
+            "{SVC}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: missing}}\ndata: {{a: b}}\n"
+        );
+        let e = apply(&mut st, &yaml).unwrap_err();
+        assert!(
+            e[0].contains("document 2") && e[0].contains("missing"),
+            "{e:?}"
+        );
+        assert_eq!(st.store.resource_version(), rv);
+        assert!(
+            st.store
+                .get(&Key::new(Kind::Service, "default", "web"))
+                .is_none()
+        );
+        // The service IP it would have taken is still free.
+        apply(&mut st, SVC).unwrap();
+        let ip = service_ip(
+            st.store
+                .get(&Key::new(Kind::Service, "default", "web"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(ip, Ipv4Addr::new(10, 96, 0, 2));
+    }
+
+    #[test]
+    fn service_range_exhaustion_is_an_error() {
+        let cfg = ClusterConfig::new("t", "10.244.0.0/16", "10.96.0.0/28").unwrap();
+        let mut st = State::new(cfg, Store::default());
+        st.ensure_system_objects();
+        let mut made = 0;
+        for i in 0..20 {
+            match apply(&mut st, &SVC.replace("name: web", &format!("name: s{i}"))) {
+                Ok(_) => made += 1,
+                Err(e) => {
+                    assert!(e[0].contains("full"), "{e:?}");
+                    break;
+                }
+            }
+        }
+        // 14 usable, minus kubernetes, kube-dns and the SNAT address.
+        assert_eq!(made, 11);
+    }
+
+    #[test]
+    fn namespaces_and_pod_immutability() {
+        let mut st = state();
+        apply(
+            &mut st,
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n",
+        )
+        .unwrap();
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: team}\nspec:\n  containers: [{name: c, image: x, command: [sleep, '100']}]\n";
+        apply(&mut st, pod).unwrap();
+        let e = apply(&mut st, &pod.replace("'100'", "'200'")).unwrap_err();
+        assert!(e[0].contains("Forbidden"), "{e:?}");
+        assert_eq!(apply(&mut st, pod).unwrap().results, ["pod/p unchanged"]);
+        assert!(
+            st.delete(&Key::new(Kind::Namespace, "", "default"), None)
+                .is_err()
+        );
+        st.delete(&Key::new(Kind::Namespace, "", "team"), None)
+            .unwrap();
+        st.finish_namespaces();
+        // The pod is terminating; the namespace waits for it.
+        assert!(
+            st.store
+                .get(&Key::new(Kind::Namespace, "", "team"))
+                .is_some()
+        );
+        st.store.remove(&Key::new(Kind::Pod, "team", "p"));
+        st.finish_namespaces();
+        assert!(
+            st.store
+                .get(&Key::new(Kind::Namespace, "", "team"))
+                .is_none()
+        );
+    }
+}
