@@ -1,3 +1,4 @@
 //! The cluster daemon.
 
+pub mod podspec;
 pub mod state;

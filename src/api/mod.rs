@@ -1,0 +1,148 @@
+//! The daemon's local HTTP/JSON API on `/run/lab/<cluster>/api.sock`
+//! (mode 0600). The CLI is its client; `curl --unix-socket` works too.
+//!
+//! | method | path | body / query | answer |
+//! |---|---|---|---|
+//! | GET | `/v1/status` | | [`StatusReply`] |
+//! | POST | `/v1/apply` | [`ApplyRequest`] | [`crate::daemon::state::ApplyOutcome`] |
+//! | POST | `/v1/delete` | [`DeleteRequest`] | [`Lines`] |
+//! | GET | `/v1/objects` | [`ListQuery`] | [`ObjectList`] |
+//! | POST | `/v1/scale` | [`ScaleRequest`] | [`Lines`] |
+//! | GET | `/v1/logs` | [`LogsQuery`] | text (streamed with `follow`) |
+//! | GET | `/v1/exec` | [`PodRef`] | [`ExecTarget`] |
+//! | GET | `/v1/watch` | `?since=RV&timeout_ms=N` | [`WatchReply`] once the store passes RV |
+//! | POST | `/v1/shutdown` | | stops every pod, removes the node, exits |
+//!
+//! Errors are `{"error": "...", "errors": [...]}` with a 4xx/5xx status.
+
+pub mod client;
+pub mod server;
+
+use crate::model::parse::Document;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyRequest {
+    pub documents: Vec<Document>,
+    pub namespace: String,
+    /// `-n` was given explicitly.
+    #[serde(default)]
+    pub explicit_namespace: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Target {
+    /// A resource name as kubectl accepts it (`pods`, `deploy`, `svc`…).
+    pub resource: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeleteRequest {
+    pub namespace: String,
+    #[serde(default)]
+    pub targets: Vec<Target>,
+    /// Delete what these manifests name.
+    #[serde(default)]
+    pub documents: Vec<Document>,
+    pub grace_period: Option<i64>,
+    #[serde(default)]
+    pub ignore_not_found: bool,
+    /// Delete every object of `targets[0].resource` matching this selector.
+    pub selector: Option<String>,
+    /// Wait until deleted pods are gone.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Lines {
+    pub lines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// Comma-separated resource names (`pods,svc`, or `all`).
+    pub resources: String,
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub all_namespaces: bool,
+    pub name: Option<String>,
+    pub selector: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ObjectList {
+    /// Kubernetes JSON objects.
+    pub items: Vec<serde_json::Value>,
+    pub resource_version: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScaleRequest {
+    pub namespace: String,
+    pub resource: String,
+    pub name: String,
+    pub replicas: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogsQuery {
+    pub namespace: String,
+    pub pod: String,
+    pub container: Option<String>,
+    #[serde(default)]
+    pub previous: bool,
+    #[serde(default)]
+    pub follow: bool,
+    pub tail: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PodRef {
+    pub namespace: String,
+    pub pod: String,
+    pub container: Option<String>,
+}
+
+/// What `lab exec` needs to enter a pod.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecTarget {
+    pub shim_pid: u32,
+    pub container: String,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    pub run_as_user: Option<u32>,
+    pub run_as_group: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WatchReply {
+    pub resource_version: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatusReply {
+    pub cluster: String,
+    pub pod_cidr: String,
+    pub service_cidr: String,
+    pub dns_ip: String,
+    pub node_netns: String,
+    pub daemon_pid: u32,
+    pub started_at: String,
+    pub pods: usize,
+    pub pods_ready: usize,
+    pub services: usize,
+    pub objects: usize,
+    pub resource_version: u64,
+    /// Free-form data-plane facts (policy rule count, counters).
+    #[serde(default)]
+    pub dataplane: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub error: String,
+    #[serde(default)]
+    pub errors: Vec<String>,
+}

@@ -1,0 +1,685 @@
+//! What the kubelet would prepare for a pod, as pure functions: the
+//! container command lines, environment (incl. Service variables),
+//! resolv.conf, /etc/hosts, volumes and probes → a [`ShimSpec`].
+
+use crate::cluster::{CLUSTER_DOMAIN, ClusterConfig, Layout};
+use crate::model::validate::{is_builtin_image, probe_port};
+use crate::model::{Kind, Object, Pod};
+use crate::shim::proto::{self, ContainerSpec, MountSpec, ProbeHandler, RestartPolicy, ShimSpec};
+use crate::store::{Key, Store};
+use k8s_openapi::api::core::v1::{Container, Probe, Service};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// Files the daemon writes for a pod before starting its shim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodFiles {
+    pub resolv_conf: String,
+    pub hosts: String,
+    /// Directories to create (emptyDir, hostPath DirectoryOrCreate).
+    pub dirs: Vec<PathBuf>,
+    /// Files to write (configMap volumes): path → content.
+    pub files: Vec<(PathBuf, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub spec: ShimSpec,
+    pub files: PodFiles,
+}
+
+/// Expand `$(VAR)` references as the kubelet does (`$$` escapes; unknown
+/// references stay as they are).
+pub fn expand(s: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(t) = tail.strip_prefix("$$") {
+            out.push('$');
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix("$(")
+            && let Some(end) = t.find(')')
+        {
+            let name = &t[..end];
+            match env.get(name) {
+                Some(v) => out.push_str(v),
+                None => {
+                    out.push_str("$(");
+                    out.push_str(name);
+                    out.push(')');
+                }
+            }
+            rest = &t[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Service environment variables for `services` (docker-link style too),
+/// as the kubelet sets them for pods created after the Service.
+pub fn service_env(services: &[&Service]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for s in services {
+        let Some(spec) = &s.spec else { continue };
+        let Some(ip) = spec
+            .cluster_ip
+            .as_deref()
+            .filter(|ip| !ip.is_empty() && *ip != "None")
+        else {
+            continue;
+        };
+        let ports = spec.ports.clone().unwrap_or_default();
+        let Some(first) = ports.first() else { continue };
+        let name = s
+            .metadata
+            .name
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_uppercase()
+            .replace('-', "_");
+        out.push((format!("{name}_SERVICE_HOST"), ip.to_string()));
+        out.push((format!("{name}_SERVICE_PORT"), first.port.to_string()));
+        for p in &ports {
+            if let Some(pn) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                out.push((
+                    format!(
+                        "{name}_SERVICE_PORT_{}",
+                        pn.to_ascii_uppercase().replace('-', "_")
+                    ),
+                    p.port.to_string(),
+                ));
+            }
+        }
+        let proto = |p: &k8s_openapi::api::core::v1::ServicePort| {
+            p.protocol.clone().unwrap_or_else(|| "TCP".into())
+        };
+        out.push((
+            format!("{name}_PORT"),
+            format!(
+                "{}://{ip}:{}",
+                proto(first).to_ascii_lowercase(),
+                first.port
+            ),
+        ));
+        for p in &ports {
+            let pr = proto(p);
+            let prefix = format!("{name}_PORT_{}_{}", p.port, pr);
+            out.push((
+                prefix.clone(),
+                format!("{}://{ip}:{}", pr.to_ascii_lowercase(), p.port),
+            ));
+            out.push((format!("{prefix}_PROTO"), pr.to_ascii_lowercase()));
+            out.push((format!("{prefix}_PORT"), p.port.to_string()));
+            out.push((format!("{prefix}_ADDR"), ip.to_string()));
+        }
+    }
+    out
+}
+
+pub fn resolv_conf(pod: &Pod, cfg: &ClusterConfig, host_resolv: &str) -> String {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let spec = pod.spec.clone().unwrap_or_default();
+    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
+    let (mut servers, mut search, mut options): (Vec<String>, Vec<String>, Vec<String>) =
+        match policy {
+            "Default" => {
+                let mut s = (Vec::new(), Vec::new(), Vec::new());
+                for line in host_resolv.lines() {
+                    let mut w = line.split_whitespace();
+                    match w.next() {
+                        Some("nameserver") => s.0.extend(w.map(String::from)),
+                        Some("search") | Some("domain") => s.1.extend(w.map(String::from)),
+                        Some("options") => s.2.extend(w.map(String::from)),
+                        _ => {}
+                    }
+                }
+                s
+            }
+            "None" => (Vec::new(), Vec::new(), Vec::new()),
+            _ => (
+                vec![cfg.dns_ip().to_string()],
+                vec![
+                    format!("{ns}.svc.{CLUSTER_DOMAIN}"),
+                    format!("svc.{CLUSTER_DOMAIN}"),
+                    CLUSTER_DOMAIN.to_string(),
+                ],
+                vec!["ndots:5".to_string()],
+            ),
+        };
+    if let Some(c) = &spec.dns_config {
+        servers.extend(c.nameservers.clone().unwrap_or_default());
+        search.extend(c.searches.clone().unwrap_or_default());
+        for o in c.options.iter().flatten() {
+            let name = o.name.clone().unwrap_or_default();
+            options.retain(|x| x.split(':').next() != Some(name.as_str()));
+            options.push(match &o.value {
+                Some(v) => format!("{name}:{v}"),
+                None => name,
+            });
+        }
+    }
+    let mut out = String::new();
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for s in servers.iter().take(3) {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
+}
+
+pub fn hostname(pod: &Pod) -> String {
+    let name = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.hostname.clone())
+        .unwrap_or_else(|| pod.metadata.name.clone().unwrap_or_default());
+    let mut h: String = name.chars().take(63).collect();
+    while h.ends_with(['-', '.']) {
+        h.pop();
+    }
+    h
+}
+
+pub fn hosts_file(pod: &Pod, ip: Ipv4Addr) -> String {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let host = hostname(pod);
+    let mut out = String::from(
+        "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
+    );
+    match pod.spec.as_ref().and_then(|s| s.subdomain.clone()) {
+        Some(sub) => out.push_str(&format!(
+            "{ip}\t{host}.{sub}.{ns}.svc.{CLUSTER_DOMAIN}\t{host}\n"
+        )),
+        None => out.push_str(&format!("{ip}\t{host}\n")),
+    }
+    let aliases = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_aliases.clone())
+        .unwrap_or_default();
+    if !aliases.is_empty() {
+        out.push_str("\n# Entries added by HostAliases.\n");
+        for a in aliases {
+            out.push_str(&format!(
+                "{}\t{}\n",
+                a.ip,
+                a.hostnames.unwrap_or_default().join("\t")
+            ));
+        }
+    }
+    out
+}
+
+fn probe(c: &Container, p: &Probe) -> Result<proto::Probe, String> {
+    let handler = if let Some(h) = &p.http_get {
+        ProbeHandler::HttpGet {
+            host: h.host.clone(),
+            port: probe_port(c, &h.port)?,
+            path: h.path.clone().unwrap_or_else(|| "/".into()),
+            headers: h
+                .http_headers
+                .iter()
+                .flatten()
+                .map(|x| (x.name.clone(), x.value.clone()))
+                .collect(),
+        }
+    } else if let Some(t) = &p.tcp_socket {
+        ProbeHandler::TcpSocket {
+            host: t.host.clone(),
+            port: probe_port(c, &t.port)?,
+        }
+    } else if let Some(e) = &p.exec {
+        ProbeHandler::Exec {
+            command: e.command.clone().unwrap_or_default(),
+        }
+    } else {
+        return Err("probe without a handler".into());
+    };
+    let n = |v: Option<i32>, d: u32| v.map(|v| v.max(0) as u32).filter(|v| *v > 0).unwrap_or(d);
+    Ok(proto::Probe {
+        handler,
+        initial_delay_seconds: p.initial_delay_seconds.unwrap_or(0).max(0) as u32,
+        period_seconds: n(p.period_seconds, 10),
+        timeout_seconds: n(p.timeout_seconds, 1),
+        success_threshold: n(p.success_threshold, 1),
+        failure_threshold: n(p.failure_threshold, 3),
+    })
+}
+
+fn field_ref(pod: &Pod, ip: Ipv4Addr, node: &str, path: &str) -> Option<String> {
+    let m = &pod.metadata;
+    Some(match path {
+        "metadata.name" => m.name.clone()?,
+        "metadata.namespace" => m.namespace.clone()?,
+        "metadata.uid" => m.uid.clone()?,
+        "spec.nodeName" => node.to_string(),
+        "spec.serviceAccountName" => pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into()),
+        "status.podIP" | "status.podIPs" => ip.to_string(),
+        "status.hostIP" | "status.hostIPs" => String::new(),
+        p => {
+            let (map, key) = if let Some(k) = p.strip_prefix("metadata.labels['") {
+                (m.labels.as_ref(), k)
+            } else if let Some(k) = p.strip_prefix("metadata.annotations['") {
+                (m.annotations.as_ref(), k)
+            } else {
+                return None;
+            };
+            map?.get(key.trim_end_matches("']"))?.clone()
+        }
+    })
+}
+
+fn config_map<'a>(store: &'a Store, ns: &str, name: &str) -> Option<&'a BTreeMap<String, String>> {
+    match store.get(&Key::new(Kind::ConfigMap, ns, name)) {
+        Some(Object::ConfigMap(c)) => Some(c.data.as_ref()?),
+        _ => None,
+    }
+}
+
+/// Everything needed to start `pod` with address `ip`.
+pub fn prepare(
+    pod: &Pod,
+    ip: Ipv4Addr,
+    netns: &str,
+    store: &Store,
+    cfg: &ClusterConfig,
+    layout: &Layout,
+    lab_exe: &Path,
+    host_resolv: &str,
+) -> Result<Prepared, String> {
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let spec = pod.spec.clone().ok_or("pod has no spec")?;
+    let node = layout.node_name();
+    let state_dir = layout.pod_state_dir(&uid);
+
+    // Service variables: the namespace's Services, plus default/kubernetes.
+    let links = spec.enable_service_links.unwrap_or(true);
+    let mut services: Vec<&Service> = Vec::new();
+    for o in store.list(Kind::Service, None) {
+        let Object::Service(s) = o else { continue };
+        let sns = s.metadata.namespace.as_deref().unwrap_or("");
+        let is_master = sns == "default" && s.metadata.name.as_deref() == Some("kubernetes");
+        if (links && sns == ns) || is_master {
+            services.push(s);
+        }
+    }
+    let svc_env = service_env(&services);
+
+    let mut files = PodFiles {
+        resolv_conf: resolv_conf(pod, cfg, host_resolv),
+        hosts: hosts_file(pod, ip),
+        dirs: Vec::new(),
+        files: Vec::new(),
+    };
+    let mut volumes: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for v in spec.volumes.iter().flatten() {
+        let path = if v.empty_dir.is_some() {
+            let p = state_dir.join("volumes/empty-dir").join(&v.name);
+            files.dirs.push(p.clone());
+            p
+        } else if let Some(h) = &v.host_path {
+            let p = PathBuf::from(&h.path);
+            if matches!(h.type_.as_deref(), Some("DirectoryOrCreate")) {
+                files.dirs.push(p.clone());
+            } else if matches!(h.type_.as_deref(), Some("Directory") | Some("File")) && !p.exists()
+            {
+                return Err(format!(
+                    "hostPath {} does not exist (volume {:?})",
+                    h.path, v.name
+                ));
+            }
+            p
+        } else if let Some(c) = &v.config_map {
+            let p = state_dir.join("volumes/configmap").join(&v.name);
+            files.dirs.push(p.clone());
+            let cm_name = c.name.clone();
+            match config_map(store, &ns, &cm_name) {
+                Some(data) => match &c.items {
+                    Some(items) => {
+                        for it in items {
+                            let content = data.get(&it.key).ok_or_else(|| {
+                                format!("configmap {cm_name:?} has no key {:?}", it.key)
+                            })?;
+                            files.files.push((p.join(&it.path), content.clone()));
+                        }
+                    }
+                    None => {
+                        for (k, val) in data {
+                            files.files.push((p.join(k), val.clone()));
+                        }
+                    }
+                },
+                None if c.optional == Some(true) => {}
+                None => {
+                    return Err(format!(
+                        "configmap {cm_name:?} not found (volume {:?})",
+                        v.name
+                    ));
+                }
+            }
+            p
+        } else {
+            return Err(format!("volume {:?} has no supported source", v.name));
+        };
+        volumes.insert(v.name.clone(), path);
+    }
+
+    let mut containers = Vec::new();
+    for c in &spec.containers {
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ),
+            ("HOSTNAME".into(), hostname(pod)),
+        ];
+        env.extend(svc_env.iter().cloned());
+        for from in c.env_from.iter().flatten() {
+            if let Some(r) = &from.config_map_ref {
+                match config_map(store, &ns, &r.name) {
+                    Some(data) => {
+                        for (k, v) in data {
+                            env.push((
+                                format!("{}{k}", from.prefix.clone().unwrap_or_default()),
+                                v.clone(),
+                            ));
+                        }
+                    }
+                    None if r.optional == Some(true) => {}
+                    None => {
+                        return Err(format!(
+                            "configmap {:?} not found (envFrom of container {:?})",
+                            r.name, c.name
+                        ));
+                    }
+                }
+            }
+        }
+        let mut vars: BTreeMap<String, String> = env.iter().cloned().collect();
+        for e in c.env.iter().flatten() {
+            let value = if let Some(v) = &e.value {
+                expand(v, &vars)
+            } else if let Some(f) = e.value_from.as_ref().and_then(|v| v.field_ref.as_ref()) {
+                field_ref(pod, ip, &node, &f.field_path).unwrap_or_default()
+            } else if let Some(r) = e
+                .value_from
+                .as_ref()
+                .and_then(|v| v.config_map_key_ref.as_ref())
+            {
+                match config_map(store, &ns, &r.name).and_then(|d| d.get(&r.key)) {
+                    Some(v) => v.clone(),
+                    None if r.optional == Some(true) => continue,
+                    None => {
+                        return Err(format!(
+                            "configmap {:?} key {:?} not found (env {} of container {:?})",
+                            r.name, r.key, e.name, c.name
+                        ));
+                    }
+                }
+            } else {
+                String::new()
+            };
+            vars.insert(e.name.clone(), value.clone());
+            env.retain(|(k, _)| k != &e.name);
+            env.push((e.name.clone(), value));
+        }
+        let command: Vec<String> = c
+            .command
+            .iter()
+            .flatten()
+            .map(|s| expand(s, &vars))
+            .collect();
+        let args: Vec<String> = c.args.iter().flatten().map(|s| expand(s, &vars)).collect();
+        let image = c.image.as_deref().unwrap_or("");
+        let exe = lab_exe.to_string_lossy().to_string();
+        let argv: Vec<String> = if is_builtin_image(image) {
+            let tail: Vec<String> = match command.first().map(String::as_str) {
+                None => args,
+                Some("/agnhost") | Some("agnhost") => {
+                    command[1..].iter().cloned().chain(args).collect()
+                }
+                Some(_) => Vec::new(),
+            };
+            if command.is_empty() || matches!(command[0].as_str(), "/agnhost" | "agnhost") {
+                [exe, "agnhost".into()].into_iter().chain(tail).collect()
+            } else {
+                command
+                    .into_iter()
+                    .chain(c.args.iter().flatten().map(|s| expand(s, &vars)))
+                    .collect()
+            }
+        } else {
+            command.into_iter().chain(args).collect()
+        };
+        if argv.is_empty() {
+            return Err(format!("container {:?} has nothing to run", c.name));
+        }
+        let mut mounts = Vec::new();
+        for m in c.volume_mounts.iter().flatten() {
+            let base = volumes
+                .get(&m.name)
+                .ok_or_else(|| format!("volume {:?} not found", m.name))?;
+            let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                Some(sp) if sp.split('/').any(|x| x == "..") => {
+                    return Err(format!("subPath {sp:?} must not contain '..'"));
+                }
+                Some(sp) => base.join(sp),
+                None => base.clone(),
+            };
+            mounts.push(MountSpec {
+                source,
+                target: PathBuf::from(&m.mount_path),
+                read_only: m.read_only.unwrap_or(false),
+            });
+        }
+        let sc = c.security_context.as_ref();
+        let psc = spec.security_context.as_ref();
+        let uid_of = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+        containers.push(ContainerSpec {
+            name: c.name.clone(),
+            argv,
+            env,
+            working_dir: c.working_dir.clone().map(PathBuf::from),
+            run_as_user: uid_of(
+                sc.and_then(|s| s.run_as_user)
+                    .or(psc.and_then(|s| s.run_as_user)),
+            ),
+            run_as_group: uid_of(
+                sc.and_then(|s| s.run_as_group)
+                    .or(psc.and_then(|s| s.run_as_group)),
+            ),
+            mounts,
+            readiness_probe: c
+                .readiness_probe
+                .as_ref()
+                .map(|p| probe(c, p))
+                .transpose()?,
+            liveness_probe: c.liveness_probe.as_ref().map(|p| probe(c, p)).transpose()?,
+        });
+    }
+
+    let restart_policy = match spec.restart_policy.as_deref() {
+        Some("Never") => RestartPolicy::Never,
+        Some("OnFailure") => RestartPolicy::OnFailure,
+        _ => RestartPolicy::Always,
+    };
+    let run_dir = layout.pod_run_dir(&uid);
+    Ok(Prepared {
+        spec: ShimSpec {
+            cluster: cfg.name.clone(),
+            namespace: ns.clone(),
+            pod_name: name.clone(),
+            pod_uid: uid.clone(),
+            hostname: hostname(pod),
+            netns_path: PathBuf::from("/run/netns").join(netns),
+            pod_ip: ip,
+            run_dir,
+            log_dir: layout.pod_log_dir(&ns, &name, &uid),
+            resolv_conf: state_dir.join("resolv.conf"),
+            hosts: state_dir.join("hosts"),
+            hide_paths: vec![
+                layout
+                    .run_dir
+                    .parent()
+                    .unwrap_or(&layout.run_dir)
+                    .to_path_buf(),
+                layout
+                    .state_dir
+                    .parent()
+                    .unwrap_or(&layout.state_dir)
+                    .to_path_buf(),
+            ],
+            restart_policy,
+            termination_grace_period_seconds: spec
+                .termination_grace_period_seconds
+                .unwrap_or(30)
+                .max(0) as u64,
+            containers,
+        },
+        files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::state::State;
+    use crate::model::parse::parse_documents;
+
+    fn setup(yaml: &str) -> (State, Pod) {
+        let cfg = ClusterConfig::new("t", "10.244.0.0/16", "10.96.0.0/12").unwrap();
+        let mut st = State::new(cfg, Store::default());
+        st.ensure_system_objects();
+        let docs = parse_documents("f", yaml).unwrap();
+        st.apply(&docs, "default", false).unwrap();
+        let pod = st
+            .store
+            .list(Kind::Pod, None)
+            .find_map(|o| match o {
+                Object::Pod(p) => Some((**p).clone()),
+                _ => None,
+            })
+            .unwrap();
+        (st, pod)
+    }
+
+    const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: backend-service}\nspec:\n  selector: {app: b}\n  ports: [{name: http, port: 80, targetPort: 8080}, {name: dns, port: 53, protocol: UDP}]\n---\n";
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: client, labels: {app: c}}\nspec:\n  containers:\n  - name: c\n    image: registry.k8s.io/e2e-test-images/agnhost:2.47\n    args: [netexec, --http-port=$(PORT)]\n    env:\n    - {name: PORT, value: '8080'}\n    - {name: MY_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}\n    - {name: MSG, value: 'port is $(PORT) and $$(PORT)'}\n";
+
+    fn prep(st: &State, pod: &Pod) -> Prepared {
+        let cfg = st.config.clone();
+        prepare(
+            pod,
+            Ipv4Addr::new(10, 244, 0, 9),
+            "t-default-client",
+            &st.store,
+            &cfg,
+            &cfg.layout(),
+            Path::new("/usr/bin/lab"),
+            "nameserver 192.0.2.1\nsearch corp.example\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn agnhost_env_and_expansion() {
+        let (st, pod) = setup(&format!("{SVC}{POD}"));
+        let p = prep(&st, &pod);
+        let c = &p.spec.containers[0];
+        assert_eq!(
+            c.argv,
+            ["/usr/bin/lab", "agnhost", "netexec", "--http-port=8080"]
+        );
+        let env: BTreeMap<_, _> = c.env.iter().cloned().collect();
+        assert_eq!(env["MY_IP"], "10.244.0.9");
+        assert_eq!(env["MSG"], "port is 8080 and $(PORT)");
+        assert_eq!(env["BACKEND_SERVICE_SERVICE_HOST"], "10.96.0.2");
+        assert_eq!(env["BACKEND_SERVICE_SERVICE_PORT"], "80");
+        assert_eq!(env["BACKEND_SERVICE_SERVICE_PORT_DNS"], "53");
+        assert_eq!(env["BACKEND_SERVICE_PORT"], "tcp://10.96.0.2:80");
+        assert_eq!(env["BACKEND_SERVICE_PORT_53_UDP_PROTO"], "udp");
+        assert_eq!(env["KUBERNETES_SERVICE_HOST"], "10.96.0.1");
+        assert_eq!(env["HOSTNAME"], "client");
+    }
+
+    #[test]
+    fn resolv_conf_like_kubelet() {
+        let (st, pod) = setup(POD);
+        let p = prep(&st, &pod);
+        assert_eq!(
+            p.files.resolv_conf,
+            "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
+        );
+        assert!(
+            p.files.hosts.contains("10.244.0.9\tclient\n"),
+            "{}",
+            p.files.hosts
+        );
+        let (st, pod) = setup(&POD.replace(
+            "spec:\n",
+            "spec:\n  dnsPolicy: None\n  dnsConfig: {nameservers: [1.2.3.4], searches: [a.b], options: [{name: ndots, value: '2'}]}\n",
+        ));
+        let p = prep(&st, &pod);
+        assert_eq!(
+            p.files.resolv_conf,
+            "search a.b\nnameserver 1.2.3.4\noptions ndots:2\n"
+        );
+        let (st, pod) = setup(&POD.replace("spec:\n", "spec:\n  dnsPolicy: Default\n"));
+        assert_eq!(
+            prep(&st, &pod).files.resolv_conf,
+            "search corp.example\nnameserver 192.0.2.1\n"
+        );
+    }
+
+    #[test]
+    fn volumes_and_host_programs() {
+        let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {app.conf: 'x=1', other: 'y'}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostname: web-0\n  subdomain: web\n  volumes:\n  - {name: data, emptyDir: {}}\n  - {name: conf, configMap: {name: cfg, items: [{key: app.conf, path: app.conf}]}}\n  containers:\n  - name: c\n    image: nginx\n    command: [sh, -c]\n    args: ['sleep 1000']\n    securityContext: {runAsUser: 1000}\n    envFrom: [{configMapRef: {name: cfg}, prefix: CFG_}]\n    volumeMounts:\n    - {name: data, mountPath: /data}\n    - {name: conf, mountPath: /etc/app, readOnly: true}\n";
+        let (st, pod) = setup(yaml);
+        let p = prep(&st, &pod);
+        let c = &p.spec.containers[0];
+        assert_eq!(c.argv, ["sh", "-c", "sleep 1000"]);
+        assert_eq!(c.run_as_user, Some(1000));
+        assert!(c.env.contains(&("CFG_other".into(), "y".into())));
+        assert_eq!(c.mounts.len(), 2);
+        assert!(c.mounts[1].read_only);
+        assert_eq!(p.files.files.len(), 1);
+        assert_eq!(p.files.files[0].1, "x=1");
+        assert!(
+            p.files
+                .hosts
+                .contains("web-0.web.default.svc.cluster.local\tweb-0"),
+            "{}",
+            p.files.hosts
+        );
+        assert_eq!(p.spec.hostname, "web-0");
+    }
+
+    #[test]
+    fn hostname_is_truncated() {
+        let long = "a".repeat(70);
+        let (_, mut pod) = setup(POD);
+        pod.metadata.name = Some(long);
+        assert_eq!(hostname(&pod).len(), 63);
+    }
+}
