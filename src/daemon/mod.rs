@@ -1,4 +1,5 @@
 //! The cluster daemon.
 
 pub mod podspec;
+pub mod runtime;
 pub mod state;

@@ -1,0 +1,862 @@
+//! The `lab` command line: kubectl's grammar over the daemon's API.
+
+#[path = "/tmp/print_stub.rs"]
+pub mod print;
+pub mod up;
+
+use crate::api::client::{Client, ClientError};
+use crate::api::*;
+use crate::cluster::{DEFAULT_CLUSTER, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, Layout, validate_name};
+use crate::model::parse::{Document, parse_documents};
+use crate::model::{Kind, Object};
+use clap::{Args, Parser, Subcommand};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lab",
+    version,
+    about = "A real Kubernetes-style cluster network on one Linux machine: pods as network namespaces, Services, DNS",
+    long_about = None,
+    after_help = "Start with `sudo lab up`, then `sudo lab get pods -o wide`.\nEvery command takes --cluster (or LAB_CLUSTER) to pick a cluster."
+)]
+pub struct Cli {
+    /// Which cluster (several can run side by side).
+    #[arg(long, global = true, env = "LAB_CLUSTER", default_value = DEFAULT_CLUSTER)]
+    pub cluster: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NsArgs {
+    /// Namespace (default: "default").
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+}
+
+impl NsArgs {
+    fn ns(&self) -> String {
+        self.namespace.clone().unwrap_or_else(|| "default".into())
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start the cluster daemon and apply the sample app (or -f files).
+    Up(up::UpArgs),
+    /// Stop the cluster and remove everything it made.
+    Down,
+    /// Create or update objects from manifests (files, directories or - for stdin).
+    Apply {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<String>,
+        #[command(flatten)]
+        ns: NsArgs,
+    },
+    /// Delete objects by TYPE NAME, TYPE/NAME, -f FILE or -l SELECTOR.
+    Delete {
+        /// TYPE [NAME…] or TYPE/NAME…
+        args: Vec<String>,
+        #[arg(short = 'f', long = "filename")]
+        files: Vec<String>,
+        #[arg(short = 'l', long = "selector")]
+        selector: Option<String>,
+        #[command(flatten)]
+        ns: NsArgs,
+        /// Seconds to wait before SIGKILL (default: the pod's terminationGracePeriodSeconds).
+        #[arg(long = "grace-period")]
+        grace_period: Option<i64>,
+        /// Immediate deletion (grace period 0).
+        #[arg(long)]
+        force: bool,
+        /// Grace period 1.
+        #[arg(long)]
+        now: bool,
+        #[arg(long = "ignore-not-found")]
+        ignore_not_found: bool,
+        /// Wait until deleted pods are gone (default true, as kubectl).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+        wait: bool,
+    },
+    /// List objects: lab get TYPE[,TYPE…] [NAME…] [-o wide|json|yaml|name].
+    Get {
+        /// TYPE[,TYPE…] [NAME…] or TYPE/NAME…
+        #[arg(required = true)]
+        args: Vec<String>,
+        #[command(flatten)]
+        ns: NsArgs,
+        #[arg(short = 'A', long = "all-namespaces")]
+        all_namespaces: bool,
+        #[arg(short = 'l', long = "selector")]
+        selector: Option<String>,
+        /// wide, json, yaml or name.
+        #[arg(short = 'o', long = "output")]
+        output: Option<String>,
+        #[arg(long = "show-labels")]
+        show_labels: bool,
+        #[arg(long = "no-headers")]
+        no_headers: bool,
+    },
+    /// Show details of an object.
+    Describe {
+        /// TYPE NAME or TYPE/NAME
+        #[arg(required = true)]
+        args: Vec<String>,
+        #[command(flatten)]
+        ns: NsArgs,
+    },
+    /// Run a command in a pod's container (its network, PID, mount and UTS namespaces).
+    Exec {
+        pod: String,
+        #[arg(short = 'c', long = "container")]
+        container: Option<String>,
+        /// Pass stdin (always on: stdin is inherited).
+        #[arg(short = 'i', long = "stdin")]
+        stdin: bool,
+        /// Allocate a TTY (the command inherits the terminal).
+        #[arg(short = 't', long = "tty")]
+        tty: bool,
+        #[command(flatten)]
+        ns: NsArgs,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Print a container's logs.
+    Logs {
+        pod: String,
+        #[arg(short = 'c', long = "container")]
+        container: Option<String>,
+        #[arg(short = 'f', long = "follow")]
+        follow: bool,
+        #[arg(short = 'p', long = "previous")]
+        previous: bool,
+        #[arg(long)]
+        tail: Option<i64>,
+        #[command(flatten)]
+        ns: NsArgs,
+    },
+    /// Set the replicas of a Deployment or ReplicaSet.
+    Scale {
+        /// deployment/NAME, or TYPE NAME
+        #[arg(required = true)]
+        args: Vec<String>,
+        #[arg(long, required = true)]
+        replicas: i32,
+        #[command(flatten)]
+        ns: NsArgs,
+    },
+    /// Wait for a condition: --for=condition=Ready or --for=delete.
+    Wait {
+        /// pod/NAME… (or TYPE NAME…)
+        args: Vec<String>,
+        #[arg(long = "for", required = true)]
+        for_: String,
+        #[arg(short = 'l', long = "selector")]
+        selector: Option<String>,
+        #[arg(long, default_value = "30s")]
+        timeout: String,
+        #[command(flatten)]
+        ns: NsArgs,
+        #[arg(short = 'A', long = "all-namespaces")]
+        all_namespaces: bool,
+    },
+    /// Show the cluster: daemon, CIDRs, counts, data plane.
+    Status,
+    /// Run the cluster daemon in the foreground (used by `lab up`).
+    #[command(hide = true)]
+    Daemon {
+        #[arg(long, default_value = DEFAULT_POD_CIDR)]
+        pod_cidr: String,
+        #[arg(long, default_value = DEFAULT_SERVICE_CIDR)]
+        service_cidr: String,
+    },
+    /// A pod's init process (started by the daemon).
+    #[command(hide = true)]
+    Shim {
+        #[arg(long)]
+        spec: PathBuf,
+    },
+    /// The built-in agnhost image (netexec, serve-hostname, connect, pause).
+    #[command(hide = true, disable_help_flag = true)]
+    Agnhost {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print the manifest field lists (honoured, warned, rejected) as Markdown.
+    #[command(hide = true)]
+    Fields,
+}
+
+pub fn fail(lines: &[String]) -> i32 {
+    for l in lines {
+        if l.starts_with("error") || l.starts_with("Error") {
+            eprintln!("{l}");
+        } else {
+            eprintln!("error: {l}");
+        }
+    }
+    1
+}
+
+fn client(cluster: &str) -> Client {
+    Client::new(&Layout::new(cluster).api_socket(), cluster)
+}
+
+/// Entry point of the binary: returns the process exit code.
+pub fn main() -> i32 {
+    let argv: Vec<String> = std::env::args().collect();
+    // `lab agnhost …` and `/agnhost …`-style invocations skip clap entirely.
+    if argv.get(1).map(String::as_str) == Some("agnhost") {
+        return crate::agnhost::main(&argv[2..]);
+    }
+    let cli = Cli::parse();
+    if let Err(e) = validate_name(&cli.cluster) {
+        return fail(&[e]);
+    }
+    match cli.command {
+        Command::Shim { spec } => crate::shim::run(&spec),
+        Command::Agnhost { args } => crate::agnhost::main(&args),
+        Command::Fields => {
+            print!("{}", fields_markdown());
+            0
+        }
+        Command::Daemon { pod_cidr, service_cidr } => up::daemon_main(&cli.cluster, &pod_cidr, &service_cidr),
+        Command::Exec {
+            pod,
+            container,
+            tty,
+            ns,
+            command,
+            ..
+        } => exec(&cli.cluster, &ns.ns(), &pod, container.as_deref(), tty, command),
+        command => {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return fail(&[e.to_string()]),
+            };
+            match rt.block_on(run(&cli.cluster, command)) {
+                Ok(code) => code,
+                Err(e) => fail(&e.lines()),
+            }
+        }
+    }
+}
+
+async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
+    let c = client(cluster);
+    match command {
+        Command::Up(args) => up::up(cluster, args).await,
+        Command::Down => up::down(cluster).await,
+        Command::Apply { files, ns } => {
+            let docs = read_documents(&files).map_err(|e| ClientError::Api(e.clone(), vec![e]))?;
+            let out: crate::daemon::state::ApplyOutcome = c
+                .post(
+                    "/v1/apply",
+                    &ApplyRequest {
+                        documents: docs,
+                        namespace: ns.ns(),
+                        explicit_namespace: ns.namespace.is_some(),
+                    },
+                )
+                .await?;
+            for w in &out.warnings {
+                eprintln!("{w}");
+            }
+            for l in &out.results {
+                println!("{l}");
+            }
+            Ok(0)
+        }
+        Command::Delete {
+            args,
+            files,
+            selector,
+            ns,
+            grace_period,
+            force,
+            now,
+            ignore_not_found,
+            wait,
+        } => {
+            let documents = if files.is_empty() {
+                Vec::new()
+            } else {
+                read_documents(&files).map_err(|e| ClientError::Api(e.clone(), vec![e]))?
+            };
+            let targets = if args.is_empty() {
+                Vec::new()
+            } else {
+                parse_targets(&args, selector.is_some()).map_err(|e| ClientError::Api(e, vec![]))?
+            };
+            if targets.is_empty() && documents.is_empty() {
+                return Err(ClientError::Api(
+                    "resource(s) were provided, but no name was specified: use TYPE NAME, TYPE/NAME, -f FILE or -l SELECTOR".into(),
+                    vec![],
+                ));
+            }
+            let grace = if force {
+                Some(0)
+            } else if now {
+                Some(1)
+            } else {
+                grace_period
+            };
+            let out: Lines = c
+                .post(
+                    "/v1/delete",
+                    &DeleteRequest {
+                        namespace: ns.ns(),
+                        targets,
+                        documents,
+                        grace_period: grace,
+                        ignore_not_found,
+                        selector,
+                        wait,
+                    },
+                )
+                .await?;
+            for l in out.lines {
+                println!("{l}");
+            }
+            Ok(0)
+        }
+        Command::Get {
+            args,
+            ns,
+            all_namespaces,
+            selector,
+            output,
+            show_labels,
+            no_headers,
+        } => get(&c, &args, &ns, all_namespaces, selector, output.as_deref(), show_labels, no_headers).await,
+        Command::Describe { args, ns } => describe(&c, &args, &ns).await,
+        Command::Logs {
+            pod,
+            container,
+            follow,
+            previous,
+            tail,
+            ns,
+        } => {
+            let q = LogsQuery {
+                namespace: ns.ns(),
+                pod: pod.trim_start_matches("pod/").trim_start_matches("pods/").to_string(),
+                container,
+                previous,
+                follow,
+                tail: tail.filter(|t| *t >= 0).map(|t| t as usize),
+            };
+            let mut out = std::io::stdout();
+            c.stream("/v1/logs", &q, &mut out).await?;
+            Ok(0)
+        }
+        Command::Scale { args, replicas, ns } => {
+            let t = parse_targets(&args, false).map_err(|e| ClientError::Api(e, vec![]))?;
+            for t in t {
+                let out: Lines = c
+                    .post(
+                        "/v1/scale",
+                        &ScaleRequest {
+                            namespace: ns.ns(),
+                            resource: t.resource,
+                            name: t.name,
+                            replicas,
+                        },
+                    )
+                    .await?;
+                for l in out.lines {
+                    println!("{l}");
+                }
+            }
+            Ok(0)
+        }
+        Command::Wait {
+            args,
+            for_,
+            selector,
+            timeout,
+            ns,
+            all_namespaces,
+        } => wait(&c, &args, &for_, selector, &timeout, &ns, all_namespaces).await,
+        Command::Status => status(&c).await,
+        Command::Daemon { .. } | Command::Shim { .. } | Command::Agnhost { .. } | Command::Fields | Command::Exec { .. } => {
+            Ok(0)
+        }
+    }
+}
+
+/// Read manifests from files, directories (their .yaml/.yml/.json files, sorted) or `-`.
+pub fn read_documents(files: &[String]) -> Result<Vec<Document>, String> {
+    let mut docs = Vec::new();
+    for f in files {
+        let mut paths = Vec::new();
+        if f == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("reading stdin: {e}"))?;
+            docs.extend(parse_documents("-", &text).map_err(|e| e.to_string())?);
+            continue;
+        }
+        let p = Path::new(f);
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{f}: {e}"))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("yaml") | Some("yml") | Some("json")
+                    )
+                })
+                .collect();
+            entries.sort();
+            paths.extend(entries);
+        } else {
+            paths.push(p.to_path_buf());
+        }
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            docs.extend(parse_documents(&path.display().to_string(), &text).map_err(|e| e.to_string())?);
+        }
+    }
+    if docs.is_empty() {
+        return Err("no objects passed to apply".into());
+    }
+    Ok(docs)
+}
+
+/// `TYPE NAME…`, `TYPE/NAME…`, or `TYPE` alone (with a selector).
+pub fn parse_targets(args: &[String], allow_bare_type: bool) -> Result<Vec<Target>, String> {
+    let mut out = Vec::new();
+    if args.iter().all(|a| a.contains('/')) {
+        for a in args {
+            let (r, n) = a.split_once('/').unwrap_or((a, ""));
+            check_resource(r)?;
+            out.push(Target {
+                resource: r.to_string(),
+                name: n.to_string(),
+            });
+        }
+        return Ok(out);
+    }
+    let (first, rest) = args.split_first().ok_or("you must specify the type of resource")?;
+    for r in first.split(',') {
+        check_resource(r)?;
+        if rest.is_empty() {
+            if !allow_bare_type {
+                return Err(format!("resource(s) were provided, but no name was specified for {r:?}"));
+            }
+            out.push(Target {
+                resource: r.to_string(),
+                name: String::new(),
+            });
+        }
+        for n in rest {
+            out.push(Target {
+                resource: r.to_string(),
+                name: n.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn check_resource(r: &str) -> Result<(), String> {
+    if r == "all" || Kind::from_resource(r).is_some() {
+        Ok(())
+    } else {
+        Err(format!("the server doesn't have a resource type {r:?}"))
+    }
+}
+
+fn to_objects(items: Vec<serde_json::Value>) -> Vec<Object> {
+    items
+        .into_iter()
+        .filter_map(|v| {
+            let kind = Kind::from_manifest(v.get("apiVersion")?.as_str()?, v.get("kind")?.as_str()?).ok()?;
+            Object::from_json(kind, v).ok()
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn get(
+    c: &Client,
+    args: &[String],
+    ns: &NsArgs,
+    all_namespaces: bool,
+    selector: Option<String>,
+    output: Option<&str>,
+    show_labels: bool,
+    no_headers: bool,
+) -> Result<i32, ClientError> {
+    let targets = parse_targets(args, true).map_err(|e| ClientError::Api(e, vec![]))?;
+    let mut objects: Vec<Object> = Vec::new();
+    let mut multi_kind = targets.iter().map(|t| t.resource.as_str()).collect::<std::collections::HashSet<_>>().len() > 1;
+    let mut named = false;
+    for t in &targets {
+        if t.resource == "all" {
+            multi_kind = true;
+        }
+        let q = ListQuery {
+            resources: t.resource.clone(),
+            namespace: Some(ns.ns()),
+            all_namespaces,
+            name: Some(t.name.clone()).filter(|n| !n.is_empty()),
+            selector: selector.clone(),
+        };
+        named |= q.name.is_some();
+        let list: ObjectList = c.get("/v1/objects", &q).await?;
+        objects.extend(to_objects(list.items));
+    }
+    match output {
+        Some("json") | Some("yaml") => {
+            let value = if named && objects.len() == 1 {
+                objects[0].to_json()
+            } else {
+                serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "List",
+                    "items": objects.iter().map(Object::to_json).collect::<Vec<_>>(),
+                    "metadata": {"resourceVersion": ""},
+                })
+            };
+            if output == Some("json") {
+                println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            } else {
+                print!("{}", serde_saphyr::to_string(&value).unwrap_or_default());
+            }
+        }
+        Some("name") => {
+            for o in &objects {
+                println!("{}/{}", o.kind().qualified(), o.name());
+            }
+        }
+        Some("wide") | None => {
+            if objects.is_empty() {
+                if all_namespaces {
+                    eprintln!("No resources found");
+                } else {
+                    eprintln!("No resources found in {} namespace.", ns.ns());
+                }
+                return Ok(0);
+            }
+            let opts = print::TableOpts {
+                wide: output == Some("wide"),
+                all_namespaces,
+                show_kind: multi_kind,
+                no_headers,
+                show_labels,
+            };
+            let mut first = true;
+            for kind in Kind::ALL.iter().copied().filter(|k| objects.iter().any(|o| o.kind() == *k)) {
+                let group: Vec<&Object> = objects.iter().filter(|o| o.kind() == kind).collect();
+                if !first {
+                    println!();
+                }
+                first = false;
+                print!("{}", print::table(&group, &opts, SystemTime::now()));
+            }
+        }
+        Some(o) => {
+            return Err(ClientError::Api(
+                format!("unable to match a printer suitable for the output format {o:?}, allowed formats are: json,name,wide,yaml"),
+                vec![],
+            ));
+        }
+    }
+    Ok(0)
+}
+
+async fn describe(c: &Client, args: &[String], ns: &NsArgs) -> Result<i32, ClientError> {
+    let targets = parse_targets(args, true).map_err(|e| ClientError::Api(e, vec![]))?;
+    for t in targets {
+        let q = ListQuery {
+            resources: t.resource.clone(),
+            namespace: Some(ns.ns()),
+            name: Some(t.name.clone()).filter(|n| !n.is_empty()),
+            ..Default::default()
+        };
+        let list: ObjectList = c.get("/v1/objects", &q).await?;
+        for obj in to_objects(list.items) {
+            let mut related = print::Related::default();
+            match &obj {
+                Object::Service(_) => {
+                    let q = ListQuery {
+                        resources: "endpoints".into(),
+                        namespace: Some(obj.namespace().to_string()),
+                        name: Some(obj.name().to_string()),
+                        ..Default::default()
+                    };
+                    if let Ok(l) = c.get::<ObjectList, _>("/v1/objects", &q).await
+                        && let Some(Object::Endpoints(e)) = to_objects(l.items).into_iter().next()
+                    {
+                        related.endpoints = Some(e);
+                    }
+                }
+                Object::Deployment(_) => {
+                    let q = ListQuery {
+                        resources: "replicasets".into(),
+                        namespace: Some(obj.namespace().to_string()),
+                        ..Default::default()
+                    };
+                    if let Ok(l) = c.get::<ObjectList, _>("/v1/objects", &q).await {
+                        let uid = obj.meta().uid.clone().unwrap_or_default();
+                        related.replicasets = to_objects(l.items)
+                            .into_iter()
+                            .filter_map(|o| match o {
+                                Object::ReplicaSet(r)
+                                    if r.metadata.owner_references.iter().flatten().any(|o| o.uid == uid) =>
+                                {
+                                    Some(*r)
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                    }
+                }
+                _ => {}
+            }
+            println!("{}", print::describe(&obj, &related, SystemTime::now()));
+        }
+    }
+    Ok(0)
+}
+
+fn exec(cluster: &str, ns: &str, pod: &str, container: Option<&str>, tty: bool, command: Vec<String>) -> i32 {
+    let pod = pod.trim_start_matches("pod/").trim_start_matches("pods/");
+    let target: Result<ExecTarget, ClientError> = (|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        rt.block_on(client(cluster).get(
+            "/v1/exec",
+            &PodRef {
+                namespace: ns.to_string(),
+                pod: pod.to_string(),
+                container: container.map(String::from),
+            },
+        ))
+    })();
+    let target = match target {
+        Ok(t) => t,
+        Err(e) => return fail(&e.lines()),
+    };
+    let mut argv = command;
+    if matches!(argv.first().map(String::as_str), Some("/agnhost") | Some("agnhost")) {
+        let exe = std::env::current_exe()
+            .map(|p| p.to_string_lossy().to_string())
+            .unwrap_or_else(|_| "lab".into());
+        argv.splice(0..1, [exe, "agnhost".to_string()]);
+    }
+    match crate::shim::enter_and_exec(
+        target.shim_pid,
+        &argv,
+        &target.env,
+        target.working_dir.as_deref().map(Path::new),
+        target.run_as_user,
+        target.run_as_group,
+        tty,
+    ) {
+        Ok(code) => code,
+        Err(e) => fail(&[format!("exec in pod {pod}: {e}")]),
+    }
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration {s:?}")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn condition_met(o: &Object, cond: &str) -> bool {
+    let want = cond.to_ascii_lowercase();
+    match o {
+        Object::Pod(p) => p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_.to_ascii_lowercase() == want && c.status == "True")),
+        Object::Deployment(d) => d
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter().any(|c| {
+                    c.type_.as_deref().map(str::to_ascii_lowercase).as_deref() == Some(want.as_str())
+                        && c.status.as_deref() == Some("True")
+                })
+            }),
+        _ => false,
+    }
+}
+
+async fn wait(
+    c: &Client,
+    args: &[String],
+    for_: &str,
+    selector: Option<String>,
+    timeout: &str,
+    ns: &NsArgs,
+    all_namespaces: bool,
+) -> Result<i32, ClientError> {
+    let timeout = parse_duration(timeout).map_err(|e| ClientError::Api(e, vec![]))?;
+    let delete = for_ == "delete";
+    let cond = match for_.strip_prefix("condition=") {
+        Some(c) => c.split('=').next().unwrap_or(c).to_string(),
+        None if delete => String::new(),
+        None => {
+            return Err(ClientError::Api(
+                format!("unrecognized condition: {for_:?} (use --for=condition=Ready or --for=delete)"),
+                vec![],
+            ));
+        }
+    };
+    let targets = if args.is_empty() {
+        vec![Target {
+            resource: "pods".into(),
+            name: String::new(),
+        }]
+    } else {
+        parse_targets(args, selector.is_some()).map_err(|e| ClientError::Api(e, vec![]))?
+    };
+    let deadline = Instant::now() + timeout;
+    let mut done: std::collections::BTreeSet<String> = Default::default();
+    loop {
+        let mut pending = Vec::new();
+        for t in &targets {
+            let q = ListQuery {
+                resources: t.resource.clone(),
+                namespace: Some(ns.ns()),
+                all_namespaces,
+                name: None,
+                selector: selector.clone(),
+            };
+            let list: ObjectList = c.get("/v1/objects", &q).await?;
+            let objs = to_objects(list.items);
+            let matching: Vec<&Object> = objs.iter().filter(|o| t.name.is_empty() || o.name() == t.name).collect();
+            if delete {
+                if !matching.is_empty() {
+                    pending.extend(matching.iter().map(|o| format!("{}/{}", o.kind().qualified(), o.name())));
+                } else if !t.name.is_empty() && done.insert(t.name.clone()) {
+                    println!("{}/{} condition met", Kind::from_resource(&t.resource).map_or("pod", |k| k.qualified()), t.name);
+                }
+                continue;
+            }
+            if matching.is_empty() {
+                pending.push(if t.name.is_empty() { "no matching resources found".into() } else { t.name.clone() });
+            }
+            for o in matching {
+                let label = format!("{}/{}", o.kind().qualified(), o.name());
+                if condition_met(o, &cond) {
+                    if done.insert(label.clone()) {
+                        println!("{label} condition met");
+                    }
+                } else {
+                    pending.push(label);
+                }
+            }
+        }
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        if Instant::now() >= deadline {
+            return Err(ClientError::Api(
+                format!("timed out waiting for the condition on {}", pending.join(", ")),
+                vec![],
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn status(c: &Client) -> Result<i32, ClientError> {
+    let s: StatusReply = c.get("/v1/status", &()).await?;
+    println!("Cluster:       {}", s.cluster);
+    println!("Daemon:        pid {} (since {})", s.daemon_pid, s.started_at);
+    println!("Node netns:    {}", s.node_netns);
+    println!("Pod CIDR:      {}", s.pod_cidr);
+    println!("Service CIDR:  {}", s.service_cidr);
+    println!("Cluster DNS:   {}", s.dns_ip);
+    println!("Pods:          {} ({} ready)", s.pods, s.pods_ready);
+    println!("Services:      {}", s.services);
+    println!("Objects:       {} (resourceVersion {})", s.objects, s.resource_version);
+    for (k, v) in &s.dataplane {
+        println!("{:<15}{}", format!("{k}:"), v);
+    }
+    Ok(0)
+}
+
+/// The three field lists as Markdown (docs/manifest-fields.md).
+pub fn fields_markdown() -> String {
+    use crate::model::validate::*;
+    let mut out = String::from(
+        "# Manifest fields\n\nGenerated by `lab fields`. A field in a manifest is **honoured** if it lies in an honoured subtree, **accepted with a warning** if it lies in a warned subtree (it means nothing on one machine), and **rejected** otherwise — a typo or an unsupported field fails the whole `lab apply`, naming file, document and field. `metadata.name`, `namespace`, `labels`, `annotations` and `generateName` are honoured for every kind; server-set metadata (`uid`, `resourceVersion`, `creationTimestamp`, …) and `status` are ignored so that `lab get -o yaml` output can be re-applied.\n\n`[]` means every item of a list.\n",
+    );
+    let section = |out: &mut String, title: &str, h: &[&str], w: &[&str]| {
+        out.push_str(&format!("\n## {title}\n\n### Honoured\n\n"));
+        for f in h {
+            out.push_str(&format!("- `{f}`\n"));
+        }
+        out.push_str("\n### Accepted with a warning\n\n");
+        if w.is_empty() {
+            out.push_str("(none)\n");
+        }
+        for f in w {
+            out.push_str(&format!("- `{f}`\n"));
+        }
+    };
+    section(&mut out, "Pod `spec` (also Deployment/ReplicaSet `spec.template.spec`)", POD_HONOURED, POD_WARNED);
+    section(&mut out, "Service `spec`", SERVICE_HONOURED, SERVICE_WARNED);
+    section(&mut out, "Deployment `spec`", DEPLOYMENT_HONOURED, DEPLOYMENT_WARNED);
+    section(&mut out, "ReplicaSet `spec`", REPLICASET_HONOURED, REPLICASET_WARNED);
+    out.push_str("\n## ConfigMap\n\nHonoured: `data`, `immutable`. (`binaryData` is rejected.)\n\n## Endpoints\n\nHonoured: `subsets` (for Services without a selector).\n\n## Rejected, with a clear message\n\nEverything else the Kubernetes API defines, for example: `hostNetwork`, `initContainers`, `lifecycle`, `startupProbe`, `envFrom[].secretRef`, `env[].valueFrom.secretKeyRef`, volume types other than `emptyDir`/`configMap`/`hostPath`, Service `type: NodePort`/`LoadBalancer`, SCTP ports, `hostPort`, kinds other than Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet; an image other than the built-in `registry.k8s.io/e2e-test-images/agnhost` without a `command`.\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = parse_targets(&["pods".into(), "a".into(), "b".into()], false).unwrap();
+        assert_eq!(t.len(), 2);
+        let t = parse_targets(&["deploy/web".into(), "svc/x".into()], false).unwrap();
+        assert_eq!((t[0].resource.as_str(), t[1].name.as_str()), ("deploy", "x"));
+        assert!(parse_targets(&["pods".into()], false).is_err());
+        assert!(parse_targets(&["pods".into()], true).is_ok());
+        assert!(parse_targets(&["bogus".into(), "a".into()], false).is_err());
+        let t = parse_targets(&["pods,svc".into()], true).unwrap();
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn clap_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,295 @@
+//! `lab up`, `lab down` and the daemon entry point.
+
+use super::{NsArgs, client, read_documents};
+use crate::api::client::ClientError;
+use crate::api::{ApplyRequest, ListQuery, ObjectList, StatusReply};
+use crate::cluster::{ClusterConfig, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, Layout};
+use crate::daemon::runtime::{cleanup_offline, daemon_pid};
+use crate::model::parse::parse_documents;
+use clap::Args;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// The sample app applied by `lab up` (compiled in).
+pub const SAMPLE_APP: &str = include_str!("../../lab/sample-app.yaml");
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Pod address range.
+    #[arg(long, default_value = DEFAULT_POD_CIDR)]
+    pub pod_cidr: String,
+    /// Service (ClusterIP) range.
+    #[arg(long, default_value = DEFAULT_SERVICE_CIDR)]
+    pub service_cidr: String,
+    /// Apply these manifests instead of the sample app.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<String>,
+    /// Start with only the system namespaces and objects.
+    #[arg(long)]
+    pub empty: bool,
+    /// Run the daemon attached to this terminal.
+    #[arg(long)]
+    pub foreground: bool,
+    /// How long to wait for pods to become Ready.
+    #[arg(long, default_value = "60s")]
+    pub timeout: String,
+}
+
+fn err(s: impl Into<String>) -> ClientError {
+    let s = s.into();
+    ClientError::Api(s, Vec::new())
+}
+
+/// `lab daemon`: the daemon process itself.
+pub fn daemon_main(cluster: &str, pod_cidr: &str, service_cidr: &str) -> i32 {
+    let cfg = match ClusterConfig::new(cluster, pod_cidr, service_cidr) {
+        Ok(c) => c,
+        Err(e) => return super::fail(&[e]),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAB_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(false)
+        .try_init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(&[e.to_string()]),
+    };
+    match rt.block_on(crate::daemon::runtime::run(cfg)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("daemon failed: {e:#}");
+            super::fail(&[format!("{e:#}")])
+        }
+    }
+}
+
+fn tail(path: &std::path::Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
+    let t0 = Instant::now();
+    if !nix::unistd::geteuid().is_root() {
+        return Err(err("lab up needs root (network namespaces, veths, mounts): run `sudo lab up`"));
+    }
+    let layout = Layout::new(cluster);
+    let c = client(cluster);
+    if let Some(pid) = daemon_pid(&layout)
+        && c.get::<StatusReply, _>("/v1/status", &()).await.is_ok()
+    {
+        println!("cluster {cluster:?} is already running (daemon pid {pid}); nothing to do");
+        return Ok(0);
+    }
+    // An earlier run's saved config wins (its pods keep their addresses).
+    let mut cfg = ClusterConfig::new(cluster, &args.pod_cidr, &args.service_cidr).map_err(err)?;
+    let fresh = !layout.state_file().exists();
+    if !fresh && let Ok(bytes) = std::fs::read(layout.config_file()) {
+        let saved: ClusterConfig =
+            serde_json::from_slice(&bytes).map_err(|e| err(format!("{}: {e}", layout.config_file().display())))?;
+        let asked_default = args.pod_cidr == DEFAULT_POD_CIDR && args.service_cidr == DEFAULT_SERVICE_CIDR;
+        if !asked_default && (saved.pod_cidr != cfg.pod_cidr || saved.service_cidr != cfg.service_cidr) {
+            return Err(err(format!(
+                "cluster {cluster:?} already exists with --pod-cidr {} --service-cidr {}; run `lab down` first to change them",
+                saved.pod_cidr, saved.service_cidr
+            )));
+        }
+        cfg = saved;
+    }
+    let docs = if args.empty || !fresh {
+        Vec::new()
+    } else if args.files.is_empty() {
+        parse_documents("lab/sample-app.yaml", SAMPLE_APP).map_err(|e| err(e.to_string()))?
+    } else {
+        read_documents(&args.files).map_err(err)?
+    };
+    std::fs::create_dir_all(&layout.log_dir).map_err(|e| err(format!("{}: {e}", layout.log_dir.display())))?;
+    let exe = std::env::current_exe().map_err(|e| err(e.to_string()))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "--cluster",
+        cluster,
+        "daemon",
+        "--pod-cidr",
+        &cfg.pod_cidr.to_string(),
+        "--service-cidr",
+        &cfg.service_cidr.to_string(),
+    ]);
+    cmd.stdin(Stdio::null());
+    let mut child = if args.foreground {
+        cmd.spawn().map_err(|e| err(format!("starting the daemon: {e}")))?
+    } else {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(layout.daemon_log())
+            .map_err(|e| err(format!("{}: {e}", layout.daemon_log().display())))?;
+        let log2 = log.try_clone().map_err(|e| err(e.to_string()))?;
+        cmd.stdout(log).stderr(log2);
+        // SAFETY-free: process_group puts the daemon in its own group; setsid
+        // detaches it from the terminal.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        cmd.spawn().map_err(|e| err(format!("starting the daemon: {e}")))?
+    };
+    // Wait for the API.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if c.get::<StatusReply, _>("/v1/status", &()).await.is_ok() {
+            break;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(err(format!(
+                "the daemon exited ({st}); its log {}:\n{}",
+                layout.daemon_log().display(),
+                tail(&layout.daemon_log(), 15)
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(err(format!(
+                "the daemon did not answer within 15 s; see {}",
+                layout.daemon_log().display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if fresh {
+        println!("cluster {cluster:?} created (pods {}, services {})", cfg.pod_cidr, cfg.service_cidr);
+    } else {
+        println!("cluster {cluster:?} restarted: existing pods re-adopted");
+    }
+    if !docs.is_empty() {
+        let out: crate::daemon::state::ApplyOutcome = c
+            .post(
+                "/v1/apply",
+                &ApplyRequest {
+                    documents: docs,
+                    namespace: "default".into(),
+                    explicit_namespace: false,
+                },
+            )
+            .await?;
+        for w in &out.warnings {
+            eprintln!("{w}");
+        }
+        for l in &out.results {
+            println!("{l}");
+        }
+    }
+    // Wait for every pod to be Ready.
+    let timeout = super::parse_duration(&args.timeout).map_err(err)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let list: ObjectList = c
+            .get(
+                "/v1/objects",
+                &ListQuery {
+                    resources: "pods".into(),
+                    all_namespaces: true,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let objs = super::to_objects(list.items);
+        let not_ready: Vec<String> = objs
+            .iter()
+            .filter(|o| match o {
+                crate::model::Object::Pod(p) => !crate::controller::workload::pod_ready(p),
+                _ => false,
+            })
+            .map(|o| o.name().to_string())
+            .collect();
+        if not_ready.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            eprintln!("warning: pods not Ready after {:?}: {}", timeout, not_ready.join(", "));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = t0.elapsed();
+    println!("ready in {:.2}s\n", elapsed.as_secs_f64());
+    let ns = NsArgs { namespace: None };
+    super::get(&c, &["pods".into()], &ns, false, None, Some("wide"), false, false).await?;
+    println!();
+    super::get(&c, &["services".into()], &ns, false, None, None, false, false).await?;
+    print_tour(cluster, &c).await;
+    if args.foreground {
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    }
+    Ok(0)
+}
+
+async fn print_tour(cluster: &str, c: &crate::api::client::Client) {
+    let flag = if cluster == crate::cluster::DEFAULT_CLUSTER {
+        String::new()
+    } else {
+        format!(" --cluster {cluster}")
+    };
+    let list: Result<ObjectList, _> = c
+        .get(
+            "/v1/objects",
+            &ListQuery {
+                resources: "pods".into(),
+                selector: Some("app=backend".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    let backend_ip = list
+        .ok()
+        .and_then(|l| {
+            l.items
+                .iter()
+                .find_map(|p| p.pointer("/status/podIP").and_then(|v| v.as_str()).map(String::from))
+        });
+    let Some(ip) = backend_ip else { return };
+    println!("\nTry it:");
+    println!("  sudo lab{flag} exec client -- curl -s http://{ip}:8080/hostname     # a backend pod, by IP");
+    println!("  sudo lab{flag} exec client -- curl -s http://{ip}:8080/clientip     # the backend sees the client's IP");
+    println!("  sudo lab{flag} delete pod <a backend pod>                          # its Deployment replaces it");
+    println!("  sudo lab{flag} get pods -o wide");
+    println!("  sudo lab{flag} down                                               # removes everything");
+}
+
+pub async fn down(cluster: &str) -> Result<i32, ClientError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(err("lab down needs root: run `sudo lab down`"));
+    }
+    let layout = Layout::new(cluster);
+    let c = client(cluster);
+    let pid = daemon_pid(&layout);
+    let mut live = false;
+    if let Some(pid) = pid
+        && c.post::<crate::api::Lines, _>("/v1/shutdown", &()).await.is_ok()
+    {
+        live = true;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    } else if let Some(pid) = pid {
+        // A daemon that does not answer: stop it, then clean up offline.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+    let existed = layout.state_dir.exists() || layout.run_dir.exists();
+    let notes = cleanup_offline(&layout);
+    for n in notes {
+        println!("{n}");
+    }
+    if live || existed {
+        println!("cluster {cluster:?} deleted");
+    } else {
+        println!("cluster {cluster:?} is not running; nothing to clean up");
+    }
+    Ok(0)
+}

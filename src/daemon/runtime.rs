@@ -1,0 +1,703 @@
+//! The daemon process: node namespace, reconcile loop, pod lifecycle
+//! (network, files, shim), persistence and shutdown.
+
+use super::podspec;
+use super::state::{NETNS_ANNOTATION, State};
+use crate::cluster::{ClusterConfig, Layout, host_veth};
+use crate::controller::{self, podstatus, workload::is_terminating};
+use crate::model::{Kind, Object};
+use crate::shim::proto::{ShimCommand, ShimSpec, ShimStatus};
+use crate::store::{Key, Store};
+use crate::sys;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{Notify, mpsc, watch};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RtPhase {
+    Starting,
+    Running,
+    Stopping,
+    Failed { error: String, retry_at: Instant },
+}
+
+#[derive(Debug)]
+pub struct PodRuntime {
+    pub key: Key,
+    pub phase: RtPhase,
+    pub ip: Option<Ipv4Addr>,
+    pub netns: String,
+    pub shim_pid: Option<u32>,
+    pub spec: Option<ShimSpec>,
+    pub cmd: Option<mpsc::UnboundedSender<ShimCommand>>,
+}
+
+pub struct Daemon {
+    pub cfg: ClusterConfig,
+    pub layout: Layout,
+    pub state: Mutex<State>,
+    pub changed: Notify,
+    pub rv: watch::Sender<u64>,
+    pub pods: Mutex<HashMap<String, PodRuntime>>,
+    pub lab_exe: PathBuf,
+    pub started_at: String,
+    pub shutting_down: watch::Sender<bool>,
+    pub node: sys::net::NetnsHandle,
+    host_resolv: String,
+}
+
+/// Write a file atomically: temp file in the same directory, then rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+            .unwrap_or(false)
+}
+
+impl Daemon {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pods_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PodRuntime>> {
+        self.pods.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn notify(&self) {
+        self.changed.notify_one();
+    }
+
+    /// Save the desired state (atomically).
+    pub fn persist(&self) {
+        let bytes = self.lock().store.to_snapshot();
+        if let Err(e) = write_atomic(&self.layout.state_file(), &bytes) {
+            tracing::error!("saving state: {e}");
+        }
+    }
+
+    pub fn exec_target(&self, ns: &str, pod: &str, container: Option<&str>) -> Result<crate::api::ExecTarget, String> {
+        let uid = {
+            let st = self.lock();
+            match st.store.get(&Key::new(Kind::Pod, ns, pod)) {
+                Some(o) => o.meta().uid.clone().unwrap_or_default(),
+                None => return Err(format!("pods {pod:?} not found")),
+            }
+        };
+        let pods = self.pods_lock();
+        let rt = pods
+            .get(&uid)
+            .filter(|r| r.phase == RtPhase::Running)
+            .ok_or_else(|| format!("pod {pod:?} is not running"))?;
+        let spec = rt.spec.as_ref().ok_or("pod has no spec")?;
+        let c = match container {
+            Some(c) => spec
+                .containers
+                .iter()
+                .find(|x| x.name == c)
+                .ok_or_else(|| format!("container {c} is not valid for pod {pod}"))?,
+            None => spec.containers.first().ok_or("pod has no containers")?,
+        };
+        Ok(crate::api::ExecTarget {
+            shim_pid: rt.shim_pid.ok_or("pod has no shim")?,
+            container: c.name.clone(),
+            env: c.env.clone(),
+            working_dir: c.working_dir.as_ref().map(|p| p.to_string_lossy().to_string()),
+            run_as_user: c.run_as_user,
+            run_as_group: c.run_as_group,
+        })
+    }
+
+    /// Log file of a pod's container (`previous`: the one before the last restart).
+    pub fn log_path(&self, ns: &str, pod: &str, container: Option<&str>, previous: bool) -> Result<PathBuf, String> {
+        let st = self.lock();
+        let Some(Object::Pod(p)) = st.store.get(&Key::new(Kind::Pod, ns, pod)) else {
+            return Err(format!("pods {pod:?} not found"));
+        };
+        let containers: Vec<String> = p.spec.iter().flat_map(|s| s.containers.iter().map(|c| c.name.clone())).collect();
+        let c = match container {
+            Some(c) if containers.iter().any(|x| x == c) => c.to_string(),
+            Some(c) => return Err(format!("container {c} is not valid for pod {pod}")),
+            None if containers.len() == 1 => containers[0].clone(),
+            None => {
+                return Err(format!(
+                    "a container name must be specified for pod {pod}, choose one of: [{}]",
+                    containers.join(" ")
+                ));
+            }
+        };
+        let restarts = p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.iter().find(|x| x.name == c))
+            .map(|x| x.restart_count)
+            .unwrap_or(0);
+        if previous && restarts == 0 {
+            return Err(format!("previous terminated container {c:?} in pod {pod:?} not found"));
+        }
+        let n = if previous { restarts - 1 } else { restarts };
+        let uid = p.metadata.uid.clone().unwrap_or_default();
+        Ok(self.layout.pod_log_dir(ns, pod, &uid).join(&c).join(format!("{n}.log")))
+    }
+
+    /// One reconcile pass: controllers, then start/stop pods as needed.
+    fn reconcile(self: &Arc<Self>) {
+        let (to_start, to_stop, rv) = {
+            let mut st = self.lock();
+            st.finish_namespaces();
+            controller::reconcile(&mut st.store);
+            let mut pods = self.pods_lock();
+            let now = Instant::now();
+            let mut to_start = Vec::new();
+            let mut to_stop = Vec::new();
+            let live: Vec<(Key, String, bool, Option<Ipv4Addr>, String)> = st
+                .store
+                .list(Kind::Pod, None)
+                .map(|o| {
+                    let netns = o
+                        .meta()
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(NETNS_ANNOTATION))
+                        .cloned()
+                        .unwrap_or_default();
+                    (
+                        Key::of(o),
+                        o.meta().uid.clone().unwrap_or_default(),
+                        is_terminating(o.meta()),
+                        super::state::pod_ip(o),
+                        netns,
+                    )
+                })
+                .collect();
+            for (key, uid, terminating, ip, netns) in &live {
+                match pods.get_mut(uid) {
+                    None if !terminating => {
+                        pods.insert(
+                            uid.clone(),
+                            PodRuntime {
+                                key: key.clone(),
+                                phase: RtPhase::Starting,
+                                ip: None,
+                                netns: String::new(),
+                                shim_pid: None,
+                                spec: None,
+                                cmd: None,
+                            },
+                        );
+                        to_start.push(key.clone());
+                    }
+                    None => {
+                        // Terminating with no runtime (e.g. after a daemon
+                        // restart): tear down whatever it left.
+                        pods.insert(
+                            uid.clone(),
+                            PodRuntime {
+                                key: key.clone(),
+                                phase: RtPhase::Stopping,
+                                ip: *ip,
+                                netns: netns.clone(),
+                                shim_pid: None,
+                                spec: None,
+                                cmd: None,
+                            },
+                        );
+                        to_stop.push(uid.clone());
+                    }
+                    Some(rt) => match &rt.phase {
+                        RtPhase::Failed { retry_at, .. } if *terminating || *retry_at <= now => {
+                            if *terminating {
+                                rt.phase = RtPhase::Stopping;
+                                to_stop.push(uid.clone());
+                            } else {
+                                rt.phase = RtPhase::Starting;
+                                to_start.push(key.clone());
+                            }
+                        }
+                        RtPhase::Running | RtPhase::Starting if *terminating => {
+                            if rt.phase == RtPhase::Running {
+                                rt.phase = RtPhase::Stopping;
+                                to_stop.push(uid.clone());
+                            }
+                        }
+                        _ => {}
+                    },
+                }
+            }
+            // Runtimes whose pod vanished from the store (e.g. removed
+            // namespace): stop them too.
+            let uids: std::collections::HashSet<&String> = live.iter().map(|(_, u, ..)| u).collect();
+            for (uid, rt) in pods.iter_mut() {
+                if !uids.contains(uid) && matches!(rt.phase, RtPhase::Running | RtPhase::Failed { .. }) {
+                    rt.phase = RtPhase::Stopping;
+                    to_stop.push(uid.clone());
+                }
+            }
+            (to_start, to_stop, st.store.resource_version())
+        };
+        if *self.rv.borrow() != rv {
+            self.persist();
+            self.rv.send_replace(rv);
+        }
+        for key in to_start {
+            let d = self.clone();
+            tokio::spawn(async move { d.start_pod(key).await });
+        }
+        for uid in to_stop {
+            let d = self.clone();
+            tokio::spawn(async move { d.stop_pod(uid).await });
+        }
+    }
+
+    fn set_failed(&self, uid: &str, key: &Key, error: String) {
+        tracing::warn!("pod {key}: {error}");
+        if let Some(rt) = self.pods_lock().get_mut(uid) {
+            rt.phase = RtPhase::Failed {
+                error: error.clone(),
+                retry_at: Instant::now() + Duration::from_secs(2),
+            };
+        }
+        let mut st = self.lock();
+        if let Some(Object::Pod(mut p)) = st.store.get(key).cloned() {
+            let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
+            p.status = Some(podstatus::compute(&p, ip.as_deref(), None, Some(&error)));
+            st.store.update(Object::Pod(p));
+        }
+        drop(st);
+        self.notify();
+    }
+
+    async fn start_pod(self: Arc<Self>, key: Key) {
+        // 1. Allocate the address and record the netns name (saved before
+        //    anything is created, so a crash leaves nothing unrecorded).
+        let prepared = {
+            let mut st = self.lock();
+            let Some(Object::Pod(mut pod)) = st.store.get(&key).cloned() else {
+                return;
+            };
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            let ip = match pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|s| s.parse().ok()) {
+                Some(ip) => ip,
+                None => match st.pod_ipam.allocate() {
+                    Ok(ip) => ip,
+                    Err(e) => {
+                        drop(st);
+                        self.set_failed(&uid, &key, format!("cannot start pod: {e}"));
+                        return;
+                    }
+                },
+            };
+            let netns = self.layout.pod_netns(&key.namespace, &key.name, &uid);
+            pod.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(NETNS_ANNOTATION.into(), netns.clone());
+            if let Some(s) = pod.spec.as_mut() {
+                s.node_name = Some(self.layout.node_name());
+            }
+            let mut status = pod.status.clone().unwrap_or_default();
+            status.pod_ip = Some(ip.to_string());
+            status.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP { ip: ip.to_string() }]);
+            pod.status = Some(status);
+            let prepared = podspec::prepare(
+                &pod,
+                ip,
+                &netns,
+                &st.store,
+                &self.cfg,
+                &self.layout,
+                &self.lab_exe,
+                &self.host_resolv,
+            );
+            st.store.update(Object::Pod(pod));
+            if let Some(rt) = self.pods_lock().get_mut(&uid) {
+                rt.ip = Some(ip);
+                rt.netns = netns.clone();
+            }
+            (uid, ip, netns, prepared)
+        };
+        let (uid, ip, netns, prepared) = prepared;
+        self.persist();
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => return self.set_failed(&uid, &key, e),
+        };
+        // 2. Network, files and shim.
+        match self.bring_up(&uid, ip, &netns, &prepared).await {
+            Ok(spec) => self.watch_shim(uid, key, spec).await,
+            Err(e) => self.set_failed(&uid, &key, e),
+        }
+    }
+
+    /// Create the pod's network, files and shim; or re-adopt a shim that
+    /// is still running (after a daemon restart). Returns the spec it runs.
+    async fn bring_up(&self, uid: &str, ip: Ipv4Addr, netns: &str, prepared: &podspec::Prepared) -> Result<ShimSpec, String> {
+        let t0 = Instant::now();
+        if let Some(pid) = crate::shim::is_alive(&prepared.spec.run_dir) {
+            let saved = std::fs::read(prepared.spec.run_dir.join("spec.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<ShimSpec>(&b).ok())
+                .unwrap_or_else(|| prepared.spec.clone());
+            if let Some(rt) = self.pods_lock().get_mut(uid) {
+                rt.shim_pid = Some(pid);
+            }
+            tracing::info!("pod {}/{}: re-adopted shim {pid}", saved.namespace, saved.pod_name);
+            return Ok(saved);
+        }
+        if !sys::netns::exists(netns) {
+            sys::netns::create(netns).map_err(|e| format!("creating netns {netns}: {e}"))?;
+        }
+        let veth = host_veth(ip);
+        let links = sys::net::list_links(&self.node).await.unwrap_or_default();
+        if !links.iter().any(|l| l == &veth) {
+            sys::net::add_pod(&self.node, netns, &veth, ip)
+                .await
+                .map_err(|e| format!("pod network: {e}"))?;
+        }
+        let files = &prepared.files;
+        let spec = &prepared.spec;
+        let write = |p: &Path, s: &str| write_atomic(p, s.as_bytes()).map_err(|e| format!("writing {}: {e}", p.display()));
+        write(&spec.resolv_conf, &files.resolv_conf)?;
+        write(&spec.hosts, &files.hosts)?;
+        let etc = PathBuf::from("/etc/netns").join(netns);
+        write(&etc.join("resolv.conf"), &files.resolv_conf)?;
+        for d in &files.dirs {
+            std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+        }
+        for (p, content) in &files.files {
+            write(p, content)?;
+        }
+        let exe = self.lab_exe.clone();
+        let spec2 = spec.clone();
+        let pid = tokio::task::spawn_blocking(move || crate::shim::spawn(&exe, &spec2))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("starting the pod's shim: {e}"))?;
+        tracing::info!("pod {}/{} up in {:?} (shim {pid})", spec.namespace, spec.pod_name, t0.elapsed());
+        if let Some(rt) = self.pods_lock().get_mut(uid) {
+            rt.shim_pid = Some(pid);
+        }
+        Ok(spec.clone())
+    }
+
+    /// Follow a shim's status stream until it ends.
+    async fn watch_shim(self: Arc<Self>, uid: String, key: Key, spec: ShimSpec) {
+        let sock = spec.run_dir.join("shim.sock");
+        let mut stream = None;
+        for _ in 0..100 {
+            match tokio::net::UnixStream::connect(&sock).await {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        let Some(stream) = stream else {
+            return self.set_failed(&uid, &key, format!("the pod's shim does not answer on {}", sock.display()));
+        };
+        let (rd, mut wr) = stream.into_split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<ShimCommand>();
+        {
+            let mut pods = self.pods_lock();
+            if let Some(rt) = pods.get_mut(&uid) {
+                rt.cmd = Some(tx);
+                rt.spec = Some(spec.clone());
+                if rt.phase == RtPhase::Starting {
+                    rt.phase = RtPhase::Running;
+                }
+            }
+        }
+        self.notify();
+        let writer = tokio::spawn(async move {
+            while let Some(cmd) = rx.recv().await {
+                let mut line = serde_json::to_vec(&cmd).unwrap_or_default();
+                line.push(b'\n');
+                if wr.write_all(&line).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = BufReader::new(rd).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let Ok(status) = serde_json::from_str::<ShimStatus>(&line) else {
+                tracing::warn!("pod {key}: bad status line from shim");
+                continue;
+            };
+            let mut st = self.lock();
+            if let Some(Object::Pod(mut p)) = st.store.get(&key).cloned()
+                && p.metadata.uid.as_deref() == Some(uid.as_str())
+            {
+                let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
+                p.status = Some(podstatus::compute(&p, ip.as_deref(), Some(&status), None));
+                if st.store.update(Object::Pod(p)) {
+                    drop(st);
+                    self.notify();
+                }
+            }
+        }
+        writer.abort();
+        // The shim is gone. If the pod is not being stopped, start it again.
+        let restart = {
+            let mut pods = self.pods_lock();
+            match pods.get_mut(&uid) {
+                Some(rt) if rt.phase == RtPhase::Running && !*self.shutting_down.borrow() => {
+                    rt.phase = RtPhase::Failed {
+                        error: "the pod's shim exited".into(),
+                        retry_at: Instant::now() + Duration::from_millis(500),
+                    };
+                    true
+                }
+                _ => false,
+            }
+        };
+        if restart {
+            tracing::warn!("pod {key}: shim exited; restarting the pod sandbox");
+            self.notify();
+        }
+    }
+
+    /// Graceful stop: SIGTERM through the shim, SIGKILL after the grace
+    /// period, then remove network, files and the object.
+    async fn stop_pod(self: Arc<Self>, uid: String) {
+        let (key, grace) = {
+            let pods = self.pods_lock();
+            let Some(rt) = pods.get(&uid) else { return };
+            let st = self.lock();
+            let grace = st
+                .store
+                .get(&rt.key)
+                .and_then(|o| o.meta().deletion_grace_period_seconds)
+                .unwrap_or(30)
+                .max(0) as u64;
+            (rt.key.clone(), grace)
+        };
+        self.teardown_pod(&uid, grace).await;
+        let mut st = self.lock();
+        if st.store.get(&key).is_some_and(|o| o.meta().uid.as_deref() == Some(uid.as_str())) {
+            if let Some(o) = st.store.remove(&key)
+                && let Some(ip) = super::state::pod_ip(&o)
+            {
+                st.pod_ipam.release(ip);
+            }
+        }
+        drop(st);
+        self.pods_lock().remove(&uid);
+        self.notify();
+    }
+
+    async fn teardown_pod(&self, uid: &str, grace: u64) {
+        let (cmd, pid, ip, netns) = {
+            let pods = self.pods_lock();
+            let Some(rt) = pods.get(uid) else { return };
+            (rt.cmd.clone(), rt.shim_pid, rt.ip, rt.netns.clone())
+        };
+        let run_dir = self.layout.pod_run_dir(uid);
+        let pid = pid.or_else(|| crate::shim::is_alive(&run_dir));
+        if let Some(pid) = pid {
+            let sent = cmd.map(|c| c.send(ShimCommand::Stop { grace_seconds: grace }).is_ok()).unwrap_or(false);
+            if !sent {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(grace + 3);
+            while pid_alive(pid) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if pid_alive(pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                for _ in 0..200 {
+                    if !pid_alive(pid) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+        if let Some(ip) = ip
+            && let Err(e) = sys::net::remove_pod(&self.node, &host_veth(ip), ip).await
+        {
+            tracing::warn!("removing pod network: {e}");
+        }
+        if !netns.is_empty() {
+            if let Err(e) = sys::netns::delete(&netns) {
+                tracing::warn!("deleting netns {netns}: {e}");
+            }
+            let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&netns));
+        }
+        let _ = std::fs::remove_dir_all(&run_dir);
+        let _ = std::fs::remove_dir_all(self.layout.pod_state_dir(uid));
+    }
+
+    /// Stop every pod and remove everything the cluster made.
+    pub async fn shutdown(self: &Arc<Self>) {
+        self.shutting_down.send_replace(true);
+        let uids: Vec<String> = self.pods_lock().keys().cloned().collect();
+        let mut tasks = Vec::new();
+        for uid in uids {
+            let d = self.clone();
+            tasks.push(tokio::spawn(async move { d.teardown_pod(&uid, 2).await }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        // Pods recorded in state but without a runtime (e.g. failed).
+        let recorded: Vec<String> = self
+            .lock()
+            .store
+            .list(Kind::Pod, None)
+            .filter_map(|o| o.meta().annotations.as_ref()?.get(NETNS_ANNOTATION).cloned())
+            .collect();
+        for ns in recorded {
+            let _ = sys::netns::delete(&ns);
+            let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&ns));
+        }
+        remove_cluster_files(&self.layout);
+    }
+}
+
+/// Remove the node netns and every directory of the cluster.
+pub fn remove_cluster_files(layout: &Layout) {
+    let _ = sys::netns::delete(&layout.node_netns());
+    for d in [&layout.state_dir, &layout.log_dir, &layout.run_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// `lab down` without a live daemon (after a crash): kill every shim, delete
+/// every recorded namespace, remove the files.
+pub fn cleanup_offline(layout: &Layout) -> Vec<String> {
+    let mut notes = Vec::new();
+    let pods_dir = layout.run_dir.join("pods");
+    for entry in std::fs::read_dir(&pods_dir).into_iter().flatten().flatten() {
+        if let Some(pid) = crate::shim::is_alive(&entry.path()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            notes.push(format!("killed pod shim {pid}"));
+        }
+    }
+    if let Ok(bytes) = std::fs::read(layout.state_file())
+        && let Ok(store) = Store::from_snapshot(&bytes)
+    {
+        for o in store.list(Kind::Pod, None) {
+            if let Some(ns) = o.meta().annotations.as_ref().and_then(|a| a.get(NETNS_ANNOTATION)) {
+                if sys::netns::exists(ns) {
+                    notes.push(format!("deleted netns {ns}"));
+                }
+                let _ = sys::netns::delete(ns);
+                let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
+            }
+        }
+    }
+    remove_cluster_files(layout);
+    notes
+}
+
+/// Kill a daemon recorded in the pid file if it is a lab daemon of this
+/// cluster.
+pub fn daemon_pid(layout: &Layout) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(layout.daemon_pid()).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|s| String::from_utf8_lossy(s).to_string())
+        .collect();
+    let is_ours = args.iter().any(|a| a == "daemon") && args.iter().any(|a| a == &layout.cluster);
+    (is_ours && pid_alive(pid)).then_some(pid)
+}
+
+/// Run the daemon until shutdown. Called by `lab daemon`.
+pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
+    let layout = cfg.layout();
+    for d in [&layout.run_dir, &layout.state_dir, &layout.log_dir] {
+        std::fs::create_dir_all(d)?;
+    }
+    write_atomic(&layout.daemon_pid(), std::process::id().to_string().as_bytes())?;
+    write_atomic(&layout.config_file(), &serde_json::to_vec_pretty(&cfg)?)?;
+
+    // Node namespace.
+    let node_ns = layout.node_netns();
+    if !sys::netns::exists(&node_ns) {
+        sys::netns::create(&node_ns).map_err(|e| anyhow::anyhow!("creating node netns {node_ns}: {e}"))?;
+    }
+    let node = sys::net::NetnsHandle::open(&node_ns)
+        .await
+        .map_err(|e| anyhow::anyhow!("netlink in {node_ns}: {e}"))?;
+    sys::net::setup_node(&node).await.map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
+
+    // State.
+    let store = match std::fs::read(layout.state_file()) {
+        Ok(bytes) => Store::from_snapshot(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", layout.state_file().display()))?,
+        Err(_) => Store::default(),
+    };
+    let mut state = State::new(cfg.clone(), store);
+    state.ensure_system_objects();
+    let rv = state.store.resource_version();
+    let lab_exe = std::env::current_exe()?;
+    let daemon = Arc::new(Daemon {
+        cfg: cfg.clone(),
+        layout: layout.clone(),
+        state: Mutex::new(state),
+        changed: Notify::new(),
+        rv: watch::channel(rv).0,
+        pods: Mutex::new(HashMap::new()),
+        lab_exe,
+        started_at: crate::model::now_time().0.to_string(),
+        shutting_down: watch::channel(false).0,
+        node,
+        host_resolv: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    });
+    daemon.persist();
+
+    // API.
+    let _ = std::fs::remove_file(layout.api_socket());
+    let listener = tokio::net::UnixListener::bind(layout.api_socket())?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(layout.api_socket(), std::fs::Permissions::from_mode(0o600))?;
+    }
+    let (stop_tx, mut stop_rx) = mpsc::channel::<()>(1);
+    let server = tokio::spawn(crate::api::server::serve(listener, daemon.clone(), stop_tx));
+
+    // Reconcile loop.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    daemon.reconcile();
+    let mut graceful = false;
+    loop {
+        tokio::select! {
+            _ = daemon.changed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop_rx.recv() => { graceful = true; break; }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+        daemon.reconcile();
+    }
+    if graceful {
+        tracing::info!("shutting down the cluster");
+        daemon.shutdown().await;
+    } else {
+        // SIGTERM/SIGINT: leave pods running (a new daemon re-adopts them).
+        daemon.persist();
+        let _ = std::fs::remove_file(layout.api_socket());
+        let _ = std::fs::remove_file(layout.daemon_pid());
+    }
+    server.abort();
+    Ok(())
+}

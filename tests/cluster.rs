@@ -1,0 +1,279 @@
+//! Integration tests on real clusters (root): pods as namespaces, the
+//! sample app, Deployments, restarts, probes, re-adoption, cleanup.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+fn pod_ip(p: &serde_json::Value) -> String {
+    p.pointer("/status/podIP").and_then(|v| v.as_str()).unwrap_or("").to_string()
+}
+
+fn name(p: &serde_json::Value) -> String {
+    p.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or("").to_string()
+}
+
+fn restarts(p: &serde_json::Value) -> i64 {
+    p.pointer("/status/containerStatuses/0/restartCount")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(-1)
+}
+
+#[test]
+fn sample_app_up_traffic_replacement_and_down() {
+    require_root!();
+    let t0 = Instant::now();
+    let c = Cluster::up("sample", &[]);
+    eprintln!("lab up with the sample app took {:?}", t0.elapsed());
+    let backends = c.pods("app=backend");
+    assert_eq!(backends.len(), 3, "3 backend pods");
+    let client = c.pods("app=client");
+    assert_eq!(client.len(), 1);
+    let client_ip = pod_ip(&client[0]);
+
+    // `get pods -o wide` shows kubectl's columns plus NETNS.
+    let wide = c.ok(&["get", "pods", "-o", "wide"]);
+    let header = wide.lines().next().unwrap_or("");
+    for col in ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NETNS"] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(wide.contains(&format!("{}-default-client", c.name)), "{wide}");
+
+    // Pod-to-pod by IP, from the client pod, with curl (a host program).
+    let target = &backends[0];
+    let (code, out, err) = c.exec(
+        "client",
+        &["curl", "-sS", "--max-time", "5", &format!("http://{}:8080/hostname", pod_ip(target))],
+    );
+    assert_eq!(code, 0, "curl failed: {err}");
+    assert_eq!(out.trim(), name(target), "hostname is the pod name");
+    let (_, out, _) = c.exec(
+        "client",
+        &["curl", "-sS", "--max-time", "5", &format!("http://{}:8080/clientip", pod_ip(target))],
+    );
+    assert!(out.starts_with(&format!("{client_ip}:")), "clientip {out} vs {client_ip}");
+
+    // Built-in agnhost in exec, with its exit codes.
+    let (code, _, _) = c.exec("client", &["/agnhost", "connect", &format!("{}:8080", pod_ip(target)), "--timeout=3s"]);
+    assert_eq!(code, 0);
+    let (code, _, err) = c.exec("client", &["/agnhost", "connect", &format!("{}:9", pod_ip(target)), "--timeout=3s"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("REFUSED"), "{err}");
+
+    // Exit codes pass through exec.
+    let (code, _, _) = c.exec("client", &["sh", "-c", "exit 7"]);
+    assert_eq!(code, 7);
+    // Hostname and resolv.conf inside the pod.
+    let (_, out, _) = c.exec("client", &["hostname"]);
+    assert_eq!(out.trim(), "client");
+    let (_, out, _) = c.exec("client", &["cat", "/etc/resolv.conf"]);
+    assert!(out.contains("search default.svc.cluster.local svc.cluster.local cluster.local"), "{out}");
+    assert!(out.contains("nameserver 10.96.0.10") && out.contains("ndots:5"), "{out}");
+
+    // Delete a backend pod: the Deployment replaces it with a new name and IP.
+    let victim = name(&backends[0]);
+    let victim_ip = pod_ip(&backends[0]);
+    c.ok(&["delete", "pod", &victim]);
+    let fresh = c.eventually(Duration::from_secs(20), "a replacement backend", || {
+        let pods = c.pods("app=backend");
+        let ready = pods
+            .iter()
+            .filter(|p| {
+                p.pointer("/status/conditions")
+                    .and_then(|c| c.as_array())
+                    .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            })
+            .count();
+        (pods.len() == 3 && ready == 3 && pods.iter().all(|p| name(p) != victim)).then_some(pods)
+    });
+    let new_one = fresh
+        .iter()
+        .find(|p| !backends.iter().any(|b| name(b) == name(p)))
+        .expect("a new pod");
+    assert_ne!(pod_ip(new_one), victim_ip, "a new IP (freed IPs are not reused at once)");
+    assert!(name(new_one).starts_with("backend-"));
+    assert!(!netns_with_prefix(&c.name).iter().any(|n| n.ends_with(&victim)), "victim netns removed");
+
+    // Scale and wait.
+    c.ok(&["scale", "deployment/backend", "--replicas", "1"]);
+    c.eventually(Duration::from_secs(30), "scale down to 1", || (c.pods("app=backend").len() == 1).then_some(()));
+
+    let name = c.name.clone();
+    c.down();
+    assert_gone(&name);
+}
+
+#[test]
+fn bad_manifests_are_rejected_whole() {
+    require_root!();
+    let c = Cluster::up("bad", &["--empty"]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("app.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: good}\ndata: {a: b}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: typo}\nspec:\n  containers:\n  - name: c\n    image: registry.k8s.io/e2e-test-images/agnhost:2.47\n    args: [pause]\n    imagePullPolicyy: Always\n",
+    )
+    .unwrap();
+    let err = c.fails(&["apply", "-f", f.to_str().unwrap()]);
+    assert!(err.contains("app.yaml"), "{err}");
+    assert!(err.contains("document 2"), "{err}");
+    assert!(err.contains("spec.containers[0].imagePullPolicyy"), "{err}");
+    // Nothing from that apply was applied.
+    let out = c.run(&["get", "configmap", "good"]);
+    assert!(!out.status.success());
+    // Unsupported image without a command, SCTP, unknown kind.
+    let err = c.fails_stdin(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: n}\nspec:\n  containers: [{name: c, image: nginx}]\n",
+    );
+    assert!(err.contains("command") && err.contains("nginx"), "{err}");
+    let err = c.fails_stdin("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n");
+    assert!(err.contains("Secret"), "{err}");
+    // Warnings for accepted-but-meaningless fields.
+    let out = c.run_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Pod\nmetadata: {name: w}\nspec:\n  nodeSelector: {disk: ssd}\n  containers:\n  - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause], imagePullPolicy: Always}\n"),
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Warning") && err.contains("imagePullPolicy"), "{err}");
+}
+
+impl Cluster {
+    fn fails_stdin(&self, yaml: &str) -> String {
+        let out = self.run_stdin(&["apply", "-f", "-"], Some(yaml));
+        assert!(!out.status.success(), "should fail: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    }
+}
+
+#[test]
+fn restart_policy_backoff_logs_and_readiness() {
+    require_root!();
+    let c = Cluster::up("restart", &["--empty"]);
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: crashy}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'echo run-$$; exit 3']\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: once}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: c, image: busybox, command: [sh, -c, 'echo bye; exit 2']}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: gated}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '1000']\n    readinessProbe:\n      exec: {command: [test, -f, /tmp/lab-ready-gated]}\n      periodSeconds: 1\n",
+    );
+    // Restarts with back-off, CrashLoopBackOff in STATUS.
+    c.eventually(Duration::from_secs(30), "crashy restarted", || {
+        let p = c.json(&["pod", "crashy"]);
+        (restarts(&p) >= 1).then_some(())
+    });
+    c.eventually(Duration::from_secs(20), "CrashLoopBackOff", || {
+        c.ok(&["get", "pod", "crashy"]).contains("CrashLoopBackOff").then_some(())
+    });
+    let logs = c.ok(&["logs", "crashy"]);
+    assert!(logs.contains("run-"), "{logs}");
+    let prev = c.ok(&["logs", "crashy", "--previous"]);
+    assert!(prev.contains("run-"), "{prev}");
+    // restartPolicy Never: Failed, Error.
+    c.eventually(Duration::from_secs(20), "once failed", || {
+        let p = c.json(&["pod", "once"]);
+        (p.pointer("/status/phase").and_then(|v| v.as_str()) == Some("Failed")).then_some(())
+    });
+    assert!(c.ok(&["get", "pod", "once"]).contains("Error"));
+    // Readiness gating through an exec probe.
+    std::thread::sleep(Duration::from_secs(2));
+    let p = c.json(&["pod", "gated"]);
+    assert_eq!(p.pointer("/status/containerStatuses/0/ready"), Some(&serde_json::json!(false)));
+    let (code, _, _) = c.exec("gated", &["touch", "/tmp/lab-ready-gated"]);
+    assert_eq!(code, 0);
+    c.wait_ready(&["pod/gated"], "15s");
+    let _ = std::fs::remove_file("/tmp/lab-ready-gated");
+}
+
+#[test]
+fn daemon_sigkill_and_readopt() {
+    require_root!();
+    let c = Cluster::up("readopt", &["--empty"]);
+    c.apply(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [netexec, --http-port=8080]}\n",
+    );
+    c.wait_ready(&["pods", "-l", "app=web"], "30s");
+    let before = c.pods("app=web");
+    let pid = c.daemon_pid().expect("daemon pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    c.eventually(Duration::from_secs(5), "daemon gone", || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    // Pods keep serving while the daemon is down.
+    let ip = pod_ip(&before[0]);
+    let node = format!("{}-node", c.name);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &node, "curl", "-sS", "--max-time", "5"])
+        .arg(format!("http://{ip}:8080/hostname"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), name(&before[0]));
+    c.ok(&["up"]);
+    let after = c.pods("app=web");
+    assert_eq!(after.len(), 2);
+    for b in &before {
+        let a = after.iter().find(|a| name(a) == name(b)).expect("same pods");
+        assert_eq!(pod_ip(a), pod_ip(b), "same IP");
+        assert_eq!(restarts(a), restarts(b), "no restart");
+    }
+    // Still managed: delete one, it is replaced.
+    c.ok(&["delete", "pod", &name(&before[0])]);
+    c.eventually(Duration::from_secs(20), "replacement after re-adopt", || {
+        let p = c.pods("app=web");
+        (p.len() == 2 && p.iter().all(|x| name(x) != name(&before[0]))).then_some(())
+    });
+}
+
+#[test]
+fn two_clusters_side_by_side_and_daemonized_children_die() {
+    require_root!();
+    let a = Cluster::up("twoa", &["--empty"]);
+    let b = Cluster::up("twob", &["--empty"]);
+    let pod = |marker: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: forker}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'setsid sleep 1001{marker} & sleep 1000{marker} & wait']\n"
+        )
+    };
+    let ma = format!("{}", std::process::id() % 1000 + 100);
+    a.apply(&pod(&ma));
+    b.apply(&pod("7"));
+    a.wait_ready(&["pod/forker"], "20s");
+    b.wait_ready(&["pod/forker"], "20s");
+    let ipa = pod_ip(&a.json(&["pod", "forker"]));
+    let ipb = pod_ip(&b.json(&["pod", "forker"]));
+    // Same CIDR, separate node namespaces: both get an address of their own.
+    assert!(ipa.starts_with("10.244.") && ipb.starts_with("10.244."));
+    let needle = format!("sleep 1001{ma}");
+    a.eventually(Duration::from_secs(5), "daemonized child running", || {
+        (!pids_with(&needle).is_empty()).then_some(())
+    });
+    a.ok(&["delete", "pod", "forker"]);
+    assert!(pids_with(&needle).is_empty(), "a daemonized child survived pod deletion");
+    // Cluster b is untouched.
+    assert_eq!(b.pods("").len(), 1);
+    let an = a.name.clone();
+    a.down();
+    assert_gone(&an);
+    assert_eq!(b.pods("").len(), 1);
+}
+
+#[test]
+fn mounts_do_not_leak_and_volumes_work() {
+    require_root!();
+    let c = Cluster::up("mounts", &["--empty"]);
+    c.apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {greeting: hello-from-configmap}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: vols}\nspec:\n  volumes:\n  - {name: scratch, emptyDir: {}}\n  - {name: cfg, configMap: {name: cfg}}\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'echo data > /mnt/lab-scratch/file; sleep 1000']\n    env:\n    - {name: GREETING, valueFrom: {configMapKeyRef: {name: cfg, key: greeting}}}\n    volumeMounts:\n    - {name: scratch, mountPath: /mnt/lab-scratch}\n    - {name: cfg, mountPath: /mnt/lab-cfg, readOnly: true}\n",
+    );
+    c.wait_ready(&["pod/vols"], "20s");
+    let (_, out, _) = c.exec("vols", &["cat", "/mnt/lab-cfg/greeting"]);
+    assert_eq!(out.trim(), "hello-from-configmap");
+    let (_, out, _) = c.exec("vols", &["sh", "-c", "echo $GREETING"]);
+    assert_eq!(out.trim(), "hello-from-configmap");
+    // /run/lab and /var/lib/lab are hidden inside the pod.
+    let (_, out, _) = c.exec("vols", &["ls", "/var/lib/lab"]);
+    assert_eq!(out.trim(), "");
+    // Nothing of the pod is mounted in the host's mount namespace.
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host.contains("lab-scratch") && !host.contains("lab-cfg"), "pod mounts leaked");
+    assert!(!host.contains(&format!("/var/lib/lab/{}/pods", c.name)), "pod mounts leaked");
+    // The host's resolv.conf is untouched.
+    let (_, inside, _) = c.exec("vols", &["cat", "/etc/resolv.conf"]);
+    let outside = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    assert_ne!(inside, outside);
+}
