@@ -1,12 +1,13 @@
 //! The `lab` command line: kubectl's grammar over the daemon's API.
 
-#[path = "/tmp/print_stub.rs"]
 pub mod print;
 pub mod up;
 
 use crate::api::client::{Client, ClientError};
 use crate::api::*;
-use crate::cluster::{DEFAULT_CLUSTER, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, Layout, validate_name};
+use crate::cluster::{
+    DEFAULT_CLUSTER, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, Layout, validate_name,
+};
 use crate::model::parse::{Document, parse_documents};
 use crate::model::{Kind, Object};
 use clap::{Args, Parser, Subcommand};
@@ -223,7 +224,10 @@ pub fn main() -> i32 {
             print!("{}", fields_markdown());
             0
         }
-        Command::Daemon { pod_cidr, service_cidr } => up::daemon_main(&cli.cluster, &pod_cidr, &service_cidr),
+        Command::Daemon {
+            pod_cidr,
+            service_cidr,
+        } => up::daemon_main(&cli.cluster, &pod_cidr, &service_cidr),
         Command::Exec {
             pod,
             container,
@@ -231,9 +235,19 @@ pub fn main() -> i32 {
             ns,
             command,
             ..
-        } => exec(&cli.cluster, &ns.ns(), &pod, container.as_deref(), tty, command),
+        } => exec(
+            &cli.cluster,
+            &ns.ns(),
+            &pod,
+            container.as_deref(),
+            tty,
+            command,
+        ),
         command => {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => return fail(&[e.to_string()]),
             };
@@ -331,7 +345,19 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
             output,
             show_labels,
             no_headers,
-        } => get(&c, &args, &ns, all_namespaces, selector, output.as_deref(), show_labels, no_headers).await,
+        } => {
+            get(
+                &c,
+                &args,
+                &ns,
+                all_namespaces,
+                selector,
+                output.as_deref(),
+                show_labels,
+                no_headers,
+            )
+            .await
+        }
         Command::Describe { args, ns } => describe(&c, &args, &ns).await,
         Command::Logs {
             pod,
@@ -343,7 +369,10 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
         } => {
             let q = LogsQuery {
                 namespace: ns.ns(),
-                pod: pod.trim_start_matches("pod/").trim_start_matches("pods/").to_string(),
+                pod: pod
+                    .trim_start_matches("pod/")
+                    .trim_start_matches("pods/")
+                    .to_string(),
                 container,
                 previous,
                 follow,
@@ -382,9 +411,11 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
             all_namespaces,
         } => wait(&c, &args, &for_, selector, &timeout, &ns, all_namespaces).await,
         Command::Status => status(&c).await,
-        Command::Daemon { .. } | Command::Shim { .. } | Command::Agnhost { .. } | Command::Fields | Command::Exec { .. } => {
-            Ok(0)
-        }
+        Command::Daemon { .. }
+        | Command::Shim { .. }
+        | Command::Agnhost { .. }
+        | Command::Fields
+        | Command::Exec { .. } => Ok(0),
     }
 }
 
@@ -420,8 +451,11 @@ pub fn read_documents(files: &[String]) -> Result<Vec<Document>, String> {
             paths.push(p.to_path_buf());
         }
         for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            docs.extend(parse_documents(&path.display().to_string(), &text).map_err(|e| e.to_string())?);
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            docs.extend(
+                parse_documents(&path.display().to_string(), &text).map_err(|e| e.to_string())?,
+            );
         }
     }
     if docs.is_empty() {
@@ -444,12 +478,16 @@ pub fn parse_targets(args: &[String], allow_bare_type: bool) -> Result<Vec<Targe
         }
         return Ok(out);
     }
-    let (first, rest) = args.split_first().ok_or("you must specify the type of resource")?;
+    let (first, rest) = args
+        .split_first()
+        .ok_or("you must specify the type of resource")?;
     for r in first.split(',') {
         check_resource(r)?;
         if rest.is_empty() {
             if !allow_bare_type {
-                return Err(format!("resource(s) were provided, but no name was specified for {r:?}"));
+                return Err(format!(
+                    "resource(s) were provided, but no name was specified for {r:?}"
+                ));
             }
             out.push(Target {
                 resource: r.to_string(),
@@ -478,7 +516,9 @@ fn to_objects(items: Vec<serde_json::Value>) -> Vec<Object> {
     items
         .into_iter()
         .filter_map(|v| {
-            let kind = Kind::from_manifest(v.get("apiVersion")?.as_str()?, v.get("kind")?.as_str()?).ok()?;
+            let kind =
+                Kind::from_manifest(v.get("apiVersion")?.as_str()?, v.get("kind")?.as_str()?)
+                    .ok()?;
             Object::from_json(kind, v).ok()
         })
         .collect()
@@ -497,7 +537,12 @@ async fn get(
 ) -> Result<i32, ClientError> {
     let targets = parse_targets(args, true).map_err(|e| ClientError::Api(e, vec![]))?;
     let mut objects: Vec<Object> = Vec::new();
-    let mut multi_kind = targets.iter().map(|t| t.resource.as_str()).collect::<std::collections::HashSet<_>>().len() > 1;
+    let mut multi_kind = targets
+        .iter()
+        .map(|t| t.resource.as_str())
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+        > 1;
     let mut named = false;
     for t in &targets {
         if t.resource == "all" {
@@ -527,7 +572,10 @@ async fn get(
                 })
             };
             if output == Some("json") {
-                println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
             } else {
                 print!("{}", serde_saphyr::to_string(&value).unwrap_or_default());
             }
@@ -554,7 +602,16 @@ async fn get(
                 show_labels,
             };
             let mut first = true;
-            for kind in Kind::ALL.iter().copied().filter(|k| objects.iter().any(|o| o.kind() == *k)) {
+            let order: Vec<Kind> = Kind::GET_ALL
+                .iter()
+                .chain(Kind::ALL.iter())
+                .copied()
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            for kind in order
+                .into_iter()
+                .filter(|k| seen.insert(*k) && objects.iter().any(|o| o.kind() == *k))
+            {
                 let group: Vec<&Object> = objects.iter().filter(|o| o.kind() == kind).collect();
                 if !first {
                     println!();
@@ -565,7 +622,9 @@ async fn get(
         }
         Some(o) => {
             return Err(ClientError::Api(
-                format!("unable to match a printer suitable for the output format {o:?}, allowed formats are: json,name,wide,yaml"),
+                format!(
+                    "unable to match a printer suitable for the output format {o:?}, allowed formats are: json,name,wide,yaml"
+                ),
                 vec![],
             ));
         }
@@ -611,7 +670,11 @@ async fn describe(c: &Client, args: &[String], ns: &NsArgs) -> Result<i32, Clien
                             .into_iter()
                             .filter_map(|o| match o {
                                 Object::ReplicaSet(r)
-                                    if r.metadata.owner_references.iter().flatten().any(|o| o.uid == uid) =>
+                                    if r.metadata
+                                        .owner_references
+                                        .iter()
+                                        .flatten()
+                                        .any(|o| o.uid == uid) =>
                                 {
                                     Some(*r)
                                 }
@@ -628,7 +691,14 @@ async fn describe(c: &Client, args: &[String], ns: &NsArgs) -> Result<i32, Clien
     Ok(0)
 }
 
-fn exec(cluster: &str, ns: &str, pod: &str, container: Option<&str>, tty: bool, command: Vec<String>) -> i32 {
+fn exec(
+    cluster: &str,
+    ns: &str,
+    pod: &str,
+    container: Option<&str>,
+    tty: bool,
+    command: Vec<String>,
+) -> i32 {
     let pod = pod.trim_start_matches("pod/").trim_start_matches("pods/");
     let target: Result<ExecTarget, ClientError> = (|| {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -649,7 +719,10 @@ fn exec(cluster: &str, ns: &str, pod: &str, container: Option<&str>, tty: bool, 
         Err(e) => return fail(&e.lines()),
     };
     let mut argv = command;
-    if matches!(argv.first().map(String::as_str), Some("/agnhost") | Some("agnhost")) {
+    if matches!(
+        argv.first().map(String::as_str),
+        Some("/agnhost") | Some("agnhost")
+    ) {
         let exe = std::env::current_exe()
             .map(|p| p.to_string_lossy().to_string())
             .unwrap_or_else(|_| "lab".into());
@@ -671,7 +744,10 @@ fn exec(cluster: &str, ns: &str, pod: &str, container: Option<&str>, tty: bool, 
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
     let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
     let secs = match unit {
         "" | "s" => n,
@@ -690,14 +766,18 @@ fn condition_met(o: &Object, cond: &str) -> bool {
             .status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_.to_ascii_lowercase() == want && c.status == "True")),
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_.to_ascii_lowercase() == want && c.status == "True")
+            }),
         Object::Deployment(d) => d
             .status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|c| {
                 c.iter().any(|c| {
-                    c.type_.as_deref().map(str::to_ascii_lowercase).as_deref() == Some(want.as_str())
+                    c.type_.as_deref().map(str::to_ascii_lowercase).as_deref()
+                        == Some(want.as_str())
                         && c.status.as_deref() == Some("True")
                 })
             }),
@@ -721,7 +801,9 @@ async fn wait(
         None if delete => String::new(),
         None => {
             return Err(ClientError::Api(
-                format!("unrecognized condition: {for_:?} (use --for=condition=Ready or --for=delete)"),
+                format!(
+                    "unrecognized condition: {for_:?} (use --for=condition=Ready or --for=delete)"
+                ),
                 vec![],
             ));
         }
@@ -748,17 +830,32 @@ async fn wait(
             };
             let list: ObjectList = c.get("/v1/objects", &q).await?;
             let objs = to_objects(list.items);
-            let matching: Vec<&Object> = objs.iter().filter(|o| t.name.is_empty() || o.name() == t.name).collect();
+            let matching: Vec<&Object> = objs
+                .iter()
+                .filter(|o| t.name.is_empty() || o.name() == t.name)
+                .collect();
             if delete {
                 if !matching.is_empty() {
-                    pending.extend(matching.iter().map(|o| format!("{}/{}", o.kind().qualified(), o.name())));
+                    pending.extend(
+                        matching
+                            .iter()
+                            .map(|o| format!("{}/{}", o.kind().qualified(), o.name())),
+                    );
                 } else if !t.name.is_empty() && done.insert(t.name.clone()) {
-                    println!("{}/{} condition met", Kind::from_resource(&t.resource).map_or("pod", |k| k.qualified()), t.name);
+                    println!(
+                        "{}/{} condition met",
+                        Kind::from_resource(&t.resource).map_or("pod", |k| k.qualified()),
+                        t.name
+                    );
                 }
                 continue;
             }
             if matching.is_empty() {
-                pending.push(if t.name.is_empty() { "no matching resources found".into() } else { t.name.clone() });
+                pending.push(if t.name.is_empty() {
+                    "no matching resources found".into()
+                } else {
+                    t.name.clone()
+                });
             }
             for o in matching {
                 let label = format!("{}/{}", o.kind().qualified(), o.name());
@@ -776,7 +873,10 @@ async fn wait(
         }
         if Instant::now() >= deadline {
             return Err(ClientError::Api(
-                format!("timed out waiting for the condition on {}", pending.join(", ")),
+                format!(
+                    "timed out waiting for the condition on {}",
+                    pending.join(", ")
+                ),
                 vec![],
             ));
         }
@@ -787,14 +887,20 @@ async fn wait(
 async fn status(c: &Client) -> Result<i32, ClientError> {
     let s: StatusReply = c.get("/v1/status", &()).await?;
     println!("Cluster:       {}", s.cluster);
-    println!("Daemon:        pid {} (since {})", s.daemon_pid, s.started_at);
+    println!(
+        "Daemon:        pid {} (since {})",
+        s.daemon_pid, s.started_at
+    );
     println!("Node netns:    {}", s.node_netns);
     println!("Pod CIDR:      {}", s.pod_cidr);
     println!("Service CIDR:  {}", s.service_cidr);
     println!("Cluster DNS:   {}", s.dns_ip);
     println!("Pods:          {} ({} ready)", s.pods, s.pods_ready);
     println!("Services:      {}", s.services);
-    println!("Objects:       {} (resourceVersion {})", s.objects, s.resource_version);
+    println!(
+        "Objects:       {} (resourceVersion {})",
+        s.objects, s.resource_version
+    );
     for (k, v) in &s.dataplane {
         println!("{:<15}{}", format!("{k}:"), v);
     }
@@ -820,10 +926,25 @@ pub fn fields_markdown() -> String {
             out.push_str(&format!("- `{f}`\n"));
         }
     };
-    section(&mut out, "Pod `spec` (also Deployment/ReplicaSet `spec.template.spec`)", POD_HONOURED, POD_WARNED);
+    section(
+        &mut out,
+        "Pod `spec` (also Deployment/ReplicaSet `spec.template.spec`)",
+        POD_HONOURED,
+        POD_WARNED,
+    );
     section(&mut out, "Service `spec`", SERVICE_HONOURED, SERVICE_WARNED);
-    section(&mut out, "Deployment `spec`", DEPLOYMENT_HONOURED, DEPLOYMENT_WARNED);
-    section(&mut out, "ReplicaSet `spec`", REPLICASET_HONOURED, REPLICASET_WARNED);
+    section(
+        &mut out,
+        "Deployment `spec`",
+        DEPLOYMENT_HONOURED,
+        DEPLOYMENT_WARNED,
+    );
+    section(
+        &mut out,
+        "ReplicaSet `spec`",
+        REPLICASET_HONOURED,
+        REPLICASET_WARNED,
+    );
     out.push_str("\n## ConfigMap\n\nHonoured: `data`, `immutable`. (`binaryData` is rejected.)\n\n## Endpoints\n\nHonoured: `subsets` (for Services without a selector).\n\n## Rejected, with a clear message\n\nEverything else the Kubernetes API defines, for example: `hostNetwork`, `initContainers`, `lifecycle`, `startupProbe`, `envFrom[].secretRef`, `env[].valueFrom.secretKeyRef`, volume types other than `emptyDir`/`configMap`/`hostPath`, Service `type: NodePort`/`LoadBalancer`, SCTP ports, `hostPort`, kinds other than Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet; an image other than the built-in `registry.k8s.io/e2e-test-images/agnhost` without a `command`.\n");
     out
 }
@@ -837,7 +958,10 @@ mod tests {
         let t = parse_targets(&["pods".into(), "a".into(), "b".into()], false).unwrap();
         assert_eq!(t.len(), 2);
         let t = parse_targets(&["deploy/web".into(), "svc/x".into()], false).unwrap();
-        assert_eq!((t[0].resource.as_str(), t[1].name.as_str()), ("deploy", "x"));
+        assert_eq!(
+            (t[0].resource.as_str(), t[1].name.as_str()),
+            ("deploy", "x")
+        );
         assert!(parse_targets(&["pods".into()], false).is_err());
         assert!(parse_targets(&["pods".into()], true).is_ok());
         assert!(parse_targets(&["bogus".into(), "a".into()], false).is_err());

@@ -49,11 +49,15 @@ pub fn daemon_main(cluster: &str, pod_cidr: &str, service_cidr: &str) -> i32 {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LAB_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("LAB_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_ansi(false)
         .try_init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return super::fail(&[e.to_string()]),
     };
@@ -75,7 +79,9 @@ fn tail(path: &std::path::Path, n: usize) -> String {
 pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     let t0 = Instant::now();
     if !nix::unistd::geteuid().is_root() {
-        return Err(err("lab up needs root (network namespaces, veths, mounts): run `sudo lab up`"));
+        return Err(err(
+            "lab up needs root (network namespaces, veths, mounts): run `sudo lab up`",
+        ));
     }
     let layout = Layout::new(cluster);
     let c = client(cluster);
@@ -89,10 +95,13 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     let mut cfg = ClusterConfig::new(cluster, &args.pod_cidr, &args.service_cidr).map_err(err)?;
     let fresh = !layout.state_file().exists();
     if !fresh && let Ok(bytes) = std::fs::read(layout.config_file()) {
-        let saved: ClusterConfig =
-            serde_json::from_slice(&bytes).map_err(|e| err(format!("{}: {e}", layout.config_file().display())))?;
-        let asked_default = args.pod_cidr == DEFAULT_POD_CIDR && args.service_cidr == DEFAULT_SERVICE_CIDR;
-        if !asked_default && (saved.pod_cidr != cfg.pod_cidr || saved.service_cidr != cfg.service_cidr) {
+        let saved: ClusterConfig = serde_json::from_slice(&bytes)
+            .map_err(|e| err(format!("{}: {e}", layout.config_file().display())))?;
+        let asked_default =
+            args.pod_cidr == DEFAULT_POD_CIDR && args.service_cidr == DEFAULT_SERVICE_CIDR;
+        if !asked_default
+            && (saved.pod_cidr != cfg.pod_cidr || saved.service_cidr != cfg.service_cidr)
+        {
             return Err(err(format!(
                 "cluster {cluster:?} already exists with --pod-cidr {} --service-cidr {}; run `lab down` first to change them",
                 saved.pod_cidr, saved.service_cidr
@@ -107,7 +116,8 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     } else {
         read_documents(&args.files).map_err(err)?
     };
-    std::fs::create_dir_all(&layout.log_dir).map_err(|e| err(format!("{}: {e}", layout.log_dir.display())))?;
+    std::fs::create_dir_all(&layout.log_dir)
+        .map_err(|e| err(format!("{}: {e}", layout.log_dir.display())))?;
     let exe = std::env::current_exe().map_err(|e| err(e.to_string()))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args([
@@ -121,7 +131,8 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     ]);
     cmd.stdin(Stdio::null());
     let mut child = if args.foreground {
-        cmd.spawn().map_err(|e| err(format!("starting the daemon: {e}")))?
+        cmd.spawn()
+            .map_err(|e| err(format!("starting the daemon: {e}")))?
     } else {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -138,7 +149,8 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
                 Ok(())
             });
         }
-        cmd.spawn().map_err(|e| err(format!("starting the daemon: {e}")))?
+        cmd.spawn()
+            .map_err(|e| err(format!("starting the daemon: {e}")))?
     };
     // Wait for the API.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -162,7 +174,10 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     if fresh {
-        println!("cluster {cluster:?} created (pods {}, services {})", cfg.pod_cidr, cfg.service_cidr);
+        println!(
+            "cluster {cluster:?} created (pods {}, services {})",
+            cfg.pod_cidr, cfg.service_cidr
+        );
     } else {
         println!("cluster {cluster:?} restarted: existing pods re-adopted");
     }
@@ -211,7 +226,11 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
             break;
         }
         if Instant::now() > deadline {
-            eprintln!("warning: pods not Ready after {:?}: {}", timeout, not_ready.join(", "));
+            eprintln!(
+                "warning: pods not Ready after {:?}: {}",
+                timeout,
+                not_ready.join(", ")
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -219,9 +238,29 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     let elapsed = t0.elapsed();
     println!("ready in {:.2}s\n", elapsed.as_secs_f64());
     let ns = NsArgs { namespace: None };
-    super::get(&c, &["pods".into()], &ns, false, None, Some("wide"), false, false).await?;
+    super::get(
+        &c,
+        &["pods".into()],
+        &ns,
+        false,
+        None,
+        Some("wide"),
+        false,
+        false,
+    )
+    .await?;
     println!();
-    super::get(&c, &["services".into()], &ns, false, None, None, false, false).await?;
+    super::get(
+        &c,
+        &["services".into()],
+        &ns,
+        false,
+        None,
+        None,
+        false,
+        false,
+    )
+    .await?;
     print_tour(cluster, &c).await;
     if args.foreground {
         let _ = tokio::task::spawn_blocking(move || child.wait()).await;
@@ -245,20 +284,28 @@ async fn print_tour(cluster: &str, c: &crate::api::client::Client) {
             },
         )
         .await;
-    let backend_ip = list
-        .ok()
-        .and_then(|l| {
-            l.items
-                .iter()
-                .find_map(|p| p.pointer("/status/podIP").and_then(|v| v.as_str()).map(String::from))
-        });
+    let backend_ip = list.ok().and_then(|l| {
+        l.items.iter().find_map(|p| {
+            p.pointer("/status/podIP")
+                .and_then(|v| v.as_str())
+                .map(String::from)
+        })
+    });
     let Some(ip) = backend_ip else { return };
     println!("\nTry it:");
-    println!("  sudo lab{flag} exec client -- curl -s http://{ip}:8080/hostname     # a backend pod, by IP");
-    println!("  sudo lab{flag} exec client -- curl -s http://{ip}:8080/clientip     # the backend sees the client's IP");
-    println!("  sudo lab{flag} delete pod <a backend pod>                          # its Deployment replaces it");
+    println!(
+        "  sudo lab{flag} exec client -- curl -s http://{ip}:8080/hostname     # a backend pod, by IP"
+    );
+    println!(
+        "  sudo lab{flag} exec client -- curl -s http://{ip}:8080/clientip     # the backend sees the client's IP"
+    );
+    println!(
+        "  sudo lab{flag} delete pod <a backend pod>                          # its Deployment replaces it"
+    );
     println!("  sudo lab{flag} get pods -o wide");
-    println!("  sudo lab{flag} down                                               # removes everything");
+    println!(
+        "  sudo lab{flag} down                                               # removes everything"
+    );
 }
 
 pub async fn down(cluster: &str) -> Result<i32, ClientError> {
@@ -270,7 +317,9 @@ pub async fn down(cluster: &str) -> Result<i32, ClientError> {
     let pid = daemon_pid(&layout);
     let mut live = false;
     if let Some(pid) = pid
-        && c.post::<crate::api::Lines, _>("/v1/shutdown", &()).await.is_ok()
+        && c.post::<crate::api::Lines, _>("/v1/shutdown", &())
+            .await
+            .is_ok()
     {
         live = true;
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -279,7 +328,10 @@ pub async fn down(cluster: &str) -> Result<i32, ClientError> {
         }
     } else if let Some(pid) = pid {
         // A daemon that does not answer: stop it, then clean up offline.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     let existed = layout.state_dir.exists() || layout.run_dir.exists();
     let notes = cleanup_offline(&layout);

@@ -133,17 +133,7 @@ pub fn compute(
     };
     let phase = match shim.map(|s| s.phase) {
         None => "Pending",
-        Some(ShimPhase::Running) | Some(ShimPhase::Terminating) => {
-            if statuses
-                .iter()
-                .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-                || shim.is_some()
-            {
-                "Running"
-            } else {
-                "Pending"
-            }
-        }
+        Some(ShimPhase::Running) | Some(ShimPhase::Terminating) => "Running",
         Some(ShimPhase::Succeeded) => "Succeeded",
         Some(ShimPhase::Failed) => "Failed",
     };

@@ -292,6 +292,7 @@ fn config_map<'a>(store: &'a Store, ns: &str, name: &str) -> Option<&'a BTreeMap
 }
 
 /// Everything needed to start `pod` with address `ip`.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     pod: &Pod,
     ip: Ipv4Addr,

@@ -67,7 +67,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+            .map(|s| {
+                !s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
             .unwrap_or(false)
 }
 
@@ -92,7 +95,12 @@ impl Daemon {
         }
     }
 
-    pub fn exec_target(&self, ns: &str, pod: &str, container: Option<&str>) -> Result<crate::api::ExecTarget, String> {
+    pub fn exec_target(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: Option<&str>,
+    ) -> Result<crate::api::ExecTarget, String> {
         let uid = {
             let st = self.lock();
             match st.store.get(&Key::new(Kind::Pod, ns, pod)) {
@@ -118,19 +126,32 @@ impl Daemon {
             shim_pid: rt.shim_pid.ok_or("pod has no shim")?,
             container: c.name.clone(),
             env: c.env.clone(),
-            working_dir: c.working_dir.as_ref().map(|p| p.to_string_lossy().to_string()),
+            working_dir: c
+                .working_dir
+                .as_ref()
+                .map(|p| p.to_string_lossy().to_string()),
             run_as_user: c.run_as_user,
             run_as_group: c.run_as_group,
         })
     }
 
     /// Log file of a pod's container (`previous`: the one before the last restart).
-    pub fn log_path(&self, ns: &str, pod: &str, container: Option<&str>, previous: bool) -> Result<PathBuf, String> {
+    pub fn log_path(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: Option<&str>,
+        previous: bool,
+    ) -> Result<PathBuf, String> {
         let st = self.lock();
         let Some(Object::Pod(p)) = st.store.get(&Key::new(Kind::Pod, ns, pod)) else {
             return Err(format!("pods {pod:?} not found"));
         };
-        let containers: Vec<String> = p.spec.iter().flat_map(|s| s.containers.iter().map(|c| c.name.clone())).collect();
+        let containers: Vec<String> = p
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter().map(|c| c.name.clone()))
+            .collect();
         let c = match container {
             Some(c) if containers.iter().any(|x| x == c) => c.to_string(),
             Some(c) => return Err(format!("container {c} is not valid for pod {pod}")),
@@ -150,11 +171,17 @@ impl Daemon {
             .map(|x| x.restart_count)
             .unwrap_or(0);
         if previous && restarts == 0 {
-            return Err(format!("previous terminated container {c:?} in pod {pod:?} not found"));
+            return Err(format!(
+                "previous terminated container {c:?} in pod {pod:?} not found"
+            ));
         }
         let n = if previous { restarts - 1 } else { restarts };
         let uid = p.metadata.uid.clone().unwrap_or_default();
-        Ok(self.layout.pod_log_dir(ns, pod, &uid).join(&c).join(format!("{n}.log")))
+        Ok(self
+            .layout
+            .pod_log_dir(ns, pod, &uid)
+            .join(&c)
+            .join(format!("{n}.log")))
     }
 
     /// One reconcile pass: controllers, then start/stop pods as needed.
@@ -231,11 +258,10 @@ impl Daemon {
                                 to_start.push(key.clone());
                             }
                         }
-                        RtPhase::Running | RtPhase::Starting if *terminating => {
-                            if rt.phase == RtPhase::Running {
-                                rt.phase = RtPhase::Stopping;
-                                to_stop.push(uid.clone());
-                            }
+                        // A starting pod is stopped once its start finished.
+                        RtPhase::Running if *terminating => {
+                            rt.phase = RtPhase::Stopping;
+                            to_stop.push(uid.clone());
                         }
                         _ => {}
                     },
@@ -243,9 +269,12 @@ impl Daemon {
             }
             // Runtimes whose pod vanished from the store (e.g. removed
             // namespace): stop them too.
-            let uids: std::collections::HashSet<&String> = live.iter().map(|(_, u, ..)| u).collect();
+            let uids: std::collections::HashSet<&String> =
+                live.iter().map(|(_, u, ..)| u).collect();
             for (uid, rt) in pods.iter_mut() {
-                if !uids.contains(uid) && matches!(rt.phase, RtPhase::Running | RtPhase::Failed { .. }) {
+                if !uids.contains(uid)
+                    && matches!(rt.phase, RtPhase::Running | RtPhase::Failed { .. })
+                {
                     rt.phase = RtPhase::Stopping;
                     to_stop.push(uid.clone());
                 }
@@ -293,7 +322,12 @@ impl Daemon {
                 return;
             };
             let uid = pod.metadata.uid.clone().unwrap_or_default();
-            let ip = match pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|s| s.parse().ok()) {
+            let ip = match pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.as_deref())
+                .and_then(|s| s.parse().ok())
+            {
                 Some(ip) => ip,
                 None => match st.pod_ipam.allocate() {
                     Ok(ip) => ip,
@@ -314,7 +348,9 @@ impl Daemon {
             }
             let mut status = pod.status.clone().unwrap_or_default();
             status.pod_ip = Some(ip.to_string());
-            status.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP { ip: ip.to_string() }]);
+            status.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP {
+                ip: ip.to_string(),
+            }]);
             pod.status = Some(status);
             let prepared = podspec::prepare(
                 &pod,
@@ -348,7 +384,13 @@ impl Daemon {
 
     /// Create the pod's network, files and shim; or re-adopt a shim that
     /// is still running (after a daemon restart). Returns the spec it runs.
-    async fn bring_up(&self, uid: &str, ip: Ipv4Addr, netns: &str, prepared: &podspec::Prepared) -> Result<ShimSpec, String> {
+    async fn bring_up(
+        &self,
+        uid: &str,
+        ip: Ipv4Addr,
+        netns: &str,
+        prepared: &podspec::Prepared,
+    ) -> Result<ShimSpec, String> {
         let t0 = Instant::now();
         if let Some(pid) = crate::shim::is_alive(&prepared.spec.run_dir) {
             let saved = std::fs::read(prepared.spec.run_dir.join("spec.json"))
@@ -358,7 +400,11 @@ impl Daemon {
             if let Some(rt) = self.pods_lock().get_mut(uid) {
                 rt.shim_pid = Some(pid);
             }
-            tracing::info!("pod {}/{}: re-adopted shim {pid}", saved.namespace, saved.pod_name);
+            tracing::info!(
+                "pod {}/{}: re-adopted shim {pid}",
+                saved.namespace,
+                saved.pod_name
+            );
             return Ok(saved);
         }
         if !sys::netns::exists(netns) {
@@ -373,7 +419,9 @@ impl Daemon {
         }
         let files = &prepared.files;
         let spec = &prepared.spec;
-        let write = |p: &Path, s: &str| write_atomic(p, s.as_bytes()).map_err(|e| format!("writing {}: {e}", p.display()));
+        let write = |p: &Path, s: &str| {
+            write_atomic(p, s.as_bytes()).map_err(|e| format!("writing {}: {e}", p.display()))
+        };
         write(&spec.resolv_conf, &files.resolv_conf)?;
         write(&spec.hosts, &files.hosts)?;
         let etc = PathBuf::from("/etc/netns").join(netns);
@@ -390,7 +438,12 @@ impl Daemon {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("starting the pod's shim: {e}"))?;
-        tracing::info!("pod {}/{} up in {:?} (shim {pid})", spec.namespace, spec.pod_name, t0.elapsed());
+        tracing::info!(
+            "pod {}/{} up in {:?} (shim {pid})",
+            spec.namespace,
+            spec.pod_name,
+            t0.elapsed()
+        );
         if let Some(rt) = self.pods_lock().get_mut(uid) {
             rt.shim_pid = Some(pid);
         }
@@ -411,7 +464,11 @@ impl Daemon {
             }
         }
         let Some(stream) = stream else {
-            return self.set_failed(&uid, &key, format!("the pod's shim does not answer on {}", sock.display()));
+            return self.set_failed(
+                &uid,
+                &key,
+                format!("the pod's shim does not answer on {}", sock.display()),
+            );
         };
         let (rd, mut wr) = stream.into_split();
         let (tx, mut rx) = mpsc::unbounded_channel::<ShimCommand>();
@@ -491,12 +548,14 @@ impl Daemon {
         };
         self.teardown_pod(&uid, grace).await;
         let mut st = self.lock();
-        if st.store.get(&key).is_some_and(|o| o.meta().uid.as_deref() == Some(uid.as_str())) {
-            if let Some(o) = st.store.remove(&key)
-                && let Some(ip) = super::state::pod_ip(&o)
-            {
-                st.pod_ipam.release(ip);
-            }
+        if st
+            .store
+            .get(&key)
+            .is_some_and(|o| o.meta().uid.as_deref() == Some(uid.as_str()))
+            && let Some(o) = st.store.remove(&key)
+            && let Some(ip) = super::state::pod_ip(&o)
+        {
+            st.pod_ipam.release(ip);
         }
         drop(st);
         self.pods_lock().remove(&uid);
@@ -512,16 +571,29 @@ impl Daemon {
         let run_dir = self.layout.pod_run_dir(uid);
         let pid = pid.or_else(|| crate::shim::is_alive(&run_dir));
         if let Some(pid) = pid {
-            let sent = cmd.map(|c| c.send(ShimCommand::Stop { grace_seconds: grace }).is_ok()).unwrap_or(false);
+            let sent = cmd
+                .map(|c| {
+                    c.send(ShimCommand::Stop {
+                        grace_seconds: grace,
+                    })
+                    .is_ok()
+                })
+                .unwrap_or(false);
             if !sent {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
             }
             let deadline = Instant::now() + Duration::from_secs(grace + 3);
             while pid_alive(pid) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             if pid_alive(pid) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
                 for _ in 0..200 {
                     if !pid_alive(pid) {
                         break;
@@ -562,7 +634,13 @@ impl Daemon {
             .lock()
             .store
             .list(Kind::Pod, None)
-            .filter_map(|o| o.meta().annotations.as_ref()?.get(NETNS_ANNOTATION).cloned())
+            .filter_map(|o| {
+                o.meta()
+                    .annotations
+                    .as_ref()?
+                    .get(NETNS_ANNOTATION)
+                    .cloned()
+            })
             .collect();
         for ns in recorded {
             let _ = sys::netns::delete(&ns);
@@ -587,7 +665,10 @@ pub fn cleanup_offline(layout: &Layout) -> Vec<String> {
     let pods_dir = layout.run_dir.join("pods");
     for entry in std::fs::read_dir(&pods_dir).into_iter().flatten().flatten() {
         if let Some(pid) = crate::shim::is_alive(&entry.path()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             notes.push(format!("killed pod shim {pid}"));
         }
     }
@@ -595,7 +676,12 @@ pub fn cleanup_offline(layout: &Layout) -> Vec<String> {
         && let Ok(store) = Store::from_snapshot(&bytes)
     {
         for o in store.list(Kind::Pod, None) {
-            if let Some(ns) = o.meta().annotations.as_ref().and_then(|a| a.get(NETNS_ANNOTATION)) {
+            if let Some(ns) = o
+                .meta()
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(NETNS_ANNOTATION))
+            {
                 if sys::netns::exists(ns) {
                     notes.push(format!("deleted netns {ns}"));
                 }
@@ -611,7 +697,11 @@ pub fn cleanup_offline(layout: &Layout) -> Vec<String> {
 /// Kill a daemon recorded in the pid file if it is a lab daemon of this
 /// cluster.
 pub fn daemon_pid(layout: &Layout) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(layout.daemon_pid()).ok()?.trim().parse().ok()?;
+    let pid: u32 = std::fs::read_to_string(layout.daemon_pid())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let args: Vec<String> = cmdline
         .split(|b| *b == 0)
@@ -627,22 +717,29 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
     for d in [&layout.run_dir, &layout.state_dir, &layout.log_dir] {
         std::fs::create_dir_all(d)?;
     }
-    write_atomic(&layout.daemon_pid(), std::process::id().to_string().as_bytes())?;
+    write_atomic(
+        &layout.daemon_pid(),
+        std::process::id().to_string().as_bytes(),
+    )?;
     write_atomic(&layout.config_file(), &serde_json::to_vec_pretty(&cfg)?)?;
 
     // Node namespace.
     let node_ns = layout.node_netns();
     if !sys::netns::exists(&node_ns) {
-        sys::netns::create(&node_ns).map_err(|e| anyhow::anyhow!("creating node netns {node_ns}: {e}"))?;
+        sys::netns::create(&node_ns)
+            .map_err(|e| anyhow::anyhow!("creating node netns {node_ns}: {e}"))?;
     }
     let node = sys::net::NetnsHandle::open(&node_ns)
         .await
         .map_err(|e| anyhow::anyhow!("netlink in {node_ns}: {e}"))?;
-    sys::net::setup_node(&node).await.map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
+    sys::net::setup_node(&node)
+        .await
+        .map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
 
     // State.
     let store = match std::fs::read(layout.state_file()) {
-        Ok(bytes) => Store::from_snapshot(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", layout.state_file().display()))?,
+        Ok(bytes) => Store::from_snapshot(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", layout.state_file().display()))?,
         Err(_) => Store::default(),
     };
     let mut state = State::new(cfg.clone(), store);

@@ -291,7 +291,7 @@ pub fn validate(obj: &Object) -> Result<Vec<String>, FieldError> {
     let meta = obj.meta();
     let name = meta.name.as_deref().unwrap_or("");
     let generate = meta.generate_name.as_deref().unwrap_or("");
-    if name.is_empty() && !(kind == Kind::Pod && !generate.is_empty()) {
+    if name.is_empty() && (kind != Kind::Pod || generate.is_empty()) {
         return Err(fe("metadata.name", "required field is missing"));
     }
     if !name.is_empty() {
@@ -755,7 +755,7 @@ fn service(s: &k8s_openapi::api::core::v1::Service) -> Result<(), FieldError> {
         }
         if !seen.insert((p.port, proto)) {
             return Err(fe(
-                format!("{f}"),
+                f.to_string(),
                 format!("Duplicate value: port {} {proto}", p.port),
             ));
         }
