@@ -52,6 +52,7 @@ pub enum Command {
     Down,
     /// Create or update objects from manifests (files, directories or - for stdin).
     Apply {
+        /// A file, a directory of .yaml/.yml/.json files, or - for stdin (repeatable).
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<String>,
         #[command(flatten)]
@@ -61,8 +62,10 @@ pub enum Command {
     Delete {
         /// TYPE [NAME…] or TYPE/NAME…
         args: Vec<String>,
+        /// Delete the objects these manifests name.
         #[arg(short = 'f', long = "filename")]
         files: Vec<String>,
+        /// Delete every object of TYPE matching this label selector.
         #[arg(short = 'l', long = "selector")]
         selector: Option<String>,
         #[command(flatten)]
@@ -76,6 +79,7 @@ pub enum Command {
         /// Grace period 1.
         #[arg(long)]
         now: bool,
+        /// Succeed when the object does not exist.
         #[arg(long = "ignore-not-found")]
         ignore_not_found: bool,
         /// Wait until deleted pods are gone (default true, as kubectl).
@@ -89,15 +93,19 @@ pub enum Command {
         args: Vec<String>,
         #[command(flatten)]
         ns: NsArgs,
+        /// List across all namespaces.
         #[arg(short = 'A', long = "all-namespaces")]
         all_namespaces: bool,
+        /// Label selector (`app=web,tier!=db`, `env in (a,b)`).
         #[arg(short = 'l', long = "selector")]
         selector: Option<String>,
         /// wide, json, yaml or name.
         #[arg(short = 'o', long = "output")]
         output: Option<String>,
+        /// Add a LABELS column.
         #[arg(long = "show-labels")]
         show_labels: bool,
+        /// Omit the header line.
         #[arg(long = "no-headers")]
         no_headers: bool,
     },
@@ -112,6 +120,7 @@ pub enum Command {
     /// Run a command in a pod's container (its network, PID, mount and UTS namespaces).
     Exec {
         pod: String,
+        /// Container whose environment to use (default: the first).
         #[arg(short = 'c', long = "container")]
         container: Option<String>,
         /// Pass stdin (always on: stdin is inherited).
@@ -128,12 +137,16 @@ pub enum Command {
     /// Print a container's logs.
     Logs {
         pod: String,
+        /// Container name (required when the pod has several).
         #[arg(short = 'c', long = "container")]
         container: Option<String>,
+        /// Keep printing what the container writes.
         #[arg(short = 'f', long = "follow")]
         follow: bool,
+        /// The log of the container's previous run (before its last restart).
         #[arg(short = 'p', long = "previous")]
         previous: bool,
+        /// Only the last N lines.
         #[arg(long)]
         tail: Option<i64>,
         #[command(flatten)]
@@ -153,14 +166,18 @@ pub enum Command {
     Wait {
         /// pod/NAME… (or TYPE NAME…)
         args: Vec<String>,
+        /// condition=Ready (any condition type) or delete.
         #[arg(long = "for", required = true)]
         for_: String,
+        /// Wait for every object matching this label selector.
         #[arg(short = 'l', long = "selector")]
         selector: Option<String>,
+        /// Give up after this long (30s, 2m, …).
         #[arg(long, default_value = "30s")]
         timeout: String,
         #[command(flatten)]
         ns: NsArgs,
+        /// Across all namespaces.
         #[arg(short = 'A', long = "all-namespaces")]
         all_namespaces: bool,
     },
@@ -976,6 +993,15 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn published_field_lists_are_current() {
+        assert_eq!(
+            fields_markdown(),
+            include_str!("../../docs/manifest-fields.md"),
+            "docs/manifest-fields.md is stale: regenerate it with `lab fields > docs/manifest-fields.md`"
+        );
     }
 
     #[test]
