@@ -2,4 +2,5 @@
 
 pub mod podspec;
 pub mod runtime;
+pub mod services;
 pub mod state;

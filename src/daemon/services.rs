@@ -1,0 +1,217 @@
+//! What the Services data plane needs from the store, as plain data: every
+//! (VIP, protocol, port) with its endpoints and conditions, the allocated
+//! VIPs, and the set of (protocol, targetPort) pairs in use (one policy rule
+//! each). Pure.
+
+use crate::controller::endpoints::SERVICE_NAME_LABEL;
+use crate::model::{Kind, Object};
+use crate::store::Store;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn parse(s: Option<&str>) -> Option<Proto> {
+        match s.unwrap_or("TCP") {
+            "TCP" => Some(Proto::Tcp),
+            "UDP" => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointView {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortView {
+    pub vip: Ipv4Addr,
+    pub proto: Proto,
+    pub port: u16,
+    /// `ns/name:portname` (portname empty for an unnamed port).
+    pub id: String,
+    /// `ns/name`.
+    pub service: String,
+    pub endpoints: Vec<EndpointView>,
+    /// ClientIP affinity timeout in seconds.
+    pub affinity_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServicesView {
+    pub vips: BTreeSet<Ipv4Addr>,
+    pub ports: Vec<PortView>,
+    /// One policy rule per pair.
+    pub target_ports: BTreeSet<(Proto, u16)>,
+}
+
+pub fn view(store: &Store) -> ServicesView {
+    let mut out = ServicesView::default();
+    // Slices by (namespace, service).
+    let mut slices: BTreeMap<
+        (String, String),
+        Vec<&k8s_openapi::api::discovery::v1::EndpointSlice>,
+    > = BTreeMap::new();
+    for o in store.list(Kind::EndpointSlice, None) {
+        if let Object::EndpointSlice(s) = o
+            && let Some(svc) = s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        {
+            slices
+                .entry((
+                    s.metadata.namespace.clone().unwrap_or_default(),
+                    svc.clone(),
+                ))
+                .or_default()
+                .push(s);
+        }
+    }
+    for o in store.list(Kind::Service, None) {
+        let Object::Service(s) = o else { continue };
+        let Some(spec) = &s.spec else { continue };
+        let Some(vip) = spec
+            .cluster_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+        else {
+            continue;
+        };
+        out.vips.insert(vip);
+        let ns = s.metadata.namespace.clone().unwrap_or_default();
+        let name = s.metadata.name.clone().unwrap_or_default();
+        let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+            spec.session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds)
+                .unwrap_or(10800)
+                .clamp(1, 86400) as u32
+        });
+        let my_slices = slices
+            .get(&(ns.clone(), name.clone()))
+            .cloned()
+            .unwrap_or_default();
+        for p in spec.ports.iter().flatten() {
+            let Some(proto) = Proto::parse(p.protocol.as_deref()) else {
+                continue;
+            };
+            let Ok(port) = u16::try_from(p.port) else {
+                continue;
+            };
+            let pname = p.name.clone().unwrap_or_default();
+            let mut endpoints = Vec::new();
+            for sl in &my_slices {
+                let Some(sp) = sl.ports.iter().flatten().find(|sp| {
+                    sp.name.clone().unwrap_or_default() == pname
+                        && Proto::parse(sp.protocol.as_deref()) == Some(proto)
+                }) else {
+                    continue;
+                };
+                let Some(target) = sp.port.and_then(|p| u16::try_from(p).ok()) else {
+                    continue;
+                };
+                for e in sl.endpoints.iter().flatten() {
+                    let c = e.conditions.clone().unwrap_or_default();
+                    for a in &e.addresses {
+                        let Ok(ip) = a.parse::<Ipv4Addr>() else {
+                            continue;
+                        };
+                        endpoints.push(EndpointView {
+                            ip,
+                            port: target,
+                            ready: c.ready.unwrap_or(true),
+                            serving: c.serving.or(c.ready).unwrap_or(true),
+                            terminating: c.terminating.unwrap_or(false),
+                        });
+                        out.target_ports.insert((proto, target));
+                    }
+                }
+            }
+            out.ports.push(PortView {
+                vip,
+                proto,
+                port,
+                id: format!("{ns}/{name}:{pname}"),
+                service: format!("{ns}/{name}"),
+                endpoints,
+                affinity_seconds: affinity,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ClusterConfig;
+    use crate::daemon::state::State;
+    use crate::model::parse::parse_documents;
+
+    #[test]
+    fn view_from_services_and_slices() {
+        let cfg = ClusterConfig::new("t", "10.244.0.0/16", "10.96.0.0/12").unwrap();
+        let mut st = State::new(cfg, Store::default());
+        st.ensure_system_objects();
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  sessionAffinity: ClientIP\n  ports: [{name: http, port: 80, targetPort: http}, {name: dns, port: 53, protocol: UDP}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {app: web}}\nspec:\n  containers: [{name: c, image: x, command: [x], ports: [{name: http, containerPort: 8080}]}]\n";
+        st.apply(&parse_documents("f", yaml).unwrap(), "default", false)
+            .unwrap();
+        // Give the pod an IP and readiness, then run the endpoints controller.
+        let key = crate::store::Key::new(Kind::Pod, "default", "a");
+        let Some(Object::Pod(mut p)) = st.store.get(&key).cloned() else {
+            panic!()
+        };
+        p.status = Some(
+            serde_json::from_value(
+                serde_json::json!({"podIP": "10.244.0.5", "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}]}),
+            )
+            .unwrap(),
+        );
+        st.store.update(Object::Pod(p));
+        crate::controller::reconcile(&mut st.store);
+        let v = view(&st.store);
+        assert!(v.vips.contains(&Ipv4Addr::new(10, 96, 0, 1)));
+        let web: Vec<&PortView> = v
+            .ports
+            .iter()
+            .filter(|p| p.service == "default/web")
+            .collect();
+        assert_eq!(web.len(), 2);
+        let http = web.iter().find(|p| p.port == 80).unwrap();
+        assert_eq!(http.id, "default/web:http");
+        assert_eq!(http.affinity_seconds, Some(10800));
+        assert_eq!(
+            http.endpoints,
+            [EndpointView {
+                ip: Ipv4Addr::new(10, 244, 0, 5),
+                port: 8080,
+                ready: true,
+                serving: true,
+                terminating: false
+            }]
+        );
+        let dns = web.iter().find(|p| p.port == 53).unwrap();
+        assert_eq!(dns.proto, Proto::Udp);
+        // The pod declares no UDP port 53 by name, so targetPort 53 (= port) applies.
+        assert_eq!(dns.endpoints[0].port, 53);
+        assert_eq!(
+            v.target_ports,
+            [(Proto::Tcp, 8080), (Proto::Udp, 53)].into_iter().collect()
+        );
+    }
+}
