@@ -46,7 +46,8 @@ pub struct Daemon {
     pub lab_exe: PathBuf,
     pub started_at: String,
     pub shutting_down: watch::Sender<bool>,
-    pub node: sys::net::NetnsHandle,
+    /// The node netns name.
+    pub node: String,
     host_resolv: String,
 }
 
@@ -407,16 +408,21 @@ impl Daemon {
             );
             return Ok(saved);
         }
-        if !sys::netns::exists(netns) {
-            sys::netns::create(netns).map_err(|e| format!("creating netns {netns}: {e}"))?;
-        }
-        let veth = host_veth(ip);
-        let links = sys::net::list_links(&self.node).await.unwrap_or_default();
-        if !links.iter().any(|l| l == &veth) {
-            sys::net::add_pod(&self.node, netns, &veth, ip)
-                .await
-                .map_err(|e| format!("pod network: {e}"))?;
-        }
+        let (node, ns) = (self.node.clone(), netns.to_string());
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            if !sys::iproute::netns_exists(&ns) {
+                sys::iproute::netns_create(&ns).map_err(|e| format!("creating netns {ns}: {e}"))?;
+            }
+            let veth = host_veth(ip);
+            let links = sys::iproute::list_links(&node).unwrap_or_default();
+            if !links.iter().any(|l| l == &veth) {
+                sys::iproute::add_pod(&node, &ns, &veth, ip)
+                    .map_err(|e| format!("pod network: {e}"))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
         let files = &prepared.files;
         let spec = &prepared.spec;
         let write = |p: &Path, s: &str| {
@@ -602,17 +608,22 @@ impl Daemon {
                 }
             }
         }
-        if let Some(ip) = ip
-            && let Err(e) = sys::net::remove_pod(&self.node, &host_veth(ip), ip).await
-        {
-            tracing::warn!("removing pod network: {e}");
-        }
-        if !netns.is_empty() {
-            if let Err(e) = sys::netns::delete(&netns) {
-                tracing::warn!("deleting netns {netns}: {e}");
+        let node = self.node.clone();
+        let ns = netns.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(ip) = ip
+                && let Err(e) = sys::iproute::remove_pod(&node, &host_veth(ip), ip)
+            {
+                tracing::warn!("removing pod network: {e}");
             }
-            let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&netns));
-        }
+            if !ns.is_empty() {
+                if let Err(e) = sys::iproute::netns_delete(&ns) {
+                    tracing::warn!("deleting netns {ns}: {e}");
+                }
+                let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&ns));
+            }
+        })
+        .await;
         let _ = std::fs::remove_dir_all(&run_dir);
         let _ = std::fs::remove_dir_all(self.layout.pod_state_dir(uid));
     }
@@ -643,7 +654,7 @@ impl Daemon {
             })
             .collect();
         for ns in recorded {
-            let _ = sys::netns::delete(&ns);
+            let _ = sys::iproute::netns_delete(&ns);
             let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&ns));
         }
         remove_cluster_files(&self.layout);
@@ -652,7 +663,7 @@ impl Daemon {
 
 /// Remove the node netns and every directory of the cluster.
 pub fn remove_cluster_files(layout: &Layout) {
-    let _ = sys::netns::delete(&layout.node_netns());
+    let _ = sys::iproute::netns_delete(&layout.node_netns());
     for d in [&layout.state_dir, &layout.log_dir, &layout.run_dir] {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -682,10 +693,10 @@ pub fn cleanup_offline(layout: &Layout) -> Vec<String> {
                 .as_ref()
                 .and_then(|a| a.get(NETNS_ANNOTATION))
             {
-                if sys::netns::exists(ns) {
+                if sys::iproute::netns_exists(ns) {
                     notes.push(format!("deleted netns {ns}"));
                 }
-                let _ = sys::netns::delete(ns);
+                let _ = sys::iproute::netns_delete(ns);
                 let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
             }
         }
@@ -725,16 +736,12 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
 
     // Node namespace.
     let node_ns = layout.node_netns();
-    if !sys::netns::exists(&node_ns) {
-        sys::netns::create(&node_ns)
+    if !sys::iproute::netns_exists(&node_ns) {
+        sys::iproute::netns_create(&node_ns)
             .map_err(|e| anyhow::anyhow!("creating node netns {node_ns}: {e}"))?;
     }
-    let node = sys::net::NetnsHandle::open(&node_ns)
-        .await
-        .map_err(|e| anyhow::anyhow!("netlink in {node_ns}: {e}"))?;
-    sys::net::setup_node(&node)
-        .await
-        .map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
+    sys::iproute::setup_node(&node_ns).map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
+    let node = node_ns.clone();
 
     // State.
     let store = match std::fs::read(layout.state_file()) {

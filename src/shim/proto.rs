@@ -92,8 +92,13 @@ pub enum ProbeHandler {
         path: String,
         headers: Vec<(String, String)>,
     },
-    TcpSocket { host: Option<String>, port: u16 },
-    Exec { command: Vec<String> },
+    TcpSocket {
+        host: Option<String>,
+        port: u16,
+    },
+    Exec {
+        command: Vec<String>,
+    },
 }
 
 /// What the shim reports.
@@ -133,8 +138,13 @@ pub struct ContainerStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ContainerState {
     /// `reason` is `ContainerCreating`, `CrashLoopBackOff` or `StartError`.
-    Waiting { reason: String, message: String },
-    Running { started_at: String },
+    Waiting {
+        reason: String,
+        message: String,
+    },
+    Running {
+        started_at: String,
+    },
     Terminated {
         exit_code: i32,
         signal: Option<i32>,

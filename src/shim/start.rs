@@ -1,0 +1,314 @@
+//! Starting a shim (`lab shim --spec FILE`: namespaces, mounts, fork into
+//! the new PID namespace) and the daemon/CLI side: [`spawn`], [`is_alive`],
+//! [`enter_and_exec`].
+
+use super::proto::ShimSpec;
+use super::runtime::{self, Handover};
+use crate::sys::process::{self as sys, CloneFlags, Forked};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the first process waits for the shim to report it is up.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The shim did not come up; the message is what it reported.
+    #[error("the pod's shim failed to start: {0}")]
+    Start(String),
+    #[error("{0}")]
+    Exec(String),
+}
+
+fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+    move |source| Error::Io {
+        context: context.into(),
+        source,
+    }
+}
+
+fn spec_file(run_dir: &Path) -> PathBuf {
+    run_dir.join("spec.json")
+}
+
+// ---------------------------------------------------------------------------
+// The shim process.
+
+/// `lab shim --spec FILE`. Must be called in a fresh, single-threaded
+/// process. The first process exits 0 once the shim is up (non-zero with the
+/// error on stderr otherwise); the forked shim returns here only when the
+/// pod has been stopped.
+pub fn run(spec_path: &Path) -> i32 {
+    let spec = match std::fs::read(spec_path)
+        .map_err(|e| format!("reading {}: {e}", spec_path.display()))
+        .and_then(|b| {
+            serde_json::from_slice::<ShimSpec>(&b)
+                .map_err(|e| format!("parsing {}: {e}", spec_path.display()))
+        }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("lab shim: {e}");
+            return 1;
+        }
+    };
+    match start(spec) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lab shim: {e}");
+            1
+        }
+    }
+}
+
+fn start(spec: ShimSpec) -> io::Result<i32> {
+    for d in [&spec.run_dir, &spec.log_dir] {
+        std::fs::create_dir_all(d)
+            .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", d.display())))?;
+    }
+    // The pid file is written by this first process, which shares the new
+    // mount namespace with the shim: once the shim hides `/run/lab` the path
+    // is gone, so keep a handle on the directory.
+    let run_dir = sys::open_dir(&spec.run_dir)?;
+    sys::setns_path(&spec.netns_path, CloneFlags::CLONE_NEWNET)?;
+    sys::unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS)?;
+    let (r, w) = sys::pipe()?;
+    match sys::fork_single_threaded()? {
+        Forked::Parent { child } => {
+            drop(w);
+            wait_for_shim(&spec, &run_dir, child, r)
+        }
+        Forked::Child => {
+            drop(r);
+            drop(run_dir);
+            Ok(shim_main(spec, w))
+        }
+    }
+}
+
+/// The first process: wait for `OK` (or an error) from the shim, then write
+/// its PID file.
+fn wait_for_shim(spec: &ShimSpec, run_dir: &File, child: u32, mut r: File) -> io::Result<i32> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !sys::wait_readable(&r, left)? {
+            sys::signal_pid(child as i32, nix::sys::signal::Signal::SIGKILL);
+            let _ = sys::wait_child(child);
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the shim did not come up within 30s",
+            ));
+        }
+        let n = r.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.contains(&b'\n') {
+            break;
+        }
+    }
+    let msg = String::from_utf8_lossy(&buf).trim().to_string();
+    if msg == "OK" {
+        let pid_file = spec.run_dir.join("shim.pid");
+        nix::unistd::fchdir(run_dir)?;
+        sys::write_atomic(
+            Path::new("shim.pid"),
+            format!("{child}\n").as_bytes(),
+            0o644,
+        )
+        .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", pid_file.display())))?;
+        return Ok(0);
+    }
+    let _ = sys::wait_child(child);
+    let why = msg
+        .strip_prefix("ERR ")
+        .unwrap_or("the shim exited during start-up");
+    Err(io::Error::other(why.to_string()))
+}
+
+/// PID 1 of the pod.
+fn shim_main(spec: ShimSpec, mut ready: File) -> i32 {
+    match set_up_pod(spec, &ready) {
+        Ok((spec, host_pid, listener, run_dir, log_dir, hidden)) => runtime::main(Handover {
+            spec,
+            host_pid,
+            ready,
+            listener,
+            run_dir,
+            log_dir,
+            hidden,
+        }),
+        Err(e) => {
+            let _ = writeln!(ready, "ERR {e}");
+            1
+        }
+    }
+}
+
+type SetUp = (
+    ShimSpec,
+    u32,
+    std::os::unix::net::UnixListener,
+    File,
+    File,
+    Vec<PathBuf>,
+);
+
+fn set_up_pod(spec: ShimSpec, ready: &File) -> io::Result<SetUp> {
+    let wrap = |what: &str| {
+        let what = what.to_string();
+        move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"))
+    };
+    sys::setsid()?;
+    // Still the host's procfs: /proc/self is our host PID.
+    let host_pid = sys::pid_via_proc()?;
+    // Before any other mount: nothing may propagate back to the host.
+    sys::make_root_rslave()?;
+    sys::mount_proc()?;
+    let sysfs = sys::remount_sysfs();
+    sys::bind_mount(&spec.resolv_conf, Path::new("/etc/resolv.conf"), false)?;
+    sys::bind_mount(&spec.hosts, Path::new("/etc/hosts"), false)?;
+    // What must stay reachable once paths are hidden: the socket, run_dir
+    // and log_dir (by descriptor), the shim log.
+    let run_dir = sys::open_dir(&spec.run_dir)?;
+    let log_dir = sys::open_dir(&spec.log_dir)?;
+    let sock = spec.run_dir.join("shim.sock");
+    match std::fs::remove_file(&sock) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(wrap(&format!("removing stale {}", sock.display()))(e)),
+    }
+    let old = sys::set_umask(0o177);
+    let listener = std::os::unix::net::UnixListener::bind(&sock);
+    sys::set_umask(old);
+    let listener = listener.map_err(wrap(&format!("binding {}", sock.display())))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))
+            .map_err(wrap("chmod shim.sock"))?;
+    }
+    listener.set_nonblocking(true)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(spec.log_dir.join("shim.log"))
+        .map_err(wrap("opening shim.log"))?;
+    let mut hidden = Vec::new();
+    for p in &spec.hide_paths {
+        if p.exists() {
+            sys::mount_empty_tmpfs_ro(p)?;
+            hidden.push(p.clone());
+        }
+    }
+    sys::set_hostname(&spec.hostname)?;
+    let null = File::open("/dev/null").map_err(wrap("opening /dev/null"))?;
+    sys::redirect_stdio(&null, &log)?;
+    drop((null, log));
+    sys::close_fds_except(&[
+        ready.as_raw_fd(),
+        listener.as_raw_fd(),
+        run_dir.as_raw_fd(),
+        log_dir.as_raw_fd(),
+    ])?;
+    if let Err(e) = sysfs {
+        runtime::log(format_args!("warning: {e}"));
+    }
+    Ok((spec, host_pid, listener, run_dir, log_dir, hidden))
+}
+
+// ---------------------------------------------------------------------------
+// The daemon's side.
+
+/// Write `spec.json` into `spec.run_dir` and start `<lab_exe> shim --spec
+/// …` detached (own session, no terminal). Returns the shim's host PID once
+/// its containers have been started.
+pub fn spawn(lab_exe: &Path, spec: &ShimSpec) -> Result<u32, Error> {
+    for d in [&spec.run_dir, &spec.log_dir] {
+        std::fs::create_dir_all(d).map_err(io_ctx(format!("creating {}", d.display())))?;
+    }
+    let spec_path = spec_file(&spec.run_dir);
+    let json = serde_json::to_vec_pretty(spec)
+        .map_err(|e| Error::Start(format!("encoding the spec: {e}")))?;
+    sys::write_atomic(&spec_path, &json, 0o600)
+        .map_err(io_ctx(format!("writing {}", spec_path.display())))?;
+    let pid_file = spec.run_dir.join("shim.pid");
+    let _ = std::fs::remove_file(&pid_file);
+    let mut cmd = Command::new(lab_exe);
+    cmd.arg("shim")
+        .arg("--spec")
+        .arg(&spec_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    sys::detach_on_spawn(&mut cmd);
+    let out = cmd
+        .output()
+        .map_err(io_ctx(format!("running {}", lab_exe.display())))?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let msg = msg
+            .strip_prefix("lab shim: ")
+            .map(str::to_string)
+            .unwrap_or(msg);
+        return Err(Error::Start(if msg.is_empty() {
+            out.status.to_string()
+        } else {
+            msg
+        }));
+    }
+    let text = std::fs::read_to_string(&pid_file)
+        .map_err(io_ctx(format!("reading {}", pid_file.display())))?;
+    text.trim()
+        .parse()
+        .map_err(|_| Error::Start(format!("{} holds {text:?}, not a PID", pid_file.display())))
+}
+
+/// The shim's host PID if `<run_dir>/shim.pid` names a live process that is
+/// `lab shim --spec <run_dir>/spec.json`.
+pub fn is_alive(run_dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(run_dir.join("shim.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let want = spec_file(run_dir);
+    args.windows(3)
+        .any(|w| w[0] == b"shim" && w[1] == b"--spec" && Path::new(OsStr::from_bytes(w[2])) == want)
+        .then_some(pid)
+}
+
+/// `kubectl exec`: run `argv` in the pod whose shim is `shim_pid` (its PID,
+/// UTS, network and mount namespaces), with exactly `env` (plus a default
+/// `PATH`), as `run_as_user`/`run_as_group` if given. Stdio is inherited (a
+/// terminal works as is, so `tty` needs nothing more). Returns the exit code,
+/// 128 + signal if it was killed.
+pub fn enter_and_exec(
+    shim_pid: u32,
+    argv: &[String],
+    env: &[(String, String)],
+    working_dir: Option<&Path>,
+    run_as_user: Option<u32>,
+    run_as_group: Option<u32>,
+    tty: bool,
+) -> Result<i32, Error> {
+    let _ = tty;
+    sys::enter_and_exec(shim_pid, argv, env, working_dir, run_as_user, run_as_group)
+        .map_err(|e| Error::Exec(e.to_string()))
+}

@@ -1,0 +1,756 @@
+//! Low-level process and namespace syscalls for the pod shim: fork, setns,
+//! unshare, mounts, exec and reaping. Every `unsafe` the shim needs lives
+//! here; callers get safe functions with the preconditions written down.
+//!
+//! Code that runs between `fork` and `exec` in a child of a process that may
+//! have other threads only makes raw syscalls on data prepared before the
+//! fork (no allocation, no locks).
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
+pub use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Default `PATH` for programs started with an environment that has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn err(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+fn ctx(what: impl std::fmt::Display, e: Errno) -> io::Error {
+    io::Error::new(err(e).kind(), format!("{what}: {}", e.desc()))
+}
+
+fn cstr(s: impl AsRef<OsStr>) -> io::Result<CString> {
+    CString::new(s.as_ref().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
+}
+
+// ---------------------------------------------------------------------------
+// Namespaces, mounts, identity.
+
+/// Join the namespace at `path` (`/run/netns/x`, `/proc/<pid>/ns/mnt`, …).
+pub fn setns_path(path: &Path, kind: CloneFlags) -> io::Result<()> {
+    let f = File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", path.display())))?;
+    nix::sched::setns(f.as_fd(), kind).map_err(|e| ctx(format_args!("setns {}", path.display()), e))
+}
+
+/// `unshare(2)`.
+pub fn unshare(flags: CloneFlags) -> io::Result<()> {
+    nix::sched::unshare(flags).map_err(|e| ctx("unshare", e))
+}
+
+/// Make every mount of this mount namespace a recursive slave, so that no
+/// mount made here propagates back to the namespace it was copied from, even
+/// if `/` is shared (systemd). Must come before any other mount.
+pub fn make_root_rslave() -> io::Result<()> {
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| ctx("making / a recursive slave", e))
+}
+
+/// Mount a fresh procfs on `/proc` (for the caller's PID namespace).
+pub fn mount_proc() -> io::Result<()> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    nix::mount::mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
+        .map_err(|e| ctx("mounting /proc", e))
+}
+
+/// Replace `/sys` by a sysfs of the caller's network namespace, as
+/// `ip netns exec` does (so `/sys/class/net` lists the pod's interfaces).
+pub fn remount_sysfs() -> io::Result<()> {
+    let _ = nix::mount::umount2("/sys", MntFlags::MNT_DETACH);
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    nix::mount::mount(Some("sysfs"), "/sys", Some("sysfs"), flags, None::<&str>)
+        .map_err(|e| ctx("mounting /sys", e))
+}
+
+/// Bind `source` onto `target` (recursively), read-only if asked.
+pub fn bind_mount(source: &Path, target: &Path, read_only: bool) -> io::Result<()> {
+    let what = || format!("binding {} onto {}", source.display(), target.display());
+    nix::mount::mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| ctx(what(), e))?;
+    if read_only {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+            .map_err(|e| ctx(what(), e))?;
+    }
+    Ok(())
+}
+
+const TMPFS: &CStr = c"tmpfs";
+const HIDE_OPTS: &CStr = c"size=4k,mode=0555";
+const HIDE_FLAGS: libc::c_ulong =
+    libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+
+/// Hide `target` under an empty, read-only tmpfs.
+pub fn mount_empty_tmpfs_ro(target: &Path) -> io::Result<()> {
+    nix::mount::mount(
+        Some(TMPFS),
+        target,
+        Some(TMPFS),
+        MsFlags::from_bits_truncate(HIDE_FLAGS),
+        Some(HIDE_OPTS),
+    )
+    .map_err(|e| ctx(format_args!("hiding {}", target.display()), e))
+}
+
+pub fn set_hostname(name: &str) -> io::Result<()> {
+    nix::unistd::sethostname(name).map_err(|e| ctx(format_args!("sethostname {name:?}"), e))
+}
+
+pub fn setsid() -> io::Result<()> {
+    nix::unistd::setsid()
+        .map(|_| ())
+        .map_err(|e| ctx("setsid", e))
+}
+
+/// Set the umask, returning the previous one.
+pub fn set_umask(mask: u32) -> u32 {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        mask as libc::mode_t,
+    ))
+    .bits() as u32
+}
+
+/// The caller's PID as seen by the procfs mounted on `/proc` (before the
+/// shim mounts its own procfs, that is the host PID).
+pub fn pid_via_proc() -> io::Result<u32> {
+    let link = std::fs::read_link("/proc/self")?;
+    link.to_string_lossy()
+        .parse()
+        .map_err(|_| io::Error::other(format!("unexpected /proc/self link {}", link.display())))
+}
+
+// ---------------------------------------------------------------------------
+// File descriptors.
+
+/// A pipe, both ends close-on-exec: (read, write).
+pub fn pipe() -> io::Result<(File, File)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ctx("pipe", e))?;
+    Ok((File::from(r), File::from(w)))
+}
+
+/// Point stdin at `stdin` and stdout and stderr at `out`.
+pub fn redirect_stdio(stdin: &File, out: &File) -> io::Result<()> {
+    nix::unistd::dup2_stdin(stdin).map_err(|e| ctx("dup2 stdin", e))?;
+    nix::unistd::dup2_stdout(out).map_err(|e| ctx("dup2 stdout", e))?;
+    nix::unistd::dup2_stderr(out).map_err(|e| ctx("dup2 stderr", e))?;
+    Ok(())
+}
+
+/// Close every descriptor above 2 except those in `keep`.
+pub fn close_fds_except(keep: &[RawFd]) -> io::Result<()> {
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: the caller is single-threaded and owns every inherited
+            // descriptor; none of them is referenced by a live Rust object
+            // except those in `keep` (and the read_dir handle, already gone).
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(())
+}
+
+/// Wait until `f` is readable or `timeout` passes; true if readable.
+pub fn wait_readable(f: &impl AsFd, timeout: std::time::Duration) -> io::Result<bool> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(n) => return Ok(n > 0),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(ctx("poll", e)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Processes.
+
+pub enum Forked {
+    Parent { child: u32 },
+    Child,
+}
+
+/// `fork(2)`.
+///
+/// The caller must be single-threaded (the shim calls it before it starts any
+/// runtime), so the child may do anything the parent could.
+pub fn fork_single_threaded() -> io::Result<Forked> {
+    // SAFETY: documented precondition: no other thread exists, so no lock
+    // can be held across the fork.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent {
+            child: child.as_raw() as u32,
+        }),
+        Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
+        Err(e) => Err(ctx("fork", e)),
+    }
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// Shell convention: the code, or 128 + the signal.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s,
+        }
+    }
+}
+
+/// Reap one child that has ended, without blocking. `None` when no child has
+/// ended (or there are no children).
+pub fn reap_any() -> Option<(i32, Exit)> {
+    loop {
+        match nix::sys::wait::waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => return Some((pid.as_raw(), Exit::Code(code))),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                return Some((pid.as_raw(), Exit::Signal(sig as i32)));
+            }
+            Ok(WaitStatus::StillAlive) => return None,
+            Ok(_) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Wait for a given child, blocking.
+pub fn wait_child(pid: u32) -> io::Result<Exit> {
+    loop {
+        match nix::sys::wait::waitpid(Pid::from_raw(pid as i32), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Exit::Code(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Exit::Signal(sig as i32)),
+            Ok(_) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(ctx("waitpid", e)),
+        }
+    }
+}
+
+/// Send `sig` to a process. Errors (gone already) are ignored.
+pub fn signal_pid(pid: i32, sig: Signal) {
+    if pid > 0 {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+    }
+}
+
+/// Send `sig` to a process group. Errors (gone already) are ignored.
+pub fn signal_group(pgid: i32, sig: Signal) {
+    if pgid > 1 {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(pgid), sig);
+    }
+}
+
+/// `kill(-1, sig)`: every process the caller may signal except itself. From
+/// PID 1 of a PID namespace that is every other process of the namespace.
+pub fn signal_all(sig: Signal) {
+    let _ = nix::sys::signal::kill(Pid::from_raw(-1), sig);
+}
+
+/// PIDs listed in the procfs mounted on `/proc` other than the caller.
+pub fn other_pids() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| p != me)
+        .collect()
+}
+
+/// Configure a `Command` so that its process starts a new session (fully
+/// detached from the caller's terminal and process group).
+pub fn detach_on_spawn(cmd: &mut Command) {
+    // SAFETY: the closure only calls setsid(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A bind mount made in the new process's own mount namespace.
+#[derive(Debug, Clone)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+/// Everything needed to start one program (a container or an exec probe).
+#[derive(Debug)]
+pub struct Launch<'a> {
+    pub argv: &'a [String],
+    /// The complete environment.
+    pub env: &'a [(String, String)],
+    /// Created if missing; chdir'd into after the mounts.
+    pub working_dir: Option<&'a Path>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Non-empty: the process gets its own mount namespace with these binds.
+    pub mounts: &'a [BindMount],
+    /// Paths hidden by [`mount_empty_tmpfs_ro`] that mount sources may lie
+    /// under: uncovered while binding, then covered again.
+    pub unhide: &'a [PathBuf],
+    /// Join this mount namespace first (an exec probe entering a container).
+    pub join_mnt: Option<File>,
+    /// Stdout and stderr (None: /dev/null). Stdin is always /dev/null.
+    pub output: Option<File>,
+}
+
+struct PreparedMount {
+    source: CString,
+    target: CString,
+    /// Directories to create (outermost first) when the source is a
+    /// directory: the target and its parents.
+    dir_mkdirs: Vec<CString>,
+    /// The same when the source is a file: the target's parents (then an
+    /// empty file is created at the target).
+    file_mkdirs: Vec<CString>,
+    read_only: bool,
+}
+
+fn dir_chain(p: &Path) -> io::Result<Vec<CString>> {
+    let mut v: Vec<CString> = p
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty() && *a != Path::new("/"))
+        .map(cstr)
+        .collect::<io::Result<_>>()?;
+    v.reverse();
+    Ok(v)
+}
+
+/// Start a program in its own process group with exactly `env`. Returns its
+/// PID. Fails (without leaving a process behind) if the mounts, the identity
+/// change or the exec fail.
+pub fn launch(l: Launch<'_>) -> io::Result<u32> {
+    let Some(program) = l.argv.first() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+    };
+    let mut mounts = Vec::new();
+    for m in l.mounts {
+        mounts.push(PreparedMount {
+            source: cstr(&m.source)?,
+            target: cstr(&m.target)?,
+            dir_mkdirs: dir_chain(&m.target)?,
+            file_mkdirs: dir_chain(m.target.parent().unwrap_or(Path::new("/")))?,
+            read_only: m.read_only,
+        });
+    }
+    let unhide: Vec<CString> = l.unhide.iter().map(cstr).collect::<io::Result<_>>()?;
+    let mut unhidden = vec![false; unhide.len()];
+    let workdir = l
+        .working_dir
+        .map(|w| Ok::<_, io::Error>((dir_chain(w)?, cstr(w)?)))
+        .transpose()?;
+    let own_mnt_ns = !l.mounts.is_empty();
+    let join_mnt = l.join_mnt;
+    let (uid, gid) = (l.uid, l.gid);
+
+    let mut cmd = Command::new(program);
+    cmd.args(&l.argv[1..])
+        .env_clear()
+        .envs(l.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null());
+    match l.output {
+        Some(f) => {
+            cmd.stdout(f.try_clone()?).stderr(f);
+        }
+        None => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
+    let child = move || -> io::Result<()> {
+        let check = |r: libc::c_int| {
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
+        // SAFETY (whole block): raw syscalls on pointers to data owned by
+        // this closure, prepared before the fork; nothing allocates.
+        unsafe {
+            check(libc::setpgid(0, 0))?;
+            if let Some(f) = &join_mnt {
+                check(libc::setns(f.as_raw_fd(), libc::CLONE_NEWNS))?;
+            }
+            if own_mnt_ns {
+                check(libc::unshare(libc::CLONE_NEWNS))?;
+                // Uncover hidden paths (in this namespace only) so that
+                // sources under them can be bound, cover them again after.
+                for (h, done) in unhide.iter().zip(unhidden.iter_mut()) {
+                    *done = libc::umount2(h.as_ptr(), libc::MNT_DETACH) == 0;
+                }
+                for m in &mounts {
+                    let mut st: libc::stat = std::mem::zeroed();
+                    check(libc::stat(m.source.as_ptr(), &mut st))?;
+                    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                    for d in if is_dir {
+                        &m.dir_mkdirs
+                    } else {
+                        &m.file_mkdirs
+                    } {
+                        libc::mkdir(d.as_ptr(), 0o755);
+                    }
+                    if !is_dir {
+                        let fd = libc::open(
+                            m.target.as_ptr(),
+                            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                            0o644,
+                        );
+                        if fd >= 0 {
+                            libc::close(fd);
+                        }
+                    }
+                    check(libc::mount(
+                        m.source.as_ptr(),
+                        m.target.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND | libc::MS_REC,
+                        std::ptr::null(),
+                    ))?;
+                    if m.read_only {
+                        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+                        check(libc::mount(
+                            std::ptr::null(),
+                            m.target.as_ptr(),
+                            std::ptr::null(),
+                            flags,
+                            std::ptr::null(),
+                        ))?;
+                    }
+                }
+                for (h, done) in unhide.iter().zip(unhidden.iter()) {
+                    if *done {
+                        check(libc::mount(
+                            TMPFS.as_ptr(),
+                            h.as_ptr(),
+                            TMPFS.as_ptr(),
+                            HIDE_FLAGS,
+                            HIDE_OPTS.as_ptr().cast(),
+                        ))?;
+                    }
+                }
+            }
+            if let Some((chain, dir)) = &workdir {
+                for d in chain {
+                    libc::mkdir(d.as_ptr(), 0o755);
+                }
+                check(libc::chdir(dir.as_ptr()))?;
+            }
+            if uid.is_some() || gid.is_some() {
+                match gid {
+                    Some(g) => check(libc::setgroups(1, &g))?,
+                    None => check(libc::setgroups(0, std::ptr::null()))?,
+                }
+            }
+            if let Some(g) = gid {
+                check(libc::setgid(g))?;
+            }
+            if let Some(u) = uid {
+                check(libc::setuid(u))?;
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: `child` only makes async-signal-safe syscalls (see above).
+    unsafe { cmd.pre_exec(child) };
+    let c = cmd.spawn()?;
+    Ok(c.id())
+}
+
+// ---------------------------------------------------------------------------
+// Entering a pod from outside (kubectl exec).
+
+/// Run `argv` inside the namespaces of process `ns_pid` (its PID, UTS,
+/// network and mount namespaces) and return its exit code (128 + signal if
+/// it was killed). Stdio is inherited. Safe to call from a multi-threaded
+/// process: the namespaces are joined in a forked child.
+pub fn enter_and_exec(
+    ns_pid: u32,
+    argv: &[String],
+    env: &[(String, String)],
+    working_dir: Option<&Path>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> io::Result<i32> {
+    if argv.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+    }
+    let open = |n: &str| {
+        let p = format!("/proc/{ns_pid}/ns/{n}");
+        File::open(&p).map_err(|e| io::Error::new(e.kind(), format!("opening {p}: {e}")))
+    };
+    // Order matters: mnt last (after it, /proc is the pod's).
+    let ns: [(File, libc::c_int); 4] = [
+        (open("uts")?, libc::CLONE_NEWUTS),
+        (open("net")?, libc::CLONE_NEWNET),
+        (open("pid")?, libc::CLONE_NEWPID),
+        (open("mnt")?, libc::CLONE_NEWNS),
+    ];
+    let mut env: Vec<(String, String)> = env.to_vec();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let program = &argv[0];
+    let candidates: Vec<CString> = if program.contains('/') {
+        vec![cstr(program)?]
+    } else {
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| cstr(format!("{d}/{program}")))
+            .collect::<io::Result<_>>()?
+    };
+    let c_argv: Vec<CString> = argv.iter().map(cstr).collect::<io::Result<_>>()?;
+    let mut p_argv: Vec<*const libc::c_char> = c_argv.iter().map(|c| c.as_ptr()).collect();
+    p_argv.push(std::ptr::null());
+    let c_env: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| cstr(format!("{k}={v}")))
+        .collect::<io::Result<_>>()?;
+    let mut p_env: Vec<*const libc::c_char> = c_env.iter().map(|c| c.as_ptr()).collect();
+    p_env.push(std::ptr::null());
+    let wd = working_dir.map(cstr).transpose()?;
+    let (mut err_r, err_w) = pipe()?;
+    let err_wfd = err_w.as_raw_fd();
+
+    // Report a failure from a child: [stage, errno as 4 bytes], then exit.
+    fn fail(fd: RawFd, stage: u8) -> ! {
+        // SAFETY: write(2)/_exit(2) are async-signal-safe; errno is read first.
+        unsafe {
+            let e = *libc::__errno_location();
+            let b = e.to_ne_bytes();
+            let msg = [stage, b[0], b[1], b[2], b[3]];
+            libc::write(fd, msg.as_ptr().cast(), msg.len());
+            libc::_exit(126);
+        }
+    }
+
+    // Keep a terminal's ^C/^\ from killing us while the command runs.
+    let ign = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::SigIgn,
+        nix::sys::signal::SaFlags::empty(),
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: installing SIG_IGN has no handler code to be unsafe about.
+    let old_int = unsafe { nix::sys::signal::sigaction(Signal::SIGINT, &ign) }.ok();
+    let old_quit = unsafe { nix::sys::signal::sigaction(Signal::SIGQUIT, &ign) }.ok();
+
+    // SAFETY: between fork and exit/exec the children only make raw,
+    // async-signal-safe syscalls on memory prepared above.
+    let a = unsafe { libc::fork() };
+    if a == 0 {
+        unsafe {
+            for (f, kind) in &ns {
+                if libc::setns(f.as_raw_fd(), *kind) < 0 {
+                    fail(err_wfd, 1);
+                }
+            }
+            let b = libc::fork();
+            if b < 0 {
+                fail(err_wfd, 2);
+            }
+            if b == 0 {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                if let Some(wd) = &wd
+                    && libc::chdir(wd.as_ptr()) < 0
+                {
+                    fail(err_wfd, 3);
+                }
+                if uid.is_some() || gid.is_some() {
+                    let r = match gid {
+                        Some(g) => libc::setgroups(1, &g),
+                        None => libc::setgroups(0, std::ptr::null()),
+                    };
+                    if r < 0 {
+                        fail(err_wfd, 4);
+                    }
+                }
+                if let Some(g) = gid
+                    && libc::setgid(g) < 0
+                {
+                    fail(err_wfd, 4);
+                }
+                if let Some(u) = uid
+                    && libc::setuid(u) < 0
+                {
+                    fail(err_wfd, 4);
+                }
+                let mut last = libc::ENOENT;
+                for c in &candidates {
+                    libc::execve(c.as_ptr(), p_argv.as_ptr(), p_env.as_ptr());
+                    let e = *libc::__errno_location();
+                    if e != libc::ENOENT && e != libc::ENOTDIR {
+                        last = e;
+                    }
+                }
+                *libc::__errno_location() = last;
+                fail(err_wfd, 5);
+            }
+            let mut status = 0;
+            while libc::waitpid(b, &mut status, 0) < 0 {
+                if *libc::__errno_location() != libc::EINTR {
+                    libc::_exit(126);
+                }
+            }
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else if libc::WIFSIGNALED(status) {
+                128 + libc::WTERMSIG(status)
+            } else {
+                126
+            };
+            libc::_exit(code);
+        }
+    }
+    drop(err_w);
+    let result = if a < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        wait_child(a as u32).map(Exit::code)
+    };
+    // SAFETY: restoring the dispositions saved above.
+    unsafe {
+        if let Some(o) = old_int {
+            let _ = nix::sys::signal::sigaction(Signal::SIGINT, &o);
+        }
+        if let Some(o) = old_quit {
+            let _ = nix::sys::signal::sigaction(Signal::SIGQUIT, &o);
+        }
+    }
+    let code = result?;
+    let mut msg = Vec::new();
+    let _ = err_r.read_to_end(&mut msg);
+    if msg.len() >= 5 {
+        let errno = i32::from_ne_bytes([msg[1], msg[2], msg[3], msg[4]]);
+        let e = io::Error::from_raw_os_error(errno);
+        let what = match msg[0] {
+            1 => "entering the pod's namespaces".to_string(),
+            2 => "fork".to_string(),
+            3 => format!("chdir {}", working_dir.unwrap_or(Path::new("")).display()),
+            4 => "changing user/group".to_string(),
+            _ => format!("exec {program:?}"),
+        };
+        return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
+    }
+    Ok(code)
+}
+
+/// Write `bytes` to `path` atomically (temp file in the same directory, then
+/// rename), with the given mode.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Open a directory to reach files under it later by name, even once its
+/// path is hidden by a mount.
+pub fn open_dir(path: &Path) -> io::Result<File> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| ctx(format_args!("opening {}", path.display()), e))?;
+    Ok(File::from(fd))
+}
+
+/// Remove `name` in `dir` (ignores a missing file).
+pub fn unlink_at(dir: &File, name: &str) -> io::Result<()> {
+    match nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(ctx(format_args!("removing {name}"), e)),
+    }
+}
+
+/// Open `<dir>/<sub>/<file>` for appending, creating `sub` (mode 0755) and
+/// the file (mode 0644) if needed.
+pub fn open_append_at(dir: &File, sub: &str, file: &str) -> io::Result<File> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    match nix::sys::stat::mkdirat(dir, sub, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(ctx(format_args!("creating {sub}"), e)),
+    }
+    let path = format!("{sub}/{file}");
+    let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(dir, path.as_str(), flags, Mode::from_bits_truncate(0o644))
+        .map_err(|e| ctx(format_args!("opening {path}"), e))?;
+    Ok(File::from(fd))
+}
