@@ -6,11 +6,17 @@ use common::*;
 use std::time::{Duration, Instant};
 
 fn pod_ip(p: &serde_json::Value) -> String {
-    p.pointer("/status/podIP").and_then(|v| v.as_str()).unwrap_or("").to_string()
+    p.pointer("/status/podIP")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 fn name(p: &serde_json::Value) -> String {
-    p.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or("").to_string()
+    p.pointer("/metadata/name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 fn restarts(p: &serde_json::Value) -> i64 {
@@ -34,29 +40,65 @@ fn sample_app_up_traffic_replacement_and_down() {
     // `get pods -o wide` shows kubectl's columns plus NETNS.
     let wide = c.ok(&["get", "pods", "-o", "wide"]);
     let header = wide.lines().next().unwrap_or("");
-    for col in ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NETNS"] {
+    for col in [
+        "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NETNS",
+    ] {
         assert!(header.contains(col), "{header}");
     }
-    assert!(wide.contains(&format!("{}-default-client", c.name)), "{wide}");
+    assert!(
+        wide.contains(&format!("{}-default-client", c.name)),
+        "{wide}"
+    );
 
     // Pod-to-pod by IP, from the client pod, with curl (a host program).
     let target = &backends[0];
     let (code, out, err) = c.exec(
         "client",
-        &["curl", "-sS", "--max-time", "5", &format!("http://{}:8080/hostname", pod_ip(target))],
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            &format!("http://{}:8080/hostname", pod_ip(target)),
+        ],
     );
     assert_eq!(code, 0, "curl failed: {err}");
     assert_eq!(out.trim(), name(target), "hostname is the pod name");
     let (_, out, _) = c.exec(
         "client",
-        &["curl", "-sS", "--max-time", "5", &format!("http://{}:8080/clientip", pod_ip(target))],
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            &format!("http://{}:8080/clientip", pod_ip(target)),
+        ],
     );
-    assert!(out.starts_with(&format!("{client_ip}:")), "clientip {out} vs {client_ip}");
+    assert!(
+        out.starts_with(&format!("{client_ip}:")),
+        "clientip {out} vs {client_ip}"
+    );
 
     // Built-in agnhost in exec, with its exit codes.
-    let (code, _, _) = c.exec("client", &["/agnhost", "connect", &format!("{}:8080", pod_ip(target)), "--timeout=3s"]);
+    let (code, _, _) = c.exec(
+        "client",
+        &[
+            "/agnhost",
+            "connect",
+            &format!("{}:8080", pod_ip(target)),
+            "--timeout=3s",
+        ],
+    );
     assert_eq!(code, 0);
-    let (code, _, err) = c.exec("client", &["/agnhost", "connect", &format!("{}:9", pod_ip(target)), "--timeout=3s"]);
+    let (code, _, err) = c.exec(
+        "client",
+        &[
+            "/agnhost",
+            "connect",
+            &format!("{}:9", pod_ip(target)),
+            "--timeout=3s",
+        ],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("REFUSED"), "{err}");
 
@@ -67,8 +109,14 @@ fn sample_app_up_traffic_replacement_and_down() {
     let (_, out, _) = c.exec("client", &["hostname"]);
     assert_eq!(out.trim(), "client");
     let (_, out, _) = c.exec("client", &["cat", "/etc/resolv.conf"]);
-    assert!(out.contains("search default.svc.cluster.local svc.cluster.local cluster.local"), "{out}");
-    assert!(out.contains("nameserver 10.96.0.10") && out.contains("ndots:5"), "{out}");
+    assert!(
+        out.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{out}"
+    );
+    assert!(
+        out.contains("nameserver 10.96.0.10") && out.contains("ndots:5"),
+        "{out}"
+    );
 
     // Delete a backend pod: the Deployment replaces it with a new name and IP.
     let victim = name(&backends[0]);
@@ -81,7 +129,10 @@ fn sample_app_up_traffic_replacement_and_down() {
             .filter(|p| {
                 p.pointer("/status/conditions")
                     .and_then(|c| c.as_array())
-                    .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                    .is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
             })
             .count();
         (pods.len() == 3 && ready == 3 && pods.iter().all(|p| name(p) != victim)).then_some(pods)
@@ -90,13 +141,24 @@ fn sample_app_up_traffic_replacement_and_down() {
         .iter()
         .find(|p| !backends.iter().any(|b| name(b) == name(p)))
         .expect("a new pod");
-    assert_ne!(pod_ip(new_one), victim_ip, "a new IP (freed IPs are not reused at once)");
+    assert_ne!(
+        pod_ip(new_one),
+        victim_ip,
+        "a new IP (freed IPs are not reused at once)"
+    );
     assert!(name(new_one).starts_with("backend-"));
-    assert!(!netns_with_prefix(&c.name).iter().any(|n| n.ends_with(&victim)), "victim netns removed");
+    assert!(
+        !netns_with_prefix(&c.name)
+            .iter()
+            .any(|n| n.ends_with(&victim)),
+        "victim netns removed"
+    );
 
     // Scale and wait.
     c.ok(&["scale", "deployment/backend", "--replicas", "1"]);
-    c.eventually(Duration::from_secs(30), "scale down to 1", || (c.pods("app=backend").len() == 1).then_some(()));
+    c.eventually(Duration::from_secs(30), "scale down to 1", || {
+        (c.pods("app=backend").len() == 1).then_some(())
+    });
 
     let name = c.name.clone();
     c.down();
@@ -123,7 +185,7 @@ fn bad_manifests_are_rejected_whole() {
     assert!(!out.status.success());
     // Unsupported image without a command, SCTP, unknown kind.
     let err = c.fails_stdin(
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: n}\nspec:\n  containers: [{name: c, image: nginx}]\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: plain}\nspec:\n  containers: [{name: c, image: nginx}]\n",
     );
     assert!(err.contains("command") && err.contains("nginx"), "{err}");
     let err = c.fails_stdin("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n");
@@ -135,13 +197,20 @@ fn bad_manifests_are_rejected_whole() {
     );
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Warning") && err.contains("imagePullPolicy"), "{err}");
+    assert!(
+        err.contains("Warning") && err.contains("imagePullPolicy"),
+        "{err}"
+    );
 }
 
 impl Cluster {
     fn fails_stdin(&self, yaml: &str) -> String {
         let out = self.run_stdin(&["apply", "-f", "-"], Some(yaml));
-        assert!(!out.status.success(), "should fail: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).to_string()
     }
 }
@@ -159,7 +228,9 @@ fn restart_policy_backoff_logs_and_readiness() {
         (restarts(&p) >= 1).then_some(())
     });
     c.eventually(Duration::from_secs(20), "CrashLoopBackOff", || {
-        c.ok(&["get", "pod", "crashy"]).contains("CrashLoopBackOff").then_some(())
+        c.ok(&["get", "pod", "crashy"])
+            .contains("CrashLoopBackOff")
+            .then_some(())
     });
     let logs = c.ok(&["logs", "crashy"]);
     assert!(logs.contains("run-"), "{logs}");
@@ -174,7 +245,10 @@ fn restart_policy_backoff_logs_and_readiness() {
     // Readiness gating through an exec probe.
     std::thread::sleep(Duration::from_secs(2));
     let p = c.json(&["pod", "gated"]);
-    assert_eq!(p.pointer("/status/containerStatuses/0/ready"), Some(&serde_json::json!(false)));
+    assert_eq!(
+        p.pointer("/status/containerStatuses/0/ready"),
+        Some(&serde_json::json!(false))
+    );
     let (code, _, _) = c.exec("gated", &["touch", "/tmp/lab-ready-gated"]);
     assert_eq!(code, 0);
     c.wait_ready(&["pod/gated"], "15s");
@@ -191,7 +265,11 @@ fn daemon_sigkill_and_readopt() {
     c.wait_ready(&["pods", "-l", "app=web"], "30s");
     let before = c.pods("app=web");
     let pid = c.daemon_pid().expect("daemon pid");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     c.eventually(Duration::from_secs(5), "daemon gone", || {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
     });
@@ -203,21 +281,31 @@ fn daemon_sigkill_and_readopt() {
         .arg(format!("http://{ip}:8080/hostname"))
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), name(&before[0]));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        name(&before[0])
+    );
     c.ok(&["up"]);
     let after = c.pods("app=web");
     assert_eq!(after.len(), 2);
     for b in &before {
-        let a = after.iter().find(|a| name(a) == name(b)).expect("same pods");
+        let a = after
+            .iter()
+            .find(|a| name(a) == name(b))
+            .expect("same pods");
         assert_eq!(pod_ip(a), pod_ip(b), "same IP");
         assert_eq!(restarts(a), restarts(b), "no restart");
     }
     // Still managed: delete one, it is replaced.
     c.ok(&["delete", "pod", &name(&before[0])]);
-    c.eventually(Duration::from_secs(20), "replacement after re-adopt", || {
-        let p = c.pods("app=web");
-        (p.len() == 2 && p.iter().all(|x| name(x) != name(&before[0]))).then_some(())
-    });
+    c.eventually(
+        Duration::from_secs(20),
+        "replacement after re-adopt",
+        || {
+            let p = c.pods("app=web");
+            (p.len() == 2 && p.iter().all(|x| name(x) != name(&before[0]))).then_some(())
+        },
+    );
 }
 
 #[test]
@@ -244,7 +332,10 @@ fn two_clusters_side_by_side_and_daemonized_children_die() {
         (!pids_with(&needle).is_empty()).then_some(())
     });
     a.ok(&["delete", "pod", "forker"]);
-    assert!(pids_with(&needle).is_empty(), "a daemonized child survived pod deletion");
+    assert!(
+        pids_with(&needle).is_empty(),
+        "a daemonized child survived pod deletion"
+    );
     // Cluster b is untouched.
     assert_eq!(b.pods("").len(), 1);
     let an = a.name.clone();
@@ -270,8 +361,14 @@ fn mounts_do_not_leak_and_volumes_work() {
     assert_eq!(out.trim(), "");
     // Nothing of the pod is mounted in the host's mount namespace.
     let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!host.contains("lab-scratch") && !host.contains("lab-cfg"), "pod mounts leaked");
-    assert!(!host.contains(&format!("/var/lib/lab/{}/pods", c.name)), "pod mounts leaked");
+    assert!(
+        !host.contains("lab-scratch") && !host.contains("lab-cfg"),
+        "pod mounts leaked"
+    );
+    assert!(
+        !host.contains(&format!("/var/lib/lab/{}/pods", c.name)),
+        "pod mounts leaked"
+    );
     // The host's resolv.conf is untouched.
     let (_, inside, _) = c.exec("vols", &["cat", "/etc/resolv.conf"]);
     let outside = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

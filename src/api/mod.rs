@@ -114,6 +114,10 @@ pub struct ExecTarget {
     pub working_dir: Option<String>,
     pub run_as_user: Option<u32>,
     pub run_as_group: Option<u32>,
+    /// The container's process in the pod's PID namespace (its mount
+    /// namespace holds the container's volume mounts).
+    #[serde(default)]
+    pub container_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -90,7 +90,10 @@ async fn status(State(c): State<Ctx>) -> Json<StatusReply> {
     })
 }
 
-async fn apply(State(c): State<Ctx>, Json(req): Json<ApplyRequest>) -> Result<Json<crate::daemon::state::ApplyOutcome>, ApiError> {
+async fn apply(
+    State(c): State<Ctx>,
+    Json(req): Json<ApplyRequest>,
+) -> Result<Json<crate::daemon::state::ApplyOutcome>, ApiError> {
     let out = {
         let mut st = c.d.lock();
         st.apply(&req.documents, &req.namespace, req.explicit_namespace)
@@ -116,13 +119,20 @@ fn kind_of(resource: &str) -> Result<Kind, ApiError> {
     })
 }
 
-async fn delete(State(c): State<Ctx>, Json(req): Json<DeleteRequest>) -> Result<Json<Lines>, ApiError> {
+async fn delete(
+    State(c): State<Ctx>,
+    Json(req): Json<DeleteRequest>,
+) -> Result<Json<Lines>, ApiError> {
     let mut keys = Vec::new();
     {
         let st = c.d.lock();
         for t in &req.targets {
             let kind = kind_of(&t.resource)?;
-            let ns = if kind.namespaced() { req.namespace.as_str() } else { "" };
+            let ns = if kind.namespaced() {
+                req.namespace.as_str()
+            } else {
+                ""
+            };
             if let Some(sel) = &req.selector {
                 let sel = Selector::parse(sel).map_err(bad)?;
                 for o in st.store.list(kind, kind.namespaced().then_some(ns)) {
@@ -158,11 +168,7 @@ async fn delete(State(c): State<Ctx>, Json(req): Json<DeleteRequest>) -> Result<
                     }
                 }
                 Ok(false) if req.ignore_not_found => {}
-                Ok(false) => errors.push(format!(
-                    "{} {:?} not found",
-                    key.kind.plural(),
-                    key.name
-                )),
+                Ok(false) => errors.push(format!("{} {:?} not found", key.kind.plural(), key.name)),
                 Err(e) => errors.push(e),
             }
         }
@@ -183,13 +189,20 @@ async fn delete(State(c): State<Ctx>, Json(req): Json<DeleteRequest>) -> Result<
     }
     if !errors.is_empty() {
         let mut all = lines.clone();
-        all.extend(errors.iter().map(|e| format!("Error from server (NotFound): {e}")));
+        all.extend(
+            errors
+                .iter()
+                .map(|e| format!("Error from server (NotFound): {e}")),
+        );
         return Err(ApiError(StatusCode::NOT_FOUND, errors[0].clone(), all));
     }
     Ok(Json(Lines { lines }))
 }
 
-async fn objects(State(c): State<Ctx>, Query(q): Query<ListQuery>) -> Result<Json<ObjectList>, ApiError> {
+async fn objects(
+    State(c): State<Ctx>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<ObjectList>, ApiError> {
     let mut kinds = Vec::new();
     for r in q.resources.split(',').filter(|s| !s.is_empty()) {
         if r == "all" {
@@ -205,7 +218,11 @@ async fn objects(State(c): State<Ctx>, Query(q): Query<ListQuery>) -> Result<Jso
         .transpose()
         .map_err(bad)?;
     let st = c.d.lock();
-    let ns = if q.all_namespaces { None } else { Some(q.namespace.as_deref().unwrap_or("default")) };
+    let ns = if q.all_namespaces {
+        None
+    } else {
+        Some(q.namespace.as_deref().unwrap_or("default"))
+    };
     let mut items = Vec::new();
     for kind in kinds {
         if let Some(name) = &q.name {
@@ -218,7 +235,10 @@ async fn objects(State(c): State<Ctx>, Query(q): Query<ListQuery>) -> Result<Jso
             }
             continue;
         }
-        for o in st.store.list(kind, if kind.namespaced() { ns } else { None }) {
+        for o in st
+            .store
+            .list(kind, if kind.namespaced() { ns } else { None })
+        {
             if selector
                 .as_ref()
                 .is_some_and(|s| !s.matches(&o.meta().labels.clone().unwrap_or_default()))
@@ -234,7 +254,10 @@ async fn objects(State(c): State<Ctx>, Query(q): Query<ListQuery>) -> Result<Jso
     }))
 }
 
-async fn scale(State(c): State<Ctx>, Json(req): Json<ScaleRequest>) -> Result<Json<Lines>, ApiError> {
+async fn scale(
+    State(c): State<Ctx>,
+    Json(req): Json<ScaleRequest>,
+) -> Result<Json<Lines>, ApiError> {
     let kind = kind_of(&req.resource)?;
     let line = {
         let mut st = c.d.lock();
@@ -252,10 +275,9 @@ async fn exec(State(c): State<Ctx>, Query(q): Query<PodRef>) -> Result<Json<Exec
 }
 
 async fn logs(State(c): State<Ctx>, Query(q): Query<LogsQuery>) -> Result<Response, ApiError> {
-    let path = c
-        .d
-        .log_path(&q.namespace, &q.pod, q.container.as_deref(), q.previous)
-        .map_err(bad)?;
+    let path =
+        c.d.log_path(&q.namespace, &q.pod, q.container.as_deref(), q.previous)
+            .map_err(bad)?;
     let data = tokio::fs::read(&path).await.unwrap_or_default();
     let data = match q.tail {
         Some(n) => {
@@ -277,7 +299,10 @@ async fn logs(State(c): State<Ctx>, Query(q): Query<LogsQuery>) -> Result<Respon
     // container log changes (restart) or the pod goes away.
     let d = c.d.clone();
     let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(16);
-    let start_len = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
+    let start_len = tokio::fs::metadata(&path)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
     tokio::spawn(async move {
         if tx.send(Ok(data)).await.is_err() {
             return;
@@ -285,10 +310,14 @@ async fn logs(State(c): State<Ctx>, Query(q): Query<LogsQuery>) -> Result<Respon
         let mut pos = start_len;
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if d.log_path(&q.namespace, &q.pod, q.container.as_deref(), false).is_err() {
+            if d.log_path(&q.namespace, &q.pod, q.container.as_deref(), false)
+                .is_err()
+            {
                 break;
             }
-            let Ok(meta) = tokio::fs::metadata(&path).await else { continue };
+            let Ok(meta) = tokio::fs::metadata(&path).await else {
+                continue;
+            };
             if meta.len() > pos {
                 use tokio::io::{AsyncReadExt, AsyncSeekExt};
                 if let Ok(mut f) = tokio::fs::File::open(&path).await {
@@ -303,7 +332,8 @@ async fn logs(State(c): State<Ctx>, Query(q): Query<LogsQuery>) -> Result<Respon
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
     Ok(Body::from_stream(stream).into_response())
 }
 
@@ -318,7 +348,9 @@ async fn watch_rv(State(c): State<Ctx>, Query(q): Query<WatchQuery>) -> Json<Wat
     let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(30_000).min(300_000));
     let _ = tokio::time::timeout(timeout, rx.wait_for(|rv| *rv > q.since)).await;
     let rv = *rx.borrow();
-    Json(WatchReply { resource_version: rv })
+    Json(WatchReply {
+        resource_version: rv,
+    })
 }
 
 async fn shutdown(State(c): State<Ctx>) -> Json<Lines> {

@@ -752,6 +752,7 @@ fn exec(
         target.working_dir.as_deref().map(Path::new),
         target.run_as_user,
         target.run_as_group,
+        target.container_pid,
         tty,
     ) {
         Ok(code) => code,

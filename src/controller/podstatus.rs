@@ -99,6 +99,7 @@ pub fn compute(
                 ready: c.ready,
                 restart_count: c.restart_count as i32,
                 started: Some(c.started),
+                container_id: c.pid.map(|p| format!("lab://{}/{p}", sh.shim_pid)),
                 state: Some(state(&c.state)),
                 last_state: c.last_state.as_ref().map(state),
                 ..Default::default()

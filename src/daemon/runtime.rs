@@ -102,11 +102,17 @@ impl Daemon {
         pod: &str,
         container: Option<&str>,
     ) -> Result<crate::api::ExecTarget, String> {
-        let uid = {
+        let (uid, statuses) = {
             let st = self.lock();
             match st.store.get(&Key::new(Kind::Pod, ns, pod)) {
-                Some(o) => o.meta().uid.clone().unwrap_or_default(),
-                None => return Err(format!("pods {pod:?} not found")),
+                Some(Object::Pod(p)) => (
+                    p.metadata.uid.clone().unwrap_or_default(),
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.container_statuses.clone())
+                        .unwrap_or_default(),
+                ),
+                _ => return Err(format!("pods {pod:?} not found")),
             }
         };
         let pods = self.pods_lock();
@@ -133,6 +139,12 @@ impl Daemon {
                 .map(|p| p.to_string_lossy().to_string()),
             run_as_user: c.run_as_user,
             run_as_group: c.run_as_group,
+            container_pid: statuses
+                .iter()
+                .find(|s| s.name == c.name)
+                .and_then(|s| s.container_id.as_deref())
+                .and_then(|id| id.rsplit('/').next())
+                .and_then(|p| p.parse().ok()),
         })
     }
 

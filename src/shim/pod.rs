@@ -341,6 +341,7 @@ impl Pod {
                     restart_count: c.restart_count,
                     ready: c.ready(),
                     started: c.pid.is_some(),
+                    pid: c.pid.and_then(|p| u32::try_from(p).ok()),
                 })
                 .collect(),
         }

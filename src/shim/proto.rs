@@ -133,6 +133,10 @@ pub struct ContainerStatus {
     /// Readiness: true when running and the readiness probe (if any) passes.
     pub ready: bool,
     pub started: bool,
+    /// PID of the running container process in the pod's PID namespace
+    /// (`lab exec` joins its mount namespace).
+    #[serde(default)]
+    pub pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

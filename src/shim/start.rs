@@ -306,9 +306,18 @@ pub fn enter_and_exec(
     working_dir: Option<&Path>,
     run_as_user: Option<u32>,
     run_as_group: Option<u32>,
+    container_pid: Option<u32>,
     tty: bool,
 ) -> Result<i32, Error> {
     let _ = tty;
-    sys::enter_and_exec(shim_pid, argv, env, working_dir, run_as_user, run_as_group)
-        .map_err(|e| Error::Exec(e.to_string()))
+    sys::enter_and_exec(
+        shim_pid,
+        argv,
+        env,
+        working_dir,
+        run_as_user,
+        run_as_group,
+        container_pid,
+    )
+    .map_err(|e| Error::Exec(e.to_string()))
 }

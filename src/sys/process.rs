@@ -518,7 +518,13 @@ pub fn enter_and_exec(
     working_dir: Option<&Path>,
     uid: Option<u32>,
     gid: Option<u32>,
+    container_pid: Option<u32>,
 ) -> io::Result<i32> {
+    // After joining the pod's namespaces, /proc is the pod's: the container's
+    // own mount namespace (its volume mounts) is /proc/<pid>/ns/mnt there.
+    let container_mnt = container_pid
+        .map(|p| cstr(format!("/proc/{p}/ns/mnt")))
+        .transpose()?;
     if argv.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
     }
@@ -594,6 +600,14 @@ pub fn enter_and_exec(
             for (f, kind) in &ns {
                 if libc::setns(f.as_raw_fd(), *kind) < 0 {
                     fail(err_wfd, 1);
+                }
+            }
+            if let Some(p) = &container_mnt {
+                // Best effort: a container that just exited leaves the pod's view.
+                let fd = libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if fd >= 0 {
+                    libc::setns(fd, libc::CLONE_NEWNS);
+                    libc::close(fd);
                 }
             }
             let b = libc::fork();

@@ -36,7 +36,11 @@ impl Cluster {
     /// A fresh cluster name (≤ 20 chars, unique per process and test).
     pub fn unique_name(tag: &str) -> String {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let tag: String = tag.chars().filter(|c| c.is_ascii_lowercase()).take(6).collect();
+        let tag: String = tag
+            .chars()
+            .filter(|c| c.is_ascii_lowercase())
+            .take(6)
+            .collect();
         format!("t{}{tag}{n}", std::process::id() % 100000)
     }
 
@@ -59,7 +63,8 @@ impl Cluster {
     }
 
     pub fn daemon_log(&self) -> String {
-        std::fs::read_to_string(format!("/var/log/lab/{}/daemon.log", self.name)).unwrap_or_default()
+        std::fs::read_to_string(format!("/var/log/lab/{}/daemon.log", self.name))
+            .unwrap_or_default()
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -69,12 +74,21 @@ impl Cluster {
     pub fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(lab_bin());
         cmd.arg("--cluster").arg(&self.name).args(args);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("run lab");
         if let Some(text) = stdin {
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
         }
         child.wait_with_output().expect("lab output")
     }
@@ -147,14 +161,22 @@ impl Cluster {
     }
 
     /// Wait until `f` returns Some, or panic after `timeout`.
-    pub fn eventually<T>(&self, timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    pub fn eventually<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = f() {
                 return v;
             }
             if Instant::now() > deadline {
-                panic!("timed out after {timeout:?} waiting for {what}\n{}", self.daemon_log());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n{}",
+                    self.daemon_log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -182,7 +204,11 @@ impl Cluster {
 
     pub fn down(&self) {
         let out = self.run(&["down"]);
-        assert!(out.status.success(), "lab down: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "lab down: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -214,7 +240,11 @@ pub fn pids_with(needle: &str) -> Vec<u32> {
         .filter(|pid| *pid != me)
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
                 .unwrap_or(false)
         })
         .collect()
@@ -222,7 +252,11 @@ pub fn pids_with(needle: &str) -> Vec<u32> {
 
 /// Assert that a cluster left nothing behind.
 pub fn assert_gone(name: &str) {
-    assert!(netns_with_prefix(name).is_empty(), "netns left: {:?}", netns_with_prefix(name));
+    assert!(
+        netns_with_prefix(name).is_empty(),
+        "netns left: {:?}",
+        netns_with_prefix(name)
+    );
     for d in ["/run/lab", "/var/lib/lab", "/var/log/lab"] {
         let p = format!("{d}/{name}");
         assert!(!std::path::Path::new(&p).exists(), "{p} left behind");
