@@ -1,5 +1,6 @@
 //! lab: a real Kubernetes-style cluster network on one Linux machine.
 
+pub mod agnhost;
 pub mod api;
 pub mod cli;
 pub mod cluster;
@@ -9,12 +10,6 @@ pub mod ipam;
 pub mod model;
 pub mod store;
 
-// TEMPORARY type-check stubs (replaced by the real modules).
-pub mod agnhost {
-    pub fn main(_a: &[String]) -> i32 {
-        1
-    }
-}
 pub mod shim;
 pub mod sys {
     pub mod iproute;

@@ -275,9 +275,9 @@ fn daemon_sigkill_and_readopt() {
     });
     // Pods keep serving while the daemon is down.
     let ip = pod_ip(&before[0]);
-    let node = format!("{}-node", c.name);
+    let other = format!("{}-default-{}", c.name, name(&before[1]));
     let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &node, "curl", "-sS", "--max-time", "5"])
+        .args(["netns", "exec", &other, "curl", "-sS", "--max-time", "5"])
         .arg(format!("http://{ip}:8080/hostname"))
         .output()
         .unwrap();

@@ -248,18 +248,10 @@ pub fn main() -> i32 {
         Command::Exec {
             pod,
             container,
-            tty,
             ns,
             command,
             ..
-        } => exec(
-            &cli.cluster,
-            &ns.ns(),
-            &pod,
-            container.as_deref(),
-            tty,
-            command,
-        ),
+        } => exec(&cli.cluster, &ns.ns(), &pod, container.as_deref(), command),
         command => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -708,14 +700,7 @@ async fn describe(c: &Client, args: &[String], ns: &NsArgs) -> Result<i32, Clien
     Ok(0)
 }
 
-fn exec(
-    cluster: &str,
-    ns: &str,
-    pod: &str,
-    container: Option<&str>,
-    tty: bool,
-    command: Vec<String>,
-) -> i32 {
+fn exec(cluster: &str, ns: &str, pod: &str, container: Option<&str>, command: Vec<String>) -> i32 {
     let pod = pod.trim_start_matches("pod/").trim_start_matches("pods/");
     let target: Result<ExecTarget, ClientError> = (|| {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -753,7 +738,6 @@ fn exec(
         target.run_as_user,
         target.run_as_group,
         target.container_pid,
-        tty,
     ) {
         Ok(code) => code,
         Err(e) => fail(&[format!("exec in pod {pod}: {e}")]),

@@ -207,6 +207,7 @@ mod tests {
                 restart_count: 2,
                 ready,
                 started: true,
+                pid: Some(2),
             }],
         }
     }

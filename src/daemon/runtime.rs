@@ -46,6 +46,7 @@ pub struct Daemon {
     pub lab_exe: PathBuf,
     pub started_at: String,
     pub shutting_down: watch::Sender<bool>,
+    persist_lock: Mutex<()>,
     /// The node netns name.
     pub node: String,
     host_resolv: String,
@@ -90,6 +91,7 @@ impl Daemon {
 
     /// Save the desired state (atomically).
     pub fn persist(&self) {
+        let _one_at_a_time = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
         let bytes = self.lock().store.to_snapshot();
         if let Err(e) = write_atomic(&self.layout.state_file(), &bytes) {
             tracing::error!("saving state: {e}");
@@ -552,18 +554,17 @@ impl Daemon {
     /// Graceful stop: SIGTERM through the shim, SIGKILL after the grace
     /// period, then remove network, files and the object.
     async fn stop_pod(self: Arc<Self>, uid: String) {
-        let (key, grace) = {
-            let pods = self.pods_lock();
-            let Some(rt) = pods.get(&uid) else { return };
-            let st = self.lock();
-            let grace = st
-                .store
-                .get(&rt.key)
-                .and_then(|o| o.meta().deletion_grace_period_seconds)
-                .unwrap_or(30)
-                .max(0) as u64;
-            (rt.key.clone(), grace)
+        // Lock order: state before pods, never the other way round.
+        let Some(key) = self.pods_lock().get(&uid).map(|rt| rt.key.clone()) else {
+            return;
         };
+        let grace = self
+            .lock()
+            .store
+            .get(&key)
+            .and_then(|o| o.meta().deletion_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0) as u64;
         self.teardown_pod(&uid, grace).await;
         let mut st = self.lock();
         if st
@@ -775,6 +776,7 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
         lab_exe,
         started_at: crate::model::now_time().0.to_string(),
         shutting_down: watch::channel(false).0,
+        persist_lock: Mutex::new(()),
         node,
         host_resolv: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     });

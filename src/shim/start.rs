@@ -297,7 +297,7 @@ pub fn is_alive(run_dir: &Path) -> Option<u32> {
 /// `kubectl exec`: run `argv` in the pod whose shim is `shim_pid` (its PID,
 /// UTS, network and mount namespaces), with exactly `env` (plus a default
 /// `PATH`), as `run_as_user`/`run_as_group` if given. Stdio is inherited (a
-/// terminal works as is, so `tty` needs nothing more). Returns the exit code,
+/// terminal works as is: no pty is allocated). Returns the exit code,
 /// 128 + signal if it was killed.
 pub fn enter_and_exec(
     shim_pid: u32,
@@ -307,9 +307,7 @@ pub fn enter_and_exec(
     run_as_user: Option<u32>,
     run_as_group: Option<u32>,
     container_pid: Option<u32>,
-    tty: bool,
 ) -> Result<i32, Error> {
-    let _ = tty;
     sys::enter_and_exec(
         shim_pid,
         argv,
