@@ -1,0 +1,164 @@
+//! Integration tests of ClusterIP Services on real clusters (root): the TUN
+//! + NAT data plane, load balancing, client IP preservation, hairpin,
+//! rejects, UDP, affinity, named ports, restarts.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn vip(c: &Cluster, svc: &str) -> String {
+    c.json(&["svc", svc])
+        .pointer("/spec/clusterIP")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn curl(c: &Cluster, pod: &str, url: &str) -> (i32, String) {
+    let (code, out, _) = c.exec(pod, &["curl", "-sS", "--max-time", "3", url]);
+    (code, out.trim().to_string())
+}
+
+const BACKENDS: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: c\n        image: registry.k8s.io/e2e-test-images/agnhost:2.47\n        args: [netexec, --http-port=8080, --udp-port=8081]\n        ports: [{name: http, containerPort: 8080}, {name: udp, containerPort: 8081, protocol: UDP}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers:\n  - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}\n";
+
+fn with_backends(tag: &str, svc: &str) -> Cluster {
+    let c = Cluster::up(tag, &["--empty"]);
+    c.apply(&format!("{BACKENDS}---\n{svc}"));
+    c.wait_ready(&["pods", "-l", "app=web"], "30s");
+    c.wait_ready(&["pod/client"], "30s");
+    c
+}
+
+const WEB_SVC: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports:\n  - {name: http, port: 80, targetPort: http}\n  - {name: udp, port: 81, targetPort: udp, protocol: UDP}\n";
+
+fn hostnames(c: &Cluster, pod: &str, url: &str, n: usize) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        let (code, out) = curl(c, pod, url);
+        assert_eq!(code, 0, "curl {url} failed");
+        *seen.entry(out).or_default() += 1;
+    }
+    seen
+}
+
+#[test]
+fn load_balancing_client_ip_hairpin_and_failover() {
+    require_root!();
+    let c = with_backends("svc", WEB_SVC);
+    let ip = vip(&c, "web");
+    assert!(ip.starts_with("10.96."), "{ip}");
+    let pods: Vec<String> = c
+        .pods("app=web")
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    // Spread: all three backends within 30 connections.
+    let seen = hostnames(&c, "client", &format!("http://{ip}/hostname"), 30);
+    assert_eq!(seen.len(), 3, "not all backends answered: {seen:?}");
+    for name in seen.keys() {
+        assert!(pods.contains(name), "{name} is not a backend");
+    }
+    // The backend sees the client pod's own IP.
+    let client_ip = c.json(&["pod", "client"])["status"]["podIP"].as_str().unwrap().to_string();
+    let (_, out) = curl(&c, "client", &format!("http://{ip}/clientip"));
+    assert!(out.starts_with(&format!("{client_ip}:")), "{out} vs {client_ip}");
+    // Hairpin: a backend reaches itself (and the others) through the VIP.
+    let me = &pods[0];
+    let mut hit_self = false;
+    for _ in 0..30 {
+        let (code, out) = curl(&c, me, &format!("http://{ip}/hostname"));
+        assert_eq!(code, 0, "hairpin connection failed");
+        hit_self |= &out == me;
+        if hit_self {
+            break;
+        }
+    }
+    assert!(hit_self, "never reached itself through its VIP");
+    // Delete a backend: new connections only go to live ones.
+    let victim = pods[1].clone();
+    c.ok(&["delete", "pod", &victim]);
+    let seen = hostnames(&c, "client", &format!("http://{ip}/hostname"), 15);
+    assert!(!seen.contains_key(&victim), "deleted pod still served: {seen:?}");
+    // Counters show up in describe.
+    let d = c.ok(&["describe", "svc", "web"]);
+    assert!(d.contains("Counters"), "{d}");
+}
+
+#[test]
+fn no_endpoints_rejects_fast_and_unknown_port() {
+    require_root!();
+    let c = Cluster::up("rej", &["--empty"]);
+    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: empty}\nspec:\n  selector: {app: nothing}\n  ports: [{port: 80}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers:\n  - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}\n");
+    c.wait_ready(&["pod/client"], "30s");
+    let ip = vip(&c, "empty");
+    let t0 = Instant::now();
+    let (code, _, err) = c.exec("client", &["/agnhost", "connect", &format!("{ip}:80"), "--timeout=5s"]);
+    let took = t0.elapsed();
+    assert_eq!(code, 1);
+    assert!(err.contains("REFUSED"), "{err}");
+    assert!(took < Duration::from_secs(1), "reject took {took:?}");
+    // A port the Service lacks is rejected too.
+    let (_, _, err) = c.exec("client", &["/agnhost", "connect", &format!("{ip}:81"), "--timeout=5s"]);
+    assert!(err.contains("REFUSED"), "{err}");
+    // An unallocated address in the service CIDR is dropped (timeout).
+    let (_, _, err) = c.exec("client", &["/agnhost", "connect", "10.96.200.200:80", "--timeout=1s"]);
+    assert!(err.contains("TIMEOUT"), "{err}");
+}
+
+#[test]
+fn udp_service_survives_backend_replacement() {
+    require_root!();
+    let c = with_backends("udp", WEB_SVC);
+    let ip = vip(&c, "web");
+    let target = format!("{ip}:81");
+    let connect = |c: &Cluster| {
+        let (code, _, err) = c.exec(
+            "client",
+            &["/agnhost", "connect", &target, "--protocol=udp", "--source-port=40001", "--timeout=2s"],
+        );
+        (code, err)
+    };
+    let (code, err) = connect(&c);
+    assert_eq!(code, 0, "{err}");
+    // Replace every backend; the fixed-source-port client keeps working.
+    c.ok(&["scale", "deployment/web", "--replicas", "0"]);
+    c.eventually(Duration::from_secs(20), "backends gone", || c.pods("app=web").is_empty().then_some(()));
+    c.ok(&["scale", "deployment/web", "--replicas", "1"]);
+    c.wait_ready(&["pods", "-l", "app=web"], "30s");
+    let (code, err) = connect(&c);
+    assert_eq!(code, 0, "UDP flow to a removed backend was not flushed: {err}");
+}
+
+#[test]
+fn client_ip_affinity_and_named_ports() {
+    require_root!();
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: sticky}\nspec:\n  selector: {app: web}\n  sessionAffinity: ClientIP\n  ports: [{name: web, port: 8000, targetPort: http}]\n";
+    let c = with_backends("aff", svc);
+    let ip = vip(&c, "sticky");
+    let seen = hostnames(&c, "client", &format!("http://{ip}:8000/hostname"), 10);
+    assert_eq!(seen.len(), 1, "affinity did not stick: {seen:?}");
+    let eps = c.ok(&["get", "endpoints", "sticky"]);
+    assert!(eps.contains(":8080"), "named targetPort resolved: {eps}");
+}
+
+#[test]
+fn vip_and_connections_survive_daemon_restart() {
+    require_root!();
+    let c = with_backends("vrst", WEB_SVC);
+    let ip = vip(&c, "web");
+    let pid = c.daemon_pid().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    c.eventually(Duration::from_secs(5), "daemon gone", || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    c.ok(&["up"]);
+    let t0 = Instant::now();
+    assert_eq!(vip(&c, "web"), ip, "the VIP changed across a restart");
+    c.eventually(Duration::from_secs(2), "service traffic after restart", || {
+        (curl(&c, "client", &format!("http://{ip}/hostname")).0 == 0).then_some(())
+    });
+    eprintln!("service answered {:?} after lab up", t0.elapsed());
+    let status = c.ok(&["status"]);
+    assert!(status.contains("Policy rules"), "{status}");
+}
