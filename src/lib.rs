@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cluster;
 pub mod controller;
 pub mod daemon;
+pub mod dataplane;
 pub mod ipam;
 pub mod model;
 pub mod store;

@@ -385,15 +385,24 @@ fn exhausted_pod_cidr_is_a_pod_status_not_a_crash() {
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: {n}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}}\n"
         )
     };
-    c.apply(&format!("{}---\n{}---\n{}", pod("p1"), pod("p2"), pod("p3")));
+    c.apply(&format!(
+        "{}---\n{}---\n{}",
+        pod("p1"),
+        pod("p2"),
+        pod("p3")
+    ));
     c.wait_ready(&["pod/p1", "pod/p2"], "30s");
-    let msg = c.eventually(Duration::from_secs(10), "p3 reports the exhausted range", || {
-        let p = c.json(&["pod", "p3"]);
-        p.pointer("/status/message")
-            .and_then(|m| m.as_str())
-            .filter(|m| m.contains("no free address"))
-            .map(String::from)
-    });
+    let msg = c.eventually(
+        Duration::from_secs(10),
+        "p3 reports the exhausted range",
+        || {
+            let p = c.json(&["pod", "p3"]);
+            p.pointer("/status/message")
+                .and_then(|m| m.as_str())
+                .filter(|m| m.contains("no free address"))
+                .map(String::from)
+        },
+    );
     assert!(msg.contains("10.250.0.0/30"), "{msg}");
     assert_eq!(c.json(&["pod", "p3"])["status"]["phase"], "Pending");
     // The daemon still answers; freeing an address lets p3 start.

@@ -60,9 +60,15 @@ fn load_balancing_client_ip_hairpin_and_failover() {
         assert!(pods.contains(name), "{name} is not a backend");
     }
     // The backend sees the client pod's own IP.
-    let client_ip = c.json(&["pod", "client"])["status"]["podIP"].as_str().unwrap().to_string();
+    let client_ip = c.json(&["pod", "client"])["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, out) = curl(&c, "client", &format!("http://{ip}/clientip"));
-    assert!(out.starts_with(&format!("{client_ip}:")), "{out} vs {client_ip}");
+    assert!(
+        out.starts_with(&format!("{client_ip}:")),
+        "{out} vs {client_ip}"
+    );
     // Hairpin: a backend reaches itself (and the others) through the VIP.
     let me = &pods[0];
     let mut hit_self = false;
@@ -79,7 +85,10 @@ fn load_balancing_client_ip_hairpin_and_failover() {
     let victim = pods[1].clone();
     c.ok(&["delete", "pod", &victim]);
     let seen = hostnames(&c, "client", &format!("http://{ip}/hostname"), 15);
-    assert!(!seen.contains_key(&victim), "deleted pod still served: {seen:?}");
+    assert!(
+        !seen.contains_key(&victim),
+        "deleted pod still served: {seen:?}"
+    );
     // Counters show up in describe.
     let d = c.ok(&["describe", "svc", "web"]);
     assert!(d.contains("Counters"), "{d}");
@@ -93,16 +102,25 @@ fn no_endpoints_rejects_fast_and_unknown_port() {
     c.wait_ready(&["pod/client"], "30s");
     let ip = vip(&c, "empty");
     let t0 = Instant::now();
-    let (code, _, err) = c.exec("client", &["/agnhost", "connect", &format!("{ip}:80"), "--timeout=5s"]);
+    let (code, _, err) = c.exec(
+        "client",
+        &["/agnhost", "connect", &format!("{ip}:80"), "--timeout=5s"],
+    );
     let took = t0.elapsed();
     assert_eq!(code, 1);
     assert!(err.contains("REFUSED"), "{err}");
     assert!(took < Duration::from_secs(1), "reject took {took:?}");
     // A port the Service lacks is rejected too.
-    let (_, _, err) = c.exec("client", &["/agnhost", "connect", &format!("{ip}:81"), "--timeout=5s"]);
+    let (_, _, err) = c.exec(
+        "client",
+        &["/agnhost", "connect", &format!("{ip}:81"), "--timeout=5s"],
+    );
     assert!(err.contains("REFUSED"), "{err}");
     // An unallocated address in the service CIDR is dropped (timeout).
-    let (_, _, err) = c.exec("client", &["/agnhost", "connect", "10.96.200.200:80", "--timeout=1s"]);
+    let (_, _, err) = c.exec(
+        "client",
+        &["/agnhost", "connect", "10.96.200.200:80", "--timeout=1s"],
+    );
     assert!(err.contains("TIMEOUT"), "{err}");
 }
 
@@ -115,7 +133,14 @@ fn udp_service_survives_backend_replacement() {
     let connect = |c: &Cluster| {
         let (code, _, err) = c.exec(
             "client",
-            &["/agnhost", "connect", &target, "--protocol=udp", "--source-port=40001", "--timeout=2s"],
+            &[
+                "/agnhost",
+                "connect",
+                &target,
+                "--protocol=udp",
+                "--source-port=40001",
+                "--timeout=2s",
+            ],
         );
         (code, err)
     };
@@ -123,11 +148,16 @@ fn udp_service_survives_backend_replacement() {
     assert_eq!(code, 0, "{err}");
     // Replace every backend; the fixed-source-port client keeps working.
     c.ok(&["scale", "deployment/web", "--replicas", "0"]);
-    c.eventually(Duration::from_secs(20), "backends gone", || c.pods("app=web").is_empty().then_some(()));
+    c.eventually(Duration::from_secs(20), "backends gone", || {
+        c.pods("app=web").is_empty().then_some(())
+    });
     c.ok(&["scale", "deployment/web", "--replicas", "1"]);
     c.wait_ready(&["pods", "-l", "app=web"], "30s");
     let (code, err) = connect(&c);
-    assert_eq!(code, 0, "UDP flow to a removed backend was not flushed: {err}");
+    assert_eq!(
+        code, 0,
+        "UDP flow to a removed backend was not flushed: {err}"
+    );
 }
 
 #[test]
@@ -148,16 +178,22 @@ fn vip_and_connections_survive_daemon_restart() {
     let c = with_backends("vrst", WEB_SVC);
     let ip = vip(&c, "web");
     let pid = c.daemon_pid().unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     c.eventually(Duration::from_secs(5), "daemon gone", || {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
     });
     c.ok(&["up"]);
     let t0 = Instant::now();
     assert_eq!(vip(&c, "web"), ip, "the VIP changed across a restart");
-    c.eventually(Duration::from_secs(2), "service traffic after restart", || {
-        (curl(&c, "client", &format!("http://{ip}/hostname")).0 == 0).then_some(())
-    });
+    c.eventually(
+        Duration::from_secs(2),
+        "service traffic after restart",
+        || (curl(&c, "client", &format!("http://{ip}/hostname")).0 == 0).then_some(()),
+    );
     eprintln!("service answered {:?} after lab up", t0.elapsed());
     let status = c.ok(&["status"]);
     assert!(status.contains("Policy rules"), "{status}");

@@ -142,6 +142,9 @@ pub struct StatusReply {
     /// Free-form data-plane facts (policy rule count, counters).
     #[serde(default)]
     pub dataplane: serde_json::Map<String, serde_json::Value>,
+    /// Per-service data-plane counters (`ns/name` → counters).
+    #[serde(default)]
+    pub service_counters: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -86,7 +86,8 @@ async fn status(State(c): State<Ctx>) -> Json<StatusReply> {
         services: st.store.list(Kind::Service, None).count(),
         objects: st.store.len(),
         resource_version: st.store.resource_version(),
-        dataplane: Default::default(),
+        dataplane: d.dataplane.stats(),
+        service_counters: d.dataplane.service_counters().into_iter().collect(),
     })
 }
 

@@ -666,6 +666,25 @@ async fn describe(c: &Client, args: &[String], ns: &NsArgs) -> Result<i32, Clien
                     {
                         related.endpoints = Some(e);
                     }
+                    if let Ok(s) = c.get::<StatusReply, _>("/v1/status", &()).await {
+                        let key = format!("{}/{}", obj.namespace(), obj.name());
+                        let counters = s
+                            .service_counters
+                            .get(&key)
+                            .and_then(|v| v.as_object())
+                            .map(|m| {
+                                m.iter()
+                                    .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                                    .collect()
+                            })
+                            .unwrap_or_else(|| {
+                                ["flows", "packets", "bytes", "rejects", "drops"]
+                                    .iter()
+                                    .map(|k| (k.to_string(), 0))
+                                    .collect()
+                            });
+                        related.counters = Some(counters);
+                    }
                 }
                 Object::Deployment(_) => {
                     let q = ListQuery {
@@ -904,7 +923,18 @@ async fn status(c: &Client) -> Result<i32, ClientError> {
         s.objects, s.resource_version
     );
     for (k, v) in &s.dataplane {
-        println!("{:<15}{}", format!("{k}:"), v);
+        match v {
+            serde_json::Value::String(t) => println!("{:<15}{t}", format!("{k}:")),
+            serde_json::Value::Object(m) => {
+                let parts: Vec<String> = m
+                    .iter()
+                    .filter(|(_, v)| v.as_u64() != Some(0))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                println!("{:<15}{}", format!("{k}:"), parts.join(" "));
+            }
+            v => println!("{:<15}{v}", format!("{k}:")),
+        }
     }
     Ok(0)
 }

@@ -1,5 +1,6 @@
 //! The cluster daemon.
 
+pub mod dataplane;
 pub mod podspec;
 pub mod runtime;
 pub mod services;

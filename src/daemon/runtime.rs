@@ -46,6 +46,8 @@ pub struct Daemon {
     pub lab_exe: PathBuf,
     pub started_at: String,
     pub shutting_down: watch::Sender<bool>,
+    /// The Services data plane (TUN + NAT).
+    pub dataplane: Arc<super::dataplane::DataPlane>,
     persist_lock: Mutex<()>,
     /// The node netns name.
     pub node: String,
@@ -201,7 +203,7 @@ impl Daemon {
 
     /// One reconcile pass: controllers, then start/stop pods as needed.
     fn reconcile(self: &Arc<Self>) {
-        let (to_start, to_stop, rv) = {
+        let (to_start, to_stop, rv, view) = {
             let mut st = self.lock();
             st.finish_namespaces();
             controller::reconcile(&mut st.store);
@@ -294,8 +296,14 @@ impl Daemon {
                     to_stop.push(uid.clone());
                 }
             }
-            (to_start, to_stop, st.store.resource_version())
+            (
+                to_start,
+                to_stop,
+                st.store.resource_version(),
+                super::services::view(&st.store),
+            )
         };
+        self.dataplane.update(&self.cfg, view);
         if *self.rv.borrow() != rv {
             self.persist();
             self.rv.send_replace(rv);
@@ -755,6 +763,9 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
     }
     sys::iproute::setup_node(&node_ns).map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
     let node = node_ns.clone();
+    let dataplane =
+        super::dataplane::DataPlane::start(&cfg, &node, layout.run_dir.join("flows.json"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     // State.
     let store = match std::fs::read(layout.state_file()) {
@@ -776,6 +787,7 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
         lab_exe,
         started_at: crate::model::now_time().0.to_string(),
         shutting_down: watch::channel(false).0,
+        dataplane,
         persist_lock: Mutex::new(()),
         node,
         host_resolv: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
@@ -811,7 +823,9 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
         tracing::info!("shutting down the cluster");
         daemon.shutdown().await;
     } else {
-        // SIGTERM/SIGINT: leave pods running (a new daemon re-adopts them).
+        // SIGTERM/SIGINT: leave pods and the TUN running (a new daemon
+        // re-adopts them and restores the flow table).
+        daemon.dataplane.save();
         daemon.persist();
         let _ = std::fs::remove_file(layout.api_socket());
         let _ = std::fs::remove_file(layout.daemon_pid());
