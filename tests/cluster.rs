@@ -391,21 +391,42 @@ fn exhausted_pod_cidr_is_a_pod_status_not_a_crash() {
         pod("p2"),
         pod("p3")
     ));
-    c.wait_ready(&["pod/p1", "pod/p2"], "30s");
-    let msg = c.eventually(
-        Duration::from_secs(10),
-        "p3 reports the exhausted range",
+    // Pods start concurrently: two get the addresses, the third reports why it can't.
+    let (stuck, msg) = c.eventually(
+        Duration::from_secs(15),
+        "one pod reports the exhausted range",
         || {
-            let p = c.json(&["pod", "p3"]);
-            p.pointer("/status/message")
-                .and_then(|m| m.as_str())
-                .filter(|m| m.contains("no free address"))
-                .map(String::from)
+            let pods = c.items(&["pods"]);
+            let ready = pods
+                .iter()
+                .filter(|p| p["status"]["containerStatuses"][0]["ready"] == serde_json::json!(true))
+                .count();
+            let stuck: Vec<&serde_json::Value> = pods
+                .iter()
+                .filter(|p| {
+                    p["status"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("no free address"))
+                })
+                .collect();
+            (ready == 2 && stuck.len() == 1).then(|| {
+                (
+                    name(stuck[0]),
+                    stuck[0]["status"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
         },
     );
     assert!(msg.contains("10.250.0.0/30"), "{msg}");
-    assert_eq!(c.json(&["pod", "p3"])["status"]["phase"], "Pending");
-    // The daemon still answers; freeing an address lets p3 start.
-    c.ok(&["delete", "pod", "p1"]);
-    c.wait_ready(&["pod/p3"], "30s");
+    assert_eq!(c.json(&["pod", &stuck])["status"]["phase"], "Pending");
+    // The daemon still answers; freeing an address lets the stuck pod start.
+    let other = ["p1", "p2", "p3"]
+        .into_iter()
+        .find(|p| *p != stuck)
+        .unwrap();
+    c.ok(&["delete", "pod", other]);
+    c.wait_ready(&[&format!("pod/{stuck}")], "30s");
 }
