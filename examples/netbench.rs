@@ -3,7 +3,8 @@
 //!
 //! - `netbench serve PORT`: TCP echo server (1-byte requests, thread per connection)
 //! - `netbench rr ADDR SECS`: request/response latency on one connection
-//! - `netbench crr ADDR SECS`: connect, request, response, close per iteration
+//! - `netbench crr ADDR SECS`: connect, request, response, close (RST, no
+//!   TIME_WAIT) per iteration
 //! - `netbench poll ADDR SECS INTERVAL_MS`: HTTP GET /hostname, one new
 //!   connection each time, printing `<unix ms> <hostname or ERR>`
 //!
@@ -39,7 +40,8 @@ fn main() {
     let until = Instant::now() + Duration::from_secs_f64(secs.clamp(0.1, 60.0));
     match arg(1).as_str() {
         "serve" => {
-            let l = TcpListener::bind(("0.0.0.0", arg(2).parse::<u16>().expect("port"))).expect("bind");
+            let l =
+                TcpListener::bind(("0.0.0.0", arg(2).parse::<u16>().expect("port"))).expect("bind");
             for s in l.incoming().flatten() {
                 std::thread::spawn(move || {
                     let mut s = s;
@@ -84,6 +86,16 @@ fn main() {
                 if s.write_all(&b).is_err() || s.read_exact(&mut b).is_err() {
                     continue;
                 }
+                // Close with a reset: no TIME_WAIT pile-up on the client, whose
+                // port search would otherwise dominate the connection time.
+                let _ = nix::sys::socket::setsockopt(
+                    &s,
+                    nix::sys::socket::sockopt::Linger,
+                    &libc::linger {
+                        l_onoff: 1,
+                        l_linger: 0,
+                    },
+                );
                 drop(s);
                 lat.push(t.elapsed().as_micros() as u64);
             }
@@ -100,10 +112,16 @@ fn main() {
                 let host = (|| -> std::io::Result<String> {
                     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
                     s.set_read_timeout(Some(Duration::from_millis(500)))?;
-                    write!(s, "GET /hostname HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+                    write!(
+                        s,
+                        "GET /hostname HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                    )?;
                     let mut out = String::new();
                     s.read_to_string(&mut out)?;
-                    Ok(out.split_once("\r\n\r\n").map(|(_, b)| b.trim().to_string()).unwrap_or_default())
+                    Ok(out
+                        .split_once("\r\n\r\n")
+                        .map(|(_, b)| b.trim().to_string())
+                        .unwrap_or_default())
                 })()
                 .unwrap_or_else(|_| "ERR".into());
                 println!("{now} {host}");
@@ -111,7 +129,9 @@ fn main() {
             }
         }
         _ => {
-            eprintln!("usage: netbench serve PORT | rr ADDR SECS | crr ADDR SECS | poll ADDR SECS INTERVAL_MS");
+            eprintln!(
+                "usage: netbench serve PORT | rr ADDR SECS | crr ADDR SECS | poll ADDR SECS INTERVAL_MS"
+            );
             std::process::exit(2);
         }
     }

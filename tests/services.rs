@@ -1,5 +1,5 @@
-//! Integration tests of ClusterIP Services on real clusters (root): the TUN
-//! + NAT data plane, load balancing, client IP preservation, hairpin,
+//! Integration tests of ClusterIP Services on real clusters (root): the
+//! TUN and NAT data plane, load balancing, client IP preservation, hairpin,
 //! rejects, UDP, affinity, named ports, restarts.
 
 mod common;

@@ -122,7 +122,7 @@ impl DataPlane {
             ticks += 1;
             // Snapshot the flow table every second when it changed, so even a
             // SIGKILLed daemon's successor finds recent flows.
-            if ticks % 4 == 0 {
+            if ticks.is_multiple_of(4) {
                 let (flows, bytes) = {
                     let nat = lock(&self.nat);
                     (nat.flow_count(), nat.snapshot())

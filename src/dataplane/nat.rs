@@ -50,6 +50,9 @@ const ACK: u8 = 0x10;
 const FIN: u8 = 0x01;
 const RST: u8 = 0x04;
 
+/// (service port key, client IP).
+type AffinityKey = ((Ipv4Addr, u8, u16), Ipv4Addr);
+
 pub struct Nat {
     table: Arc<ServiceTable>,
     flows: Table,
@@ -58,7 +61,7 @@ pub struct Nat {
     services: Vec<(String, ServiceCounters)>,
     service_map: HashMap<String, ServiceCounters>,
     /// (port key, client ip) → (backend, expires).
-    affinity: HashMap<((Ipv4Addr, u8, u16), Ipv4Addr), ((Ipv4Addr, u16), Duration)>,
+    affinity: HashMap<AffinityKey, ((Ipv4Addr, u16), Duration)>,
     rng: u64,
     next_snat_port: u16,
 }
@@ -124,7 +127,7 @@ fn rewrite(
         wr16(pkt, l4 + port_at, new_port);
         let l4c = rd16(pkt, csum_at);
         // Ports are covered by the kernel's completion of a partial sum.
-        if !partial && !(proto == UDP && l4c == 0) {
+        if !(partial || proto == UDP && l4c == 0) {
             wr16(pkt, csum_at, checksum::update16(l4c, old_port, new_port));
         }
     }
@@ -214,7 +217,7 @@ impl Nat {
     pub fn expire(&mut self, now: Duration) {
         let n = self.flows.expire(now, 4096);
         self.counters.flows_expired += n as u64;
-        if self.affinity.len() > 0 && self.rand() % 16 == 0 {
+        if !self.affinity.is_empty() && self.rand().is_multiple_of(16) {
             self.affinity.retain(|_, (_, exp)| *exp > now);
         }
     }
@@ -491,7 +494,7 @@ impl Nat {
             let mut port = self.next_snat_port;
             let mut found = None;
             for _ in 0..64512u32 {
-                port = if port >= 65535 { 1024 } else { port + 1 };
+                port = if port == u16::MAX { 1024 } else { port + 1 };
                 let cand = Tuple {
                     proto: t.proto,
                     src: backend.0,
@@ -524,13 +527,12 @@ impl Nat {
             // source port towards two VIPs that chose the same backend).
             return self.reject(pkt, ihl, out, Some(svc));
         }
-        let tcp = (t.proto == TCP).then(|| {
-            if flags & SYN != 0 && flags & ACK == 0 {
-                TcpState::SynSent
-            } else {
-                // Mid-stream (e.g. after a restart without a snapshot).
-                TcpState::Established
-            }
+        // A flow first seen mid-stream (e.g. after a restart without a snapshot)
+        // is taken as established.
+        let tcp = (t.proto == TCP).then_some(if flags & SYN != 0 && flags & ACK == 0 {
+            TcpState::SynSent
+        } else {
+            TcpState::Established
         });
         let expires = now + tcp.map_or(UDP_UNREPLIED, TcpState::timeout);
         let flow = Flow {
