@@ -876,7 +876,9 @@ fn mounts_do_not_leak_even_with_a_shared_root() {
 #[test]
 fn shim_outlives_the_process_that_spawned_it() {
     let mut pod = Pod::new("orphan", vec![container("a", sh("exec sleep 1000"))]);
-    let spec_path = pod.path("spec-in.json");
+    // is_alive() recognises a shim by its spec path in the run dir.
+    std::fs::create_dir_all(&pod.spec.run_dir).unwrap();
+    let spec_path = pod.spec.run_dir.join("spec.json");
     std::fs::write(&spec_path, serde_json::to_vec(&pod.spec).unwrap()).unwrap();
     let out = Command::new(BIN)
         .args(["shim", "--spec", &spec_path.to_string_lossy()])

@@ -1,15 +1,29 @@
 //! The Services data plane core: a pure, sans-I/O NAT with per-flow
 //! conntrack and kube-proxy's load-balancing semantics. Packets go in as
 //! byte slices (a virtio-net header followed by an IPv4 packet), a
-//! [`Verdict`] comes out; time is passed in. The device loop that owns the
-//! TUN lives in `daemon::dataplane`.
+//! [`Verdict`] comes out; time is passed in. No syscalls, no allocation per
+//! packet on established flows. The device loop that owns the TUN lives in
+//! `daemon::dataplane`.
+//!
+//! - [`checksum`]: RFC 1624 incremental and partial (offload) updates.
+//! - [`vnet`]: the 10-byte `virtio_net_hdr`.
+//! - [`table`]: the service table the control plane swaps in whole.
+//! - [`conntrack`]: the flow table (both directions, fixed capacity, TCP
+//!   states with nf_conntrack's timeouts).
+//! - [`affinity`]: `sessionAffinity: ClientIP`.
+//! - [`counters`]: global, per-service-port and per-service counters.
+//! - [`nat`]: [`Nat::process`] and friends.
 
+pub mod affinity;
 pub mod checksum;
 pub mod conntrack;
+pub mod counters;
 pub mod nat;
 pub mod table;
 pub mod vnet;
 
-pub use conntrack::{Counters, ServiceCounters};
-pub use nat::{DropReason, Nat, Verdict};
+pub use conntrack::{Flow, TcpState, Tuple};
+pub use counters::{Counters, DropReason, ServiceCounters};
+pub use nat::{Nat, RestoreError, Verdict};
 pub use table::{Backend, Proto, ServicePort, ServiceTable};
+pub use vnet::VnetHdr;

@@ -4,172 +4,277 @@
 //! (destination only, so the backend sees the real client IP); the backend's
 //! replies, pulled back into the TUN by policy rules, get their source
 //! rewritten back to VIP:port. Hairpin flows (a pod reaching itself through
-//! its VIP) are also SNATed to a reserved address so the reply returns
-//! through the TUN. No endpoints → ICMP port unreachable; ICMP errors from
-//! backends are translated through their flow.
+//! its VIP) also get their source rewritten to the reserved SNAT address so
+//! the reply returns through the TUN. No endpoints, or a known VIP on a port
+//! the service lacks → ICMP port unreachable from the VIP. ICMP errors about
+//! a flow are translated (outer and quoted inner headers) in both directions.
 //!
-//! IP fragments addressed to the service CIDR are dropped (the backends'
-//! MTU equals the clients', so fragmentation only happens with odd senders);
-//! other fragments pass unchanged.
+//! Decisions worth knowing:
+//! - **Fragments**: every IP fragment (first or not) addressed to the service
+//!   CIDR, or whose first fragment matches a flow, is dropped and counted —
+//!   later fragments carry no ports, so they could not follow their flow.
+//!   Pod MTUs are equal on both sides and TCP sets DF, so only odd UDP
+//!   senders (datagrams over the MTU) are affected. Other fragments pass
+//!   unchanged.
+//! - **Offload**: with `NEEDS_CSUM` the L4 checksum holds the pseudo-header
+//!   sum and is updated for address changes only; the vnet header's
+//!   `csum_start`/`csum_offset` must point at the TCP/UDP checksum or the
+//!   packet is dropped (rewriting it would corrupt it). GSO super-packets are
+//!   rewritten once; segmentation is left to the kernel.
+//! - **Port clashes**: if a client uses the same source port towards two
+//!   VIPs that land on the same backend, the second flow's source port is
+//!   remapped (like nf_nat's clash resolution), so both reply tuples stay
+//!   unique. Hairpin flows get the SNAT address and a free random port.
+//! - **Loose pickup**: a TCP segment without SYN that matches no flow (e.g.
+//!   after a restart without a snapshot) creates an Established flow with
+//!   the unacknowledged timeout; a stray RST creates nothing.
+//! - The IPv4 header checksum is not verified: the kernel did that before
+//!   routing the packet into the TUN; checksums are updated incrementally,
+//!   so a bad one stays bad.
+//! - Randomness: backend choice uses a seeded `SmallRng` (uniform, unbiased
+//!   `random_range`); [`Nat::new`] seeds it from the OS once.
 
+use super::affinity::{Affinity, AffinityKey};
 use super::checksum;
-use super::conntrack::{
-    Counters, Flow, Found, ServiceCounters, Table, TcpState, Tuple, UDP_REPLIED, UDP_UNREPLIED,
-};
-use super::table::{Backend, Proto, ServiceTable};
+use super::conntrack::{ACK, Dir, Flow, RST, SYN, TCP, Table, TcpState, Tuple, UDP};
+use super::counters::{Counters, DropReason, ServiceCounters};
+use super::table::{Proto, ServicePort, ServiceTable};
 use super::vnet::{self, VnetHdr};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use smoltcp::wire::{Icmpv4Packet, Ipv4Packet, TcpPacket};
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
-    Malformed,
-    NotIpv4,
-    Fragment,
-    UnallocatedServiceIp,
-    EchoToVip,
-}
+const ICMP: u8 = 1;
+/// Slots of the flow table looked at per [`Nat::expire`] call.
+pub const FLOW_SWEEP_BUDGET: usize = 4096;
+/// Slots of the affinity table looked at per [`Nat::expire`] call.
+pub const AFFINITY_SWEEP_BUDGET: usize = 1024;
+/// Random probes for a free SNAT port before giving up on a new flow.
+const SNAT_PORT_TRIES: usize = 64;
+const SNAT_PORT_MIN: u16 = 1024;
+const SNAPSHOT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Write `buf` back to the TUN (rewritten in place, or unchanged).
     Forward,
-    /// Write `out[..len]` (a generated packet with its vnet header) instead.
+    /// Write `out[..len]` (a generated packet with its vnet header) instead,
+    /// and drop the original.
     Reply(usize),
     Drop(DropReason),
 }
 
-const TCP: u8 = 6;
-const UDP: u8 = 17;
-const ICMP: u8 = 1;
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const FIN: u8 = 0x01;
-const RST: u8 = 0x04;
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("flow snapshot is not valid: {0}")]
+    Parse(#[from] serde_json::Error),
+    #[error("flow snapshot version {0} is not supported (this build reads {SNAPSHOT_VERSION})")]
+    Version(u32),
+}
 
-/// (service port key, client IP).
-type AffinityKey = ((Ipv4Addr, u8, u16), Ipv4Addr);
+/// Counter indexes of a service port.
+#[derive(Debug, Clone, Copy)]
+struct PortMeta {
+    port: u32,
+    service: u32,
+}
 
-pub struct Nat {
-    table: Arc<ServiceTable>,
-    flows: Table,
-    counters: Counters,
-    service_index: HashMap<String, usize>,
-    services: Vec<(String, ServiceCounters)>,
-    service_map: HashMap<String, ServiceCounters>,
-    /// (port key, client ip) → (backend, expires).
-    affinity: HashMap<AffinityKey, ((Ipv4Addr, u16), Duration)>,
-    rng: u64,
-    next_snat_port: u16,
+/// Where the L4 checksum is and how to update it.
+#[derive(Debug, Clone, Copy)]
+struct L4 {
+    ihl: usize,
+    csum_at: usize,
+    partial: bool,
+    udp: bool,
+    /// The vnet header's checksum offsets agree with the packet (or
+    /// `NEEDS_CSUM` is not set).
+    vnet_ok: bool,
+    /// Wire packets this (GSO) packet stands for, and its IP bytes.
+    segs: u64,
+    bytes: u64,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
-    /// Flows with `expires` as time left.
-    flows: Vec<(Flow, String)>,
+    version: u32,
+    flows: Vec<SavedFlow>,
+    affinity: Vec<SavedAffinity>,
 }
 
+#[derive(Serialize, Deserialize)]
+struct SavedFlow {
+    orig: Tuple,
+    reply: Tuple,
+    port: String,
+    service: String,
+    tcp: Option<TcpState>,
+    fin_orig: bool,
+    fin_reply: bool,
+    replied: bool,
+    /// Time left, relative to the newest clock value the saver had seen.
+    expires_in_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedAffinity {
+    key: AffinityKey,
+    backend: (Ipv4Addr, u16),
+    expires_in_ms: u64,
+}
+
+/// The NAT / conntrack / load-balancer core. Single-threaded; the device
+/// loop wraps it in a lock (or shards it) for several queues.
+pub struct Nat {
+    table: Arc<ServiceTable>,
+    cidr: Option<(u32, u32)>,
+    meta: HashMap<(Ipv4Addr, Proto, u16), PortMeta>,
+    vip_service: HashMap<Ipv4Addr, u32>,
+    flows: Table,
+    affinity: Affinity,
+    counters: Counters,
+    /// (port id, counters); indexes are stable for the Nat's lifetime.
+    ports: Vec<(String, ServiceCounters)>,
+    port_index: HashMap<String, u32>,
+    services: Vec<(String, ServiceCounters)>,
+    service_index: HashMap<String, u32>,
+    rng: SmallRng,
+    /// The newest `now` seen (snapshots store time left relative to it).
+    last_now: Duration,
+}
+
+#[inline]
 fn rd16(b: &[u8], i: usize) -> u16 {
     u16::from_be_bytes([b[i], b[i + 1]])
 }
 
+#[inline]
 fn rd32(b: &[u8], i: usize) -> u32 {
     u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 
+#[inline]
 fn wr16(b: &mut [u8], i: usize, v: u16) {
     b[i..i + 2].copy_from_slice(&v.to_be_bytes());
 }
 
-fn ip_at(b: &[u8], i: usize) -> Ipv4Addr {
-    Ipv4Addr::from(rd32(b, i))
+#[inline]
+fn wr32(b: &mut [u8], i: usize, v: u32) {
+    b[i..i + 4].copy_from_slice(&v.to_be_bytes());
 }
 
-/// Offsets of the L4 checksum field for TCP/UDP.
-fn l4_csum_offset(proto: u8) -> usize {
-    if proto == TCP { 16 } else { 6 }
-}
-
-/// Rewrite one address (`at`: 12 = source, 16 = destination) and optionally
-/// the port (`port_at`: offset inside L4) of an IPv4 packet, fixing the IP
-/// header checksum and the TCP/UDP checksum (full, or partial under
-/// NEEDS_CSUM).
-fn rewrite(
-    pkt: &mut [u8],
-    ihl: usize,
-    partial: bool,
-    at: usize,
-    new_ip: Ipv4Addr,
-    port_at: usize,
-    new_port: u16,
-) {
-    let proto = pkt[9];
-    let old_ip = rd32(pkt, at);
-    let new = u32::from(new_ip);
-    let l4 = ihl;
-    let csum_at = l4 + l4_csum_offset(proto);
-    let old_port = rd16(pkt, l4 + port_at);
-    if old_ip != new {
-        let c = checksum::update32(rd16(pkt, 10), old_ip, new);
-        wr16(pkt, 10, c);
-        pkt[at..at + 4].copy_from_slice(&new.to_be_bytes());
-        let l4c = rd16(pkt, csum_at);
-        if partial {
-            wr16(pkt, csum_at, checksum::partial_update32(l4c, old_ip, new));
-        } else if !(proto == UDP && l4c == 0) {
-            wr16(pkt, csum_at, checksum::update32(l4c, old_ip, new));
-        }
+/// Set the IPv4 address at `addr_at` (12 = source, 16 = destination) and the
+/// port at `port_at` (absolute offset), fixing the IPv4 header checksum and
+/// the TCP/UDP checksum (RFC 1624, or the partial sum under NEEDS_CSUM).
+#[inline]
+fn set_endpoint(pkt: &mut [u8], l: &L4, addr_at: usize, ip: Ipv4Addr, port_at: usize, port: u16) {
+    let new_ip = u32::from(ip);
+    let old_ip = rd32(pkt, addr_at);
+    let old_port = rd16(pkt, port_at);
+    if old_ip != new_ip {
+        wr16(pkt, 10, checksum::update32(rd16(pkt, 10), old_ip, new_ip));
+        wr32(pkt, addr_at, new_ip);
     }
-    if old_port != new_port {
-        wr16(pkt, l4 + port_at, new_port);
-        let l4c = rd16(pkt, csum_at);
-        // Ports are covered by the kernel's completion of a partial sum.
-        if !(partial || proto == UDP && l4c == 0) {
-            wr16(pkt, csum_at, checksum::update16(l4c, old_port, new_port));
+    let c = rd16(pkt, l.csum_at);
+    let c = if l.partial {
+        // Ports are summed when the kernel completes the checksum.
+        checksum::partial_update32(c, old_ip, new_ip)
+    } else if l.udp && c == 0 {
+        0
+    } else {
+        let c = checksum::update16(checksum::update32(c, old_ip, new_ip), old_port, port);
+        if l.udp { checksum::udp_nonzero(c) } else { c }
+    };
+    wr16(pkt, l.csum_at, c);
+    wr16(pkt, port_at, port);
+}
+
+/// Set a 16-bit word inside an ICMP message, updating the ICMP checksum.
+#[inline]
+fn icmp_set16(pkt: &mut [u8], icsum_at: usize, at: usize, new: u16) {
+    let old = rd16(pkt, at);
+    if old != new {
+        wr16(pkt, at, new);
+        let c = checksum::update16(rd16(pkt, icsum_at), old, new);
+        wr16(pkt, icsum_at, c);
+    }
+}
+
+fn icmp_set32(pkt: &mut [u8], icsum_at: usize, at: usize, new: u32) {
+    icmp_set16(pkt, icsum_at, at, (new >> 16) as u16);
+    icmp_set16(pkt, icsum_at, at + 2, new as u16);
+}
+
+/// The quoted packet inside an ICMP error (offsets absolute in `pkt`).
+struct Inner {
+    at: usize,
+    l4: usize,
+    /// Absolute offset of the quoted L4 checksum, if quoted and in use.
+    l4_csum: Option<usize>,
+    udp: bool,
+}
+
+impl Inner {
+    /// Rewrite the quoted address at `at + addr_off` and port at
+    /// `l4 + port_off`, fixing the inner IPv4 checksum, the quoted L4
+    /// checksum (if any) and the outer ICMP checksum.
+    fn set(
+        &self,
+        pkt: &mut [u8],
+        icsum: usize,
+        addr_off: usize,
+        ip: Ipv4Addr,
+        port_off: usize,
+        port: u16,
+    ) {
+        let new = u32::from(ip);
+        let old = rd32(pkt, self.at + addr_off);
+        let old_port = rd16(pkt, self.l4 + port_off);
+        let ihc = checksum::update32(rd16(pkt, self.at + 10), old, new);
+        icmp_set16(pkt, icsum, self.at + 10, ihc);
+        icmp_set32(pkt, icsum, self.at + addr_off, new);
+        icmp_set16(pkt, icsum, self.l4 + port_off, port);
+        if let Some(at) = self.l4_csum {
+            let c = checksum::update16(checksum::update32(rd16(pkt, at), old, new), old_port, port);
+            let c = if self.udp {
+                checksum::udp_nonzero(c)
+            } else {
+                c
+            };
+            icmp_set16(pkt, icsum, at, c);
         }
     }
 }
 
 impl Nat {
+    /// A NAT with room for `capacity` flows (and as many affinity entries),
+    /// seeded from the OS.
     pub fn new(capacity: usize) -> Nat {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9e3779b97f4a7c15, |d| d.as_nanos() as u64)
-            | 1;
+        Nat::with_seed(capacity, rand::random())
+    }
+
+    /// A NAT whose backend choice, hashing and eviction follow `seed`
+    /// (deterministic tests and fuzzing).
+    pub fn with_seed(capacity: usize, seed: u64) -> Nat {
         Nat {
             table: Arc::new(ServiceTable::default()),
-            flows: Table::new(capacity),
+            cidr: None,
+            meta: HashMap::new(),
+            vip_service: HashMap::new(),
+            flows: Table::new(capacity, seed),
+            affinity: Affinity::new(capacity, seed.rotate_left(17)),
             counters: Counters::default(),
-            service_index: HashMap::new(),
+            ports: Vec::new(),
+            port_index: HashMap::new(),
             services: Vec::new(),
-            service_map: HashMap::new(),
-            affinity: HashMap::new(),
-            rng: seed,
-            next_snat_port: 1024,
+            service_index: HashMap::new(),
+            rng: SmallRng::seed_from_u64(seed ^ 0x6a09_e667_f3bc_c909),
+            last_now: Duration::ZERO,
         }
-    }
-
-    fn rand(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545f4914f6cdd1d)
-    }
-
-    fn service_idx(&mut self, name: &str) -> usize {
-        if let Some(i) = self.service_index.get(name) {
-            return *i;
-        }
-        self.services
-            .push((name.to_string(), ServiceCounters::default()));
-        let i = self.services.len() - 1;
-        self.service_index.insert(name.to_string(), i);
-        i
     }
 
     pub fn counters(&self) -> &Counters {
@@ -177,410 +282,578 @@ impl Nat {
     }
 
     /// Per-service counters (`ns/name` → counters).
-    pub fn service_counters(&mut self) -> &HashMap<String, ServiceCounters> {
-        self.service_map = self.services.iter().cloned().collect();
-        &self.service_map
+    pub fn service_counters(&self) -> BTreeMap<String, ServiceCounters> {
+        self.services.iter().cloned().collect()
+    }
+
+    /// Per-service-port counters (`ns/name:port` → counters).
+    pub fn port_counters(&self) -> BTreeMap<String, ServiceCounters> {
+        self.ports.iter().cloned().collect()
     }
 
     pub fn flow_count(&self) -> usize {
         self.flows.len()
     }
 
-    /// Swap the service table. UDP flows whose backend no longer serves (or
-    /// whose service port is gone) are removed at once, so the next datagram
-    /// picks a live backend; TCP flows are left to finish.
-    pub fn set_table(&mut self, table: Arc<ServiceTable>) {
-        let t = table.clone();
-        let flushed = self.flows.retain(|f| {
-            if f.orig.proto != UDP {
-                return true;
-            }
-            let (vip, p, port) = f.port_key;
-            let Some(proto) = Proto::from_number(p) else {
-                return false;
-            };
-            t.ports
-                .get(&(vip, proto, port))
-                .is_some_and(|sp| sp.serves(f.reply.src, f.reply.sport))
-        });
-        self.counters.flows_flushed += flushed as u64;
-        self.affinity
-            .retain(|((vip, p, port), _), ((ip, bport), _)| {
-                Proto::from_number(*p)
-                    .and_then(|proto| t.ports.get(&(*vip, proto, *port)))
-                    .is_some_and(|sp| sp.serves(*ip, *bport))
-            });
-        self.table = table;
+    pub fn flow_capacity(&self) -> usize {
+        self.flows.capacity()
     }
 
-    /// Remove expired flows and affinity entries (bounded work).
-    pub fn expire(&mut self, now: Duration) {
-        let n = self.flows.expire(now, 4096);
-        self.counters.flows_expired += n as u64;
-        if !self.affinity.is_empty() && self.rand().is_multiple_of(16) {
-            self.affinity.retain(|_, (_, exp)| *exp > now);
+    pub fn affinity_count(&self) -> usize {
+        self.affinity.len()
+    }
+
+    /// The flows, for inspection (debugging, tests).
+    pub fn flows(&self) -> impl Iterator<Item = &Flow> {
+        self.flows.iter().map(|(_, f)| f)
+    }
+
+    pub fn table(&self) -> &Arc<ServiceTable> {
+        &self.table
+    }
+
+    fn service_idx(&mut self, name: &str) -> u32 {
+        if let Some(i) = self.service_index.get(name) {
+            return *i;
+        }
+        self.services
+            .push((name.to_string(), ServiceCounters::default()));
+        let i = (self.services.len() - 1) as u32;
+        self.service_index.insert(name.to_string(), i);
+        i
+    }
+
+    fn port_idx(&mut self, id: &str) -> u32 {
+        if let Some(i) = self.port_index.get(id) {
+            return *i;
+        }
+        self.ports
+            .push((id.to_string(), ServiceCounters::default()));
+        let i = (self.ports.len() - 1) as u32;
+        self.port_index.insert(id.to_string(), i);
+        i
+    }
+
+    /// Run `f` on the counters of a port and of its service.
+    #[inline]
+    fn with_counters(
+        &mut self,
+        port: Option<u32>,
+        service: Option<u32>,
+        f: impl Fn(&mut ServiceCounters),
+    ) {
+        if let Some(c) = port.and_then(|i| self.ports.get_mut(i as usize)) {
+            f(&mut c.1);
+        }
+        if let Some(c) = service.and_then(|i| self.services.get_mut(i as usize)) {
+            f(&mut c.1);
         }
     }
 
+    /// Swap the service table. UDP flows whose backend no longer serves (or
+    /// whose service port is gone) are removed at once, so the next datagram
+    /// picks a live backend; TCP flows are left to finish or time out.
+    /// Affinity entries pointing at backends that stopped serving go too.
+    /// (No flow is ever created while a service has no endpoints — those
+    /// packets are rejected — so there is nothing else to flush.)
+    /// Cost: O(service ports), plus O(flows) when any UDP flow exists.
+    pub fn set_table(&mut self, table: Arc<ServiceTable>) {
+        self.cidr = table.cidr_mask();
+        self.meta.clear();
+        self.vip_service.clear();
+        for (key, sp) in &table.ports {
+            let service = self.service_idx(&sp.service);
+            let port = self.port_idx(&sp.id);
+            self.meta.insert(*key, PortMeta { port, service });
+            self.vip_service.insert(key.0, service);
+        }
+        let serving = |vip: Ipv4Addr, proto: Proto, port: u16, b: (Ipv4Addr, u16)| {
+            table
+                .ports
+                .get(&(vip, proto, port))
+                .is_some_and(|sp| sp.serves(b.0, b.1))
+        };
+        if self.flows.udp_flows() > 0 {
+            let flushed = self.flows.retain(|f| {
+                f.orig.proto != UDP || serving(f.orig.dst, Proto::Udp, f.orig.dport, f.backend())
+            });
+            self.counters.flows_flushed += flushed as u64;
+        }
+        self.affinity.retain(|s| {
+            Proto::from_number(s.key.proto)
+                .is_some_and(|p| serving(s.key.vip, p, s.key.port, s.backend))
+        });
+        self.table = table;
+    }
+
+    /// Remove expired flows and affinity entries, looking at a bounded number
+    /// of slots per call; returns how many flows were removed. A packet that
+    /// hits an expired flow before the sweep does is treated as new anyway.
+    pub fn expire(&mut self, now: Duration) -> usize {
+        self.last_now = self.last_now.max(now);
+        let n = self.flows.expire(now, FLOW_SWEEP_BUDGET);
+        self.counters.flows_expired += n as u64;
+        self.affinity.expire(now, AFFINITY_SWEEP_BUDGET);
+        n
+    }
+
+    /// The flow table and affinity entries as JSON, with each expiry stored
+    /// as time left (relative to the newest clock value seen), so a new
+    /// process with another clock epoch can [`Nat::restore`] it.
     pub fn snapshot(&self) -> Vec<u8> {
+        let now = self.last_now;
+        let left = |e: Duration| e.saturating_sub(now).as_millis() as u64;
+        let name = |v: &[(String, ServiceCounters)], i: u32| {
+            v.get(i as usize).map(|x| x.0.clone()).unwrap_or_default()
+        };
         let snap = Snapshot {
+            version: SNAPSHOT_VERSION,
             flows: self
-                .flows
+                .flows()
+                .filter(|f| f.expires > now)
+                .map(|f| SavedFlow {
+                    orig: f.orig,
+                    reply: f.reply,
+                    port: name(&self.ports, f.port),
+                    service: name(&self.services, f.service),
+                    tcp: f.tcp,
+                    fin_orig: f.fin_orig,
+                    fin_reply: f.fin_reply,
+                    replied: f.replied,
+                    expires_in_ms: left(f.expires),
+                })
+                .collect(),
+            affinity: self
+                .affinity
                 .iter()
-                .map(|(_, f)| {
-                    let name = self
-                        .services
-                        .get(f.service)
-                        .map(|s| s.0.clone())
-                        .unwrap_or_default();
-                    (f.clone(), name)
+                .filter(|s| s.expires > now)
+                .map(|s| SavedAffinity {
+                    key: s.key,
+                    backend: s.backend,
+                    expires_in_ms: left(s.expires),
                 })
                 .collect(),
         };
         serde_json::to_vec(&snap).unwrap_or_default()
     }
 
-    /// Restore flows saved by [`Nat::snapshot`] of another process: their
-    /// `expires` are taken relative to that process's clock, so every flow
-    /// gets its state's full timeout from `now`.
-    pub fn restore(&mut self, bytes: &[u8], now: Duration) -> Result<usize, String> {
-        let snap: Snapshot = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    /// Load flows and affinity entries saved by [`Nat::snapshot`] (of this or
+    /// another process), with expiries relative to `now`. Flows whose tuples
+    /// are already present, or that do not fit, are skipped; returns the
+    /// number of flows restored. A table installed afterwards flushes UDP
+    /// flows to backends that stopped serving meanwhile.
+    pub fn restore(&mut self, bytes: &[u8], now: Duration) -> Result<usize, RestoreError> {
+        let snap: Snapshot = serde_json::from_slice(bytes)?;
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(RestoreError::Version(snap.version));
+        }
+        self.last_now = self.last_now.max(now);
         let mut n = 0;
-        for (mut f, name) in snap.flows {
-            f.service = self.service_idx(&name);
-            f.expires = now
-                + match f.tcp {
-                    Some(s) => s.timeout(),
-                    None if f.replied => UDP_REPLIED,
-                    None => UDP_UNREPLIED,
-                };
-            if self.flows.find(&f.orig).is_none() && !self.flows.reply_exists(&f.reply) {
-                self.flows.insert(f);
-                n += 1;
+        for s in snap.flows {
+            let sane = matches!(s.orig.proto, TCP | UDP)
+                && s.reply.proto == s.orig.proto
+                && (s.orig.proto == TCP) == s.tcp.is_some()
+                && s.orig != s.reply;
+            if !sane || self.flows.contains(&s.orig) || self.flows.contains(&s.reply) {
+                continue;
             }
+            if self.flows.len() >= self.flows.capacity() {
+                break;
+            }
+            let service = self.service_idx(&s.service);
+            let port = self.port_idx(&s.port);
+            let mut f = Flow {
+                orig: s.orig,
+                reply: s.reply,
+                port,
+                service,
+                tcp: s.tcp,
+                fin_orig: s.fin_orig,
+                fin_reply: s.fin_reply,
+                replied: s.replied,
+                expires: Duration::ZERO,
+            };
+            f.expires = now + Duration::from_millis(s.expires_in_ms).min(f.timeout());
+            self.flows.insert(f);
+            n += 1;
+        }
+        for a in snap.affinity {
+            // Affinity timeouts are at most 86400 s in Kubernetes.
+            let left = Duration::from_millis(a.expires_in_ms).min(Duration::from_secs(86_400));
+            self.affinity.set(a.key, a.backend, now + left);
         }
         Ok(n)
     }
 
-    /// Process one packet from the TUN: `buf` = virtio-net header + IPv4.
+    fn drop(&mut self, r: DropReason) -> Verdict {
+        self.counters.count_drop(r);
+        Verdict::Drop(r)
+    }
+
+    fn drop_for(&mut self, r: DropReason, port: Option<u32>, service: Option<u32>) -> Verdict {
+        self.with_counters(port, service, |c| c.drops += 1);
+        self.drop(r)
+    }
+
+    fn unchanged(&mut self) -> Verdict {
+        self.counters.forwarded_unchanged += 1;
+        Verdict::Forward
+    }
+
+    #[inline]
+    fn in_cidr(&self, ip: Ipv4Addr) -> bool {
+        self.cidr
+            .is_some_and(|(net, mask)| u32::from(ip) & mask == net)
+    }
+
+    /// Process one packet from the TUN: `buf` = virtio-net header + IPv4
+    /// packet. `out` receives generated replies (ICMP port unreachable; 576
+    /// bytes are always enough).
     pub fn process(&mut self, now: Duration, buf: &mut [u8], out: &mut [u8]) -> Verdict {
         self.counters.packets += 1;
+        self.last_now = self.last_now.max(now);
         let Some(hdr) = VnetHdr::parse(buf) else {
-            self.counters.drop_malformed += 1;
-            return Verdict::Drop(DropReason::Malformed);
+            return self.drop(DropReason::Truncated);
         };
         let pkt = &mut buf[vnet::LEN..];
-        if pkt.is_empty() || pkt[0] >> 4 != 4 {
-            self.counters.drop_not_ipv4 += 1;
-            return Verdict::Drop(DropReason::NotIpv4);
+        match pkt.first() {
+            None => return self.drop(DropReason::Truncated),
+            Some(v) if v >> 4 != 4 => return self.drop(DropReason::NotIpv4),
+            Some(_) => {}
         }
-        let ihl = usize::from(pkt[0] & 0x0f) * 4;
-        if ihl < 20 || pkt.len() < ihl {
-            return self.malformed();
-        }
-        let total = usize::from(rd16(pkt, 2));
-        if total < ihl || total > pkt.len() {
-            return self.malformed();
-        }
+        let (ihl, total, proto, src, dst, fragment, first_fragment) =
+            match Ipv4Packet::new_checked(&*pkt) {
+                Ok(ip) => (
+                    usize::from(ip.header_len()),
+                    usize::from(ip.total_len()),
+                    u8::from(ip.next_header()),
+                    ip.src_addr(),
+                    ip.dst_addr(),
+                    ip.more_frags() || ip.frag_offset() != 0,
+                    ip.frag_offset() == 0,
+                ),
+                Err(_) => return self.drop(DropReason::Malformed),
+            };
+        // Trailing bytes beyond the IP total length are left alone.
         let pkt = &mut pkt[..total];
-        let proto = pkt[9];
-        let src = ip_at(pkt, 12);
-        let dst = ip_at(pkt, 16);
-        let frag = rd16(pkt, 6);
-        let to_services = self.table.in_service_cidr(dst);
-        if frag & 0x3fff != 0 {
-            // More-fragments set or a non-zero offset.
-            if to_services {
-                self.counters.drop_fragment += 1;
-                return Verdict::Drop(DropReason::Fragment);
-            }
-            self.counters.forwarded_unchanged += 1;
-            return Verdict::Forward;
+        let to_svc = self.in_cidr(dst);
+        if fragment {
+            return self.fragment(pkt, ihl, proto, dst, to_svc, first_fragment);
         }
         match proto {
-            TCP | UDP => {
-                let need = if proto == TCP { 20 } else { 8 };
-                if total < ihl + need {
-                    return self.malformed();
-                }
-                let partial = hdr.needs_csum();
-                let tuple = Tuple {
-                    proto,
-                    src,
-                    sport: rd16(pkt, ihl),
-                    dst,
-                    dport: rd16(pkt, ihl + 2),
-                };
-                let flags = if proto == TCP { pkt[ihl + 13] } else { 0 };
-                let len = total as u64;
-                match self.flows.find(&tuple) {
-                    Some(Found::Orig(i)) => {
-                        self.track(i, true, flags, now, len);
-                        let Some(f) = self.flows.get(i) else {
-                            return Verdict::Forward;
-                        };
-                        let (b, sn) = (f.reply.src, f.reply.sport);
-                        let (ns, np) = (f.reply.dst, f.reply.dport);
-                        rewrite(pkt, ihl, partial, 16, b, 2, sn);
-                        if f.hairpin() {
-                            rewrite(pkt, ihl, partial, 12, ns, 0, np);
-                        }
-                        self.counters.translated += 1;
-                        Verdict::Forward
-                    }
-                    Some(Found::Reply(i)) => {
-                        self.track(i, false, flags, now, len);
-                        let Some(f) = self.flows.get(i) else {
-                            return Verdict::Forward;
-                        };
-                        let (vip, vport) = (f.orig.dst, f.orig.dport);
-                        let (c, cp) = (f.orig.src, f.orig.sport);
-                        let hairpin = f.hairpin();
-                        rewrite(pkt, ihl, partial, 12, vip, 0, vport);
-                        if hairpin {
-                            rewrite(pkt, ihl, partial, 16, c, 2, cp);
-                        }
-                        self.counters.translated += 1;
-                        Verdict::Forward
-                    }
-                    None if to_services => self.new_flow(now, tuple, flags, pkt, ihl, partial, out),
-                    None => {
-                        self.counters.forwarded_unchanged += 1;
-                        Verdict::Forward
-                    }
+            TCP | UDP => self.tcp_udp(now, &hdr, pkt, ihl, proto, src, dst, to_svc, out),
+            ICMP => self.icmp(&hdr, pkt, ihl, dst, to_svc),
+            _ if to_svc => {
+                if self.table.vips.contains(&dst) {
+                    // kube-proxy rejects anything else sent to a ClusterIP.
+                    let svc = self.vip_service.get(&dst).copied();
+                    self.reject(pkt, ihl, out, None, svc)
+                } else {
+                    self.drop(DropReason::UnallocatedServiceIp)
                 }
             }
-            ICMP => {
-                if total < ihl + 8 {
-                    return self.malformed();
-                }
-                let icmp_type = pkt[ihl];
-                if to_services {
-                    if !self.table.vips.contains(&dst) {
-                        self.counters.drop_unallocated_vip += 1;
-                        return Verdict::Drop(DropReason::UnallocatedServiceIp);
-                    }
-                    if icmp_type == 8 {
-                        self.counters.drop_echo_to_vip += 1;
-                        return Verdict::Drop(DropReason::EchoToVip);
-                    }
-                }
-                if matches!(icmp_type, 3 | 11) {
-                    return self.icmp_error(pkt, ihl);
-                }
-                self.counters.forwarded_unchanged += 1;
-                Verdict::Forward
-            }
-            _ => {
-                if to_services {
-                    self.counters.drop_unallocated_vip += 1;
-                    return Verdict::Drop(DropReason::UnallocatedServiceIp);
-                }
-                self.counters.forwarded_unchanged += 1;
-                Verdict::Forward
-            }
+            _ => self.unchanged(),
         }
     }
 
-    fn malformed(&mut self) -> Verdict {
-        self.counters.drop_malformed += 1;
-        Verdict::Drop(DropReason::Malformed)
-    }
-
-    /// Update TCP state, expiry and counters of flow `i`.
-    fn track(&mut self, i: usize, from_client: bool, flags: u8, now: Duration, len: u64) {
-        let Some(f) = self.flows.get_mut(i) else {
-            return;
-        };
-        if !from_client {
-            f.replied = true;
+    fn fragment(
+        &mut self,
+        pkt: &[u8],
+        ihl: usize,
+        proto: u8,
+        dst: Ipv4Addr,
+        to_svc: bool,
+        first: bool,
+    ) -> Verdict {
+        if to_svc {
+            let svc = self.vip_service.get(&dst).copied();
+            return self.drop_for(DropReason::Fragment, None, svc);
         }
-        if let Some(state) = f.tcp {
-            let next = if flags & RST != 0 {
-                TcpState::Close
-            } else if flags & FIN != 0 {
-                if from_client {
-                    f.fin_orig = true;
-                } else {
-                    f.fin_reply = true;
-                }
-                if f.fin_orig && f.fin_reply {
-                    TcpState::TimeWait
-                } else {
-                    TcpState::FinWait
-                }
-            } else {
-                match state {
-                    TcpState::SynSent if !from_client && flags & SYN != 0 && flags & ACK != 0 => {
-                        TcpState::SynRecv
-                    }
-                    TcpState::SynRecv if from_client && flags & ACK != 0 => TcpState::Established,
-                    s => s,
-                }
+        if first && matches!(proto, TCP | UDP) && pkt.len() >= ihl + 4 {
+            let t = Tuple {
+                proto,
+                src: Ipv4Addr::from(rd32(pkt, 12)),
+                sport: rd16(pkt, ihl),
+                dst,
+                dport: rd16(pkt, ihl + 2),
             };
-            f.tcp = Some(next);
-            f.expires = now + next.timeout();
-        } else {
-            f.expires = now
-                + if f.replied {
-                    UDP_REPLIED
-                } else {
-                    UDP_UNREPLIED
-                };
+            if let Some(f) = self.flows.find(&t).and_then(|(i, _)| self.flows.get(i)) {
+                let (p, s) = (f.port, f.service);
+                return self.drop_for(DropReason::Fragment, Some(p), Some(s));
+            }
         }
-        let svc = f.service;
-        if let Some(s) = self.services.get_mut(svc) {
-            s.1.packets += 1;
-            s.1.bytes += len;
-        }
+        self.unchanged()
     }
 
     #[allow(clippy::too_many_arguments)]
+    fn tcp_udp(
+        &mut self,
+        now: Duration,
+        hdr: &VnetHdr,
+        pkt: &mut [u8],
+        ihl: usize,
+        proto: u8,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        to_svc: bool,
+        out: &mut [u8],
+    ) -> Verdict {
+        let l4 = &pkt[ihl..];
+        let (flags, csum_off) = if proto == TCP {
+            if TcpPacket::new_checked(l4).is_err() {
+                return self.drop(DropReason::Malformed);
+            }
+            (l4[13], 16)
+        } else {
+            let ulen = if l4.len() >= 8 {
+                usize::from(rd16(l4, 4))
+            } else {
+                0
+            };
+            if ulen < 8 || ulen > l4.len() {
+                return self.drop(DropReason::Malformed);
+            }
+            (0, 6)
+        };
+        let partial = hdr.needs_csum();
+        let l = L4 {
+            ihl,
+            csum_at: ihl + csum_off,
+            partial,
+            udp: proto == UDP,
+            vnet_ok: !partial
+                || (usize::from(hdr.csum_start) == ihl && usize::from(hdr.csum_offset) == csum_off),
+            segs: hdr.segments(pkt.len()),
+            bytes: pkt.len() as u64,
+        };
+        let t = Tuple {
+            proto,
+            src,
+            sport: rd16(pkt, ihl),
+            dst,
+            dport: rd16(pkt, ihl + 2),
+        };
+        let found = match self.flows.find(&t) {
+            Some((i, dir)) => {
+                let stale = self.flows.get(i).is_some_and(|f| {
+                    let reopen = dir == Dir::Orig
+                        && flags & (SYN | ACK | RST) == SYN
+                        && f.tcp.is_some_and(TcpState::reopens);
+                    if reopen {
+                        self.counters.flows_reopened += 1;
+                    } else if f.expires <= now {
+                        self.counters.flows_expired += 1;
+                    }
+                    reopen || f.expires <= now
+                });
+                if stale {
+                    self.flows.remove(i);
+                    None
+                } else {
+                    Some((i, dir))
+                }
+            }
+            None => None,
+        };
+        match found {
+            Some((i, dir)) => self.translate(now, pkt, &l, i, dir, flags),
+            None if to_svc => self.new_flow(now, pkt, &l, t, flags, out),
+            None => self.unchanged(),
+        }
+    }
+
+    /// Rewrite a packet of an existing flow.
+    fn translate(
+        &mut self,
+        now: Duration,
+        pkt: &mut [u8],
+        l: &L4,
+        i: usize,
+        dir: Dir,
+        flags: u8,
+    ) -> Verdict {
+        let Some(f) = self.flows.get_mut(i) else {
+            return self.unchanged();
+        };
+        if !l.vnet_ok {
+            let (p, s) = (f.port, f.service);
+            return self.drop_for(DropReason::BadVnetHeader, Some(p), Some(s));
+        }
+        f.track(dir, flags, now);
+        let f = *f;
+        match dir {
+            Dir::Orig => {
+                set_endpoint(pkt, l, 16, f.reply.src, l.ihl + 2, f.reply.sport);
+                if f.snat() {
+                    set_endpoint(pkt, l, 12, f.reply.dst, l.ihl, f.reply.dport);
+                }
+            }
+            Dir::Reply => {
+                set_endpoint(pkt, l, 12, f.orig.dst, l.ihl, f.orig.dport);
+                if f.snat() {
+                    set_endpoint(pkt, l, 16, f.orig.src, l.ihl + 2, f.orig.sport);
+                }
+            }
+        }
+        self.counters.translated += 1;
+        let (segs, bytes) = (l.segs, l.bytes);
+        self.with_counters(Some(f.port), Some(f.service), |c| {
+            c.packets += segs;
+            c.bytes += bytes;
+        });
+        Verdict::Forward
+    }
+
+    /// A free `dport` for `reply` (its other fields fixed), probing random
+    /// ports.
+    fn free_port(&mut self, reply: &mut Tuple) -> bool {
+        for _ in 0..SNAT_PORT_TRIES {
+            reply.dport = self.rng.random_range(SNAT_PORT_MIN..=u16::MAX);
+            if !self.flows.contains(reply) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A client packet to the service CIDR that matches no flow.
     fn new_flow(
         &mut self,
         now: Duration,
+        pkt: &mut [u8],
+        l: &L4,
         t: Tuple,
         flags: u8,
-        pkt: &mut [u8],
-        ihl: usize,
-        partial: bool,
         out: &mut [u8],
     ) -> Verdict {
         if !self.table.vips.contains(&t.dst) {
-            self.counters.drop_unallocated_vip += 1;
-            return Verdict::Drop(DropReason::UnallocatedServiceIp);
+            return self.drop(DropReason::UnallocatedServiceIp);
         }
         let Some(proto) = Proto::from_number(t.proto) else {
-            return Verdict::Drop(DropReason::Malformed);
+            return self.drop(DropReason::Malformed);
         };
+        let table = Arc::clone(&self.table);
         let key = (t.dst, proto, t.dport);
-        let table = self.table.clone();
-        let Some(sp) = table.ports.get(&key) else {
-            // A known VIP on a port it lacks: reject.
-            return self.reject(pkt, ihl, out, None);
+        let (Some(sp), Some(meta)) = (table.ports.get(&key), self.meta.get(&key).copied()) else {
+            // A known VIP on a port the service lacks.
+            let svc = self.vip_service.get(&t.dst).copied();
+            return self.reject(pkt, l.ihl, out, None, svc);
         };
-        let svc = self.service_idx(&sp.service);
-        let eligible: Vec<&Backend> = sp.eligible().collect();
-        if eligible.is_empty() {
-            return self.reject(pkt, ihl, out, Some(svc));
+        let (mp, ms) = (Some(meta.port), Some(meta.service));
+        if t.proto == TCP && flags & RST != 0 {
+            return self.drop_for(DropReason::StrayRst, mp, ms);
         }
-        let port_key = (t.dst, t.proto, t.dport);
-        let backend = match sp.affinity_timeout {
-            Some(timeout) => {
-                let sticky = self
-                    .affinity
-                    .get(&(port_key, t.src))
-                    .filter(|(b, exp)| *exp > now && eligible.iter().any(|e| (e.ip, e.port) == *b))
-                    .map(|(b, _)| *b);
-                let b = match sticky {
-                    Some(b) => b,
-                    None => {
-                        let e = eligible[(self.rand() % eligible.len() as u64) as usize];
-                        (e.ip, e.port)
-                    }
-                };
-                self.affinity.insert((port_key, t.src), (b, now + timeout));
-                b
-            }
-            None => {
-                let e = eligible[(self.rand() % eligible.len() as u64) as usize];
-                (e.ip, e.port)
-            }
+        let any_ready = sp.any_ready();
+        let eligible = sp
+            .endpoints
+            .iter()
+            .filter(|b| ServicePort::is_eligible(b, any_ready))
+            .count();
+        if eligible == 0 {
+            return self.reject(pkt, l.ihl, out, mp, ms);
+        }
+        if !l.vnet_ok {
+            return self.drop_for(DropReason::BadVnetHeader, mp, ms);
+        }
+        let akey = AffinityKey {
+            vip: t.dst,
+            proto: t.proto,
+            port: t.dport,
+            client: t.src,
         };
-        // Hairpin: the backend is the client itself; SNAT so the reply
-        // comes back through the TUN.
-        let (reply_dst, reply_dport) = if backend.0 == t.src {
-            let snat = table.snat_addr;
-            let mut port = self.next_snat_port;
-            let mut found = None;
-            for _ in 0..64512u32 {
-                port = if port == u16::MAX { 1024 } else { port + 1 };
-                let cand = Tuple {
-                    proto: t.proto,
-                    src: backend.0,
-                    sport: backend.1,
-                    dst: snat,
-                    dport: port,
-                };
-                if !self.flows.reply_exists(&cand) {
-                    found = Some(port);
-                    break;
+        let sticky = sp
+            .affinity_timeout
+            .and_then(|_| self.affinity.get(&akey, now))
+            .filter(|b| {
+                sp.endpoints
+                    .iter()
+                    .any(|e| (e.ip, e.port) == *b && ServicePort::is_eligible(e, any_ready))
+            });
+        let backend = match sticky {
+            Some(b) => b,
+            None => {
+                let k = self.rng.random_range(0..eligible);
+                let e = sp
+                    .endpoints
+                    .iter()
+                    .filter(|b| ServicePort::is_eligible(b, any_ready))
+                    .nth(k);
+                match e {
+                    Some(e) => (e.ip, e.port),
+                    None => return self.reject(pkt, l.ihl, out, mp, ms),
                 }
             }
-            self.next_snat_port = port;
-            match found {
-                Some(p) => (snat, p),
-                None => return self.reject(pkt, ihl, out, Some(svc)),
-            }
-        } else {
-            (t.src, t.sport)
         };
-        let reply = Tuple {
+        let mut reply = Tuple {
             proto: t.proto,
             src: backend.0,
             sport: backend.1,
-            dst: reply_dst,
-            dport: reply_dport,
+            dst: t.src,
+            dport: t.sport,
         };
-        if self.flows.reply_exists(&reply) {
-            // Another flow already owns this reply tuple (a client reusing a
-            // source port towards two VIPs that chose the same backend).
-            return self.reject(pkt, ihl, out, Some(svc));
+        if backend.0 == t.src {
+            // Hairpin: SNAT so the backend's reply comes back to the TUN.
+            reply.dst = table.snat_addr;
+            if !self.free_port(&mut reply) {
+                return self.drop_for(DropReason::NoSnatPort, mp, ms);
+            }
+            self.counters.hairpin_flows += 1;
+        } else if self.flows.contains(&reply) {
+            if !self.free_port(&mut reply) {
+                return self.drop_for(DropReason::NoSnatPort, mp, ms);
+            }
+            self.counters.port_clash_remaps += 1;
         }
-        // A flow first seen mid-stream (e.g. after a restart without a snapshot)
-        // is taken as established.
-        let tcp = (t.proto == TCP).then_some(if flags & SYN != 0 && flags & ACK == 0 {
+        let tcp = (t.proto == TCP).then_some(if flags & (SYN | ACK) == SYN {
             TcpState::SynSent
         } else {
             TcpState::Established
         });
-        let expires = now + tcp.map_or(UDP_UNREPLIED, TcpState::timeout);
         let flow = Flow {
             orig: t,
             reply,
-            port_key,
-            service: svc,
+            port: meta.port,
+            service: meta.service,
             tcp,
             fin_orig: false,
             fin_reply: false,
             replied: false,
-            expires,
+            expires: now,
         };
-        let hairpin = flow.hairpin();
-        let (_, evicted) = self.flows.insert(flow);
-        self.counters.flows_created += 1;
-        if evicted {
+        let (i, evicted) = self.flows.insert(flow);
+        if evicted.is_some() {
             self.counters.flows_evicted += 1;
         }
-        if let Some(s) = self.services.get_mut(svc) {
-            s.1.flows += 1;
-            s.1.packets += 1;
-            s.1.bytes += pkt.len() as u64;
+        if let Some(timeout) = sp.affinity_timeout
+            && self.affinity.set(akey, backend, now + timeout)
+        {
+            self.counters.affinity_evicted += 1;
         }
-        rewrite(pkt, ihl, partial, 16, backend.0, 2, backend.1);
-        if hairpin {
-            rewrite(pkt, ihl, partial, 12, reply_dst, 0, reply_dport);
-        }
-        self.counters.translated += 1;
-        Verdict::Forward
+        self.counters.flows_created += 1;
+        self.with_counters(mp, ms, |c| c.flows += 1);
+        self.translate(now, pkt, l, i, Dir::Orig, flags)
     }
 
-    /// ICMP port unreachable from the VIP to the client, quoting the
-    /// original header and 8 bytes, into `out` (with a zero vnet header).
-    fn reject(&mut self, pkt: &[u8], ihl: usize, out: &mut [u8], svc: Option<usize>) -> Verdict {
-        self.counters.rejects += 1;
-        if let Some(s) = svc.and_then(|i| self.services.get_mut(i)) {
-            s.1.rejects += 1;
-        }
+    /// ICMP port unreachable from the VIP to the client, quoting the original
+    /// IP header and 8 bytes, into `out` (after a zero vnet header).
+    fn reject(
+        &mut self,
+        pkt: &[u8],
+        ihl: usize,
+        out: &mut [u8],
+        port: Option<u32>,
+        service: Option<u32>,
+    ) -> Verdict {
         let quoted = (ihl + 8).min(pkt.len());
         let len = 20 + 8 + quoted;
-        if out.len() < vnet::LEN + len {
-            return Verdict::Drop(DropReason::Malformed);
-        }
-        VnetHdr::default().write(out);
-        let o = &mut out[vnet::LEN..vnet::LEN + len];
+        let Some(o) = out.get_mut(..vnet::LEN + len) else {
+            return self.drop_for(DropReason::ReplyBufferTooSmall, port, service);
+        };
+        VnetHdr::default().write(o);
+        let o = &mut o[vnet::LEN..];
         o.fill(0);
         o[0] = 0x45;
+        o[1] = 0xc0; // precedence "internetwork control", as Linux sends errors
         wr16(o, 2, len as u16);
         o[8] = 64;
         o[9] = ICMP;
@@ -588,75 +861,130 @@ impl Nat {
         o[16..20].copy_from_slice(&pkt[12..16]); // to the client
         let c = checksum::checksum(&o[..20]);
         wr16(o, 10, c);
-        o[20] = 3;
-        o[21] = 3;
+        o[20] = 3; // destination unreachable
+        o[21] = 3; // port unreachable
         o[28..28 + quoted].copy_from_slice(&pkt[..quoted]);
         let c = checksum::checksum(&o[20..]);
         wr16(o, 22, c);
+        self.counters.rejects += 1;
+        self.with_counters(port, service, |c| c.rejects += 1);
         Verdict::Reply(vnet::LEN + len)
     }
 
-    /// Translate an ICMP error a backend sent about a flow.
-    fn icmp_error(&mut self, pkt: &mut [u8], ihl: usize) -> Verdict {
-        let inner_at = ihl + 8;
-        if pkt.len() < inner_at + 20 || pkt[inner_at] >> 4 != 4 {
-            self.counters.forwarded_unchanged += 1;
-            return Verdict::Forward;
+    fn icmp(
+        &mut self,
+        hdr: &VnetHdr,
+        pkt: &mut [u8],
+        ihl: usize,
+        dst: Ipv4Addr,
+        to_svc: bool,
+    ) -> Verdict {
+        if Icmpv4Packet::new_checked(&pkt[ihl..]).is_err() {
+            return self.drop(DropReason::Malformed);
         }
-        let iihl = usize::from(pkt[inner_at] & 0x0f) * 4;
-        if iihl < 20 || pkt.len() < inner_at + iihl + 4 {
-            self.counters.forwarded_unchanged += 1;
-            return Verdict::Forward;
+        let ty = pkt[ihl];
+        // Destination unreachable, time exceeded, parameter problem.
+        if matches!(ty, 3 | 11 | 12)
+            && let Some(v) = self.icmp_error(hdr, pkt, ihl)
+        {
+            return v;
         }
-        let iproto = pkt[inner_at + 9];
+        if to_svc {
+            if !self.table.vips.contains(&dst) {
+                return self.drop(DropReason::UnallocatedServiceIp);
+            }
+            let svc = self.vip_service.get(&dst).copied();
+            let r = if ty == 8 {
+                DropReason::EchoToVip
+            } else {
+                DropReason::IcmpToVip
+            };
+            return self.drop_for(r, None, svc);
+        }
+        self.unchanged()
+    }
+
+    /// Translate an ICMP error about a flow; `None` if it matches none.
+    fn icmp_error(&mut self, hdr: &VnetHdr, pkt: &mut [u8], ihl: usize) -> Option<Verdict> {
+        let at = ihl + 8;
+        let inner = pkt.get(at..)?;
+        if inner.len() < 20 || inner[0] >> 4 != 4 {
+            return None;
+        }
+        let iihl = usize::from(inner[0] & 0x0f) * 4;
+        // RFC 792: the header plus at least 8 bytes (the ports) are quoted.
+        if iihl < 20 || inner.len() < iihl + 8 || rd16(inner, 6) & 0x1fff != 0 {
+            return None;
+        }
+        let iproto = inner[9];
         if iproto != TCP && iproto != UDP {
-            self.counters.forwarded_unchanged += 1;
-            return Verdict::Forward;
+            return None;
         }
-        let isrc = ip_at(pkt, inner_at + 12);
-        let idst = ip_at(pkt, inner_at + 16);
-        let il4 = inner_at + iihl;
-        let isport = rd16(pkt, il4);
-        let idport = rd16(pkt, il4 + 2);
-        // The quoted packet went backend-ward: client(or SNAT) → backend. Its
-        // reverse is the flow's reply tuple.
-        let reverse = Tuple {
+        let isrc = Ipv4Addr::from(rd32(inner, 12));
+        let idst = Ipv4Addr::from(rd32(inner, 16));
+        let l4 = at + iihl;
+        let quoted = Tuple {
             proto: iproto,
-            src: idst,
-            sport: idport,
-            dst: isrc,
-            dport: isport,
+            src: isrc,
+            sport: rd16(pkt, l4),
+            dst: idst,
+            dport: rd16(pkt, l4 + 2),
         };
-        let Some(Found::Reply(i)) = self.flows.find(&reverse) else {
-            self.counters.forwarded_unchanged += 1;
-            return Verdict::Forward;
+        // The error goes back to the quoted packet's sender.
+        if Ipv4Addr::from(rd32(pkt, 16)) != isrc {
+            return None;
+        }
+        let (i, dir) = self.flows.find(&quoted.reversed())?;
+        let f = *self.flows.get(i)?;
+        if hdr.needs_csum() {
+            return Some(self.drop_for(DropReason::BadVnetHeader, Some(f.port), Some(f.service)));
+        }
+        let l4_csum = if iproto == TCP {
+            (pkt.len() >= l4 + 18).then_some(l4 + 16)
+        } else {
+            (rd16(pkt, l4 + 6) != 0).then_some(l4 + 6)
         };
-        let Some(f) = self.flows.get(i) else {
-            return Verdict::Forward;
+        let inner = Inner {
+            at,
+            l4,
+            l4_csum,
+            udp: iproto == UDP,
         };
-        let (vip, vport, client, cport) = (f.orig.dst, f.orig.dport, f.orig.src, f.orig.sport);
-        // Outer: from the VIP, to the real client.
-        let set_ip = |pkt: &mut [u8], at: usize, hc_at: usize, ip: Ipv4Addr| {
-            let old = rd32(pkt, at);
-            let new = u32::from(ip);
-            let c = checksum::update32(rd16(pkt, hc_at), old, new);
-            wr16(pkt, hc_at, c);
-            pkt[at..at + 4].copy_from_slice(&new.to_be_bytes());
+        let icsum = ihl + 2;
+        let set_outer = |pkt: &mut [u8], addr_at: usize, ip: Ipv4Addr| {
+            let (old, new) = (rd32(pkt, addr_at), u32::from(ip));
+            wr16(pkt, 10, checksum::update32(rd16(pkt, 10), old, new));
+            wr32(pkt, addr_at, new);
         };
-        set_ip(pkt, 12, 10, vip);
-        set_ip(pkt, 16, 10, client);
-        // Inner: client → VIP:port, as the client sent it.
-        set_ip(pkt, inner_at + 12, inner_at + 10, client);
-        set_ip(pkt, inner_at + 16, inner_at + 10, vip);
-        wr16(pkt, il4, cport);
-        wr16(pkt, il4 + 2, vport);
-        // The ICMP checksum covers the whole message: recompute it.
-        let total = pkt.len();
-        wr16(pkt, ihl + 2, 0);
-        let c = checksum::checksum(&pkt[ihl..total]);
-        wr16(pkt, ihl + 2, c);
+        match dir {
+            // The quoted packet is client (or SNAT) → backend, as the backend
+            // got it: the error heads for the client, as if from the VIP.
+            Dir::Reply => {
+                set_outer(pkt, 12, f.orig.dst);
+                set_outer(pkt, 16, f.orig.src);
+                inner.set(pkt, icsum, 12, f.orig.src, 0, f.orig.sport);
+                inner.set(pkt, icsum, 16, f.orig.dst, 2, f.orig.dport);
+            }
+            // The quoted packet is VIP → client, as the client got it: the
+            // error heads for the backend (e.g. the client's port is closed,
+            // or frag-needed on the way to the client).
+            Dir::Orig => {
+                if f.snat() {
+                    set_outer(pkt, 12, f.reply.dst);
+                }
+                set_outer(pkt, 16, f.reply.src);
+                inner.set(pkt, icsum, 12, f.reply.src, 0, f.reply.sport);
+                inner.set(pkt, icsum, 16, f.reply.dst, 2, f.reply.dport);
+            }
+        }
         self.counters.icmp_errors_translated += 1;
-        Verdict::Forward
+        self.counters.translated += 1;
+        let bytes = pkt.len() as u64;
+        self.with_counters(Some(f.port), Some(f.service), |c| {
+            c.packets += 1;
+            c.bytes += bytes;
+        });
+        Some(Verdict::Forward)
     }
 }
 

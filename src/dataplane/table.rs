@@ -1,5 +1,5 @@
 //! The service table the control plane hands to the NAT core, built whole
-//! and swapped whole.
+//! and swapped whole (`Nat::set_table(Arc<ServiceTable>)`).
 
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -13,6 +13,7 @@ pub enum Proto {
 }
 
 impl Proto {
+    /// The IP protocol number.
     pub fn number(self) -> u8 {
         match self {
             Proto::Tcp => 6,
@@ -29,9 +30,11 @@ impl Proto {
     }
 }
 
+/// One endpoint of a service port, with its EndpointSlice conditions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backend {
     pub ip: Ipv4Addr,
+    /// The resolved targetPort.
     pub port: u16,
     pub ready: bool,
     pub serving: bool,
@@ -40,29 +43,42 @@ pub struct Backend {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServicePort {
-    /// `ns/name:port` (for counters).
+    /// `ns/name:portname` (for counters).
     pub id: String,
     /// `ns/name`.
     pub service: String,
     pub endpoints: Vec<Backend>,
-    /// ClientIP session affinity.
+    /// `sessionAffinity: ClientIP` with this timeout.
     pub affinity_timeout: Option<Duration>,
 }
 
 impl ServicePort {
-    /// Where new flows may go: Ready endpoints, or if none, Serving and
-    /// Terminating ones (Kubernetes' terminating-endpoint fallback).
-    pub fn eligible(&self) -> impl Iterator<Item = &Backend> {
-        let any_ready = self.endpoints.iter().any(|b| b.ready);
-        self.endpoints.iter().filter(move |b| {
-            if any_ready {
-                b.ready
-            } else {
-                b.serving && b.terminating
-            }
-        })
+    /// Whether new flows may go to `b`: Ready endpoints, or if none is Ready,
+    /// Serving + Terminating ones (Kubernetes' terminating-endpoint fallback).
+    /// `any_ready` is `self.any_ready()`, passed in to keep this O(1).
+    #[inline]
+    pub fn is_eligible(b: &Backend, any_ready: bool) -> bool {
+        if any_ready {
+            b.ready
+        } else {
+            b.serving && b.terminating
+        }
     }
 
+    pub fn any_ready(&self) -> bool {
+        self.endpoints.iter().any(|b| b.ready)
+    }
+
+    /// Where new flows may go (see [`ServicePort::is_eligible`]).
+    pub fn eligible(&self) -> impl Iterator<Item = &Backend> {
+        let any_ready = self.any_ready();
+        self.endpoints
+            .iter()
+            .filter(move |b| Self::is_eligible(b, any_ready))
+    }
+
+    /// Whether `ip:port` is still a serving endpoint (UDP flows to anything
+    /// else are flushed on a table update).
     pub fn serves(&self, ip: Ipv4Addr, port: u16) -> bool {
         self.endpoints
             .iter()
@@ -70,14 +86,16 @@ impl ServicePort {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceTable {
     /// The service CIDR (network, prefix length).
     pub service_cidr: (Ipv4Addr, u8),
-    /// Reserved hairpin SNAT source (never allocated to a Service).
+    /// Reserved hairpin SNAT source inside the service CIDR (never allocated
+    /// to a Service, never assigned to an interface).
     pub snat_addr: Ipv4Addr,
     /// Allocated ClusterIPs.
     pub vips: HashSet<Ipv4Addr>,
+    /// `(vip, protocol, port)` → the service port.
     pub ports: HashMap<(Ipv4Addr, Proto, u16), ServicePort>,
 }
 
@@ -93,14 +111,71 @@ impl Default for ServiceTable {
 }
 
 impl ServiceTable {
-    pub fn in_service_cidr(&self, ip: Ipv4Addr) -> bool {
+    /// `(network, mask)` as host-order integers; prefix 0 (no table yet)
+    /// matches nothing.
+    pub fn cidr_mask(&self) -> Option<(u32, u32)> {
         let (net, len) = self.service_cidr;
         if len == 0 {
-            return false;
+            return None;
         }
-        let mask = u32::MAX
-            .checked_shl(32 - u32::from(len.min(32)))
-            .unwrap_or(0);
-        u32::from(ip) & mask == u32::from(net) & mask
+        let mask = u32::MAX << (32 - u32::from(len.min(32)));
+        Some((u32::from(net) & mask, mask))
+    }
+
+    pub fn in_service_cidr(&self, ip: Ipv4Addr) -> bool {
+        self.cidr_mask()
+            .is_some_and(|(net, mask)| u32::from(ip) & mask == net)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(n: u8, ready: bool, serving: bool, terminating: bool) -> Backend {
+        Backend {
+            ip: Ipv4Addr::new(10, 244, 0, n),
+            port: 80,
+            ready,
+            serving,
+            terminating,
+        }
+    }
+
+    #[test]
+    fn eligibility_prefers_ready_then_serving_terminating() {
+        let mut sp = ServicePort {
+            id: "a/b:c".into(),
+            service: "a/b".into(),
+            endpoints: vec![b(1, true, true, false), b(2, false, true, true)],
+            affinity_timeout: None,
+        };
+        let ips: Vec<_> = sp.eligible().map(|b| b.ip.octets()[3]).collect();
+        assert_eq!(ips, [1]);
+        sp.endpoints[0].ready = false;
+        sp.endpoints[0].serving = false;
+        let ips: Vec<_> = sp.eligible().map(|b| b.ip.octets()[3]).collect();
+        assert_eq!(ips, [2]);
+        assert!(sp.serves(Ipv4Addr::new(10, 244, 0, 2), 80));
+        assert!(!sp.serves(Ipv4Addr::new(10, 244, 0, 1), 80));
+        sp.endpoints[1].serving = false;
+        assert_eq!(sp.eligible().count(), 0);
+    }
+
+    #[test]
+    fn cidr() {
+        let t = ServiceTable {
+            service_cidr: (Ipv4Addr::new(10, 96, 0, 0), 12),
+            ..Default::default()
+        };
+        assert!(t.in_service_cidr(Ipv4Addr::new(10, 111, 255, 254)));
+        assert!(!t.in_service_cidr(Ipv4Addr::new(10, 112, 0, 0)));
+        assert!(!ServiceTable::default().in_service_cidr(Ipv4Addr::new(1, 2, 3, 4)));
+        let one = ServiceTable {
+            service_cidr: (Ipv4Addr::new(10, 96, 0, 7), 32),
+            ..Default::default()
+        };
+        assert!(one.in_service_cidr(Ipv4Addr::new(10, 96, 0, 7)));
+        assert!(!one.in_service_cidr(Ipv4Addr::new(10, 96, 0, 8)));
     }
 }
