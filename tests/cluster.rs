@@ -264,15 +264,7 @@ fn daemon_sigkill_and_readopt() {
     );
     c.wait_ready(&["pods", "-l", "app=web"], "30s");
     let before = c.pods("app=web");
-    let pid = c.daemon_pid().expect("daemon pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    c.eventually(Duration::from_secs(5), "daemon gone", || {
-        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-    });
+    c.kill_daemon();
     // Pods keep serving while the daemon is down.
     let ip = pod_ip(&before[0]);
     let other = format!("{}-default-{}", c.name, name(&before[1]));

@@ -177,15 +177,7 @@ fn vip_and_connections_survive_daemon_restart() {
     require_root!();
     let c = with_backends("vrst", WEB_SVC);
     let ip = vip(&c, "web");
-    let pid = c.daemon_pid().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    c.eventually(Duration::from_secs(5), "daemon gone", || {
-        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-    });
+    c.kill_daemon();
     c.ok(&["up"]);
     let t0 = Instant::now();
     assert_eq!(vip(&c, "web"), ip, "the VIP changed across a restart");

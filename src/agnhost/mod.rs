@@ -139,6 +139,17 @@ fn serve_hostname(args: &[String]) -> i32 {
     0
 }
 
+/// The real tool's verdict words for a connection attempt.
+fn outcome(r: std::io::Result<()>) -> (i32, String) {
+    use std::io::ErrorKind::{ConnectionRefused, TimedOut, WouldBlock};
+    match r {
+        Ok(()) => (0, String::new()),
+        Err(e) if e.kind() == ConnectionRefused => (1, "REFUSED".into()),
+        Err(e) if matches!(e.kind(), TimedOut | WouldBlock) => (1, "TIMEOUT".into()),
+        Err(e) => (1, format!("OTHER: {e}")),
+    }
+}
+
 /// Exit status and message of `agnhost connect`.
 pub fn connect_result(
     dest: &str,
@@ -154,52 +165,23 @@ pub fn connect_result(
         return (1, format!("DNS: no IPv4 address for {dest}"));
     };
     match protocol {
-        "tcp" => {
-            let r = match source_port {
-                Some(sp) => connect_from(addr, sp, timeout),
-                None => TcpStream::connect_timeout(&addr, timeout).map(|_| ()),
-            };
-            match r {
-                Ok(()) => (0, String::new()),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    (1, "REFUSED".into())
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                    ) =>
-                {
-                    (1, "TIMEOUT".into())
-                }
-                Err(e) => (1, format!("OTHER: {e}")),
-            }
-        }
+        "tcp" => outcome(match source_port {
+            Some(sp) => connect_from(addr, sp, timeout),
+            None => TcpStream::connect_timeout(&addr, timeout).map(|_| ()),
+        }),
         "udp" => {
             let sock = match UdpSocket::bind(("0.0.0.0", source_port.unwrap_or(0))) {
                 Ok(s) => s,
                 Err(e) => return (1, format!("OTHER: {e}")),
             };
             let _ = sock.set_read_timeout(Some(timeout));
-            if let Err(e) = sock.connect(addr).and_then(|_| sock.send(b"hostname")) {
-                return (1, format!("OTHER: {e}"));
-            }
             let mut buf = [0u8; 1024];
-            match sock.recv(&mut buf) {
-                Ok(_) => (0, String::new()),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    (1, "REFUSED".into())
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                    ) =>
-                {
-                    (1, "TIMEOUT".into())
-                }
-                Err(e) => (1, format!("OTHER: {e}")),
-            }
+            outcome(
+                sock.connect(addr)
+                    .and_then(|_| sock.send(b"hostname"))
+                    .and_then(|_| sock.recv(&mut buf))
+                    .map(|_| ()),
+            )
         }
         "sctp" => (1, "OTHER: SCTP is not supported by lab".into()),
         p => (1, format!("OTHER: unsupported protocol {p:?}")),

@@ -202,6 +202,19 @@ impl Cluster {
             .ok()
     }
 
+    /// SIGKILL the cluster's daemon (pods keep running) and wait until it is gone.
+    pub fn kill_daemon(&self) {
+        let pid = self.daemon_pid().expect("daemon pid");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the daemon");
+        self.eventually(Duration::from_secs(5), "daemon gone", || {
+            (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        });
+    }
+
     pub fn down(&self) {
         let out = self.run(&["down"]);
         assert!(
