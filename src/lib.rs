@@ -14,6 +14,8 @@ pub mod store;
 pub mod shim;
 pub mod sys {
     pub mod iproute;
+    pub mod net;
+    pub mod netns;
     pub mod process;
     pub mod tun;
 }
