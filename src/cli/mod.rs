@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 #[command(
     name = "lab",
     version,
-    about = "A real Kubernetes-style cluster network on one Linux machine: pods as network namespaces, Services, DNS",
+    about = "A real Kubernetes-style cluster network on one Linux machine: pods as network namespaces, ClusterIP Services",
     long_about = None,
     after_help = "Start with `sudo lab up`, then `sudo lab get pods -o wide`.\nEvery command takes --cluster (or LAB_CLUSTER) to pick a cluster."
 )]
@@ -915,7 +915,10 @@ async fn status(c: &Client) -> Result<i32, ClientError> {
     println!("Node netns:    {}", s.node_netns);
     println!("Pod CIDR:      {}", s.pod_cidr);
     println!("Service CIDR:  {}", s.service_cidr);
-    println!("Cluster DNS:   {}", s.dns_ip);
+    println!(
+        "DNS address:   {} (reserved for kube-dns; no DNS server runs yet)",
+        s.dns_ip
+    );
     println!("Pods:          {} ({} ready)", s.pods, s.pods_ready);
     println!("Services:      {}", s.services);
     println!(
