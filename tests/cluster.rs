@@ -298,6 +298,11 @@ fn daemon_sigkill_and_readopt() {
             (p.len() == 2 && p.iter().all(|x| name(x) != name(&before[0]))).then_some(())
         },
     );
+    // Down right after a replacement started: nothing may be left, not even
+    // the shim of a pod that was still starting.
+    let n = c.name.clone();
+    c.down();
+    assert_gone(&n);
 }
 
 #[test]

@@ -694,6 +694,27 @@ pub fn remove_cluster_files(layout: &Layout) {
 /// every recorded namespace, remove the files.
 pub fn cleanup_offline(layout: &Layout) -> Vec<String> {
     let mut notes = Vec::new();
+    // Shims whose pid file is gone (a pod that was still starting when the
+    // cluster went down): find them by their command line.
+    let marker = format!("shim --spec {}/pods/", layout.run_dir.display());
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmd)
+            .replace('\0', " ")
+            .contains(&marker)
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            notes.push(format!("killed leftover pod shim {pid}"));
+        }
+    }
     let pods_dir = layout.run_dir.join("pods");
     for entry in std::fs::read_dir(&pods_dir).into_iter().flatten().flatten() {
         if let Some(pid) = crate::shim::is_alive(&entry.path()) {
