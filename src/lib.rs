@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod controller;
 pub mod daemon;
 pub mod dataplane;
+pub mod dns;
 pub mod ipam;
 pub mod model;
 pub mod store;

@@ -206,6 +206,10 @@ pub enum Command {
     /// Print the manifest field lists (honoured, warned, rejected) as Markdown.
     #[command(hide = true)]
     Fields,
+    /// The cluster DNS server (what the `coredns` pods of kube-system run;
+    /// image `lab.dev/dns`).
+    #[command(hide = true)]
+    Dns(crate::dns::DnsArgs),
 }
 
 pub fn fail(lines: &[String]) -> i32 {
@@ -237,6 +241,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Shim { spec } => crate::shim::run(&spec),
         Command::Agnhost { args } => crate::agnhost::main(&args),
+        Command::Dns(args) => crate::dns::main(&args),
         Command::Fields => {
             print!("{}", fields_markdown());
             0
@@ -423,6 +428,7 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
         Command::Daemon { .. }
         | Command::Shim { .. }
         | Command::Agnhost { .. }
+        | Command::Dns(_)
         | Command::Fields
         | Command::Exec { .. } => Ok(0),
     }

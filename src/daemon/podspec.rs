@@ -3,7 +3,7 @@
 //! resolv.conf, /etc/hosts, volumes and probes → a [`ShimSpec`].
 
 use crate::cluster::{CLUSTER_DOMAIN, ClusterConfig, Layout};
-use crate::model::validate::{is_builtin_image, probe_port};
+use crate::model::validate::{builtin_image, probe_port};
 use crate::model::{Kind, Object, Pod};
 use crate::shim::proto::{self, ContainerSpec, MountSpec, ProbeHandler, RestartPolicy, ShimSpec};
 use crate::store::{Key, Store};
@@ -454,21 +454,19 @@ pub fn prepare(
         let args: Vec<String> = c.args.iter().flatten().map(|s| expand(s, &vars)).collect();
         let image = c.image.as_deref().unwrap_or("");
         let exe = lab_exe.to_string_lossy().to_string();
-        let argv: Vec<String> = if is_builtin_image(image) {
-            let tail: Vec<String> = match command.first().map(String::as_str) {
-                None => args,
-                Some("/agnhost") | Some("agnhost") => {
-                    command[1..].iter().cloned().chain(args).collect()
-                }
-                Some(_) => Vec::new(),
-            };
-            if command.is_empty() || matches!(command[0].as_str(), "/agnhost" | "agnhost") {
-                [exe, "agnhost".into()].into_iter().chain(tail).collect()
-            } else {
-                command
+        let argv: Vec<String> = if let Some(b) = builtin_image(image) {
+            // `command: [/agnhost]` (or `/dns`) names the image's entry
+            // point; any other command runs as given.
+            let sub = b.subcommand();
+            let entry = |c: &str| c.strip_prefix('/').unwrap_or(c) == sub;
+            match command.first() {
+                None => [exe, sub.into()].into_iter().chain(args).collect(),
+                Some(c) if entry(c) => [exe, sub.into()]
                     .into_iter()
-                    .chain(c.args.iter().flatten().map(|s| expand(s, &vars)))
-                    .collect()
+                    .chain(command[1..].iter().cloned())
+                    .chain(args)
+                    .collect(),
+                Some(_) => command.into_iter().chain(args).collect(),
             }
         } else {
             command.into_iter().chain(args).collect()

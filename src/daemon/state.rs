@@ -98,6 +98,48 @@ impl State {
                 let _ = self.store.create(obj);
             }
         }
+        self.ensure_cluster_dns();
+    }
+
+    /// `kube-system/kube-dns` at the tenth service IP and the `coredns`
+    /// Deployment behind it, as kubeadm installs them (created if missing; a
+    /// user's changes to them are kept).
+    fn ensure_cluster_dns(&mut self) {
+        let ip = self.config.dns_ip();
+        if self
+            .store
+            .get(&Key::new(Kind::Service, "kube-system", "kube-dns"))
+            .is_none()
+        {
+            let svc = serde_json::json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                    "labels": {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true",
+                        "kubernetes.io/name": "CoreDNS"}},
+                "spec": {"clusterIP": ip.to_string(), "clusterIPs": [ip.to_string()], "type": "ClusterIP",
+                    "sessionAffinity": "None", "selector": {"k8s-app": "kube-dns"},
+                    "ports": [
+                        {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                        {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}
+            });
+            if let Ok(obj) = Object::from_json(Kind::Service, svc)
+                && self.svc_ipam.claim_reserved(ip).is_ok()
+            {
+                let _ = self.store.create(obj);
+            }
+        }
+        if self
+            .store
+            .get(&Key::new(Kind::Deployment, "kube-system", "coredns"))
+            .is_none()
+        {
+            let yaml = coredns_deployment(&self.config.name, &self.config.layout().run_dir);
+            if let Ok(docs) = crate::model::parse::parse_documents("coredns", &yaml)
+                && let Err(e) = self.apply(&docs, "kube-system", true)
+            {
+                tracing::error!("cannot create the coredns deployment: {e:?}");
+            }
+        }
     }
 
     /// Validate every document, then apply all of them or none.
@@ -404,6 +446,56 @@ impl State {
         }
         Ok(format!("{label} scaled"))
     }
+}
+
+/// The cluster DNS Deployment: two replicas of `lab dns` (image
+/// [`crate::dns::IMAGE`]), the daemon's run directory mounted read-only so
+/// the pods can watch the API socket in it (at /run/lab-api: /run/lab
+/// itself is hidden in pods).
+pub fn coredns_deployment(cluster: &str, run_dir: &std::path::Path) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: coredns
+  namespace: kube-system
+  labels: {{k8s-app: kube-dns}}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{k8s-app: kube-dns}}
+  template:
+    metadata:
+      labels: {{k8s-app: kube-dns}}
+    spec:
+      dnsPolicy: Default
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: coredns
+        image: {image}:{version}
+        args: [--api=/run/lab-api/api.sock, --cluster={cluster}]
+        ports:
+        - {{name: dns, containerPort: 53, protocol: UDP}}
+        - {{name: dns-tcp, containerPort: 53, protocol: TCP}}
+        readinessProbe:
+          httpGet: {{path: /ready, port: 8181}}
+          periodSeconds: 1
+        livenessProbe:
+          httpGet: {{path: /health, port: 8080}}
+          initialDelaySeconds: 10
+          timeoutSeconds: 5
+          failureThreshold: 5
+        volumeMounts:
+        - {{name: lab-api, mountPath: /run/lab-api, readOnly: true}}
+      volumes:
+      - name: lab-api
+        hostPath: {{path: {dir}, type: Directory}}
+"#,
+        image = crate::dns::IMAGE,
+        version = env!("CARGO_PKG_VERSION"),
+        dir = run_dir.display(),
+        cluster = cluster,
+    )
 }
 
 fn default_pod_spec(spec: &mut k8s_openapi::api::core::v1::PodSpec) {

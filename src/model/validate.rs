@@ -146,18 +146,43 @@ pub const DEPLOYMENT_WARNED: &[&str] = &[
 pub const REPLICASET_HONOURED: &[&str] = &["replicas", "selector", "template.metadata"];
 pub const REPLICASET_WARNED: &[&str] = &["minReadySeconds"];
 
-/// The images lab runs without a `command`.
-pub fn is_builtin_image(image: &str) -> bool {
+/// The images built into lab (run without a `command`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinImage {
+    /// `registry.k8s.io/e2e-test-images/agnhost`: `lab agnhost …`.
+    Agnhost,
+    /// `lab.dev/dns`: the cluster DNS server, `lab dns …`.
+    Dns,
+}
+
+impl BuiltinImage {
+    /// The `lab` subcommand the image runs.
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            BuiltinImage::Agnhost => "agnhost",
+            BuiltinImage::Dns => "dns",
+        }
+    }
+}
+
+/// Which built-in image `image` names (any tag or digest), if any.
+pub fn builtin_image(image: &str) -> Option<BuiltinImage> {
     let repo = image.split('@').next().unwrap_or(image);
     let repo = repo
         .rsplit_once(':')
         .map_or(repo, |(r, tag)| if tag.contains('/') { repo } else { r });
-    matches!(
-        repo,
+    match repo {
         "registry.k8s.io/e2e-test-images/agnhost"
-            | "k8s.gcr.io/e2e-test-images/agnhost"
-            | "gcr.io/kubernetes-e2e-test-images/agnhost"
-    )
+        | "k8s.gcr.io/e2e-test-images/agnhost"
+        | "gcr.io/kubernetes-e2e-test-images/agnhost" => Some(BuiltinImage::Agnhost),
+        crate::dns::IMAGE => Some(BuiltinImage::Dns),
+        _ => None,
+    }
+}
+
+/// The images lab runs without a `command`.
+pub fn is_builtin_image(image: &str) -> bool {
+    builtin_image(image).is_some()
 }
 
 /// Walks a JSON object and sorts its fields against honoured/warned subtrees.
@@ -535,7 +560,7 @@ fn container(
         return Err(fe(
             format!("{f}.command"),
             format!(
-                "image {image:?} is not built into lab and lab has no registry: give the container a `command` (a host program to run); built in: registry.k8s.io/e2e-test-images/agnhost"
+                "image {image:?} is not built into lab and lab has no registry: give the container a `command` (a host program to run); built in: registry.k8s.io/e2e-test-images/agnhost, lab.dev/dns"
             ),
         ));
     }
@@ -935,12 +960,15 @@ mod tests {
     const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: registry.k8s.io/e2e-test-images/agnhost:2.47\n    args: [netexec]\n";
 
     #[test]
-    fn builtin_image() {
+    fn builtin_images() {
         assert!(is_builtin_image(
             "registry.k8s.io/e2e-test-images/agnhost:2.47"
         ));
         assert!(is_builtin_image("registry.k8s.io/e2e-test-images/agnhost"));
         assert!(!is_builtin_image("nginx:1.25"));
+        assert_eq!(builtin_image("lab.dev/dns:v1"), Some(BuiltinImage::Dns));
+        assert_eq!(builtin_image("lab.dev/dns"), Some(BuiltinImage::Dns));
+        assert_eq!(builtin_image("lab.dev/dnsx"), None);
         assert_eq!(check(POD), Ok(vec![]));
     }
 

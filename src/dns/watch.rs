@@ -1,0 +1,128 @@
+//! Keep the DNS snapshot current from the daemon's API: list Services,
+//! EndpointSlices and Pods in one consistent read, build a [`Zone`], publish
+//! it, then long-poll `/v1/watch` until the store moves past that version
+//! and do it again. No polling interval: a change is in the snapshot a
+//! list-and-build after the daemon committed it. While the daemon is away
+//! (restarting) the last snapshot keeps being served.
+
+use crate::api::client::Client;
+use crate::api::{ListQuery, ObjectList, StatusReply, WatchReply};
+use crate::dns::server::Shared;
+use crate::dns::zone::{Zone, ZoneConfig};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(serde::Serialize)]
+struct WatchQuery {
+    since: u64,
+    timeout_ms: u64,
+}
+
+/// The zone's configuration from the daemon's status.
+pub async fn zone_config(client: &Client) -> Result<ZoneConfig, String> {
+    let st: StatusReply = client
+        .get("/v1/status", &())
+        .await
+        .map_err(|e| e.to_string())?;
+    let parse = |what: &str, s: &str| format!("daemon reports a bad {what} {s:?}");
+    Ok(ZoneConfig::new(
+        st.service_cidr
+            .parse()
+            .map_err(|_| parse("service CIDR", &st.service_cidr))?,
+        st.pod_cidr
+            .parse()
+            .map_err(|_| parse("pod CIDR", &st.pod_cidr))?,
+        st.dns_ip.parse().map_err(|_| parse("DNS IP", &st.dns_ip))?,
+    ))
+}
+
+/// One consistent read of what the zone is built from, and its version.
+pub async fn snapshot(client: &Client, cfg: &ZoneConfig) -> Result<(Zone, u64), String> {
+    let list: ObjectList = client
+        .get(
+            "/v1/objects",
+            &ListQuery {
+                resources: "services,endpointslices,pods".into(),
+                namespace: None,
+                all_namespaces: true,
+                name: None,
+                selector: None,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut services, mut slices, mut pods) = (Vec::new(), Vec::new(), Vec::new());
+    for item in list.items {
+        match item.get("kind").and_then(|k| k.as_str()) {
+            Some("Service") => services.extend(serde_json::from_value::<Service>(item).ok()),
+            Some("EndpointSlice") => {
+                slices.extend(serde_json::from_value::<EndpointSlice>(item).ok())
+            }
+            Some("Pod") => pods.extend(serde_json::from_value::<Pod>(item).ok()),
+            _ => {}
+        }
+    }
+    let rv = list.resource_version;
+    Ok((
+        Zone::build(cfg.clone(), &services, &slices, &pods, rv as u32),
+        rv,
+    ))
+}
+
+/// Run forever: keep `shared` current. Errors (daemon restarting) are
+/// logged once per outage and retried with a short back-off.
+pub async fn run(client: Client, shared: Arc<Shared>) {
+    let mut cfg: Option<ZoneConfig> = None;
+    let mut since: u64 = 0;
+    let mut failing = false;
+    loop {
+        let step = async {
+            let c = match &cfg {
+                Some(c) => c.clone(),
+                None => zone_config(&client).await?,
+            };
+            cfg = Some(c.clone());
+            let (zone, rv) = snapshot(&client, &c).await?;
+            let names = zone.len();
+            shared.publish(zone);
+            Ok::<_, String>((rv, names))
+        };
+        match step.await {
+            Ok((rv, names)) => {
+                if failing || since == 0 {
+                    eprintln!("dns: serving {names} names at resource version {rv}");
+                }
+                failing = false;
+                since = rv;
+            }
+            Err(e) => {
+                if !failing {
+                    eprintln!("dns: cannot read the cluster (keeping the last records): {e}");
+                }
+                failing = true;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
+        // Wait for the store to move (the daemon answers at once if it
+        // already has, or after the timeout with the same version).
+        let w: Result<WatchReply, _> = client
+            .get(
+                "/v1/watch",
+                &WatchQuery {
+                    since,
+                    timeout_ms: 30_000,
+                },
+            )
+            .await;
+        if let Err(e) = w {
+            if !failing {
+                eprintln!("dns: watch failed: {e}");
+            }
+            failing = true;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
