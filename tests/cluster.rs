@@ -375,20 +375,16 @@ fn mounts_do_not_leak_and_volumes_work() {
 #[test]
 fn exhausted_pod_cidr_is_a_pod_status_not_a_crash() {
     require_root!();
-    // A /30 has two usable addresses.
-    let c = Cluster::up("ipam", &["--empty", "--pod-cidr", "10.250.0.0/30"]);
+    // A /29 has six usable addresses; the two cluster DNS pods hold two.
+    let c = Cluster::up("ipam", &["--empty", "--pod-cidr", "10.250.0.0/29"]);
     let pod = |n: &str| {
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: {n}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}}\n"
         )
     };
-    c.apply(&format!(
-        "{}---\n{}---\n{}",
-        pod("p1"),
-        pod("p2"),
-        pod("p3")
-    ));
-    // Pods start concurrently: two get the addresses, the third reports why it can't.
+    let names = ["p1", "p2", "p3", "p4", "p5"];
+    c.apply(&names.map(pod).join("---\n"));
+    // Pods start concurrently: four get the addresses, the fifth reports why it can't.
     let (stuck, msg) = c.eventually(
         Duration::from_secs(15),
         "one pod reports the exhausted range",
@@ -406,7 +402,7 @@ fn exhausted_pod_cidr_is_a_pod_status_not_a_crash() {
                         .is_some_and(|m| m.contains("no free address"))
                 })
                 .collect();
-            (ready == 2 && stuck.len() == 1).then(|| {
+            (ready == 4 && stuck.len() == 1).then(|| {
                 (
                     name(stuck[0]),
                     stuck[0]["status"]["message"]
@@ -417,13 +413,10 @@ fn exhausted_pod_cidr_is_a_pod_status_not_a_crash() {
             })
         },
     );
-    assert!(msg.contains("10.250.0.0/30"), "{msg}");
+    assert!(msg.contains("10.250.0.0/29"), "{msg}");
     assert_eq!(c.json(&["pod", &stuck])["status"]["phase"], "Pending");
     // The daemon still answers; freeing an address lets the stuck pod start.
-    let other = ["p1", "p2", "p3"]
-        .into_iter()
-        .find(|p| *p != stuck)
-        .unwrap();
+    let other = names.into_iter().find(|p| *p != stuck).unwrap();
     c.ok(&["delete", "pod", other]);
     c.wait_ready(&[&format!("pod/{stuck}")], "30s");
 }

@@ -922,7 +922,7 @@ async fn status(c: &Client) -> Result<i32, ClientError> {
     println!("Pod CIDR:      {}", s.pod_cidr);
     println!("Service CIDR:  {}", s.service_cidr);
     println!(
-        "DNS address:   {} (reserved for kube-dns; no DNS server runs yet)",
+        "DNS address:   {} (kube-system/kube-dns, UDP and TCP 53)",
         s.dns_ip
     );
     println!("Pods:          {} ({} ready)", s.pods, s.pods_ready);

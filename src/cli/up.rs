@@ -292,19 +292,43 @@ async fn print_tour(cluster: &str, c: &crate::api::client::Client) {
         })
     });
     let Some(ip) = backend_ip else { return };
+    // Show it working: the client pod reaches the backends by Service name
+    // (cluster DNS → ClusterIP → a live backend).
+    let exe = std::env::current_exe().unwrap_or_else(|_| "lab".into());
+    let mut cmd = tokio::process::Command::new(&exe);
+    cmd.args(["--cluster", cluster, "exec", "client", "--", "sh", "-c"])
+        .arg("for i in 1 2 3; do curl -s -m 5 http://backend-service/hostname; echo; done")
+        .stdin(std::process::Stdio::null());
+    println!("\nFrom pod client: curl http://backend-service/hostname (3 times):");
+    match tokio::time::timeout(Duration::from_secs(20), cmd.output()).await {
+        Ok(Ok(out)) => {
+            for l in String::from_utf8_lossy(&out.stdout).lines() {
+                println!("  {l}");
+            }
+            if !out.status.success() {
+                let e = String::from_utf8_lossy(&out.stderr);
+                println!("  (failed: {})", e.trim());
+            }
+        }
+        Ok(Err(e)) => println!("  (could not run lab exec: {e})"),
+        Err(_) => println!("  (no answer within 20 s)"),
+    }
     println!("\nTry it:");
     println!(
-        "  sudo lab{flag} exec client -- curl -s http://{ip}:8080/hostname     # a backend pod, by IP"
+        "  sudo lab{flag} exec client -- curl -s http://backend-service/hostname   # by Service name: DNS + ClusterIP"
     );
     println!(
-        "  sudo lab{flag} exec client -- curl -s http://{ip}:8080/clientip     # the backend sees the client's IP"
+        "  sudo lab{flag} exec client -- dig +short backend-service.default.svc.cluster.local"
     );
     println!(
-        "  sudo lab{flag} delete pod <a backend pod>                          # its Deployment replaces it"
+        "  sudo lab{flag} exec client -- curl -s http://{ip}:8080/clientip         # one backend pod, by IP"
+    );
+    println!(
+        "  sudo lab{flag} delete pod <a backend pod>                            # its Deployment replaces it"
     );
     println!("  sudo lab{flag} get pods -o wide");
     println!(
-        "  sudo lab{flag} down                                               # removes everything"
+        "  sudo lab{flag} down                                                 # removes everything"
     );
 }
 

@@ -114,8 +114,11 @@ fn dashed(ip: Ipv4Addr) -> String {
 
 fn reverse_name(ip: Ipv4Addr) -> Name {
     let o = ip.octets();
-    name(&format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0]))
-        .expect("a reverse name is valid")
+    name(&format!(
+        "{}.{}.{}.{}.in-addr.arpa.",
+        o[3], o[2], o[1], o[0]
+    ))
+    .expect("a reverse name is valid")
 }
 
 /// The reverse zone covering a CIDR: its whole octets (`10.96.0.0/12` →
@@ -192,6 +195,11 @@ impl Builder {
     }
 }
 
+/// (namespace, service name).
+type SvcKey = (String, String);
+/// (port name, lower-case protocol, port number).
+type NamedPort = (String, String, u16);
+
 /// A ready endpoint of a headless service.
 struct Ready {
     ip: Ipv4Addr,
@@ -238,8 +246,8 @@ impl Zone {
         }
 
         // Ready endpoints and named ports per (namespace, service).
-        let mut ready: HashMap<(String, String), Vec<Ready>> = HashMap::new();
-        let mut ports: HashMap<(String, String), BTreeSet<(String, String, u16)>> = HashMap::new();
+        let mut ready: HashMap<SvcKey, Vec<Ready>> = HashMap::new();
+        let mut ports: HashMap<SvcKey, BTreeSet<NamedPort>> = HashMap::new();
         for s in slices {
             let ns = s.metadata.namespace.clone().unwrap_or_default();
             let Some(svc) = s
@@ -279,10 +287,9 @@ impl Zone {
         }
 
         for s in services {
-            let (Some(ns), Some(svc)) = (
-                s.metadata.namespace.as_deref(),
-                s.metadata.name.as_deref(),
-            ) else {
+            let (Some(ns), Some(svc)) =
+                (s.metadata.namespace.as_deref(), s.metadata.name.as_deref())
+            else {
                 continue;
             };
             let Some(base) = name(&format!("{svc}.{ns}.svc.{}", cfg.domain)) else {
@@ -335,7 +342,8 @@ impl Zone {
                             continue;
                         };
                         let proto = p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
-                        if let (Some(sn), Ok(port)) = (srv_name(pname, &proto), u16::try_from(p.port))
+                        if let (Some(sn), Ok(port)) =
+                            (srv_name(pname, &proto), u16::try_from(p.port))
                         {
                             b.add(&sn, RData::SRV(SRV::new(0, 100, port, base.clone())));
                         }
@@ -511,7 +519,9 @@ impl Zone {
             authoritative: true,
             answers: targets
                 .iter()
-                .map(|t| Record::from_rdata(qname.clone(), self.cfg.ttl, RData::PTR(PTR(t.clone()))))
+                .map(|t| {
+                    Record::from_rdata(qname.clone(), self.cfg.ttl, RData::PTR(PTR(t.clone())))
+                })
                 .collect(),
             authority: Vec::new(),
             additionals: Vec::new(),

@@ -66,7 +66,9 @@ async fn start(with_zone: bool) -> (SocketAddr, Arc<Shared>, Server<Handler>) {
     if with_zone {
         shared.publish(fixture());
     }
-    let l = Listeners::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let l = Listeners::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let addr = l.local_addr().unwrap();
     let server = serve(l, shared.clone());
     (addr, shared, server)
@@ -85,7 +87,9 @@ async fn udp(addr: SocketAddr, bytes: &[u8]) -> Message {
 
 async fn tcp(addr: SocketAddr, bytes: &[u8]) -> Message {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(&(bytes.len() as u16).to_be_bytes()).await.unwrap();
+    s.write_all(&(bytes.len() as u16).to_be_bytes())
+        .await
+        .unwrap();
     s.write_all(bytes).await.unwrap();
     let mut len = [0u8; 2];
     tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut len))
@@ -101,7 +105,11 @@ async fn tcp(addr: SocketAddr, bytes: &[u8]) -> Message {
 async fn answers_over_udp_and_tcp() {
     let (addr, shared, _server) = start(true).await;
     for (i, over_tcp) in [false, true].into_iter().enumerate() {
-        let q = query(100 + i as u16, "backend.default.svc.cluster.local.", RecordType::A);
+        let q = query(
+            100 + i as u16,
+            "backend.default.svc.cluster.local.",
+            RecordType::A,
+        );
         let m = if over_tcp {
             tcp(addr, &q).await
         } else {
@@ -115,7 +123,11 @@ async fn answers_over_udp_and_tcp() {
         assert!(matches!(&m.answers[0].data, RData::A(a) if a.0.to_string() == "10.96.0.20"));
     }
     // NXDOMAIN carries the SOA.
-    let m = udp(addr, &query(7, "nope.default.svc.cluster.local.", RecordType::A)).await;
+    let m = udp(
+        addr,
+        &query(7, "nope.default.svc.cluster.local.", RecordType::A),
+    )
+    .await;
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     assert_eq!(m.authorities.len(), 1);
     // Outside the zone: REFUSED.
@@ -139,7 +151,11 @@ async fn large_answers_truncate_over_udp_and_fit_over_tcp() {
 async fn garbage_and_no_snapshot_do_not_hurt() {
     let (addr, shared, _server) = start(false).await;
     // Before the first snapshot: SERVFAIL, not silence.
-    let m = udp(addr, &query(1, "backend.default.svc.cluster.local.", RecordType::A)).await;
+    let m = udp(
+        addr,
+        &query(1, "backend.default.svc.cluster.local.", RecordType::A),
+    )
+    .await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     // Garbage datagrams are dropped or answered FORMERR; the server lives.
     let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -155,7 +171,11 @@ async fn garbage_and_no_snapshot_do_not_hurt() {
     })
     .await;
     shared.publish(fixture());
-    let m = udp(addr, &query(2, "backend.default.svc.cluster.local.", RecordType::A)).await;
+    let m = udp(
+        addr,
+        &query(2, "backend.default.svc.cluster.local.", RecordType::A),
+    )
+    .await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert_eq!(m.answers.len(), 1);
 }

@@ -133,7 +133,10 @@ fn cluster_ip_service_a_record() {
     // Case is kept as asked, matching is case-insensitive.
     let ans = ask(&z, "BackEnd.Default.SVC.cluster.local.", RecordType::A);
     assert_eq!(a_of(&ans).len(), 1);
-    assert_eq!(ans.answers[0].name.to_string(), "BackEnd.Default.SVC.cluster.local.");
+    assert_eq!(
+        ans.answers[0].name.to_string(),
+        "BackEnd.Default.SVC.cluster.local."
+    );
     // A name without the trailing dot is the same name.
     assert_eq!(
         a_of(&ask(&z, "backend.default.svc.cluster.local", RecordType::A)).len(),
@@ -156,15 +159,26 @@ fn srv_for_named_ports_with_additional_a() {
     };
     assert_eq!((srv.priority, srv.weight, srv.port), (0, 100, 80));
     assert_eq!(srv.target.to_string(), "backend.default.svc.cluster.local.");
-    assert_eq!(a_of(&Answer {
-        answers: ans.additionals.clone(),
-        ..ans.clone()
-    }), vec!["10.96.0.20".parse::<Ipv4Addr>().unwrap()]);
+    assert_eq!(
+        a_of(&Answer {
+            answers: ans.additionals.clone(),
+            ..ans.clone()
+        }),
+        vec!["10.96.0.20".parse::<Ipv4Addr>().unwrap()]
+    );
     // UDP port of kube-dns.
-    let ans = ask(&z, "_dns._udp.kube-dns.kube-system.svc.cluster.local.", RecordType::SRV);
+    let ans = ask(
+        &z,
+        "_dns._udp.kube-dns.kube-system.svc.cluster.local.",
+        RecordType::SRV,
+    );
     assert_eq!(ans.answers.len(), 1);
     // No SRV for the wrong protocol or an unnamed port.
-    let ans = ask(&z, "_http._udp.backend.default.svc.cluster.local.", RecordType::SRV);
+    let ans = ask(
+        &z,
+        "_http._udp.backend.default.svc.cluster.local.",
+        RecordType::SRV,
+    );
     assert!(is_soa_negative(&ans, ResponseCode::NXDomain), "{ans:?}");
 }
 
@@ -177,9 +191,16 @@ fn nodata_vs_nxdomain() {
     let ans = ask(&z, "backend.default.svc.cluster.local.", RecordType::TXT);
     assert!(is_soa_negative(&ans, ResponseCode::NoError), "{ans:?}");
     // Empty non-terminals exist.
-    for ent in ["default.svc.cluster.local.", "svc.cluster.local.", "default.pod.cluster.local."] {
+    for ent in [
+        "default.svc.cluster.local.",
+        "svc.cluster.local.",
+        "default.pod.cluster.local.",
+    ] {
         let ans = ask(&z, ent, RecordType::A);
-        assert!(is_soa_negative(&ans, ResponseCode::NoError), "{ent}: {ans:?}");
+        assert!(
+            is_soa_negative(&ans, ResponseCode::NoError),
+            "{ent}: {ans:?}"
+        );
     }
     // Unknown names in the zone: NXDOMAIN with SOA.
     for nx in [
@@ -190,7 +211,10 @@ fn nodata_vs_nxdomain() {
         "10-244-0-99.default.pod.cluster.local.",
     ] {
         let ans = ask(&z, nx, RecordType::A);
-        assert!(is_soa_negative(&ans, ResponseCode::NXDomain), "{nx}: {ans:?}");
+        assert!(
+            is_soa_negative(&ans, ResponseCode::NXDomain),
+            "{nx}: {ans:?}"
+        );
     }
 }
 
@@ -208,18 +232,30 @@ fn headless_service_records() {
     );
     // Hostname record for the endpoint with a hostname, dashed IP for the other.
     assert_eq!(
-        a_of(&ask(&z, "db-0.db.default.svc.cluster.local.", RecordType::A)),
+        a_of(&ask(
+            &z,
+            "db-0.db.default.svc.cluster.local.",
+            RecordType::A
+        )),
         vec!["10.244.0.5".parse::<Ipv4Addr>().unwrap()]
     );
     assert_eq!(
-        a_of(&ask(&z, "10-244-0-6.db.default.svc.cluster.local.", RecordType::A)),
+        a_of(&ask(
+            &z,
+            "10-244-0-6.db.default.svc.cluster.local.",
+            RecordType::A
+        )),
         vec!["10.244.0.6".parse::<Ipv4Addr>().unwrap()]
     );
     // Not-ready endpoint: no record.
     let ans = ask(&z, "db-2.db.default.svc.cluster.local.", RecordType::A);
     assert!(is_soa_negative(&ans, ResponseCode::NXDomain));
     // SRV: one per ready endpoint, targets the hostnames, As in additional.
-    let ans = ask(&z, "_mysql._tcp.db.default.svc.cluster.local.", RecordType::SRV);
+    let ans = ask(
+        &z,
+        "_mysql._tcp.db.default.svc.cluster.local.",
+        RecordType::SRV,
+    );
     let mut targets: Vec<String> = ans
         .answers
         .iter()
@@ -241,7 +277,11 @@ fn headless_service_records() {
     );
     assert_eq!(ans.additionals.len(), 2);
     // Headless without ready endpoints: NXDOMAIN.
-    let ans = ask(&z, "empty-headless.default.svc.cluster.local.", RecordType::A);
+    let ans = ask(
+        &z,
+        "empty-headless.default.svc.cluster.local.",
+        RecordType::A,
+    );
     assert!(is_soa_negative(&ans, ResponseCode::NXDomain), "{ans:?}");
 }
 
@@ -276,7 +316,11 @@ fn ptr_records() {
     let ans = ask(&z, "96.10.in-addr.arpa.", RecordType::PTR);
     assert!(is_soa_negative(&ans, ResponseCode::NoError), "{ans:?}");
     // Outside our CIDRs (the host's networks): REFUSED, not ours.
-    for q in ["1.1.168.192.in-addr.arpa.", "8.8.8.8.in-addr.arpa.", "in-addr.arpa."] {
+    for q in [
+        "1.1.168.192.in-addr.arpa.",
+        "8.8.8.8.in-addr.arpa.",
+        "in-addr.arpa.",
+    ] {
         let ans = ask(&z, q, RecordType::PTR);
         assert_eq!(ans.rcode, ResponseCode::Refused, "{q}");
         assert!(!ans.authoritative);
@@ -292,7 +336,11 @@ fn ptr_records() {
 fn pod_records_are_verified() {
     let z = zone();
     assert_eq!(
-        a_of(&ask(&z, "10-244-0-5.default.pod.cluster.local.", RecordType::A)),
+        a_of(&ask(
+            &z,
+            "10-244-0-5.default.pod.cluster.local.",
+            RecordType::A
+        )),
         vec!["10.244.0.5".parse::<Ipv4Addr>().unwrap()]
     );
     // Wrong namespace, finished pod: NXDOMAIN.
@@ -300,7 +348,10 @@ fn pod_records_are_verified() {
         "10-244-0-5.other.pod.cluster.local.",
         "10-244-0-8.default.pod.cluster.local.",
     ] {
-        assert!(is_soa_negative(&ask(&z, q, RecordType::A), ResponseCode::NXDomain), "{q}");
+        assert!(
+            is_soa_negative(&ask(&z, q, RecordType::A), ResponseCode::NXDomain),
+            "{q}"
+        );
     }
 }
 
@@ -355,7 +406,11 @@ fn apex_version_and_refused() {
     }
     // Other classes are refused.
     assert_eq!(
-        z.lookup(&n("backend.default.svc.cluster.local."), RecordType::A, DNSClass::CH),
+        z.lookup(
+            &n("backend.default.svc.cluster.local."),
+            RecordType::A,
+            DNSClass::CH
+        ),
         Answer::refused()
     );
 }
