@@ -187,6 +187,19 @@ fn vip_and_connections_survive_daemon_restart() {
         || (curl(&c, "client", &format!("http://{ip}/hostname")).0 == 0).then_some(()),
     );
     eprintln!("service answered {:?} after lab up", t0.elapsed());
+    // The DNS pods outlived the daemon and follow the new one: a Service
+    // created after the restart resolves by name.
+    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: again}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: http}]\n");
+    let again = vip(&c, "again");
+    c.eventually(
+        Duration::from_secs(5),
+        "new service resolves after restart",
+        || {
+            let (_, out, _) = c.exec("client", &["getent", "hosts", "again"]);
+            out.starts_with(&format!("{again} ")).then_some(())
+        },
+    );
+    assert_eq!(curl(&c, "client", "http://web/hostname").0, 0);
     let status = c.ok(&["status"]);
     assert!(status.contains("Policy rules"), "{status}");
 }
