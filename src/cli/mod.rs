@@ -986,7 +986,7 @@ pub fn fields_markdown() -> String {
         REPLICASET_HONOURED,
         REPLICASET_WARNED,
     );
-    out.push_str("\n## ConfigMap\n\nHonoured: `data`, `immutable`. (`binaryData` is rejected.)\n\n## Endpoints\n\nHonoured: `subsets` (for Services without a selector).\n\n## Rejected, with a clear message\n\nEverything else the Kubernetes API defines, for example: `hostNetwork`, `initContainers`, `lifecycle`, `startupProbe`, `envFrom[].secretRef`, `env[].valueFrom.secretKeyRef`, volume types other than `emptyDir`/`configMap`/`hostPath`, Service `type: NodePort`/`LoadBalancer`, SCTP ports, `hostPort`, kinds other than Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet; an image other than the built-in `registry.k8s.io/e2e-test-images/agnhost` without a `command`.\n");
+    out.push_str("\n## ConfigMap\n\nHonoured: `data`, `immutable`. (`binaryData` is rejected.)\n\n## Endpoints\n\nHonoured: `subsets` (for Services without a selector).\n\n## Rejected, with a clear message\n\nEverything else the Kubernetes API defines, for example: `hostNetwork`, `initContainers`, `lifecycle`, `startupProbe`, `envFrom[].secretRef`, `env[].valueFrom.secretKeyRef`, volume types other than `emptyDir`/`configMap`/`hostPath`, Service `type: NodePort`/`LoadBalancer`, SCTP ports, `hostPort`, kinds other than Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet; an image other than the built-in `registry.k8s.io/e2e-test-images/agnhost` and `lab.dev/dns` without a `command`.\n");
     out
 }
 
