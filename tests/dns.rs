@@ -266,12 +266,16 @@ fn services_appear_and_disappear_at_once() {
     c.apply(svc);
     let applied = Instant::now();
     let ip = vip(&c, "default", "late");
-    // The first lookup right after apply returns must already find it (the
-    // DNS pods watch the API; `lab exec` alone takes longer than a rebuild).
-    let (code, out, err) = c.exec("client", &["getent", "hosts", "late"]);
-    eprintln!("first lookup {:?} after apply", applied.elapsed());
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(out.starts_with(&format!("{ip} ")), "{out}");
+    // The DNS pods are told before `lab apply` returns (it waits for the
+    // change to be saved and published); their rebuild takes a few ms. The
+    // target is 100 ms (scripts/bench-dns measures it); a loaded CI machine
+    // gets 500 ms, still far below any polling interval.
+    let seen = c.eventually(Duration::from_millis(500), "new service resolves", || {
+        let (_, out, _) = c.exec("client", &["getent", "hosts", "late"]);
+        out.starts_with(&format!("{ip} "))
+            .then(|| applied.elapsed())
+    });
+    eprintln!("resolved by a lookup that ended {seen:?} after apply returned");
     let (code, out, _) = c.exec(
         "client",
         &["curl", "-sS", "--max-time", "3", "http://late/hostname"],

@@ -101,7 +101,7 @@ async fn apply(
     };
     match out {
         Ok(o) => {
-            c.d.notify();
+            committed(&c).await;
             Ok(Json(o))
         }
         Err(errs) => Err(ApiError(
@@ -110,6 +110,18 @@ async fn apply(
             errs,
         )),
     }
+}
+
+/// Wake the reconciler and wait until it has saved the change and published
+/// it (data plane updated, `/v1/watch` bumped), as the API server answers
+/// only after etcd has the object: when `lab apply` returns, the Service's
+/// VIP is routed and the DNS pods have been told. Bounded: a stuck
+/// reconcile does not hang the client.
+async fn committed(c: &Ctx) {
+    let rv = c.d.lock().store.resource_version();
+    let mut rx = c.d.rv.subscribe();
+    c.d.notify();
+    let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|v| *v >= rv)).await;
 }
 
 fn kind_of(resource: &str) -> Result<Kind, ApiError> {
@@ -174,7 +186,7 @@ async fn delete(
             }
         }
     }
-    c.d.notify();
+    committed(&c).await;
     if req.wait {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         while tokio::time::Instant::now() < deadline {
@@ -265,7 +277,7 @@ async fn scale(
         st.scale(&Key::new(kind, &req.namespace, &req.name), req.replicas)
             .map_err(not_found)?
     };
-    c.d.notify();
+    committed(&c).await;
     Ok(Json(Lines { lines: vec![line] }))
 }
 
