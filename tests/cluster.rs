@@ -420,3 +420,29 @@ fn exhausted_pod_cidr_is_a_pod_status_not_a_crash() {
     c.ok(&["delete", "pod", other]);
     c.wait_ready(&[&format!("pod/{stuck}")], "30s");
 }
+
+#[test]
+fn an_address_no_pod_holds_is_unreachable_at_once() {
+    require_root!();
+    let c = Cluster::up("unreach", &["--empty", "--pod-cidr", "10.251.0.0/24"]);
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}\n");
+    c.wait_ready(&["pod/client"], "30s");
+    let before = c.ok(&["status"]);
+    let t = Instant::now();
+    let (code, out, _) = c.exec("client", &["ping", "-c", "1", "-W", "3", "10.251.0.250"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("Destination Host Unreachable"), "{out}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // The packet did not loop through the Services TUN.
+    let unchanged = |s: &str| -> u64 {
+        s.split_whitespace()
+            .find_map(|w| w.strip_prefix("forwarded_unchanged="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let after = c.ok(&["status"]);
+    assert!(
+        unchanged(&after) - unchanged(&before) < 5,
+        "{before}\n{after}"
+    );
+}

@@ -238,6 +238,14 @@ pub fn main() -> i32 {
     if let Err(e) = validate_name(&cli.cluster) {
         return fail(&[e]);
     }
+    if !matches!(
+        cli.command,
+        Command::Daemon { .. } | Command::Shim { .. } | Command::Dns(_) | Command::Agnhost { .. }
+    ) {
+        // A user command piped into `head` ends quietly, as other CLIs do,
+        // instead of panicking on a broken pipe.
+        crate::sys::process::default_sigpipe();
+    }
     match cli.command {
         Command::Shim { spec } => crate::shim::run(&spec),
         Command::Agnhost { args } => crate::agnhost::main(&args),

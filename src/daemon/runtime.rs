@@ -783,6 +783,8 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("creating node netns {node_ns}: {e}"))?;
     }
     sys::iproute::setup_node(&node_ns).map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
+    sys::iproute::pod_cidr_unreachable(&node_ns, &cfg.pod_cidr.to_string())
+        .map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
     let node = node_ns.clone();
     let dataplane =
         super::dataplane::DataPlane::start(&cfg, &node, layout.run_dir.join("flows.json"))

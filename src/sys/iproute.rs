@@ -94,6 +94,16 @@ pub fn setup_node(node: &str) -> Result<(), NetError> {
     Ok(())
 }
 
+/// An `unreachable` route for the whole pod CIDR in the node netns: live
+/// pods have more specific /32 routes; a packet for an address no pod holds
+/// (a deleted pod's old IP) gets ICMP host-unreachable at once instead of
+/// bouncing between the main table and the Services TUN until its TTL runs
+/// out.
+pub fn pod_cidr_unreachable(node: &str, pod_cidr: &str) -> Result<(), NetError> {
+    ip(&["-n", node, "route", "replace", "unreachable", pod_cidr])?;
+    Ok(())
+}
+
 pub fn list_links(netns: &str) -> Result<Vec<String>, NetError> {
     let out = ip(&["-n", netns, "-o", "link", "show"])?;
     Ok(out

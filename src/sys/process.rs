@@ -118,6 +118,16 @@ pub fn mount_empty_tmpfs_ro(target: &Path) -> io::Result<()> {
     .map_err(|e| ctx(format_args!("hiding {}", target.display()), e))
 }
 
+/// Restore the default SIGPIPE action (Rust ignores it), so a command whose
+/// output goes to a closed pipe (`lab get pods | head -1`) ends quietly.
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal disposition to its default has no memory
+    // effects; called before other threads exist.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn set_hostname(name: &str) -> io::Result<()> {
     nix::unistd::sethostname(name).map_err(|e| ctx(format_args!("sethostname {name:?}"), e))
 }
