@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 #[command(
     name = "lab",
     version,
-    about = "A real Kubernetes-style cluster network on one Linux machine: pods as network namespaces, ClusterIP Services",
+    about = "A real Kubernetes-style cluster network on one Linux machine: pods as network namespaces, ClusterIP Services, cluster DNS",
     long_about = None,
     after_help = "Start with `sudo lab up`, then `sudo lab get pods -o wide`.\nEvery command takes --cluster (or LAB_CLUSTER) to pick a cluster."
 )]
