@@ -379,7 +379,11 @@ fn pod_summary(pod: &Pod) -> PodSummary {
     // would have set phase Pending.
     let phase = match status {
         None => "Pending".to_string(),
-        Some(s) => s.phase.clone().unwrap_or_default(),
+        Some(s) => s
+            .phase
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "Pending".to_string()),
     };
     let status_reason = status.and_then(|s| s.reason.as_deref()).unwrap_or("");
     let mut reason = if status_reason.is_empty() {
@@ -2611,6 +2615,7 @@ mod tests {
             "Signal:9"
         );
         assert_eq!(status_of(json!({"phase": "Pending"})), "Pending");
+        assert_eq!(status_of(json!({"podIP": "10.244.0.9"})), "Pending");
         assert_eq!(
             status_of(json!({"phase": "Failed", "reason": "Evicted"})),
             "Evicted"
