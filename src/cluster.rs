@@ -128,6 +128,16 @@ impl Layout {
         self.run_dir.join("api.sock")
     }
 
+    /// Directory of the read-only API socket (list and watch only), the
+    /// one thing the cluster DNS pods get mounted.
+    pub fn read_only_api_dir(&self) -> PathBuf {
+        self.run_dir.join("read-only")
+    }
+
+    pub fn read_only_api_socket(&self) -> PathBuf {
+        self.read_only_api_dir().join("api.sock")
+    }
+
     pub fn daemon_pid(&self) -> PathBuf {
         self.run_dir.join("daemon.pid")
     }

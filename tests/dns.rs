@@ -163,6 +163,57 @@ fn records_over_udp_and_tcp_and_the_search_path() {
     assert_ne!(code, 0);
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 
+    // The DNS pods see only the read-only API: list and watch, no changes.
+    let dns_pod = dns_pods[0]["metadata"]["name"].as_str().unwrap();
+    let api = |method: &str, path: &str| {
+        let out = c.run(&[
+            "exec",
+            "-n",
+            "kube-system",
+            dns_pod,
+            "--",
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            method,
+            "--unix-socket",
+            "/run/lab-api/api.sock",
+            &format!("http://lab{path}"),
+        ]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(
+        api("GET", "/v1/objects?resources=services&all_namespaces=true"),
+        "200"
+    );
+    for (m, p) in [
+        ("POST", "/v1/apply"),
+        ("POST", "/v1/delete"),
+        ("POST", "/v1/shutdown"),
+        ("GET", "/v1/exec"),
+    ] {
+        assert_eq!(api(m, p), "404", "{m} {p}");
+    }
+    let out = c.run(&[
+        "exec",
+        "-n",
+        "kube-system",
+        dns_pod,
+        "--",
+        "ls",
+        "/run/lab-api",
+    ]);
+    let ls = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        ls.trim(),
+        "api.sock",
+        "only the read-only socket is mounted"
+    );
+
     // The same resolv.conf from a plain shell on the host.
     let pod = c.json(&["pod", "client"]);
     let netns = pod["metadata"]["annotations"]["lab.dev/netns"]

@@ -65,6 +65,21 @@ pub async fn serve(listener: tokio::net::UnixListener, d: D, stop: mpsc::Sender<
     }
 }
 
+/// The read-only API for pods that watch the cluster (the DNS pods): status,
+/// object lists and the watch, nothing that changes anything (what RBAC's
+/// `get`/`list`/`watch` verbs give CoreDNS's service account).
+pub async fn serve_read_only(listener: tokio::net::UnixListener, d: D) {
+    let (stop, _) = mpsc::channel(1);
+    let app = axum::Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/objects", get(objects))
+        .route("/v1/watch", get(watch_rv))
+        .with_state(Ctx { d, stop });
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!("read-only API server: {e}");
+    }
+}
+
 async fn status(State(c): State<Ctx>) -> Json<StatusReply> {
     let d = &c.d;
     let st = d.lock();

@@ -826,6 +826,23 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
     }
     let (stop_tx, mut stop_rx) = mpsc::channel::<()>(1);
     let server = tokio::spawn(crate::api::server::serve(listener, daemon.clone(), stop_tx));
+    // The read-only socket, alone in its directory so that directory can be
+    // mounted into the DNS pods (a socket file itself would go stale when a
+    // new daemon re-creates it).
+    std::fs::create_dir_all(layout.read_only_api_dir())?;
+    let _ = std::fs::remove_file(layout.read_only_api_socket());
+    let ro_listener = tokio::net::UnixListener::bind(layout.read_only_api_socket())?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            layout.read_only_api_socket(),
+            std::fs::Permissions::from_mode(0o600),
+        )?;
+    }
+    let ro_server = tokio::spawn(crate::api::server::serve_read_only(
+        ro_listener,
+        daemon.clone(),
+    ));
 
     // Reconcile loop.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -851,8 +868,10 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
         daemon.dataplane.save();
         daemon.persist();
         let _ = std::fs::remove_file(layout.api_socket());
+        let _ = std::fs::remove_file(layout.read_only_api_socket());
         let _ = std::fs::remove_file(layout.daemon_pid());
     }
     server.abort();
+    ro_server.abort();
     Ok(())
 }

@@ -133,7 +133,8 @@ impl State {
             .get(&Key::new(Kind::Deployment, "kube-system", "coredns"))
             .is_none()
         {
-            let yaml = coredns_deployment(&self.config.name, &self.config.layout().run_dir);
+            let yaml =
+                coredns_deployment(&self.config.name, &self.config.layout().read_only_api_dir());
             if let Ok(docs) = crate::model::parse::parse_documents("coredns", &yaml)
                 && let Err(e) = self.apply(&docs, "kube-system", true)
             {
@@ -449,10 +450,10 @@ impl State {
 }
 
 /// The cluster DNS Deployment: two replicas of `lab dns` (image
-/// [`crate::dns::IMAGE`]), the daemon's run directory mounted read-only so
-/// the pods can watch the API socket in it (at /run/lab-api: /run/lab
-/// itself is hidden in pods).
-pub fn coredns_deployment(cluster: &str, run_dir: &std::path::Path) -> String {
+/// [`crate::dns::IMAGE`]), with the directory of the daemon's read-only API
+/// socket (list and watch only) mounted at /run/lab-api (/run/lab itself is
+/// hidden in pods).
+pub fn coredns_deployment(cluster: &str, api_dir: &std::path::Path) -> String {
     format!(
         r#"apiVersion: apps/v1
 kind: Deployment
@@ -493,7 +494,7 @@ spec:
 "#,
         image = crate::dns::IMAGE,
         version = env!("CARGO_PKG_VERSION"),
-        dir = run_dir.display(),
+        dir = api_dir.display(),
         cluster = cluster,
     )
 }
