@@ -13,8 +13,7 @@ const APP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\
 fn cluster(tag: &str) -> Cluster {
     let c = Cluster::up(tag, &["--empty"]);
     c.apply(APP);
-    c.wait_ready(&["pods", "-l", "app=web"], "30s");
-    c.wait_ready(&["pod/client"], "30s");
+    c.wait_ready(&["pods", "--all"], "30s");
     c
 }
 

@@ -172,6 +172,9 @@ pub enum Command {
         /// Wait for every object matching this label selector.
         #[arg(short = 'l', long = "selector")]
         selector: Option<String>,
+        /// Wait for every object of TYPE in the namespace.
+        #[arg(long, conflicts_with = "selector")]
+        all: bool,
         /// Give up after this long (30s, 2m, …).
         #[arg(long, default_value = "30s")]
         timeout: String,
@@ -428,10 +431,15 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
             args,
             for_,
             selector,
+            all,
             timeout,
             ns,
             all_namespaces,
-        } => wait(&c, &args, &for_, selector, &timeout, &ns, all_namespaces).await,
+        } => {
+            // `--all` is the empty selector: everything of TYPE.
+            let selector = selector.or(all.then(String::new));
+            wait(&c, &args, &for_, selector, &timeout, &ns, all_namespaces).await
+        }
         Command::Status => status(&c).await,
         Command::Daemon { .. }
         | Command::Shim { .. }
