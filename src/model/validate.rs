@@ -248,7 +248,20 @@ impl FieldWalker<'_> {
                 .push(format!("{shown} is accepted but has no effect in lab"));
             return Ok(());
         }
-        Err(fe(shown, "field is not supported by lab"))
+        Err(fe(shown, unsupported_reason(path)))
+    }
+}
+
+/// Why a well-known field is rejected (the generic message otherwise).
+fn unsupported_reason(path: &str) -> &'static str {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    match last {
+        "hostPort" => "field is not supported by lab (pods have no node ports)",
+        "hostNetwork" | "hostPID" | "hostIPC" => {
+            "field is not supported by lab (every pod has its own namespaces)"
+        }
+        "initContainers" => "field is not supported by lab (init containers are not run)",
+        _ => "field is not supported by lab",
     }
 }
 
@@ -997,6 +1010,13 @@ mod tests {
         );
         let e = check(&format!("{POD}  hostNetwork: true\n")).unwrap_err();
         assert!(e.contains("spec.hostNetwork"), "{e}");
+        assert!(e.contains("its own namespaces"), "{e}");
+        let e = check(&POD.replace(
+            "args: [netexec]",
+            "args: [netexec]\n    ports: [{containerPort: 80, hostPort: 8080}]",
+        ))
+        .unwrap_err();
+        assert!(e.contains("hostPort") && e.contains("no node ports"), "{e}");
         let e = check(&format!(
             "{POD}    env:\n    - name: A\n      valueFrom: {{secretKeyRef: {{name: s, key: k}}}}\n"
         ))
