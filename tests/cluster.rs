@@ -446,3 +446,80 @@ fn an_address_no_pod_holds_is_unreachable_at_once() {
         "{before}\n{after}"
     );
 }
+
+#[test]
+fn pods_whose_shims_died_with_the_daemon_are_not_reported_ready() {
+    require_root!();
+    let c = Cluster::up("reboot", &["--empty"]);
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [netexec, --http-port=8080], readinessProbe: {httpGet: {path: /healthz, port: 8080}, initialDelaySeconds: 2, periodSeconds: 1}}\n");
+    c.wait_ready(&["pod/p"], "30s");
+    let ip = pod_ip(&c.json(&["pod", "p"]));
+    // As after a reboot: the daemon and every shim of this cluster are gone.
+    c.kill_daemon();
+    let shims = pids_with(&format!("/run/lab/{}/", c.name));
+    assert!(!shims.is_empty());
+    for &pid in &shims {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    // From the first answer of the new daemon on, no status may call the
+    // pod ready with the dead shim's container.
+    let shim_of = |p: &serde_json::Value| -> Option<u32> {
+        p["status"]["containerStatuses"][0]["containerID"]
+            .as_str()?
+            .strip_prefix("lab://")?
+            .split('/')
+            .next()?
+            .parse()
+            .ok()
+    };
+    let mut up = std::process::Command::new(lab_bin())
+        .args(["--cluster", &c.name, "up"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut answers = 0;
+    while up.try_wait().unwrap().is_none() {
+        let out = c.run(&["get", "pod", "p", "-o", "json"]);
+        if let Ok(p) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+            answers += 1;
+            let ready = p["status"]["containerStatuses"][0]["ready"] == true;
+            let old = shim_of(&p).is_some_and(|s| shims.contains(&s));
+            assert!(!(ready && old), "stale status served: {p}");
+        }
+    }
+    assert!(up.wait().unwrap().success());
+    eprintln!("{answers} status reads while lab up ran");
+    // `lab up` waited until the pod really runs again: right after it
+    // returns, the pod can be exec'd into and serves on its old IP.
+    let p = c.json(&["pod", "p"]);
+    assert_eq!(pod_ip(&p), ip, "same IP");
+    let (code, out, err) = c.exec(
+        "p",
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "3",
+            &format!("http://{ip}:8080/hostname"),
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "p"), "{err}");
+    // The status `lab up` waited on came from the new shim, not from before.
+    let id = p["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let shim: u32 = id
+        .strip_prefix("lab://")
+        .and_then(|r| r.split('/').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("containerID {id:?}"));
+    assert!(
+        !shims.contains(&shim),
+        "status still names the dead shim {shim}"
+    );
+    assert!(std::path::Path::new(&format!("/proc/{shim}")).exists());
+}

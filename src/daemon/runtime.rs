@@ -765,6 +765,45 @@ pub fn daemon_pid(layout: &Layout) -> Option<u32> {
 }
 
 /// Run the daemon until shutdown. Called by `lab daemon`.
+/// Pods whose containers had started but whose shim is gone (the machine
+/// rebooted, or shims were killed while no daemon ran) will be created anew:
+/// their saved status must not keep claiming Running and Ready until the new
+/// shim reports — that would keep them in their Services' endpoints and let
+/// `lab up` call them ready. Done before the API listens, so no client ever
+/// sees the stale status.
+fn forget_dead_containers(state: &mut State, layout: &Layout) {
+    let stale: Vec<Box<k8s_openapi::api::core::v1::Pod>> = state
+        .store
+        .list(Kind::Pod, None)
+        .filter_map(|o| match o {
+            Object::Pod(p) => Some(p),
+            _ => None,
+        })
+        .filter(|p| {
+            let had_run = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.started == Some(true)));
+            let uid = p.metadata.uid.as_deref().unwrap_or_default();
+            had_run
+                && !uid.is_empty()
+                && crate::shim::is_alive(&layout.pod_run_dir(uid)).is_none()
+        })
+        .cloned()
+        .collect();
+    for mut p in stale {
+        tracing::info!(
+            "pod {}/{}: its shim is gone; creating it anew",
+            p.metadata.namespace.as_deref().unwrap_or_default(),
+            p.metadata.name.as_deref().unwrap_or_default()
+        );
+        let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
+        p.status = Some(podstatus::compute(&p, ip.as_deref(), None, None));
+        state.store.update(Object::Pod(p));
+    }
+}
+
 pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
     let layout = cfg.layout();
     for d in [&layout.run_dir, &layout.state_dir, &layout.log_dir] {
@@ -798,6 +837,7 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
     };
     let mut state = State::new(cfg.clone(), store);
     state.ensure_system_objects();
+    forget_dead_containers(&mut state, &layout);
     let rv = state.store.resource_version();
     let lab_exe = std::env::current_exe()?;
     let daemon = Arc::new(Daemon {
