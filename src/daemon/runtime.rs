@@ -786,9 +786,7 @@ fn forget_dead_containers(state: &mut State, layout: &Layout) {
                 .and_then(|s| s.container_statuses.as_ref())
                 .is_some_and(|cs| cs.iter().any(|c| c.started == Some(true)));
             let uid = p.metadata.uid.as_deref().unwrap_or_default();
-            had_run
-                && !uid.is_empty()
-                && crate::shim::is_alive(&layout.pod_run_dir(uid)).is_none()
+            had_run && !uid.is_empty() && crate::shim::is_alive(&layout.pod_run_dir(uid)).is_none()
         })
         .cloned()
         .collect();
