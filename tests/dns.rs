@@ -162,6 +162,11 @@ fn records_over_udp_and_tcp_and_the_search_path() {
     assert_ne!(code, 0);
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 
+    // Their logs, found through the Deployment as kubectl does.
+    let logs = c.ok(&["logs", "-n", "kube-system", "deploy/coredns"]);
+    assert!(logs.contains("dns: serving"), "{logs}");
+    c.fails(&["logs", "-n", "kube-system", "deploy/nope"]);
+
     // The DNS pods see only the read-only API: list and watch, no changes.
     let dns_pod = dns_pods[0]["metadata"]["name"].as_str().unwrap();
     let api = |method: &str, path: &str| {

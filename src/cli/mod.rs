@@ -136,6 +136,7 @@ pub enum Command {
     },
     /// Print a container's logs.
     Logs {
+        /// POD, pod/POD, or deploy/NAME / rs/NAME (one of its pods).
         pod: String,
         /// Container name (required when the pod has several).
         #[arg(short = 'c', long = "container")]
@@ -392,12 +393,10 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
             tail,
             ns,
         } => {
+            let pod = logs_pod(&c, &ns.ns(), &pod).await?;
             let q = LogsQuery {
                 namespace: ns.ns(),
-                pod: pod
-                    .trim_start_matches("pod/")
-                    .trim_start_matches("pods/")
-                    .to_string(),
+                pod,
                 container,
                 previous,
                 follow,
@@ -826,6 +825,83 @@ fn condition_met(o: &Object, cond: &str) -> bool {
             }),
         _ => false,
     }
+}
+
+/// The pod `lab logs` reads: `NAME`, `pod/NAME`, or as kubectl does for
+/// `deploy/NAME` and `rs/NAME`, one of the workload's pods (a running one
+/// if there is one), announced on stderr.
+async fn logs_pod(c: &Client, ns: &str, arg: &str) -> Result<String, ClientError> {
+    let Some((kind, name)) = arg.split_once('/') else {
+        return Ok(arg.to_string());
+    };
+    let resource = match kind {
+        "pod" | "pods" | "po" => return Ok(name.to_string()),
+        "deploy" | "deployment" | "deployments" => "deployments",
+        "rs" | "replicaset" | "replicasets" => "replicasets",
+        _ => {
+            return Err(ClientError::Api(
+                format!("cannot get logs of {kind:?}: use pod/NAME, deploy/NAME or rs/NAME"),
+                vec![],
+            ));
+        }
+    };
+    let list: ObjectList = c
+        .get(
+            "/v1/objects",
+            &ListQuery {
+                resources: resource.into(),
+                namespace: Some(ns.to_string()),
+                name: Some(name.to_string()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let labels = list
+        .items
+        .first()
+        .and_then(|o| o.pointer("/spec/selector/matchLabels"))
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    if labels.is_empty() {
+        return Err(ClientError::Api(
+            format!("{arg} has no spec.selector.matchLabels to find its pods by"),
+            vec![],
+        ));
+    }
+    let pods: ObjectList = c
+        .get(
+            "/v1/objects",
+            &ListQuery {
+                resources: "pods".into(),
+                namespace: Some(ns.to_string()),
+                selector: Some(labels),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let running = |p: &&serde_json::Value| {
+        p.pointer("/status/phase").and_then(|v| v.as_str()) == Some("Running")
+            && p.pointer("/metadata/deletionTimestamp").is_none()
+    };
+    let chosen = pods
+        .items
+        .iter()
+        .find(running)
+        .or(pods.items.first())
+        .and_then(|p| p.pointer("/metadata/name"))
+        .and_then(|v| v.as_str())
+        .map(String::from)
+        .ok_or_else(|| ClientError::Api(format!("no pods found for {arg}"), vec![]))?;
+    if pods.items.len() > 1 {
+        eprintln!("Found {} pods, using pod/{chosen}", pods.items.len());
+    }
+    Ok(chosen)
 }
 
 async fn wait(
