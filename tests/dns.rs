@@ -169,13 +169,13 @@ fn records_over_udp_and_tcp_and_the_search_path() {
 
     // The DNS pods see only the read-only API: list and watch, no changes.
     let dns_pod = dns_pods[0]["metadata"]["name"].as_str().unwrap();
+    let in_dns_pod = |argv: &[&str]| {
+        let mut a = vec!["exec", "-n", "kube-system", dns_pod, "--"];
+        a.extend_from_slice(argv);
+        String::from_utf8_lossy(&c.run(&a).stdout).to_string()
+    };
     let api = |method: &str, path: &str| {
-        let out = c.run(&[
-            "exec",
-            "-n",
-            "kube-system",
-            dns_pod,
-            "--",
+        in_dns_pod(&[
             "curl",
             "-s",
             "-o",
@@ -187,8 +187,7 @@ fn records_over_udp_and_tcp_and_the_search_path() {
             "--unix-socket",
             "/run/lab-api/api.sock",
             &format!("http://lab{path}"),
-        ]);
-        String::from_utf8_lossy(&out.stdout).to_string()
+        ])
     };
     assert_eq!(
         api("GET", "/v1/objects?resources=services&all_namespaces=true"),
@@ -202,16 +201,7 @@ fn records_over_udp_and_tcp_and_the_search_path() {
     ] {
         assert_eq!(api(m, p), "404", "{m} {p}");
     }
-    let out = c.run(&[
-        "exec",
-        "-n",
-        "kube-system",
-        dns_pod,
-        "--",
-        "ls",
-        "/run/lab-api",
-    ]);
-    let ls = String::from_utf8_lossy(&out.stdout).to_string();
+    let ls = in_dns_pod(&["ls", "/run/lab-api"]);
     assert_eq!(
         ls.trim(),
         "api.sock",

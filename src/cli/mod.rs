@@ -859,18 +859,13 @@ async fn logs_pod(c: &Client, ns: &str, arg: &str) -> Result<String, ClientError
     let labels = list
         .items
         .first()
-        .and_then(|o| o.pointer("/spec/selector/matchLabels"))
-        .and_then(|m| m.as_object())
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
+        .and_then(|o| o.pointer("/spec/selector"))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .and_then(|sel| print::selector_string(&sel))
         .unwrap_or_default();
     if labels.is_empty() {
         return Err(ClientError::Api(
-            format!("{arg} has no spec.selector.matchLabels to find its pods by"),
+            format!("{arg} has no spec.selector to find its pods by"),
             vec![],
         ));
     }

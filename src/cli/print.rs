@@ -257,7 +257,7 @@ fn format_labels(labels: Option<&BTreeMap<String, String>>) -> String {
 
 /// `metav1.LabelSelectorAsSelector(sel).String()`; `None` for an invalid
 /// operator. An empty selector is the empty string.
-fn selector_string(sel: &LabelSelector) -> Option<String> {
+pub fn selector_string(sel: &LabelSelector) -> Option<String> {
     let mut reqs: Vec<(&str, String)> = Vec::new();
     for (k, v) in sel.match_labels.iter().flatten() {
         reqs.push((k, format!("{k}={v}")));

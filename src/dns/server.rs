@@ -2,7 +2,7 @@
 //! current [`Zone`] snapshot, plus CoreDNS-style health and readiness
 //! endpoints.
 
-use crate::dns::zone::Zone;
+use crate::dns::zone::{Answer, Zone};
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{
@@ -82,42 +82,24 @@ impl RequestHandler for Handler {
         if let Some(e) = &resp_edns {
             builder.edns(e);
         }
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        let refuse = |code: ResponseCode| {
-            let mut m = metadata;
-            m.response_code = code;
-            m
-        };
         if request.metadata.message_type != MessageType::Query {
             return failed(request, ResponseCode::FormErr);
         }
-        if request.metadata.op_code != OpCode::Query {
-            let msg = builder.build_no_records(refuse(ResponseCode::NotImp));
-            return response
-                .send_response(msg)
-                .await
-                .unwrap_or_else(|_| failed(request, ResponseCode::NotImp));
-        }
-        let info = match request.request_info() {
-            Ok(i) => i,
-            Err(_) => {
+        let ans = if request.metadata.op_code != OpCode::Query {
+            Answer::error(ResponseCode::NotImp)
+        } else {
+            match (request.request_info(), self.shared.zone()) {
                 // Not exactly one question.
-                let msg = builder.build_no_records(refuse(ResponseCode::FormErr));
-                return response
-                    .send_response(msg)
-                    .await
-                    .unwrap_or_else(|_| failed(request, ResponseCode::FormErr));
+                (Err(_), _) => Answer::error(ResponseCode::FormErr),
+                // No snapshot yet.
+                (Ok(_), None) => Answer::error(ResponseCode::ServFail),
+                (Ok(info), Some(zone)) => {
+                    let q = info.query.original();
+                    zone.lookup(q.name(), q.query_type(), q.query_class())
+                }
             }
         };
-        let Some(zone) = self.shared.zone() else {
-            let msg = builder.build_no_records(refuse(ResponseCode::ServFail));
-            return response
-                .send_response(msg)
-                .await
-                .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
-        };
-        let q = info.query.original();
-        let ans = zone.lookup(q.name(), q.query_type(), q.query_class());
+        let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.response_code = ans.rcode;
         metadata.authoritative = ans.authoritative;
         let msg = builder.build(

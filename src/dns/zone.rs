@@ -76,9 +76,10 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn refused() -> Answer {
+    /// An empty, non-authoritative answer with `rcode` (REFUSED, FORMERR, …).
+    pub fn error(rcode: ResponseCode) -> Answer {
         Answer {
-            rcode: ResponseCode::Refused,
+            rcode,
             authoritative: false,
             answers: Vec::new(),
             authority: Vec::new(),
@@ -112,6 +113,8 @@ fn dashed(ip: Ipv4Addr) -> String {
     ip.to_string().replace('.', "-")
 }
 
+/// The reverse name of an address (the tests build PTR questions with it).
+#[cfg(test)]
 fn reverse_name(ip: Ipv4Addr) -> Name {
     let o = ip.octets();
     name(&format!(
@@ -388,10 +391,6 @@ impl Zone {
         }
     }
 
-    pub fn config(&self) -> &ZoneConfig {
-        &self.cfg
-    }
-
     /// How many names exist in the forward zone.
     pub fn len(&self) -> usize {
         self.nodes.len()
@@ -405,7 +404,7 @@ impl Zone {
     /// in the answer).
     pub fn lookup(&self, qname: &Name, qtype: RecordType, qclass: DNSClass) -> Answer {
         if !matches!(qclass, DNSClass::IN | DNSClass::ANY) {
-            return Answer::refused();
+            return Answer::error(ResponseCode::Refused);
         }
         let mut qname = qname.clone();
         qname.set_fqdn(true);
@@ -415,7 +414,7 @@ impl Zone {
         if let Some(octets) = reverse_octets(&qname) {
             return self.reverse_lookup(&qname, &octets, qtype);
         }
-        Answer::refused()
+        Answer::error(ResponseCode::Refused)
     }
 
     fn negative(&self, rcode: ResponseCode, soa: Record) -> Answer {
@@ -501,7 +500,7 @@ impl Zone {
             }
         });
         let Some((zname, _)) = ours else {
-            return Answer::refused();
+            return Answer::error(ResponseCode::Refused);
         };
         let soa = Record::from_rdata(zname.clone(), self.cfg.ttl, self.soa.data.clone());
         if octets.len() < 4 {
@@ -526,11 +525,6 @@ impl Zone {
             authority: Vec::new(),
             additionals: Vec::new(),
         }
-    }
-
-    /// The reverse name of an address (for tests and tools).
-    pub fn reverse_name(ip: Ipv4Addr) -> Name {
-        reverse_name(ip)
     }
 }
 

@@ -79,16 +79,20 @@ pub fn sysctl(netns: &str, key: &str, value: &str) -> Result<(), NetError> {
     }
 }
 
-/// Node namespace: lo up, forwarding on, rp_filter off, IPv6 off.
+/// The node namespace's sysctls: IPv6 off, rp_filter off, forwarding on
+/// (set by both [`setup_node`] and `sys::net::setup_node`).
+pub const NODE_SYSCTLS: [(&str, &str); 5] = [
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+    ("net.ipv4.conf.all.rp_filter", "0"),
+    ("net.ipv4.conf.default.rp_filter", "0"),
+    ("net.ipv4.ip_forward", "1"),
+];
+
+/// Node namespace: lo up and [`NODE_SYSCTLS`].
 pub fn setup_node(node: &str) -> Result<(), NetError> {
     ip(&["-n", node, "link", "set", "lo", "up"])?;
-    for (k, v) in [
-        ("net.ipv4.ip_forward", "1"),
-        ("net.ipv4.conf.all.rp_filter", "0"),
-        ("net.ipv4.conf.default.rp_filter", "0"),
-        ("net.ipv6.conf.all.disable_ipv6", "1"),
-        ("net.ipv6.conf.default.disable_ipv6", "1"),
-    ] {
+    for (k, v) in NODE_SYSCTLS {
         sysctl(node, k, v)?;
     }
     Ok(())

@@ -699,14 +699,7 @@ fn parse_rule(m: &RuleMessage) -> Rule {
 /// path filtering off (`all`, `default`), IPv6 off (`all`, `default`, so
 /// links created later start without it).
 pub async fn setup_node(node: &NetnsHandle) -> Result<()> {
-    node.sysctls(&[
-        ("net.ipv6.conf.all.disable_ipv6", "1"),
-        ("net.ipv6.conf.default.disable_ipv6", "1"),
-        ("net.ipv4.conf.all.rp_filter", "0"),
-        ("net.ipv4.conf.default.rp_filter", "0"),
-        ("net.ipv4.ip_forward", "1"),
-    ])
-    .await?;
+    node.sysctls(&super::iproute::NODE_SYSCTLS).await?;
     node.set_link_up("lo").await
 }
 
@@ -954,13 +947,7 @@ mod tests {
         bounded(async {
             let node = NetnsHandle::open(node_ns).await.unwrap();
             setup_node(&node).await.unwrap();
-            for (k, v) in [
-                ("net.ipv4.ip_forward", "1"),
-                ("net.ipv4.conf.all.rp_filter", "0"),
-                ("net.ipv4.conf.default.rp_filter", "0"),
-                ("net.ipv6.conf.all.disable_ipv6", "1"),
-                ("net.ipv6.conf.default.disable_ipv6", "1"),
-            ] {
+            for (k, v) in crate::sys::iproute::NODE_SYSCTLS {
                 assert_eq!(node.read_sysctl(k).await.unwrap(), v, "{k}");
             }
             assert!(node.link("lo").await.unwrap().unwrap().up);

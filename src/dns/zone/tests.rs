@@ -296,7 +296,7 @@ fn ptr_records() {
     };
     assert_eq!(t.to_string(), "backend.default.svc.cluster.local.");
     assert_eq!(
-        Zone::reverse_name("10.96.0.20".parse().unwrap()).to_string(),
+        reverse_name("10.96.0.20".parse().unwrap()).to_string(),
         "20.0.96.10.in-addr.arpa."
     );
     // Headless endpoint with a hostname.
@@ -402,7 +402,7 @@ fn apex_version_and_refused() {
         "cluster.local.default.svc.",
     ] {
         let ans = ask(&z, q, RecordType::A);
-        assert_eq!(ans, Answer::refused(), "{q}");
+        assert_eq!(ans, Answer::error(ResponseCode::Refused), "{q}");
     }
     // Other classes are refused.
     assert_eq!(
@@ -411,7 +411,7 @@ fn apex_version_and_refused() {
             RecordType::A,
             DNSClass::CH
         ),
-        Answer::refused()
+        Answer::error(ResponseCode::Refused)
     );
 }
 
