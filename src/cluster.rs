@@ -138,6 +138,16 @@ impl Layout {
         self.read_only_api_dir().join("api.sock")
     }
 
+    /// Held (flock) by the one daemon of the cluster for its whole life.
+    pub fn daemon_lock(&self) -> PathBuf {
+        self.run_dir.join("daemon.lock")
+    }
+
+    /// Held by the `lab up` that is starting the daemon.
+    pub fn up_lock(&self) -> PathBuf {
+        self.run_dir.join("up.lock")
+    }
+
     pub fn daemon_pid(&self) -> PathBuf {
         self.run_dir.join("daemon.pid")
     }

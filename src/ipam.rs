@@ -39,10 +39,6 @@ impl Ipam {
         }
     }
 
-    pub fn network(&self) -> Ipv4Network {
-        self.net
-    }
-
     fn first(&self) -> u32 {
         u32::from(self.net.network()) + 1
     }
@@ -52,12 +48,14 @@ impl Ipam {
     }
 
     /// The `n`th usable address (1-based), e.g. `nth(1)` is the first.
+    #[cfg(test)]
     pub fn nth(&self, n: u32) -> Option<Ipv4Addr> {
         let a = u32::from(self.net.network()).checked_add(n)?;
         (n >= 1 && a <= self.last()).then(|| Ipv4Addr::from(a))
     }
 
     /// The last usable address.
+    #[cfg(test)]
     pub fn last_usable(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.last())
     }
@@ -115,10 +113,7 @@ impl Ipam {
         self.used.remove(&u32::from(addr));
     }
 
-    pub fn is_used(&self, addr: Ipv4Addr) -> bool {
-        self.used.contains(&u32::from(addr))
-    }
-
+    #[cfg(test)]
     pub fn used_count(&self) -> usize {
         self.used.len()
     }
@@ -183,5 +178,84 @@ mod tests {
         let mut ipam = Ipam::new(net("10.0.0.0/31"), &[]);
         assert!(ipam.allocate().is_err());
         assert!(ipam.claim(Ipv4Addr::new(10, 0, 0, 0)).is_err());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::BTreeSet;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Allocate,
+            Release(u8),
+            Claim(u8),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => Just(Op::Allocate),
+                1 => any::<u8>().prop_map(Op::Release),
+                1 => any::<u8>().prop_map(Op::Claim),
+            ]
+        }
+
+        proptest! {
+            /// Against a plain set as the model: an address is never handed
+            /// out twice, never outside the usable range, never reserved;
+            /// allocation fails exactly when every usable address is taken.
+            #[test]
+            fn never_twice_never_reserved_exhausted_only_when_full(
+                prefix in 26u8..=31,
+                reserved_offsets in proptest::collection::vec(1u32..8, 0..3),
+                ops in proptest::collection::vec(op(), 1..200),
+            ) {
+                let net = Ipv4Network::new(Ipv4Addr::new(10, 96, 0, 0), prefix).unwrap();
+                let base = u32::from(net.network());
+                let usable: BTreeSet<u32> = if prefix >= 31 {
+                    BTreeSet::new()
+                } else {
+                    (base + 1..u32::from(net.broadcast())).collect()
+                };
+                let reserved: Vec<Ipv4Addr> =
+                    reserved_offsets.iter().map(|o| Ipv4Addr::from(base + o)).collect();
+                let reserved_set: BTreeSet<u32> = reserved.iter().map(|a| u32::from(*a)).collect();
+                let mut ipam = Ipam::new(net, &reserved);
+                let mut model: BTreeSet<u32> = BTreeSet::new();
+                let free = |m: &BTreeSet<u32>| {
+                    usable.iter().filter(|a| !m.contains(a) && !reserved_set.contains(a)).count()
+                };
+                for op in ops {
+                    match op {
+                        Op::Allocate => match ipam.allocate() {
+                            Ok(a) => {
+                                let a = u32::from(a);
+                                prop_assert!(usable.contains(&a), "{a} outside");
+                                prop_assert!(!reserved_set.contains(&a), "reserved {a}");
+                                prop_assert!(model.insert(a), "{a} handed out twice");
+                            }
+                            Err(IpamError::Exhausted(_)) => prop_assert_eq!(free(&model), 0),
+                            Err(e) => prop_assert!(false, "unexpected {e}"),
+                        },
+                        Op::Release(i) => {
+                            if let Some(a) = model.iter().nth(i as usize % model.len().max(1)).copied() {
+                                ipam.release(Ipv4Addr::from(a));
+                                model.remove(&a);
+                            }
+                        }
+                        Op::Claim(o) => {
+                            let a = base + u32::from(o) % 40;
+                            let r = ipam.claim(Ipv4Addr::from(a));
+                            let ok = usable.contains(&a) && !reserved_set.contains(&a) && !model.contains(&a);
+                            prop_assert_eq!(r.is_ok(), ok, "claim {}", a);
+                            if ok {
+                                model.insert(a);
+                            }
+                        }
+                    }
+                    prop_assert_eq!(ipam.used_count(), model.len());
+                }
+            }
+        }
     }
 }

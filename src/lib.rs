@@ -1,22 +1,31 @@
 //! lab: a real Kubernetes-style cluster network on one Linux machine.
+//!
+//! Modules are crate-private unless something outside the crate needs them
+//! (the binary: `cli`; the shim's integration tests: `shim`; the NAT fuzz
+//! target: `dataplane`), so rustc reports code nothing uses.
 
-pub mod agnhost;
-pub mod api;
+pub(crate) mod agnhost;
+pub(crate) mod api;
 pub mod cli;
-pub mod cluster;
-pub mod controller;
-pub mod daemon;
+pub(crate) mod cluster;
+pub(crate) mod controller;
+pub(crate) mod daemon;
 pub mod dataplane;
-pub mod dns;
-pub mod ipam;
-pub mod model;
-pub mod store;
-
+pub(crate) mod dns;
+pub(crate) mod duration;
+pub(crate) mod ipam;
+pub(crate) mod logfile;
+pub(crate) mod logging;
+pub(crate) mod model;
 pub mod shim;
-pub mod sys {
-    pub mod iproute;
+pub(crate) mod store;
+
+pub(crate) mod sys {
+    pub mod lock;
     pub mod net;
     pub mod netns;
+    pub mod pidfd;
     pub mod process;
+    pub mod ready;
     pub mod tun;
 }

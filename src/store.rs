@@ -73,10 +73,6 @@ impl Store {
         self.objects.get(key)
     }
 
-    pub fn get_mut(&mut self, key: &Key) -> Option<&mut Object> {
-        self.objects.get_mut(key)
-    }
-
     /// Objects of `kind`, in one namespace or all (`None`).
     pub fn list<'a>(
         &'a self,
@@ -101,6 +97,7 @@ impl Store {
         self.objects.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
     }

@@ -140,42 +140,9 @@ pub fn usage_error(sub: &str, spec: &[Flag], err: &str) -> i32 {
     1
 }
 
-/// Go's `time.ParseDuration` for the common units (`5s`, `500ms`, `1m30s`).
+/// Go's `time.ParseDuration`, as agnhost's flags read durations.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("time: invalid duration {s:?}");
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(bad)?;
-        if n_end == 0 {
-            return Err(bad());
-        }
-        let n: f64 = rest[..n_end].parse().map_err(|_| bad())?;
-        rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += n * mult;
-        rest = &rest[u_end..];
-    }
-    Ok(Duration::from_secs_f64(total))
+    crate::duration::parse(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

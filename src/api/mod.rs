@@ -121,6 +121,19 @@ pub struct ExecTarget {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WatchQuery {
+    /// Answer once the store's resource version is above this.
+    pub since: u64,
+    /// ...or after this long with the same version (at most 300 000).
+    #[serde(default = "default_watch_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_watch_timeout_ms() -> u64 {
+    30_000
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WatchReply {
     pub resource_version: u64,
 }

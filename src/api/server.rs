@@ -1,7 +1,6 @@
 //! The daemon's API server (axum on a unix socket).
 
 use super::*;
-use crate::controller::workload::is_terminating;
 use crate::daemon::runtime::Daemon;
 use crate::model::labels::Selector;
 use crate::model::parse::decode;
@@ -48,6 +47,23 @@ fn not_found(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, msg.into(), Vec::new())
 }
 
+/// Every API request runs in a span naming it; its outcome is logged at
+/// debug level (`lab up -v`).
+async fn trace_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    let span = tracing::debug_span!("api", method = %req.method(), path = %req.uri().path());
+    let t0 = std::time::Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "request"
+        )
+    });
+    resp
+}
+
 pub async fn serve(listener: tokio::net::UnixListener, d: D, stop: mpsc::Sender<()>) {
     let app = axum::Router::new()
         .route("/v1/status", get(status))
@@ -59,6 +75,7 @@ pub async fn serve(listener: tokio::net::UnixListener, d: D, stop: mpsc::Sender<
         .route("/v1/exec", get(exec))
         .route("/v1/watch", get(watch_rv))
         .route("/v1/shutdown", post(shutdown))
+        .layer(axum::middleware::from_fn(trace_request))
         .with_state(Ctx { d, stop });
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("API server: {e}");
@@ -74,6 +91,7 @@ pub async fn serve_read_only(listener: tokio::net::UnixListener, d: D) {
         .route("/v1/status", get(status))
         .route("/v1/objects", get(objects))
         .route("/v1/watch", get(watch_rv))
+        .layer(axum::middleware::from_fn(trace_request))
         .with_state(Ctx { d, stop });
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("read-only API server: {e}");
@@ -101,7 +119,11 @@ async fn status(State(c): State<Ctx>) -> Json<StatusReply> {
         services: st.store.list(Kind::Service, None).count(),
         objects: st.store.len(),
         resource_version: st.store.resource_version(),
-        dataplane: d.dataplane.stats(),
+        dataplane: {
+            let mut m = d.dataplane.stats();
+            m.insert("Policy rules".into(), d.routing.rule_count().into());
+            m
+        },
         service_counters: d.dataplane.service_counters().into_iter().collect(),
     })
 }
@@ -306,20 +328,20 @@ async fn logs(State(c): State<Ctx>, Query(q): Query<LogsQuery>) -> Result<Respon
     let path =
         c.d.log_path(&q.namespace, &q.pod, q.container.as_deref(), q.previous)
             .map_err(bad)?;
-    let data = tokio::fs::read(&path).await.unwrap_or_default();
-    let data = match q.tail {
-        Some(n) => {
-            let text = String::from_utf8_lossy(&data);
-            let lines: Vec<&str> = text.lines().collect();
-            let start = lines.len().saturating_sub(n);
-            let mut s = lines[start..].join("\n");
-            if !s.is_empty() {
-                s.push('\n');
+    let p = path.clone();
+    let data = tokio::task::spawn_blocking(move || match q.tail {
+        Some(n) => crate::logfile::read_tail(&p, n),
+        None => std::fs::read(&p).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(Vec::new())
+            } else {
+                Err(e)
             }
-            s.into_bytes()
-        }
-        None => data,
-    };
+        }),
+    })
+    .await
+    .map_err(|e| bad(e.to_string()))?
+    .map_err(|e| bad(format!("reading {}: {e}", path.display())))?;
     if !q.follow {
         return Ok(data.into_response());
     }
@@ -365,15 +387,9 @@ async fn logs(State(c): State<Ctx>, Query(q): Query<LogsQuery>) -> Result<Respon
     Ok(Body::from_stream(stream).into_response())
 }
 
-#[derive(serde::Deserialize)]
-struct WatchQuery {
-    since: u64,
-    timeout_ms: Option<u64>,
-}
-
 async fn watch_rv(State(c): State<Ctx>, Query(q): Query<WatchQuery>) -> Json<WatchReply> {
     let mut rx = c.d.rv.subscribe();
-    let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(30_000).min(300_000));
+    let timeout = Duration::from_millis(q.timeout_ms.min(300_000));
     let _ = tokio::time::timeout(timeout, rx.wait_for(|rv| *rv > q.since)).await;
     let rv = *rx.borrow();
     Json(WatchReply {
@@ -386,9 +402,4 @@ async fn shutdown(State(c): State<Ctx>) -> Json<Lines> {
     Json(Lines {
         lines: vec![format!("cluster {:?} is shutting down", c.d.cfg.name)],
     })
-}
-
-/// Whether a pod object counts as terminating (for clients).
-pub fn terminating(o: &Object) -> bool {
-    is_terminating(o.meta())
 }

@@ -251,9 +251,17 @@ pub fn main() -> i32 {
         crate::sys::process::default_sigpipe();
     }
     match cli.command {
-        Command::Shim { spec } => crate::shim::run(&spec),
+        Command::Shim { spec } => {
+            crate::logging::init("info");
+            crate::shim::run(&spec)
+        }
         Command::Agnhost { args } => crate::agnhost::main(&args),
-        Command::Dns(args) => crate::dns::main(&args),
+        Command::Dns(args) => {
+            // hickory logs every query at info: that would grow the DNS
+            // pods' logs without bound.
+            crate::logging::init("info,hickory_server=warn");
+            crate::dns::main(&args)
+        }
         Command::Fields => {
             print!("{}", fields_markdown());
             0
@@ -784,21 +792,9 @@ fn exec(cluster: &str, ns: &str, pod: &str, container: Option<&str>, command: Ve
     }
 }
 
+/// A duration flag as kubectl reads one (Go syntax: `30s`, `1m30s`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(
-        s.find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len()),
-    );
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration {s:?}")),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    crate::duration::parse(s.trim()).map_err(|e| e.to_string())
 }
 
 fn condition_met(o: &Object, cond: &str) -> bool {
@@ -934,6 +930,9 @@ async fn wait(
     let mut done: std::collections::BTreeSet<String> = Default::default();
     loop {
         let mut pending = Vec::new();
+        // The oldest version among this round's lists: the store has not
+        // changed since unless the watch below returns a newer one.
+        let mut seen = u64::MAX;
         for t in &targets {
             let q = ListQuery {
                 resources: t.resource.clone(),
@@ -943,6 +942,7 @@ async fn wait(
                 selector: selector.clone(),
             };
             let list: ObjectList = c.get("/v1/objects", &q).await?;
+            seen = seen.min(list.resource_version);
             let objs = to_objects(list.items);
             let matching: Vec<&Object> = objs
                 .iter()
@@ -985,7 +985,8 @@ async fn wait(
         if pending.is_empty() {
             return Ok(0);
         }
-        if Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(ClientError::Api(
                 format!(
                     "timed out waiting for the condition on {}",
@@ -994,7 +995,16 @@ async fn wait(
                 vec![],
             ));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Sleep until the store changes (or the time is up), then look again.
+        let _: WatchReply = c
+            .get(
+                "/v1/watch",
+                &WatchQuery {
+                    since: seen,
+                    timeout_ms: left.as_millis().clamp(1, 300_000) as u64,
+                },
+            )
+            .await?;
     }
 }
 
@@ -1102,7 +1112,9 @@ mod tests {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
         assert!(parse_duration("x").is_err());
     }
 

@@ -2,10 +2,12 @@
 
 use super::{NsArgs, client, read_documents};
 use crate::api::client::ClientError;
-use crate::api::{ApplyRequest, ListQuery, ObjectList, StatusReply};
+use crate::api::{ApplyRequest, ListQuery, ObjectList, StatusReply, WatchQuery, WatchReply};
 use crate::cluster::{ClusterConfig, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, Layout};
 use crate::daemon::runtime::{cleanup_offline, daemon_pid};
 use crate::model::parse::parse_documents;
+use crate::sys::lock::FileLock;
+use crate::sys::ready::{Readiness, ReadyPipe};
 use clap::Args;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
@@ -34,6 +36,10 @@ pub struct UpArgs {
     /// How long to wait for pods to become Ready.
     #[arg(long, default_value = "60s")]
     pub timeout: String,
+    /// More detail in the daemon's log (`-v`: debug, `-vv`: trace; or set
+    /// RUST_LOG).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 fn err(s: impl Into<String>) -> ClientError {
@@ -47,13 +53,9 @@ pub fn daemon_main(cluster: &str, pod_cidr: &str, service_cidr: &str) -> i32 {
         Ok(c) => c,
         Err(e) => return super::fail(&[e]),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LAB_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(false)
-        .try_init();
+    // Before any thread exists (the runtime's): the environment is changed.
+    let ready = crate::sys::ready::take_from_env();
+    crate::logging::init("info");
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,7 +63,7 @@ pub fn daemon_main(cluster: &str, pod_cidr: &str, service_cidr: &str) -> i32 {
         Ok(rt) => rt,
         Err(e) => return super::fail(&[e.to_string()]),
     };
-    match rt.block_on(crate::daemon::runtime::run(cfg)) {
+    match rt.block_on(crate::daemon::runtime::run(cfg, ready)) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("daemon failed: {e:#}");
@@ -85,6 +87,13 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     }
     let layout = Layout::new(cluster);
     let c = client(cluster);
+    // One `lab up` at a time starts the daemon; a concurrent one waits
+    // here until that daemon serves, then finds it running.
+    let up_lock = layout.up_lock();
+    let starting = tokio::task::spawn_blocking(move || FileLock::exclusive(&up_lock))
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err(format!("{}: {e}", layout.up_lock().display())))?;
     if let Some(pid) = daemon_pid(&layout)
         && c.get::<StatusReply, _>("/v1/status", &()).await.is_ok()
     {
@@ -130,6 +139,11 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         &cfg.service_cidr.to_string(),
     ]);
     cmd.stdin(Stdio::null());
+    if let Some(filter) = crate::logging::verbosity_filter(args.verbose) {
+        cmd.env("LAB_LOG", filter);
+    }
+    let ready = ReadyPipe::new().map_err(|e| err(format!("pipe: {e}")))?;
+    ready.pass_to(&mut cmd);
     let mut child = if args.foreground {
         cmd.spawn()
             .map_err(|e| err(format!("starting the daemon: {e}")))?
@@ -152,26 +166,31 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         cmd.spawn()
             .map_err(|e| err(format!("starting the daemon: {e}")))?
     };
-    // Wait for the API.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if c.get::<StatusReply, _>("/v1/status", &()).await.is_ok() {
-            break;
-        }
-        if let Ok(Some(st)) = child.try_wait() {
+    // Wait for the daemon to say its API serves (or to die trying).
+    drop(cmd);
+    let readiness = tokio::task::spawn_blocking(move || ready.wait(Duration::from_secs(15)))
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err(format!("waiting for the daemon: {e}")))?;
+    match readiness {
+        Readiness::Ready => drop(starting),
+        Readiness::Gone => {
+            let st = child
+                .wait()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
             return Err(err(format!(
                 "the daemon exited ({st}); its log {}:\n{}",
                 layout.daemon_log().display(),
                 tail(&layout.daemon_log(), 15)
             )));
         }
-        if Instant::now() > deadline {
+        Readiness::TimedOut => {
             return Err(err(format!(
                 "the daemon did not answer within 15 s; see {}",
                 layout.daemon_log().display()
             )));
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     if fresh {
         println!(
@@ -225,15 +244,25 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         if not_ready.is_empty() {
             break;
         }
-        if Instant::now() > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             eprintln!(
-                "warning: pods not Ready after {:?}: {}",
-                timeout,
+                "warning: pods not Ready after {}: {}",
+                crate::duration::Go(timeout),
                 not_ready.join(", ")
             );
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Sleep until the store changes, then look again.
+        let _: WatchReply = c
+            .get(
+                "/v1/watch",
+                &WatchQuery {
+                    since: list.resource_version,
+                    timeout_ms: left.as_millis().clamp(1, 300_000) as u64,
+                },
+            )
+            .await?;
     }
     let elapsed = t0.elapsed();
     println!("ready in {:.2}s\n", elapsed.as_secs_f64());
@@ -346,9 +375,8 @@ pub async fn down(cluster: &str) -> Result<i32, ClientError> {
             .is_ok()
     {
         live = true;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if !crate::sys::pidfd::wait_exit(pid, Duration::from_secs(60)).await {
+            eprintln!("warning: the daemon (pid {pid}) did not exit within 60 s");
         }
     } else if let Some(pid) = pid {
         // A daemon that does not answer: stop it, then clean up offline.

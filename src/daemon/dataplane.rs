@@ -8,9 +8,9 @@ use super::services::{Proto, ServicesView};
 use crate::cluster::ClusterConfig;
 use crate::dataplane::{self as dp, Nat, Verdict};
 use crate::sys;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,10 +20,8 @@ pub const FLOW_CAPACITY: usize = 262_144;
 
 pub struct DataPlane {
     nat: Arc<Mutex<Nat>>,
-    node: String,
     snapshot_path: PathBuf,
     epoch: Instant,
-    rules: AtomicUsize,
     last_view: Mutex<Option<ServicesView>>,
     stop: Arc<AtomicBool>,
     pub queues: usize,
@@ -34,21 +32,16 @@ fn lock(nat: &Mutex<Nat>) -> std::sync::MutexGuard<'_, Nat> {
 }
 
 impl DataPlane {
-    /// Create (or re-attach to) `svc0`, its routes and fixed rules, restore
-    /// the flow table if a snapshot exists, and start the queue threads.
-    pub fn start(
-        cfg: &ClusterConfig,
-        node: &str,
-        snapshot_path: PathBuf,
-    ) -> Result<Arc<DataPlane>, String> {
+    /// Create (or re-attach to) `svc0`, restore the flow table if a
+    /// snapshot exists, and start the queue threads. (Its routes and rules
+    /// are [`super::routing::ServiceRouting`]'s.)
+    pub fn start(node: &str, snapshot_path: PathBuf) -> Result<Arc<DataPlane>, String> {
         let queues = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 4);
         let devs = sys::tun::open(node, TUN_NAME, queues)
             .map_err(|e| format!("creating TUN {TUN_NAME}: {e}"))?;
-        sys::iproute::setup_service_routing(node, &cfg.service_cidr.to_string(), TUN_NAME)
-            .map_err(|e| format!("service routing: {e}"))?;
         let epoch = Instant::now();
         let mut nat = Nat::new(FLOW_CAPACITY);
         if let Ok(bytes) = std::fs::read(&snapshot_path) {
@@ -59,10 +52,8 @@ impl DataPlane {
         }
         let plane = Arc::new(DataPlane {
             nat: Arc::new(Mutex::new(nat)),
-            node: node.to_string(),
             snapshot_path,
             epoch,
-            rules: AtomicUsize::new(0),
             last_view: Mutex::new(None),
             stop: Arc::new(AtomicBool::new(false)),
             queues: devs.len(),
@@ -129,7 +120,11 @@ impl DataPlane {
                 };
                 if flows != last_flows || flows > 0 {
                     last_flows = flows;
-                    let _ = super::runtime::write_atomic(&self.snapshot_path, &bytes);
+                    let _ = super::runtime::write_atomic(
+                        &self.snapshot_path,
+                        &bytes,
+                        super::runtime::PRIVATE,
+                    );
                 }
             }
         }
@@ -138,7 +133,7 @@ impl DataPlane {
     /// Write the flow table now (graceful daemon stop).
     pub fn save(&self) {
         let bytes = lock(&self.nat).snapshot();
-        let _ = super::runtime::write_atomic(&self.snapshot_path, &bytes);
+        let _ = super::runtime::write_atomic(&self.snapshot_path, &bytes, super::runtime::PRIVATE);
     }
 
     /// Install a new service table and sync the policy rules. Cheap when
@@ -149,28 +144,8 @@ impl DataPlane {
             if last.as_ref() == Some(&view) {
                 return;
             }
-            let rules_changed = last
-                .as_ref()
-                .is_none_or(|l| l.target_ports != view.target_ports);
             let table = build_table(cfg, &view);
             lock(&self.nat).set_table(Arc::new(table));
-            if rules_changed {
-                let want: BTreeSet<(String, u16)> = view
-                    .target_ports
-                    .iter()
-                    .map(|(p, port)| {
-                        let p = match p {
-                            Proto::Tcp => "tcp",
-                            Proto::Udp => "udp",
-                        };
-                        (p.to_string(), *port)
-                    })
-                    .collect();
-                match sys::iproute::sync_port_rules(&self.node, &want) {
-                    Ok(n) => self.rules.store(n, Ordering::Relaxed),
-                    Err(e) => tracing::error!("policy rules: {e}"),
-                }
-            }
             *last = Some(view);
         }
     }
@@ -182,11 +157,6 @@ impl DataPlane {
         m.insert(
             "TUN".into(),
             format!("{TUN_NAME} ({} queues, offload on)", self.queues).into(),
-        );
-        // The fixed rules (iif svc0, icmp) plus one per (protocol, targetPort).
-        m.insert(
-            "Policy rules".into(),
-            (self.rules.load(Ordering::Relaxed) + 2).into(),
         );
         m.insert("Flows".into(), nat.flow_count().into());
         m.insert(

@@ -1,7 +1,9 @@
 //! The cluster daemon.
 
 pub mod dataplane;
+pub(crate) mod lifecycle;
 pub mod podspec;
+pub(crate) mod routing;
 pub mod runtime;
 pub mod services;
 pub mod state;

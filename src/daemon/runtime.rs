@@ -1,14 +1,17 @@
 //! The daemon process: node namespace, reconcile loop, pod lifecycle
 //! (network, files, shim), persistence and shutdown.
 
+use super::lifecycle;
 use super::podspec;
 use super::state::{NETNS_ANNOTATION, State};
-use crate::cluster::{ClusterConfig, Layout, host_veth};
+use crate::cluster::{ClusterConfig, Layout};
 use crate::controller::{self, podstatus, workload::is_terminating};
 use crate::model::{Kind, Object};
 use crate::shim::proto::{ShimCommand, ShimSpec, ShimStatus};
 use crate::store::{Key, Store};
-use crate::sys;
+use crate::sys::lock::FileLock;
+use crate::sys::net::{self, NetnsHandle};
+use crate::sys::netns;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, mpsc, watch};
+use tracing::Instrument;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RtPhase {
@@ -48,25 +52,29 @@ pub struct Daemon {
     pub shutting_down: watch::Sender<bool>,
     /// The Services data plane (TUN + NAT).
     pub dataplane: Arc<super::dataplane::DataPlane>,
-    persist_lock: Mutex<()>,
-    /// The node netns name.
-    pub node: String,
+    /// The node netns's Services routes and reply rules.
+    pub(crate) routing: super::routing::ServiceRouting,
+    /// Pod sandboxes on the machine (netns, network, files, shim).
+    lifecycle: lifecycle::Lifecycle,
+    /// Serialises saves; the resource version last saved.
+    persist_lock: Mutex<Option<u64>>,
     host_resolv: String,
 }
 
-/// Write a file atomically: temp file in the same directory, then rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
+/// Write a file atomically (temp file in the same directory, then rename)
+/// with `mode`, creating its directory if needed.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    crate::sys::process::write_atomic(path, data, mode)
 }
+
+/// Files with object data (state, config, flows) are root's alone.
+pub const PRIVATE: u32 = 0o600;
+/// Files a pod's containers read (resolv.conf, hosts, volume files), as the
+/// kubelet writes them.
+pub const POD_READABLE: u32 = 0o644;
 
 fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -91,12 +99,25 @@ impl Daemon {
         self.changed.notify_one();
     }
 
-    /// Save the desired state (atomically).
+    /// Save the desired state (atomically, mode 0600). Only this daemon
+    /// writes it (it holds the cluster's daemon lock), and never an older
+    /// version over a newer one.
     pub fn persist(&self) {
-        let _one_at_a_time = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let bytes = self.lock().store.to_snapshot();
-        if let Err(e) = write_atomic(&self.layout.state_file(), &bytes) {
-            tracing::error!("saving state: {e}");
+        let mut last = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (rv, bytes) = {
+            let st = self.lock();
+            (st.store.resource_version(), st.store.to_snapshot())
+        };
+        if last.is_some_and(|l| rv < l) {
+            return;
+        }
+        match write_atomic(&self.layout.state_file(), &bytes, PRIVATE) {
+            Ok(()) => *last = Some(rv),
+            Err(e) => tracing::error!(
+                path = %self.layout.state_file().display(),
+                error = %e,
+                "saving state"
+            ),
         }
     }
 
@@ -202,7 +223,7 @@ impl Daemon {
     }
 
     /// One reconcile pass: controllers, then start/stop pods as needed.
-    fn reconcile(self: &Arc<Self>) {
+    async fn reconcile(self: &Arc<Self>) {
         let (to_start, to_stop, rv, view) = {
             let mut st = self.lock();
             st.finish_namespaces();
@@ -303,6 +324,7 @@ impl Daemon {
                 super::services::view(&st.store),
             )
         };
+        self.routing.sync(&view.target_ports).await;
         self.dataplane.update(&self.cfg, view);
         if *self.rv.borrow() != rv {
             self.persist();
@@ -310,16 +332,18 @@ impl Daemon {
         }
         for key in to_start {
             let d = self.clone();
-            tokio::spawn(async move { d.start_pod(key).await });
+            let span = tracing::info_span!("pod", ns = %key.namespace, name = %key.name);
+            tokio::spawn(async move { d.start_pod(key).await }.instrument(span));
         }
         for uid in to_stop {
             let d = self.clone();
-            tokio::spawn(async move { d.stop_pod(uid).await });
+            let span = tracing::info_span!("pod", %uid, stopping = true);
+            tokio::spawn(async move { d.stop_pod(uid).await }.instrument(span));
         }
     }
 
     fn set_failed(&self, uid: &str, key: &Key, error: String) {
-        tracing::warn!("pod {key}: {error}");
+        tracing::warn!(pod = %key, %error, "pod failed");
         if let Some(rt) = self.pods_lock().get_mut(uid) {
             rt.phase = RtPhase::Failed {
                 error: error.clone(),
@@ -414,68 +438,15 @@ impl Daemon {
         netns: &str,
         prepared: &podspec::Prepared,
     ) -> Result<ShimSpec, String> {
-        let t0 = Instant::now();
-        if let Some(pid) = crate::shim::is_alive(&prepared.spec.run_dir) {
-            let saved = std::fs::read(prepared.spec.run_dir.join("spec.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<ShimSpec>(&b).ok())
-                .unwrap_or_else(|| prepared.spec.clone());
-            if let Some(rt) = self.pods_lock().get_mut(uid) {
-                rt.shim_pid = Some(pid);
-            }
-            tracing::info!(
-                "pod {}/{}: re-adopted shim {pid}",
-                saved.namespace,
-                saved.pod_name
-            );
-            return Ok(saved);
-        }
-        let (node, ns) = (self.node.clone(), netns.to_string());
-        tokio::task::spawn_blocking(move || -> Result<(), String> {
-            if !sys::iproute::netns_exists(&ns) {
-                sys::iproute::netns_create(&ns).map_err(|e| format!("creating netns {ns}: {e}"))?;
-            }
-            let veth = host_veth(ip);
-            let links = sys::iproute::list_links(&node).unwrap_or_default();
-            if !links.iter().any(|l| l == &veth) {
-                sys::iproute::add_pod(&node, &ns, &veth, ip)
-                    .map_err(|e| format!("pod network: {e}"))?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        let files = &prepared.files;
-        let spec = &prepared.spec;
-        let write = |p: &Path, s: &str| {
-            write_atomic(p, s.as_bytes()).map_err(|e| format!("writing {}: {e}", p.display()))
-        };
-        write(&spec.resolv_conf, &files.resolv_conf)?;
-        write(&spec.hosts, &files.hosts)?;
-        let etc = PathBuf::from("/etc/netns").join(netns);
-        write(&etc.join("resolv.conf"), &files.resolv_conf)?;
-        for d in &files.dirs {
-            std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
-        }
-        for (p, content) in &files.files {
-            write(p, content)?;
-        }
-        let exe = self.lab_exe.clone();
-        let spec2 = spec.clone();
-        let pid = tokio::task::spawn_blocking(move || crate::shim::spawn(&exe, &spec2))
+        let up = self
+            .lifecycle
+            .bring_up(prepared, netns, ip)
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("starting the pod's shim: {e}"))?;
-        tracing::info!(
-            "pod {}/{} up in {:?} (shim {pid})",
-            spec.namespace,
-            spec.pod_name,
-            t0.elapsed()
-        );
+            .map_err(|e| e.to_string())?;
         if let Some(rt) = self.pods_lock().get_mut(uid) {
-            rt.shim_pid = Some(pid);
+            rt.shim_pid = Some(up.shim_pid);
         }
-        Ok(spec.clone())
+        Ok(up.spec)
     }
 
     /// Follow a shim's status stream until it ends.
@@ -523,7 +494,7 @@ impl Daemon {
         let mut lines = BufReader::new(rd).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let Ok(status) = serde_json::from_str::<ShimStatus>(&line) else {
-                tracing::warn!("pod {key}: bad status line from shim");
+                tracing::warn!(pod = %key, "bad status line from the shim");
                 continue;
             };
             let mut st = self.lock();
@@ -554,7 +525,7 @@ impl Daemon {
             }
         };
         if restart {
-            tracing::warn!("pod {key}: shim exited; restarting the pod sandbox");
+            tracing::warn!(pod = %key, "the shim exited; restarting the pod sandbox");
             self.notify();
         }
     }
@@ -573,7 +544,7 @@ impl Daemon {
             .and_then(|o| o.meta().deletion_grace_period_seconds)
             .unwrap_or(30)
             .max(0) as u64;
-        self.teardown_pod(&uid, grace).await;
+        self.teardown_pod(&uid, grace, true).await;
         let mut st = self.lock();
         if st
             .store
@@ -589,64 +560,26 @@ impl Daemon {
         self.notify();
     }
 
-    async fn teardown_pod(&self, uid: &str, grace: u64) {
+    async fn teardown_pod(&self, uid: &str, grace: u64, remove_network: bool) {
         let (cmd, pid, ip, netns) = {
             let pods = self.pods_lock();
             let Some(rt) = pods.get(uid) else { return };
             (rt.cmd.clone(), rt.shim_pid, rt.ip, rt.netns.clone())
         };
-        let run_dir = self.layout.pod_run_dir(uid);
-        let pid = pid.or_else(|| crate::shim::is_alive(&run_dir));
-        if let Some(pid) = pid {
-            let sent = cmd
-                .map(|c| {
-                    c.send(ShimCommand::Stop {
-                        grace_seconds: grace,
-                    })
-                    .is_ok()
-                })
-                .unwrap_or(false);
-            if !sent {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
-            let deadline = Instant::now() + Duration::from_secs(grace + 3);
-            while pid_alive(pid) && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            if pid_alive(pid) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                for _ in 0..200 {
-                    if !pid_alive(pid) {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-        let node = self.node.clone();
-        let ns = netns.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Some(ip) = ip
-                && let Err(e) = sys::iproute::remove_pod(&node, &host_veth(ip), ip)
-            {
-                tracing::warn!("removing pod network: {e}");
-            }
-            if !ns.is_empty() {
-                if let Err(e) = sys::iproute::netns_delete(&ns) {
-                    tracing::warn!("deleting netns {ns}: {e}");
-                }
-                let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&ns));
-            }
-        })
-        .await;
-        let _ = std::fs::remove_dir_all(&run_dir);
-        let _ = std::fs::remove_dir_all(self.layout.pod_state_dir(uid));
+        let stop_sent = cmd.is_some_and(|c| {
+            c.send(ShimCommand::Stop {
+                grace_seconds: grace,
+            })
+            .is_ok()
+        });
+        let t = lifecycle::Teardown {
+            shim_pid: pid,
+            stop_sent,
+            grace: Duration::from_secs(grace),
+            remove_network,
+        };
+        let dirs = [self.layout.pod_run_dir(uid), self.layout.pod_state_dir(uid)];
+        self.lifecycle.teardown(t, ip, &netns, &dirs).await;
     }
 
     /// Stop every pod and remove everything the cluster made.
@@ -656,7 +589,9 @@ impl Daemon {
         let mut tasks = Vec::new();
         for uid in uids {
             let d = self.clone();
-            tasks.push(tokio::spawn(async move { d.teardown_pod(&uid, 2).await }));
+            tasks.push(tokio::spawn(
+                async move { d.teardown_pod(&uid, 2, false).await },
+            ));
         }
         for t in tasks {
             let _ = t.await;
@@ -675,16 +610,25 @@ impl Daemon {
             })
             .collect();
         for ns in recorded {
-            let _ = sys::iproute::netns_delete(&ns);
-            let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&ns));
+            remove_pod_netns(&ns);
         }
         remove_cluster_files(&self.layout);
     }
 }
 
+/// Delete a pod's named netns and its `/etc/netns` directory; errors are
+/// logged (teardown goes on).
+fn remove_pod_netns(ns: &str) {
+    if let Err(e) = lifecycle::delete_pod_netns(ns) {
+        tracing::warn!(netns = ns, error = %e, "deleting netns");
+    }
+}
+
 /// Remove the node netns and every directory of the cluster.
 pub fn remove_cluster_files(layout: &Layout) {
-    let _ = sys::iproute::netns_delete(&layout.node_netns());
+    if let Err(e) = netns::delete(&layout.node_netns()) {
+        tracing::warn!(netns = layout.node_netns(), error = %e, "deleting node netns");
+    }
     for d in [&layout.state_dir, &layout.log_dir, &layout.run_dir] {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -735,11 +679,10 @@ pub fn cleanup_offline(layout: &Layout) -> Vec<String> {
                 .as_ref()
                 .and_then(|a| a.get(NETNS_ANNOTATION))
             {
-                if sys::iproute::netns_exists(ns) {
+                if netns::exists(ns) {
                     notes.push(format!("deleted netns {ns}"));
                 }
-                let _ = sys::iproute::netns_delete(ns);
-                let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
+                remove_pod_netns(ns);
             }
         }
     }
@@ -764,7 +707,6 @@ pub fn daemon_pid(layout: &Layout) -> Option<u32> {
     (is_ours && pid_alive(pid)).then_some(pid)
 }
 
-/// Run the daemon until shutdown. Called by `lab daemon`.
 /// Pods whose containers had started but whose shim is gone (the machine
 /// rebooted, or shims were killed while no daemon ran) will be created anew:
 /// their saved status must not keep claiming Running and Ready until the new
@@ -792,9 +734,9 @@ fn forget_dead_containers(state: &mut State, layout: &Layout) {
         .collect();
     for mut p in stale {
         tracing::info!(
-            "pod {}/{}: its shim is gone; creating it anew",
-            p.metadata.namespace.as_deref().unwrap_or_default(),
-            p.metadata.name.as_deref().unwrap_or_default()
+            ns = p.metadata.namespace.as_deref().unwrap_or_default(),
+            name = p.metadata.name.as_deref().unwrap_or_default(),
+            "the pod's shim is gone; creating it anew"
         );
         let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
         p.status = Some(podstatus::compute(&p, ip.as_deref(), None, None));
@@ -802,30 +744,53 @@ fn forget_dead_containers(state: &mut State, layout: &Layout) {
     }
 }
 
-pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
+/// Run the daemon until shutdown. `ready`: the pipe on which `lab up`
+/// waits to hear that the API serves (see [`crate::sys::ready`]).
+pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Result<()> {
     let layout = cfg.layout();
+    std::fs::create_dir_all(&layout.run_dir)?;
+    // First of all: be the only daemon of this cluster. Another one keeps
+    // everything it has (socket, pid file, state, TUN); this one touches
+    // nothing and says who holds the lock.
+    let Some(_daemon_lock) = FileLock::try_exclusive(&layout.daemon_lock())? else {
+        let holder = std::fs::read_to_string(layout.daemon_pid()).unwrap_or_default();
+        anyhow::bail!(
+            "a daemon for cluster {:?} is already running (pid {})",
+            cfg.name,
+            holder.trim()
+        );
+    };
     for d in [&layout.run_dir, &layout.state_dir, &layout.log_dir] {
         std::fs::create_dir_all(d)?;
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     }
     write_atomic(
         &layout.daemon_pid(),
         std::process::id().to_string().as_bytes(),
+        POD_READABLE,
     )?;
-    write_atomic(&layout.config_file(), &serde_json::to_vec_pretty(&cfg)?)?;
+    write_atomic(
+        &layout.config_file(),
+        &serde_json::to_vec_pretty(&cfg)?,
+        PRIVATE,
+    )?;
 
     // Node namespace.
     let node_ns = layout.node_netns();
-    if !sys::iproute::netns_exists(&node_ns) {
-        sys::iproute::netns_create(&node_ns)
-            .map_err(|e| anyhow::anyhow!("creating node netns {node_ns}: {e}"))?;
-    }
-    sys::iproute::setup_node(&node_ns).map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
-    sys::iproute::pod_cidr_unreachable(&node_ns, &cfg.pod_cidr.to_string())
+    netns::ensure(&node_ns).map_err(|e| anyhow::anyhow!("creating node netns: {e}"))?;
+    let netlink = Arc::new(NetnsHandle::open(&node_ns).await?);
+    net::setup_node(&netlink, cfg.pod_cidr)
+        .await
         .map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
-    let node = node_ns.clone();
-    let dataplane =
-        super::dataplane::DataPlane::start(&cfg, &node, layout.run_dir.join("flows.json"))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dataplane = super::dataplane::DataPlane::start(&node_ns, layout.run_dir.join("flows.json"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let routing = super::routing::ServiceRouting::setup(
+        netlink.clone(),
+        cfg.service_cidr,
+        super::dataplane::TUN_NAME,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("service routing: {e}"))?;
 
     // State.
     let store = match std::fs::read(layout.state_file()) {
@@ -838,6 +803,10 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
     forget_dead_containers(&mut state, &layout);
     let rv = state.store.resource_version();
     let lab_exe = std::env::current_exe()?;
+    let lifecycle = lifecycle::Lifecycle::new(Arc::new(lifecycle::HostSys {
+        node: netlink,
+        lab_exe: lab_exe.clone(),
+    }));
     let daemon = Arc::new(Daemon {
         cfg: cfg.clone(),
         layout: layout.clone(),
@@ -849,8 +818,9 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
         started_at: crate::model::now_time().0.to_string(),
         shutting_down: watch::channel(false).0,
         dataplane,
-        persist_lock: Mutex::new(()),
-        node,
+        routing,
+        lifecycle,
+        persist_lock: Mutex::new(None),
         host_resolv: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     });
     daemon.persist();
@@ -882,10 +852,12 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
         daemon.clone(),
     ));
 
+    crate::sys::ready::signal(ready);
+
     // Reconcile loop.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    daemon.reconcile();
+    daemon.reconcile().await;
     let mut graceful = false;
     loop {
         tokio::select! {
@@ -895,8 +867,9 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
-        daemon.reconcile();
+        daemon.reconcile().await;
     }
+    daemon.dataplane.shutdown();
     if graceful {
         tracing::info!("shutting down the cluster");
         daemon.shutdown().await;

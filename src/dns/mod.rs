@@ -49,7 +49,7 @@ pub fn main(args: &DnsArgs) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("dns: {e}");
+            tracing::error!(error = %e, "starting the runtime");
             return 1;
         }
     };
@@ -60,23 +60,23 @@ pub fn main(args: &DnsArgs) -> i32 {
         let listeners = match server::Listeners::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("dns: cannot listen on {}: {e}", args.listen);
+                tracing::error!(listen = %args.listen, error = %e, "cannot listen");
                 return 1;
             }
         };
         let (health, ready) = match (bind(args.health_port).await, bind(args.ready_port).await) {
             (Ok(h), Ok(r)) => (h, r),
             (Err(e), _) | (_, Err(e)) => {
-                eprintln!("dns: cannot listen for health/readiness: {e}");
+                tracing::error!(error = %e, "cannot listen for health/readiness");
                 return 1;
             }
         };
         let shared = server::Shared::new();
         let _server = server::serve(listeners, shared.clone());
-        eprintln!(
-            "dns: answering for cluster.local on {} (UDP, TCP); API {}",
-            args.listen,
-            args.api.display()
+        tracing::info!(
+            listen = %args.listen,
+            api = %args.api.display(),
+            "answering for cluster.local (UDP, TCP)"
         );
         let client = crate::api::client::Client::new(&args.api, &args.cluster);
         tokio::join!(

@@ -138,6 +138,7 @@ impl Listeners {
         Err(std::io::Error::other("no port free for both UDP and TCP"))
     }
 
+    #[cfg(test)]
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.udp.local_addr()
     }

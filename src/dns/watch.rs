@@ -6,19 +6,13 @@
 //! (restarting) the last snapshot keeps being served.
 
 use crate::api::client::Client;
-use crate::api::{ListQuery, ObjectList, StatusReply, WatchReply};
+use crate::api::{ListQuery, ObjectList, StatusReply, WatchQuery, WatchReply};
 use crate::dns::server::Shared;
 use crate::dns::zone::{Zone, ZoneConfig};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(serde::Serialize)]
-struct WatchQuery {
-    since: u64,
-    timeout_ms: u64,
-}
 
 /// The zone's configuration from the daemon's status.
 pub async fn zone_config(client: &Client) -> Result<ZoneConfig, String> {
@@ -92,14 +86,14 @@ pub async fn run(client: Client, shared: Arc<Shared>) {
         match step.await {
             Ok((rv, names)) => {
                 if failing || since == 0 {
-                    eprintln!("dns: serving {names} names at resource version {rv}");
+                    tracing::info!(names, resource_version = rv, "serving");
                 }
                 failing = false;
                 since = rv;
             }
             Err(e) => {
                 if !failing {
-                    eprintln!("dns: cannot read the cluster (keeping the last records): {e}");
+                    tracing::warn!(error = %e, "cannot read the cluster (keeping the last records)");
                 }
                 failing = true;
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -119,7 +113,7 @@ pub async fn run(client: Client, shared: Arc<Shared>) {
             .await;
         if let Err(e) = w {
             if !failing {
-                eprintln!("dns: watch failed: {e}");
+                tracing::warn!(error = %e, "watch failed");
             }
             failing = true;
             tokio::time::sleep(Duration::from_millis(200)).await;

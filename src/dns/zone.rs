@@ -396,10 +396,6 @@ impl Zone {
         self.nodes.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
     /// Answer one question. `qname` is the name as asked (its case is kept
     /// in the answer).
     pub fn lookup(&self, qname: &Name, qtype: RecordType, qclass: DNSClass) -> Answer {

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 
 /// Line in the shim's own log (its stderr is `<log_dir>/shim.log`).
 pub(super) fn log(msg: impl std::fmt::Display) {
-    eprintln!("{} {msg}", now_rfc3339());
+    tracing::info!("{msg}");
 }
 
 /// What the set-up before the event loop hands over.

@@ -15,9 +15,7 @@ use futures::TryStreamExt;
 use ipnetwork::Ipv4Network;
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags};
 use netlink_packet_route::neighbour::NeighbourState;
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
-};
+use netlink_packet_route::route::{RouteHeader, RouteProtocol, RouteScope, RouteType};
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage, RulePortRange};
 use netlink_packet_route::{AddressFamily, IpProtocol};
 use rtnetlink::{Handle, IpVersion, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -115,6 +113,7 @@ pub struct Link {
 
 /// An IPv4 route as listed by [`NetnsHandle::routes`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg(test)]
 pub struct Route {
     pub dst: Ipv4Network,
     pub oif: Option<u32>,
@@ -249,7 +248,9 @@ fn link_from(msg: &netlink_packet_route::link::LinkMessage) -> Link {
     }
 }
 
-fn route_table(msg: &RouteMessage) -> u32 {
+#[cfg(test)]
+fn route_table(msg: &netlink_packet_route::route::RouteMessage) -> u32 {
+    use netlink_packet_route::route::RouteAttribute;
     msg.attributes
         .iter()
         .find_map(|a| match a {
@@ -286,18 +287,14 @@ impl NetnsHandle {
         })
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The raw rtnetlink handle, for requests not wrapped here.
+    /// The raw rtnetlink handle (tests make requests not wrapped here).
+    #[cfg(test)]
     pub fn handle(&self) -> &Handle {
         &self.handle
     }
 
-    /// The thread inside this netns (for sysctls or namespace-bound sockets).
-    pub fn thread(&self) -> &NetnsThread {
-        &self.thread
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     fn err(&self, op: impl Into<String>, source: rtnetlink::Error) -> NetError {
@@ -313,6 +310,7 @@ impl NetnsHandle {
         Ok(self.thread.write_sysctls(pairs).await?)
     }
 
+    #[cfg(test)]
     pub async fn read_sysctl(&self, key: &str) -> Result<String> {
         Ok(self.thread.read_sysctl(key).await?)
     }
@@ -353,6 +351,7 @@ impl NetnsHandle {
     }
 
     /// All links of this netns.
+    #[cfg(test)]
     pub async fn links(&self) -> Result<Vec<Link>> {
         let msgs: Vec<_> = self
             .handle
@@ -366,6 +365,7 @@ impl NetnsHandle {
     }
 
     /// Names of all links of this netns.
+    #[cfg(test)]
     pub async fn list_links(&self) -> Result<Vec<String>> {
         Ok(self.links().await?.into_iter().map(|l| l.name).collect())
     }
@@ -441,6 +441,7 @@ impl NetnsHandle {
     }
 
     /// `ip route del CIDR [dev DEV] table TABLE`; Ok(false) if no such route.
+    #[cfg(test)]
     pub async fn del_route(
         &self,
         cidr: Ipv4Network,
@@ -481,8 +482,27 @@ impl NetnsHandle {
         }
     }
 
+    /// `ip route replace unreachable CIDR` in table main (idempotent).
+    pub async fn add_unreachable_route(&self, cidr: Ipv4Network) -> Result<()> {
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(cidr.network(), cidr.prefix())
+            .kind(RouteType::Unreachable)
+            .scope(RouteScope::Universe)
+            .table_id(TABLE_MAIN)
+            .build();
+        self.handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| self.err(format!("add route unreachable {cidr}"), e))
+    }
+
     /// IPv4 unicast routes of one table.
+    #[cfg(test)]
     pub async fn routes(&self, table: u32) -> Result<Vec<Route>> {
+        use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
         let msgs: Vec<RouteMessage> = self
             .handle
             .route()
@@ -695,12 +715,141 @@ fn parse_rule(m: &RuleMessage) -> Rule {
     }
 }
 
+/// The node namespace's sysctls: IPv6 off, rp_filter off, forwarding on.
+pub const NODE_SYSCTLS: [(&str, &str); 5] = [
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+    ("net.ipv4.conf.all.rp_filter", "0"),
+    ("net.ipv4.conf.default.rp_filter", "0"),
+    ("net.ipv4.ip_forward", "1"),
+];
+
 /// Configure a cluster's node netns: `lo` up, IPv4 forwarding on, reverse
 /// path filtering off (`all`, `default`), IPv6 off (`all`, `default`, so
-/// links created later start without it).
-pub async fn setup_node(node: &NetnsHandle) -> Result<()> {
-    node.sysctls(&super::iproute::NODE_SYSCTLS).await?;
-    node.set_link_up("lo").await
+/// links created later start without it), and an `unreachable` route for
+/// the whole pod CIDR: live pods have more specific /32 routes, so a packet
+/// for an address no pod holds (a deleted pod's old IP) gets ICMP
+/// host-unreachable at once instead of bouncing between the main table and
+/// the Services TUN until its TTL runs out.
+pub async fn setup_node(node: &NetnsHandle, pod_cidr: Ipv4Network) -> Result<()> {
+    node.sysctls(&NODE_SYSCTLS).await?;
+    node.set_link_up("lo").await?;
+    node.add_unreachable_route(pod_cidr).await
+}
+
+/// Policy-routing table whose only route sends everything into the TUN.
+pub const SVC_TABLE: u32 = 100;
+/// Priority of `iif <tun> lookup main`: packets leaving the TUN skip the
+/// service table.
+pub const PRIO_IIF: u32 = 100;
+/// Priority of `ipproto icmp lookup 100`: ICMP errors from pods go through
+/// the NAT so it can translate them.
+pub const PRIO_ICMP: u32 = 101;
+/// The per-(protocol, targetPort) reply rules take priorities from here...
+pub const RULE_BASE: u32 = 1000;
+/// ...to here.
+pub const RULE_MAX: u32 = 30000;
+
+/// The fixed routes and rules of the Services data path in the node netns:
+/// rp_filter 0 and IPv6 off on `dev`, `dev` up, service CIDR → `dev`,
+/// table [`SVC_TABLE`] default → `dev`, `iif dev lookup main` and
+/// `ipproto icmp lookup 100`. Idempotent: what exists is kept.
+pub async fn setup_service_routing(
+    node: &NetnsHandle,
+    service_cidr: Ipv4Network,
+    dev: &str,
+) -> Result<()> {
+    validate_ifname(dev)?;
+    let rp = format!("net/ipv4/conf/{dev}/rp_filter");
+    let v6 = format!("net/ipv6/conf/{dev}/disable_ipv6");
+    node.sysctls(&[(&rp, "0"), (&v6, "1")]).await?;
+    node.set_link_up(dev).await?;
+    node.add_route_dev(service_cidr, dev, TABLE_MAIN).await?;
+    let default = Ipv4Network::new(Ipv4Addr::UNSPECIFIED, 0).expect("/0");
+    node.add_route_dev(default, dev, SVC_TABLE).await?;
+    for rule in fixed_rules(dev) {
+        node.add_rule(&rule).await?;
+    }
+    Ok(())
+}
+
+/// The two rules every Services data path has (see [`setup_service_routing`]).
+pub fn fixed_rules(dev: &str) -> [Rule; 2] {
+    [
+        Rule {
+            priority: PRIO_IIF,
+            selector: RuleSelector::Iif(dev.to_string()),
+            table: TABLE_MAIN,
+        },
+        Rule {
+            priority: PRIO_ICMP,
+            selector: RuleSelector::Proto(Proto::Icmp),
+            table: SVC_TABLE,
+        },
+    ]
+}
+
+/// What [`sync_port_rules`] must do to turn the rules in the kernel into
+/// exactly one `ipproto P sport PORT lookup 100` rule per wanted pair: the
+/// rules to delete (ours but unwanted or duplicate) and to add (each with a
+/// free priority in [`RULE_BASE`]..=[`RULE_MAX`]). Rules outside that range
+/// or for another table are not ours and are left alone.
+pub fn plan_port_rules(
+    have: &[Rule],
+    want: &std::collections::BTreeSet<(Proto, u16)>,
+) -> Result<(Vec<Rule>, Vec<Rule>)> {
+    let ours = have
+        .iter()
+        .filter(|r| (RULE_BASE..=RULE_MAX).contains(&r.priority) && r.table == SVC_TABLE);
+    let mut kept = std::collections::BTreeSet::new();
+    let mut used = std::collections::BTreeSet::new();
+    let mut delete = Vec::new();
+    for r in ours {
+        used.insert(r.priority);
+        match &r.selector {
+            RuleSelector::ProtoSport(p, port)
+                if want.contains(&(*p, *port)) && kept.insert((*p, *port)) => {}
+            _ => delete.push(r.clone()),
+        }
+    }
+    let mut add = Vec::new();
+    let mut next = RULE_BASE;
+    for (proto, port) in want.difference(&kept) {
+        while used.contains(&next) {
+            next += 1;
+        }
+        if next > RULE_MAX {
+            return Err(NetError::InvalidRule {
+                rule: format!("ipproto {proto} sport {port}"),
+                reason: "more (protocol, targetPort) pairs than free rule priorities",
+            });
+        }
+        used.insert(next);
+        add.push(Rule {
+            priority: next,
+            selector: RuleSelector::ProtoSport(*proto, *port),
+            table: SVC_TABLE,
+        });
+    }
+    Ok((delete, add))
+}
+
+/// Make the per-(protocol, targetPort) reply rules exactly `want`. Adds
+/// before it deletes, so a pair that stays never loses its rule. Returns how
+/// many such rules exist afterwards.
+pub async fn sync_port_rules(
+    node: &NetnsHandle,
+    want: &std::collections::BTreeSet<(Proto, u16)>,
+) -> Result<usize> {
+    let have = node.list_rules().await?;
+    let (delete, add) = plan_port_rules(&have, want)?;
+    for r in &add {
+        node.add_rule(r).await?;
+    }
+    for r in &delete {
+        node.del_rule(r).await?;
+    }
+    Ok(want.len())
 }
 
 /// Wire a pod netns to the node: a veth pair `host_veth` (node) ↔ `eth0`
@@ -939,6 +1088,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
     async fn node_with_two_pods_forwards_and_tears_down() {
         let names = Names::create(3);
         let (node_ns, a, b) = (&names.0[0], &names.0[1], &names.0[2]);
@@ -946,8 +1096,10 @@ mod tests {
         let (ip_a, ip_b) = (Ipv4Addr::new(10, 244, 0, 2), Ipv4Addr::new(10, 244, 0, 3));
         bounded(async {
             let node = NetnsHandle::open(node_ns).await.unwrap();
-            setup_node(&node).await.unwrap();
-            for (k, v) in crate::sys::iproute::NODE_SYSCTLS {
+            setup_node(&node, "10.244.0.0/16".parse().unwrap())
+                .await
+                .unwrap();
+            for (k, v) in NODE_SYSCTLS {
                 assert_eq!(node.read_sysctl(k).await.unwrap(), v, "{k}");
             }
             assert!(node.link("lo").await.unwrap().unwrap().up);
@@ -1075,13 +1227,16 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
     async fn add_pod_failures_leave_nothing_behind() {
         let names = Names::create(3);
         let (node_ns, a, b) = (&names.0[0], &names.0[1], &names.0[2]);
         let (va, vb) = (veth("a"), veth("b"));
         bounded(async {
             let node = NetnsHandle::open(node_ns).await.unwrap();
-            setup_node(&node).await.unwrap();
+            setup_node(&node, "10.244.0.0/16".parse().unwrap())
+                .await
+                .unwrap();
             let ip_a = Ipv4Addr::new(10, 244, 1, 2);
             // Missing pod netns.
             let e = add_pod(&node, "labt-no-such-netns", &va, ip_a)
@@ -1134,13 +1289,16 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
     async fn routes_and_rules_round_trip_with_iproute2() {
         let names = Names::create(1);
         let node_ns = &names.0[0];
         let dev = veth("s"); // a veth: this kernel may lack `dummy`
         bounded(async {
             let node = NetnsHandle::open(node_ns).await.unwrap();
-            setup_node(&node).await.unwrap();
+            setup_node(&node, "10.244.0.0/16".parse().unwrap())
+                .await
+                .unwrap();
             node.handle()
                 .link()
                 .add(LinkVeth::new(&dev, &format!("{dev}p")).build())

@@ -1,0 +1,68 @@
+//! The node namespace's kernel state for Services, over rtnetlink: the
+//! fixed routes and rules of the data path, and one reply rule per
+//! (protocol, targetPort) in use, kept in sync with the Services.
+
+use super::services::Proto;
+use crate::sys::net::{self, NetError, NetnsHandle};
+use ipnetwork::Ipv4Network;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub(crate) struct ServiceRouting {
+    node: Arc<NetnsHandle>,
+    dev: String,
+    /// The pairs last installed; `None` until the first sync.
+    installed: tokio::sync::Mutex<Option<BTreeSet<(net::Proto, u16)>>>,
+    rules: AtomicUsize,
+}
+
+fn to_net(p: Proto) -> net::Proto {
+    match p {
+        Proto::Tcp => net::Proto::Tcp,
+        Proto::Udp => net::Proto::Udp,
+    }
+}
+
+impl ServiceRouting {
+    /// Install the fixed routes and rules for `dev` (which must exist).
+    pub(crate) async fn setup(
+        node: Arc<NetnsHandle>,
+        service_cidr: Ipv4Network,
+        dev: &str,
+    ) -> Result<Self, NetError> {
+        net::setup_service_routing(&node, service_cidr, dev).await?;
+        Ok(ServiceRouting {
+            node,
+            dev: dev.to_string(),
+            installed: tokio::sync::Mutex::new(None),
+            rules: AtomicUsize::new(0),
+        })
+    }
+
+    /// Make the reply rules exactly `want`. Costs nothing when `want` is
+    /// what was installed last; errors are logged (the next change retries).
+    pub(crate) async fn sync(&self, want: &BTreeSet<(Proto, u16)>) {
+        let want: BTreeSet<(net::Proto, u16)> =
+            want.iter().map(|(p, port)| (to_net(*p), *port)).collect();
+        let mut installed = self.installed.lock().await;
+        if installed.as_ref() == Some(&want) {
+            return;
+        }
+        match net::sync_port_rules(&self.node, &want).await {
+            Ok(n) => {
+                self.rules.store(n, Ordering::Relaxed);
+                *installed = Some(want);
+            }
+            Err(e) => {
+                tracing::error!(netns = self.node.name(), error = %e, "syncing policy rules");
+                *installed = None;
+            }
+        }
+    }
+
+    /// Policy rules of the data path: the fixed ones plus one per pair.
+    pub(crate) fn rule_count(&self) -> usize {
+        self.rules.load(Ordering::Relaxed) + net::fixed_rules(&self.dev).len()
+    }
+}

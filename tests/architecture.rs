@@ -1,0 +1,82 @@
+//! Checks on the source tree itself: rules of the architecture that a
+//! compiler cannot enforce.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The non-test part of a source file: everything before its
+/// `#[cfg(test)]` module (test modules sit at the end of a file here), and
+/// nothing of a file that is itself a test module (`…/tests.rs`).
+fn production_code(path: &Path) -> String {
+    if path.file_name().is_some_and(|n| n == "tests.rs") {
+        return String::new();
+    }
+    let text = std::fs::read_to_string(path).unwrap();
+    match text.find("#[cfg(test)]\nmod ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn src_files() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            (rel, production_code(&p))
+        })
+        .collect()
+}
+
+/// Network configuration goes through netlink and `/proc/sys`: no `ip`,
+/// `sysctl`, `nft`, `tc` or shell subprocess anywhere in `src/`, and only
+/// the few places that must start programs spawn processes at all.
+#[test]
+fn no_subprocess_for_network_configuration() {
+    const TOOLS: [&str; 12] = [
+        "ip", "sysctl", "nft", "iptables", "tc", "ethtool", "bridge", "modprobe", "sh", "/bin/sh",
+        "bash", "/sbin/ip",
+    ];
+    // The lab executable itself (daemon, shim), container programs, and
+    // agnhost's `/shell` endpoint, which runs the caller's command as the
+    // real agnhost does.
+    const MAY_SPAWN: [&str; 4] = [
+        "src/sys/process.rs",
+        "src/cli/up.rs",
+        "src/shim/start.rs",
+        "src/agnhost/netexec.rs",
+    ];
+    let mut problems = Vec::new();
+    let files = src_files();
+    assert!(files.len() > 20, "source tree not found");
+    for (rel, code) in &files {
+        for (n, line) in code.lines().enumerate() {
+            for tool in TOOLS {
+                if tool != "/bin/sh" || !rel.starts_with("src/agnhost/") {
+                    let lit = format!("Command::new(\"{tool}\")");
+                    if line.contains(&lit) {
+                        problems.push(format!("{rel}:{}: runs `{tool}`", n + 1));
+                    }
+                }
+            }
+            if line.contains("Command::new(") && !MAY_SPAWN.contains(&rel.as_str()) {
+                problems.push(format!("{rel}:{}: spawns a process", n + 1));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
