@@ -19,6 +19,7 @@ fn listening_on_host(port: u16) -> bool {
 }
 
 #[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
 fn full_stack_sample_flows_through_every_tier_and_survives_a_backend_loss() {
     require_root!();
     let root = env!("CARGO_MANIFEST_DIR");
