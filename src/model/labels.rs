@@ -110,6 +110,32 @@ impl Selector {
     }
 }
 
+impl std::fmt::Display for Requirement {
+    /// kubectl's `-l` syntax, which [`Selector::parse`] reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Requirement::Eq(k, v) => write!(f, "{k}={v}"),
+            Requirement::NotEq(k, v) => write!(f, "{k}!={v}"),
+            Requirement::In(k, vs) => write!(f, "{k} in ({})", vs.join(",")),
+            Requirement::NotIn(k, vs) => write!(f, "{k} notin ({})", vs.join(",")),
+            Requirement::Exists(k) => write!(f, "{k}"),
+            Requirement::NotExists(k) => write!(f, "!{k}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, r) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{r}")?;
+        }
+        Ok(())
+    }
+}
+
 fn split_top_level(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut depth, mut start) = (0i32, 0usize);
@@ -200,5 +226,49 @@ mod tests {
         }))
         .unwrap();
         assert!(Selector::from_label_selector(&bad).is_err());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn key() -> impl Strategy<Value = String> {
+            "([a-z0-9]([a-z0-9.-]{0,8}[a-z0-9])?/)?[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,10}[a-zA-Z0-9])?"
+        }
+
+        fn value() -> impl Strategy<Value = String> {
+            "([a-zA-Z0-9]([a-zA-Z0-9_.-]{0,10}[a-zA-Z0-9])?)?"
+        }
+
+        fn nonempty_values() -> impl Strategy<Value = Vec<String>> {
+            proptest::collection::vec("[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,6}[a-zA-Z0-9])?", 1..4)
+        }
+
+        fn requirement() -> impl Strategy<Value = Requirement> {
+            prop_oneof![
+                (key(), value()).prop_map(|(k, v)| Requirement::Eq(k, v)),
+                (key(), value()).prop_map(|(k, v)| Requirement::NotEq(k, v)),
+                (key(), nonempty_values()).prop_map(|(k, v)| Requirement::In(k, v)),
+                (key(), nonempty_values()).prop_map(|(k, v)| Requirement::NotIn(k, v)),
+                key().prop_map(Requirement::Exists),
+                key().prop_map(Requirement::NotExists),
+            ]
+        }
+
+        proptest! {
+            /// parse ∘ print is the identity on selectors.
+            #[test]
+            fn print_then_parse_round_trips(reqs in proptest::collection::vec(requirement(), 0..5)) {
+                let sel = Selector(reqs);
+                let text = sel.to_string();
+                prop_assert_eq!(Selector::parse(&text), Ok(sel), "{}", text);
+            }
+
+            /// The parser never panics on arbitrary input.
+            #[test]
+            fn parse_never_panics(s in "[a-z=!,() .in]{0,30}") {
+                let _ = Selector::parse(&s);
+            }
+        }
     }
 }
