@@ -18,5 +18,6 @@ pub mod sys {
     pub mod net;
     pub mod netns;
     pub mod process;
+    pub mod security;
     pub mod tun;
 }

@@ -778,6 +778,7 @@ fn exec(cluster: &str, ns: &str, pod: &str, container: Option<&str>, command: Ve
         target.run_as_user,
         target.run_as_group,
         target.container_pid,
+        &target.security,
     ) {
         Ok(code) => code,
         Err(e) => fail(&[format!("exec in pod {pod}: {e}")]),

@@ -55,13 +55,29 @@ pub struct Daemon {
 }
 
 /// Write a file atomically: temp file in the same directory, then rename.
+///
+/// Mode 0600 (new directories 0700): state, config and pid files hold
+/// object data no other user may read. Files a pod reads through a bind
+/// mount (its resolv.conf, hosts and configMap volumes, all under a `pods/`
+/// directory of the 0700 cluster tree) stay 0644 like the kubelet's, so
+/// that containers running as another user can read them.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let for_pods = path.components().any(|c| c.as_os_str() == "pods");
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(if for_pods { 0o755 } else { 0o700 })
+            .create(dir)?;
     }
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if for_pods { 0o644 } else { 0o600 })
+        .open(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
     drop(f);
@@ -149,6 +165,7 @@ impl Daemon {
                 .and_then(|s| s.container_id.as_deref())
                 .and_then(|id| id.rsplit('/').next())
                 .and_then(|p| p.parse().ok()),
+            security: c.security.clone(),
         })
     }
 
@@ -805,7 +822,7 @@ fn forget_dead_containers(state: &mut State, layout: &Layout) {
 pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
     let layout = cfg.layout();
     for d in [&layout.run_dir, &layout.state_dir, &layout.log_dir] {
-        std::fs::create_dir_all(d)?;
+        sys::process::create_private_dir(d)?;
     }
     write_atomic(
         &layout.daemon_pid(),
