@@ -725,4 +725,48 @@ mod tests {
         pod.metadata.name = Some(long);
         assert_eq!(hostname(&pod).len(), 63);
     }
+
+    #[test]
+    fn security_from_security_context() {
+        use crate::sys::security::{ALL_CAPABILITIES, capability, default_capabilities};
+        let sec = |sc: &str, psc: &str| {
+            let yaml = POD
+                .replace("spec:\n", &format!("spec:\n  securityContext: {psc}\n"))
+                .replace(
+                    "    env:\n",
+                    &format!("    securityContext: {sc}\n    env:\n"),
+                );
+            let (st, pod) = setup(&yaml);
+            prep(&st, &pod).spec.containers[0].security.clone()
+        };
+        let bit = |n: &str| 1u64 << capability(n).unwrap();
+        let d = sec("{}", "{}");
+        assert_eq!(d.capabilities, default_capabilities());
+        assert!(d.no_new_privs && d.seccomp && !d.privileged && !d.read_only_root);
+        let p = sec("{privileged: true}", "{}");
+        assert_eq!(p.capabilities, ALL_CAPABILITIES);
+        assert!(p.privileged && !p.seccomp && !p.no_new_privs);
+        let c = sec("{capabilities: {add: [NET_ADMIN], drop: [KILL]}}", "{}");
+        assert_eq!(
+            c.capabilities,
+            (default_capabilities() | bit("NET_ADMIN")) & !bit("KILL")
+        );
+        assert!(c.no_new_privs);
+        // CAP_SYS_ADMIN implies allowPrivilegeEscalation, as in Kubernetes.
+        assert!(!sec("{capabilities: {add: [SYS_ADMIN]}}", "{}").no_new_privs);
+        assert!(!sec("{allowPrivilegeEscalation: true}", "{}").no_new_privs);
+        let u = sec(
+            "{readOnlyRootFilesystem: true}",
+            "{runAsNonRoot: true, seccompProfile: {type: Unconfined}}",
+        );
+        assert!(u.read_only_root && u.run_as_non_root && !u.seccomp);
+        // The container's seccompProfile wins over the pod's.
+        assert!(
+            sec(
+                "{seccompProfile: {type: RuntimeDefault}}",
+                "{seccompProfile: {type: Unconfined}}"
+            )
+            .seccomp
+        );
+    }
 }
