@@ -381,9 +381,10 @@ pub fn is_alive(run_dir: &Path) -> Option<u32> {
 /// `kubectl exec`: run `argv` in the pod whose shim is `shim_pid` (its PID,
 /// UTS, IPC, network and mount namespaces), with exactly `env` (plus a
 /// default `PATH`), as `run_as_user`/`run_as_group` if given, with the
-/// container's `security` (capabilities, no_new_privs, seccomp). Stdio is inherited (a
-/// terminal works as is: no pty is allocated). Returns the exit code,
-/// 128 + signal if it was killed.
+/// container's `security` (capabilities, no_new_privs, seccomp). Stdio is
+/// inherited (a terminal works as is: no pty is allocated). Returns the
+/// exit code, 128 + signal if it was killed.
+#[allow(clippy::too_many_arguments)]
 pub fn enter_and_exec(
     shim_pid: u32,
     argv: &[String],
