@@ -19,7 +19,7 @@ spec:
   containers:
   - name: c
     image: busybox
-    command: [sh, -c, 'grep -E "^(CapEff|CapBnd|CapPrm|CapInh|NoNewPrivs|Seccomp):" /proc/self/status; exec sleep 1000']
+    command: [sh, -c, 'grep -E "^(CapEff|CapBnd|CapPrm|CapInh|NoNewPrivs|Seccomp):" /proc/self/status; echo "fds: $(ls /proc/self/fd | tr "\n" " ")"; exec sleep 1000']
 ---
 apiVersion: v1
 kind: Pod
@@ -179,6 +179,9 @@ fn pods_cannot_escape_and_get_exactly_their_privileges() {
     assert_eq!(hex(&status_field(&log, "CapInh").unwrap()), 0, "{log}");
     assert_eq!(status_field(&log, "NoNewPrivs").as_deref(), Some("1"));
     assert_eq!(status_field(&log, "Seccomp").as_deref(), Some("2"));
+    // No descriptor of the shim's (its host-side run and log directories,
+    // the volume sources) leaks into a container: stdio and ls's own.
+    assert!(log.contains("fds: 0 1 2 3 \n"), "{log}");
     let st = p.status("plain");
     assert_eq!(hex(&status_field(&st, "CapEff").unwrap()), DEFAULT_CAPS);
     assert_eq!(hex(&status_field(&st, "CapBnd").unwrap()), DEFAULT_CAPS);

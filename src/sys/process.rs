@@ -1096,3 +1096,16 @@ pub fn open_append_at(dir: &File, sub: &str, file: &str) -> io::Result<File> {
         .map_err(|e| ctx(format_args!("opening {path}"), e))?;
     Ok(File::from(fd))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/x\\011y\\134z"), "/x\ty\\z");
+        assert_eq!(unescape_mountinfo("/plain\\04"), "/plain\\04");
+        assert!(mount_points().unwrap().contains(&PathBuf::from("/")));
+    }
+}
