@@ -60,11 +60,13 @@ pub struct Daemon {
 /// object data no other user may read. Files a pod reads through a bind
 /// mount (its resolv.conf, hosts and configMap volumes, all under a `pods/`
 /// directory of the 0700 cluster tree) stay 0644 like the kubelet's, so
-/// that containers running as another user can read them.
+/// that containers running as another user can read them; so does the
+/// resolv.conf `ip netns exec` binds (`/etc/netns/<pod netns>/`).
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let for_pods = path.components().any(|c| c.as_os_str() == "pods");
+    let for_pods =
+        path.components().any(|c| c.as_os_str() == "pods") || path.starts_with("/etc/netns");
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
