@@ -27,5 +27,6 @@ pub(crate) mod sys {
     pub mod pidfd;
     pub mod process;
     pub mod ready;
+    pub mod security;
     pub mod tun;
 }

@@ -35,6 +35,7 @@ fn container(name: &str, argv: Vec<String>) -> ContainerSpec {
         run_as_user: None,
         run_as_group: None,
         mounts: vec![],
+        security: Default::default(),
         readiness_probe: None,
         liveness_probe: None,
     }
@@ -79,7 +80,8 @@ impl Pod {
         );
         let dir = tempfile::Builder::new()
             .prefix("labt-shim-")
-            .tempdir()
+            // Not under /tmp: a pod has its own /tmp.
+            .tempdir_in("/var/tmp")
             .unwrap();
         let d = dir.path();
         std::fs::write(
@@ -656,6 +658,12 @@ fn probes_readiness_flips_and_liveness_restarts() {
         1,
     ));
     app.env = vec![("MARK".into(), "m1".into())];
+    // The host is read-only in the pod: the flag directory is a volume.
+    app.mounts = vec![MountSpec {
+        source: flag.clone(),
+        target: flag.clone(),
+        read_only: false,
+    }];
     let mut sick = container("sick", sh("exec sleep 1000"));
     sick.liveness_probe = Some(exec_probe("exit 1", 1, 2));
     pod.spec.containers = vec![app, sick];
@@ -806,8 +814,10 @@ fn mounts_do_not_leak_even_with_a_shared_root() {
     // A second container, without mounts, shares the pod's mount view.
     let mut viewer = container(
         "viewer",
-        sh("mount -t tmpfs tmpfs MNT && echo mounted; exec sleep 1000"),
+        sh("mkdir -p MNT && mount -t tmpfs tmpfs MNT && echo mounted; exec sleep 1000"),
     );
+    // Mounting needs CAP_SYS_ADMIN and no seccomp filter.
+    viewer.security = Security::privileged();
     viewer.argv[2] = viewer.argv[2].replace("MNT", &mnt.to_string_lossy());
     pod.spec.containers = vec![app, viewer];
     let spec_path = pod.path("spec-in.json");
@@ -946,11 +956,22 @@ fn enter_and_exec_runs_in_the_pod() {
             user,
             user,
             None,
+            &Security::default(),
         )
     };
     // `hostname` runs in the pod (output to our stdout) and exits 0.
     assert_eq!(
-        lab::shim::enter_and_exec(pid, &["hostname".into()], &[], None, None, None, None).unwrap(),
+        lab::shim::enter_and_exec(
+            pid,
+            &["hostname".into()],
+            &[],
+            None,
+            None,
+            None,
+            None,
+            &Security::default()
+        )
+        .unwrap(),
         0
     );
     assert_eq!(
@@ -984,8 +1005,17 @@ fn enter_and_exec_runs_in_the_pod() {
         exec("test $(id -u) = 65534 && exit 8", &[], Some(65534)).unwrap(),
         8
     );
-    let e = lab::shim::enter_and_exec(pid, &["/no/such/thing".into()], &[], None, None, None, None)
-        .unwrap_err();
+    let e = lab::shim::enter_and_exec(
+        pid,
+        &["/no/such/thing".into()],
+        &[],
+        None,
+        None,
+        None,
+        None,
+        &Security::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("No such file"), "{e}");
     // An exec'd process that lingers is killed when the pod stops.
     let ns = pod.pid_ns();
@@ -998,6 +1028,7 @@ fn enter_and_exec_runs_in_the_pod() {
             None,
             None,
             None,
+            &Security::default(),
         )
     });
     std::thread::sleep(Duration::from_millis(300));

@@ -61,6 +61,19 @@ impl Client {
         path: &str,
         body: Vec<u8>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        if body.len() > super::MAX_REQUEST_BYTES {
+            return Err(ClientError::Api(
+                format!(
+                    "the request is {} bytes; lab's API takes at most {} bytes (64 MiB) in one request: split the manifest into several files",
+                    body.len(),
+                    super::MAX_REQUEST_BYTES
+                ),
+                Vec::new(),
+            ));
+        }
+        // A daemon that answers before reading the whole body (an error)
+        // and closes must not kill us with SIGPIPE: see the reply instead.
+        let _sigpipe = crate::sys::process::IgnoreSigpipe::new();
         let stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|e| match e.kind() {

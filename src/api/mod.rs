@@ -19,6 +19,12 @@ pub mod client;
 pub mod server;
 
 use crate::model::parse::Document;
+
+/// The largest request body the API takes: one `lab apply` (every document
+/// of its files, as JSON). Each object is also limited to
+/// [`crate::model::parse::MAX_OBJECT_BYTES`] (3 MiB, the API server's
+/// request limit) and a ConfigMap's data to 1 MiB.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +124,9 @@ pub struct ExecTarget {
     /// namespace holds the container's volume mounts).
     #[serde(default)]
     pub container_pid: Option<u32>,
+    /// The container's privileges: `lab exec` runs with the same.
+    #[serde(default)]
+    pub security: crate::sys::security::Security,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

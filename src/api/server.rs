@@ -67,7 +67,12 @@ async fn trace_request(req: axum::extract::Request, next: axum::middleware::Next
 pub async fn serve(listener: tokio::net::UnixListener, d: D, stop: mpsc::Sender<()>) {
     let app = axum::Router::new()
         .route("/v1/status", get(status))
-        .route("/v1/apply", post(apply))
+        .route(
+            "/v1/apply",
+            post(apply).layer(axum::extract::DefaultBodyLimit::max(
+                super::MAX_REQUEST_BYTES,
+            )),
+        )
         .route("/v1/delete", post(delete))
         .route("/v1/objects", get(objects))
         .route("/v1/scale", post(scale))
@@ -130,8 +135,20 @@ async fn status(State(c): State<Ctx>) -> Json<StatusReply> {
 
 async fn apply(
     State(c): State<Ctx>,
-    Json(req): Json<ApplyRequest>,
+    req: Result<Json<ApplyRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<crate::daemon::state::ApplyOutcome>, ApiError> {
+    let Json(req) = req.map_err(|e| {
+        let status = e.status();
+        let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "Request entity too large: lab's API takes at most {} bytes (64 MiB) in one request",
+                super::MAX_REQUEST_BYTES
+            )
+        } else {
+            format!("bad apply request: {}", e.body_text())
+        };
+        ApiError(status, msg, Vec::new())
+    })?;
     let out = {
         let mut st = c.d.lock();
         st.apply(&req.documents, &req.namespace, req.explicit_namespace)

@@ -51,6 +51,10 @@ pub enum Command {
     /// Stop the cluster and remove everything it made.
     Down,
     /// Create or update objects from manifests (files, directories or - for stdin).
+    ///
+    /// All documents are applied together or not at all. Limits, as the API
+    /// server's: 3 MiB per object (as JSON), 1 MiB of data per ConfigMap;
+    /// and lab's: 10000 documents per file, 64 MiB per `lab apply`.
     Apply {
         /// A file, a directory of .yaml/.yml/.json files, or - for stdin (repeatable).
         #[arg(short = 'f', long = "filename", required = true)]
@@ -786,6 +790,7 @@ fn exec(cluster: &str, ns: &str, pod: &str, container: Option<&str>, command: Ve
         target.run_as_user,
         target.run_as_group,
         target.container_pid,
+        &target.security,
     ) {
         Ok(code) => code,
         Err(e) => fail(&[format!("exec in pod {pod}: {e}")]),

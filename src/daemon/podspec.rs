@@ -5,7 +5,9 @@
 use crate::cluster::{CLUSTER_DOMAIN, ClusterConfig, Layout};
 use crate::model::validate::{builtin_image, probe_port};
 use crate::model::{Kind, Object, Pod};
-use crate::shim::proto::{self, ContainerSpec, MountSpec, ProbeHandler, RestartPolicy, ShimSpec};
+use crate::shim::proto::{
+    self, ContainerSpec, MountSpec, ProbeHandler, RestartPolicy, Security, ShimSpec,
+};
 use crate::store::{Key, Store};
 use k8s_openapi::api::core::v1::{Container, Probe, Service};
 use std::collections::BTreeMap;
@@ -291,6 +293,54 @@ fn config_map<'a>(store: &'a Store, ns: &str, name: &str) -> Option<&'a BTreeMap
     }
 }
 
+/// A container's privileges from its and its pod's `securityContext`:
+/// the default container capability set changed by `capabilities.add/drop`
+/// (`privileged`: all); no_new_privs unless `allowPrivilegeEscalation: true`
+/// (or privileged, or CAP_SYS_ADMIN added, as Kubernetes implies it); the
+/// default seccomp filter unless privileged or `seccompProfile.type:
+/// Unconfined`; `readOnlyRootFilesystem`; `runAsNonRoot`.
+pub fn security(
+    c: &Container,
+    psc: Option<&k8s_openapi::api::core::v1::PodSecurityContext>,
+) -> Result<Security, String> {
+    let sc = c.security_context.as_ref();
+    let privileged = sc.and_then(|s| s.privileged).unwrap_or(false);
+    let caps = sc.and_then(|s| s.capabilities.as_ref());
+    let list = |v: Option<&Vec<String>>| v.cloned().unwrap_or_default();
+    let capabilities = if privileged {
+        crate::sys::security::ALL_CAPABILITIES
+    } else {
+        crate::sys::security::capability_set(
+            &list(caps.and_then(|c| c.add.as_ref())),
+            &list(caps.and_then(|c| c.drop.as_ref())),
+        )
+        .map_err(|e| format!("container {:?}: {e}", c.name))?
+    };
+    let sys_admin =
+        crate::sys::security::capability("SYS_ADMIN").is_some_and(|n| capabilities & (1 << n) != 0);
+    let no_new_privs = match sc.and_then(|s| s.allow_privilege_escalation) {
+        Some(allow) => !allow,
+        None => !(privileged || sys_admin),
+    };
+    let profile = sc
+        .and_then(|s| s.seccomp_profile.as_ref())
+        .or(psc.and_then(|s| s.seccomp_profile.as_ref()))
+        .map(|p| p.type_.as_str());
+    Ok(Security {
+        capabilities,
+        privileged,
+        no_new_privs: no_new_privs && !privileged,
+        seccomp: !privileged && profile != Some("Unconfined"),
+        read_only_root: sc
+            .and_then(|s| s.read_only_root_filesystem)
+            .unwrap_or(false),
+        run_as_non_root: sc
+            .and_then(|s| s.run_as_non_root)
+            .or(psc.and_then(|s| s.run_as_non_root))
+            .unwrap_or(false),
+    })
+}
+
 /// Everything needed to start `pod` with address `ip`.
 #[allow(clippy::too_many_arguments)]
 pub fn prepare(
@@ -509,6 +559,7 @@ pub fn prepare(
                     .or(psc.and_then(|s| s.run_as_group)),
             ),
             mounts,
+            security: security(c, psc)?,
             readiness_probe: c
                 .readiness_probe
                 .as_ref()
@@ -537,18 +588,11 @@ pub fn prepare(
             log_dir: layout.pod_log_dir(&ns, &name, &uid),
             resolv_conf: state_dir.join("resolv.conf"),
             hosts: state_dir.join("hosts"),
-            hide_paths: vec![
-                layout
-                    .run_dir
-                    .parent()
-                    .unwrap_or(&layout.run_dir)
-                    .to_path_buf(),
-                layout
-                    .state_dir
-                    .parent()
-                    .unwrap_or(&layout.state_dir)
-                    .to_path_buf(),
-            ],
+            hide_paths: [&layout.run_dir, &layout.state_dir, &layout.log_dir]
+                .into_iter()
+                .map(|d| d.parent().unwrap_or(d).to_path_buf())
+                .chain(["/run/netns", "/etc/netns"].map(PathBuf::from))
+                .collect(),
             restart_policy,
             termination_grace_period_seconds: spec
                 .termination_grace_period_seconds
@@ -680,5 +724,49 @@ mod tests {
         let (_, mut pod) = setup(POD);
         pod.metadata.name = Some(long);
         assert_eq!(hostname(&pod).len(), 63);
+    }
+
+    #[test]
+    fn security_from_security_context() {
+        use crate::sys::security::{ALL_CAPABILITIES, capability, default_capabilities};
+        let sec = |sc: &str, psc: &str| {
+            let yaml = POD
+                .replace("spec:\n", &format!("spec:\n  securityContext: {psc}\n"))
+                .replace(
+                    "    env:\n",
+                    &format!("    securityContext: {sc}\n    env:\n"),
+                );
+            let (st, pod) = setup(&yaml);
+            prep(&st, &pod).spec.containers[0].security.clone()
+        };
+        let bit = |n: &str| 1u64 << capability(n).unwrap();
+        let d = sec("{}", "{}");
+        assert_eq!(d.capabilities, default_capabilities());
+        assert!(d.no_new_privs && d.seccomp && !d.privileged && !d.read_only_root);
+        let p = sec("{privileged: true}", "{}");
+        assert_eq!(p.capabilities, ALL_CAPABILITIES);
+        assert!(p.privileged && !p.seccomp && !p.no_new_privs);
+        let c = sec("{capabilities: {add: [NET_ADMIN], drop: [KILL]}}", "{}");
+        assert_eq!(
+            c.capabilities,
+            (default_capabilities() | bit("NET_ADMIN")) & !bit("KILL")
+        );
+        assert!(c.no_new_privs);
+        // CAP_SYS_ADMIN implies allowPrivilegeEscalation, as in Kubernetes.
+        assert!(!sec("{capabilities: {add: [SYS_ADMIN]}}", "{}").no_new_privs);
+        assert!(!sec("{allowPrivilegeEscalation: true}", "{}").no_new_privs);
+        let u = sec(
+            "{readOnlyRootFilesystem: true}",
+            "{runAsNonRoot: true, seccompProfile: {type: Unconfined}}",
+        );
+        assert!(u.read_only_root && u.run_as_non_root && !u.seccomp);
+        // The container's seccompProfile wins over the pod's.
+        assert!(
+            sec(
+                "{seccompProfile: {type: RuntimeDefault}}",
+                "{seccompProfile: {type: Unconfined}}"
+            )
+            .seccomp
+        );
     }
 }

@@ -14,6 +14,7 @@ use crate::sys::net::{self, NetnsHandle};
 use crate::sys::netns;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,10 +63,16 @@ pub struct Daemon {
 }
 
 /// Write a file atomically (temp file in the same directory, then rename)
-/// with `mode`, creating its directory if needed.
+/// with `mode`, creating its directory if needed: 0700 for [`PRIVATE`]
+/// files (state, config and pid files hold object data no other user may
+/// read), 0755 otherwise (files a pod reads through a bind mount stay
+/// readable to containers running as another user, as the kubelet's are).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(if mode == PRIVATE { 0o700 } else { 0o755 })
+            .create(dir)?;
     }
     crate::sys::process::write_atomic(path, data, mode)
 }
@@ -170,6 +177,7 @@ impl Daemon {
                 .and_then(|s| s.container_id.as_deref())
                 .and_then(|id| id.rsplit('/').next())
                 .and_then(|p| p.parse().ok()),
+            security: c.security.clone(),
         })
     }
 
@@ -761,8 +769,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         );
     };
     for d in [&layout.run_dir, &layout.state_dir, &layout.log_dir] {
-        std::fs::create_dir_all(d)?;
-        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        crate::sys::process::create_private_dir(d)?;
     }
     write_atomic(
         &layout.daemon_pid(),

@@ -57,16 +57,48 @@ pub struct Decoded {
     pub warnings: Vec<String>,
 }
 
+/// The largest object `lab apply` accepts, encoded as JSON: the API
+/// server's limit on one request (kubectl sends one object per request).
+pub const MAX_OBJECT_BYTES: usize = 3 * 1024 * 1024;
+
+/// The most YAML documents one file given to `lab apply` may hold (the
+/// parser's default guard against separator storms is 1024).
+pub const MAX_DOCUMENTS: usize = 10_000;
+
 /// Split a YAML (or JSON) text into documents. `kind: List` documents are
 /// expanded into their items. Empty documents are skipped.
 pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
-    let values: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| ManifestError {
-            file: source.to_string(),
-            index: 0,
-            object: None,
-            field: None,
-            message: format!("invalid YAML: {e}"),
+    let err = |message: String| ManifestError {
+        file: source.to_string(),
+        index: 0,
+        object: None,
+        field: None,
+        message,
+    };
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = MAX_DOCUMENTS;
+    // Enough for MAX_DOCUMENTS small objects (the defaults are 250 000
+    // nodes and a million events).
+    budget.max_nodes = 5_000_000;
+    budget.max_events = 10_000_000;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    let values: Vec<serde_json::Value> = serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|e| {
+            // The budget error may come wrapped (with a snippet): go by its text.
+            let text = e.to_string();
+            if text.contains("budget breached: Documents") {
+                err(format!(
+                    "too many documents: lab apply reads at most {MAX_DOCUMENTS} documents from one file (split it into several files)"
+                ))
+            } else if text.contains("budget breached") {
+                err(format!(
+                    "the file is too large or too deeply nested to read: {}",
+                    text.lines().next().unwrap_or_default()
+                ))
+            } else {
+                err(format!("invalid YAML: {text}"))
+            }
         })?;
     let mut docs = Vec::new();
     for value in values {
@@ -185,6 +217,16 @@ pub fn decode(doc: &Document) -> Result<Decoded, ManifestError> {
     };
     let kind = Kind::from_manifest(api_version, kind_str)
         .map_err(|m| err(None, Some("kind".into()), m))?;
+    let size = serde_json::to_vec(&doc.value).map_or(0, |v| v.len());
+    if size > MAX_OBJECT_BYTES {
+        return Err(err(
+            Some(label),
+            None,
+            format!(
+                "Request entity too large: the object is {size} bytes; the limit is {MAX_OBJECT_BYTES} bytes (3 MiB) per object"
+            ),
+        ));
+    }
     let value = doc.value.clone();
     let object = match kind {
         Kind::Namespace => strict(value).map(Object::Namespace),
@@ -271,5 +313,28 @@ mod tests {
     fn status_is_ignored() {
         let d = one("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\nstatus: {phase: Active, bogus: 1}\n").unwrap();
         assert_eq!(d.object.name(), "a");
+    }
+
+    #[test]
+    fn document_and_object_limits() {
+        let doc = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n";
+        // Over the parser's default of 1024 documents.
+        assert_eq!(parse_documents("f", &doc.repeat(2000)).unwrap().len(), 2000);
+        let e = parse_documents("f", &doc.repeat(MAX_DOCUMENTS + 1)).unwrap_err();
+        assert!(
+            e.message.contains("too many documents") && e.message.contains("10000"),
+            "{e}"
+        );
+        let big = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata: {{v: '{}'}}\n",
+            "x".repeat(MAX_OBJECT_BYTES)
+        );
+        let docs = parse_documents("f", &big).unwrap();
+        let e = decode(&docs[0]).unwrap_err();
+        assert_eq!(e.object.as_deref(), Some("ConfigMap/big"));
+        assert!(
+            e.message.contains("too large") && e.message.contains("3145728"),
+            "{e}"
+        );
     }
 }

@@ -65,6 +65,12 @@ pub const POD_HONOURED: &[&str] = &[
     "containers[].livenessProbe",
     "containers[].securityContext.runAsUser",
     "containers[].securityContext.runAsGroup",
+    "containers[].securityContext.runAsNonRoot",
+    "containers[].securityContext.capabilities",
+    "containers[].securityContext.privileged",
+    "containers[].securityContext.allowPrivilegeEscalation",
+    "containers[].securityContext.readOnlyRootFilesystem",
+    "containers[].securityContext.seccompProfile",
     "restartPolicy",
     "terminationGracePeriodSeconds",
     "volumes[].name",
@@ -80,6 +86,8 @@ pub const POD_HONOURED: &[&str] = &[
     "shareProcessNamespace",
     "securityContext.runAsUser",
     "securityContext.runAsGroup",
+    "securityContext.runAsNonRoot",
+    "securityContext.seccompProfile",
 ];
 
 /// Pod spec fields accepted with a warning because they mean nothing here.
@@ -360,6 +368,21 @@ pub fn validate(obj: &Object) -> Result<Vec<String>, FieldError> {
         }
         Object::Deployment(d) => {
             let spec = &d.spec;
+            for (f, v) in [
+                ("revisionHistoryLimit", spec.revision_history_limit),
+                ("progressDeadlineSeconds", spec.progress_deadline_seconds),
+                ("minReadySeconds", spec.min_ready_seconds),
+            ] {
+                non_negative(v, &format!("spec.{f}"))?;
+            }
+            if let (Some(p), Some(m)) = (spec.progress_deadline_seconds, spec.min_ready_seconds)
+                && p <= m
+            {
+                return Err(fe(
+                    "spec.progressDeadlineSeconds",
+                    "must be greater than minReadySeconds",
+                ));
+            }
             workload(spec.replicas, &spec.selector, &spec.template, &mut warnings)?;
             if let Some(s) = &spec.strategy {
                 match s.type_.as_deref().unwrap_or("RollingUpdate") {
@@ -386,6 +409,7 @@ pub fn validate(obj: &Object) -> Result<Vec<String>, FieldError> {
         }
         Object::ReplicaSet(r) => {
             let spec = &r.spec;
+            non_negative(spec.min_ready_seconds, "spec.minReadySeconds")?;
             let template = spec
                 .template
                 .as_ref()
@@ -394,6 +418,20 @@ pub fn validate(obj: &Object) -> Result<Vec<String>, FieldError> {
         }
         Object::Service(s) => service(s)?,
         Object::ConfigMap(c) => {
+            let size: usize = c
+                .data
+                .iter()
+                .flatten()
+                .map(|(k, v)| k.len() + v.len())
+                .sum();
+            if size > MAX_CONFIGMAP_BYTES {
+                return Err(fe(
+                    "data",
+                    format!(
+                        "Too long: must have at most {MAX_CONFIGMAP_BYTES} bytes (the data is {size} bytes; a ConfigMap holds at most 1 MiB)"
+                    ),
+                ));
+            }
             for k in c.data.iter().flatten().map(|(k, _)| k) {
                 let ok = !k.is_empty()
                     && k.len() <= 253
@@ -407,9 +445,151 @@ pub fn validate(obj: &Object) -> Result<Vec<String>, FieldError> {
                 }
             }
         }
+        Object::Endpoints(e) => endpoints(e)?,
+        Object::EndpointSlice(e) => endpoint_slice(e)?,
         _ => {}
     }
     Ok(warnings)
+}
+
+/// The API server's limit on a ConfigMap's data (keys and values).
+pub const MAX_CONFIGMAP_BYTES: usize = 1024 * 1024;
+
+fn non_negative(v: Option<i32>, field: &str) -> Result<(), FieldError> {
+    if v.is_some_and(|v| v < 0) {
+        return Err(fe(field, "must be greater than or equal to 0"));
+    }
+    Ok(())
+}
+
+/// Keys and values of a label map (`metadata.labels`, a Service selector,
+/// a selector's `matchLabels`).
+fn labels_map(m: &std::collections::BTreeMap<String, String>, at: &str) -> Result<(), FieldError> {
+    for (k, v) in m {
+        label_key(k).map_err(|e| fe(format!("{at}.{k}"), e))?;
+        label_value(v).map_err(|e| fe(format!("{at}.{k}"), e))?;
+    }
+    Ok(())
+}
+
+/// A `LabelSelector` as the API server validates it.
+fn label_selector(
+    s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    at: &str,
+) -> Result<(), FieldError> {
+    if let Some(m) = &s.match_labels {
+        labels_map(m, &format!("{at}.matchLabels"))?;
+    }
+    for (i, e) in s.match_expressions.iter().flatten().enumerate() {
+        let f = format!("{at}.matchExpressions[{i}]");
+        label_key(&e.key).map_err(|m| fe(format!("{f}.key"), m))?;
+        let values = e.values.as_deref().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" | "NotIn" if values.is_empty() => {
+                return Err(fe(
+                    format!("{f}.values"),
+                    "Required value: must be specified when `operator` is 'In' or 'NotIn'",
+                ));
+            }
+            "Exists" | "DoesNotExist" if !values.is_empty() => {
+                return Err(fe(
+                    format!("{f}.values"),
+                    "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                ));
+            }
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            op => {
+                return Err(fe(
+                    format!("{f}.operator"),
+                    format!(
+                        "Unsupported value: {op:?}: supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\""
+                    ),
+                ));
+            }
+        }
+        for (j, v) in values.iter().enumerate() {
+            label_value(v).map_err(|m| fe(format!("{f}.values[{j}]"), m))?;
+        }
+    }
+    Ok(())
+}
+
+/// An endpoint address as the API server accepts it: a valid IPv4 address
+/// that is not unspecified, loopback, link-local or multicast.
+fn endpoint_ip(ip: &str) -> Result<(), String> {
+    let a: std::net::Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("{ip:?}: must be a valid IPv4 address"))?;
+    if a.is_unspecified() || a.is_loopback() || a.is_link_local() || a.is_multicast() {
+        return Err(format!(
+            "{ip:?}: may not be unspecified, loopback, link-local or multicast"
+        ));
+    }
+    Ok(())
+}
+
+fn endpoints(e: &k8s_openapi::api::core::v1::Endpoints) -> Result<(), FieldError> {
+    for (i, s) in e.subsets.iter().flatten().enumerate() {
+        let f = format!("subsets[{i}]");
+        for (list, addrs) in [
+            ("addresses", &s.addresses),
+            ("notReadyAddresses", &s.not_ready_addresses),
+        ] {
+            for (j, a) in addrs.iter().flatten().enumerate() {
+                endpoint_ip(&a.ip).map_err(|m| fe(format!("{f}.{list}[{j}].ip"), m))?;
+            }
+        }
+        for (j, p) in s.ports.iter().flatten().enumerate() {
+            let pf = format!("{f}.ports[{j}]");
+            if !(1..=65535).contains(&p.port) {
+                return Err(fe(
+                    format!("{pf}.port"),
+                    "must be between 1 and 65535, inclusive",
+                ));
+            }
+            protocol(p.protocol.as_deref()).map_err(|m| fe(format!("{pf}.protocol"), m))?;
+            if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                dns_label(n).map_err(|m| fe(format!("{pf}.name"), m))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn endpoint_slice(e: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Result<(), FieldError> {
+    if e.address_type != "IPv4" {
+        return Err(fe(
+            "addressType",
+            format!(
+                "Unsupported value: {:?}: supported values: \"IPv4\" (lab has no IPv6 or FQDN endpoints)",
+                e.address_type
+            ),
+        ));
+    }
+    for (i, ep) in e.endpoints.iter().flatten().enumerate() {
+        if ep.addresses.is_empty() {
+            return Err(fe(
+                format!("endpoints[{i}].addresses"),
+                "Required value: must contain at least 1 address",
+            ));
+        }
+        for (j, a) in ep.addresses.iter().enumerate() {
+            endpoint_ip(a).map_err(|m| fe(format!("endpoints[{i}].addresses[{j}]"), m))?;
+        }
+    }
+    for (j, p) in e.ports.iter().flatten().enumerate() {
+        let pf = format!("ports[{j}]");
+        if let Some(port) = p.port
+            && !(1..=65535).contains(&port)
+        {
+            return Err(fe(
+                format!("{pf}.port"),
+                "must be between 1 and 65535, inclusive",
+            ));
+        }
+        protocol(p.protocol.as_deref()).map_err(|m| fe(format!("{pf}.protocol"), m))?;
+    }
+    Ok(())
 }
 
 fn workload(
@@ -421,6 +601,7 @@ fn workload(
     if replicas.is_some_and(|r| r < 0) {
         return Err(fe("spec.replicas", "must be greater than or equal to 0"));
     }
+    label_selector(selector, "spec.selector")?;
     let sel = Selector::from_label_selector(selector).map_err(|m| fe("spec.selector", m))?;
     if sel.is_empty() {
         return Err(fe(
@@ -433,6 +614,7 @@ fn workload(
         .as_ref()
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
+    labels_map(&labels, "spec.template.metadata.labels")?;
     if !sel.matches(&labels) {
         return Err(fe(
             "spec.template.metadata.labels",
@@ -549,6 +731,11 @@ fn pod_spec(spec: &PodSpec, at: &str, warnings: &mut Vec<String>) -> Result<(), 
             format!("{at}.dnsConfig.nameservers"),
             "must provide at least one DNS nameserver when dnsPolicy is None",
         ));
+    }
+    if let Some(sc) = &spec.security_context {
+        let f = format!("{at}.securityContext");
+        ids(sc.run_as_user, sc.run_as_group, &f)?;
+        seccomp_profile(sc.seccomp_profile.as_ref(), &f)?;
     }
     for (f, v) in [("hostname", &spec.hostname), ("subdomain", &spec.subdomain)] {
         if let Some(v) = v {
@@ -699,19 +886,80 @@ fn container(
         }
     }
     if let Some(sc) = &c.security_context {
-        for (k, v) in [
-            ("runAsUser", sc.run_as_user),
-            ("runAsGroup", sc.run_as_group),
+        let at = format!("{f}.securityContext");
+        ids(sc.run_as_user, sc.run_as_group, &at)?;
+        seccomp_profile(sc.seccomp_profile.as_ref(), &at)?;
+        let caps = sc.capabilities.as_ref();
+        for (list, names) in [
+            ("add", caps.and_then(|c| c.add.as_ref())),
+            ("drop", caps.and_then(|c| c.drop.as_ref())),
         ] {
-            if v.is_some_and(|v| !(0..=i64::from(u32::MAX - 1)).contains(&v)) {
-                return Err(fe(
-                    format!("{f}.securityContext.{k}"),
-                    "must be between 0 and 4294967294",
-                ));
+            for (j, n) in names.into_iter().flatten().enumerate() {
+                if !n.eq_ignore_ascii_case("ALL") && crate::sys::security::capability(n).is_none() {
+                    return Err(fe(
+                        format!("{at}.capabilities.{list}[{j}]"),
+                        format!(
+                            "{n:?} is not a Linux capability (e.g. NET_ADMIN, SYS_PTRACE, ALL)"
+                        ),
+                    ));
+                }
             }
+        }
+        let privileged = sc.privileged == Some(true);
+        let adds_sys_admin = caps.and_then(|c| c.add.as_ref()).is_some_and(|a| {
+            a.iter().any(|n| {
+                n.eq_ignore_ascii_case("ALL")
+                    || crate::sys::security::capability(n)
+                        == crate::sys::security::capability("SYS_ADMIN")
+            })
+        });
+        if sc.allow_privilege_escalation == Some(false) && privileged {
+            return Err(fe(
+                format!("{at}.allowPrivilegeEscalation"),
+                "Invalid value: false: cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            ));
+        }
+        if sc.allow_privilege_escalation == Some(false) && adds_sys_admin {
+            return Err(fe(
+                format!("{at}.allowPrivilegeEscalation"),
+                "Invalid value: false: cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+            ));
+        }
+        if privileged {
+            warnings.push(format!(
+                "{at}.privileged: the container gets every capability and no seccomp filter: it can undo the pod's isolation and is root on the host"
+            ));
         }
     }
     Ok(())
+}
+
+fn ids(user: Option<i64>, group: Option<i64>, at: &str) -> Result<(), FieldError> {
+    for (k, v) in [("runAsUser", user), ("runAsGroup", group)] {
+        if v.is_some_and(|v| !(0..=i64::from(u32::MAX - 1)).contains(&v)) {
+            return Err(fe(format!("{at}.{k}"), "must be between 0 and 4294967294"));
+        }
+    }
+    Ok(())
+}
+
+fn seccomp_profile(
+    p: Option<&k8s_openapi::api::core::v1::SeccompProfile>,
+    at: &str,
+) -> Result<(), FieldError> {
+    match p.map(|p| p.type_.as_str()) {
+        None | Some("RuntimeDefault") | Some("Unconfined") => Ok(()),
+        Some("Localhost") => Err(fe(
+            format!("{at}.seccompProfile.type"),
+            "Localhost profiles are not supported by lab (RuntimeDefault and Unconfined are)",
+        )),
+        Some(t) => Err(fe(
+            format!("{at}.seccompProfile.type"),
+            format!(
+                "Unsupported value: {t:?}: supported values: \"RuntimeDefault\", \"Unconfined\""
+            ),
+        )),
+    }
 }
 
 /// A probe's port: a number, or the name of one of the container's ports.
@@ -737,6 +985,9 @@ pub fn probe_port(c: &Container, port: &IntOrString) -> Result<u16, String> {
 
 fn service(s: &k8s_openapi::api::core::v1::Service) -> Result<(), FieldError> {
     let Some(spec) = &s.spec else { return Ok(()) };
+    if let Some(sel) = &spec.selector {
+        labels_map(sel, "spec.selector")?;
+    }
     let ty = spec.type_.as_deref().unwrap_or("ClusterIP");
     match ty {
         "ClusterIP" => {}
@@ -1097,5 +1348,192 @@ mod tests {
             e.contains("spec.template.spec.containers[0].imagePullPolicyy"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn security_contexts() {
+        let sc = |body: &str| check(&format!("{POD}    securityContext: {body}\n"));
+        assert_eq!(
+            sc("{capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}"),
+            Ok(vec![])
+        );
+        assert_eq!(
+            sc(
+                "{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 1000}"
+            ),
+            Ok(vec![])
+        );
+        assert_eq!(sc("{seccompProfile: {type: RuntimeDefault}}"), Ok(vec![]));
+        let e = sc("{capabilities: {add: [FLY]}}").unwrap_err();
+        assert!(
+            e.contains("spec.containers[0].securityContext.capabilities.add[0]"),
+            "{e}"
+        );
+        let e = sc("{capabilities: {drop: [KILL, NOPE]}}").unwrap_err();
+        assert!(e.contains("capabilities.drop[1]"), "{e}");
+        let e = sc("{privileged: true, allowPrivilegeEscalation: false}").unwrap_err();
+        assert!(
+            e.contains("securityContext.allowPrivilegeEscalation"),
+            "{e}"
+        );
+        let e = sc("{capabilities: {add: [CAP_SYS_ADMIN]}, allowPrivilegeEscalation: false}")
+            .unwrap_err();
+        assert!(e.contains("allowPrivilegeEscalation"), "{e}");
+        let e = sc("{seccompProfile: {type: Localhost, localhostProfile: x.json}}").unwrap_err();
+        assert!(
+            e.contains("seccompProfile.type") && e.contains("Localhost"),
+            "{e}"
+        );
+        let w = sc("{privileged: true}").unwrap();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("privileged") && w.contains("root on the host")),
+            "{w:?}"
+        );
+        // Still warned: fields that mean nothing here.
+        let w = sc("{seLinuxOptions: {level: s0}}").unwrap();
+        assert!(w[0].contains("seLinuxOptions"), "{w:?}");
+        let e = check(&POD.replace(
+            "spec:\n",
+            "spec:\n  securityContext: {seccompProfile: {type: Bogus}}\n",
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("spec.securityContext.seccompProfile.type"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn labels_and_selectors() {
+        let svc =
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: 80}]\n";
+        let e = check(&format!("{svc}  selector: {{app: 'bad value!'}}\n")).unwrap_err();
+        assert!(
+            e.contains("spec.selector.app") && e.contains("label value"),
+            "{e}"
+        );
+        let e = check(&format!("{svc}  selector: {{'a b': x}}\n")).unwrap_err();
+        assert!(e.contains("spec.selector.a b"), "{e}");
+        let d = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: SEL\n  template:\n    metadata: {labels: {app: x}}\n    spec:\n      containers:\n      - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}\n";
+        let e = check(&d.replace("SEL", "{matchLabels: {app: 'bad value!'}}")).unwrap_err();
+        assert!(e.contains("spec.selector.matchLabels.app"), "{e}");
+        let e =
+            check(&d.replace("SEL", "{matchExpressions: [{key: app, operator: In}]}")).unwrap_err();
+        assert!(
+            e.contains("spec.selector.matchExpressions[0].values"),
+            "{e}"
+        );
+        let e = check(&d.replace(
+            "SEL",
+            "{matchExpressions: [{key: app, operator: In, values: ['x y']}]}",
+        ))
+        .unwrap_err();
+        assert!(e.contains("matchExpressions[0].values[0]"), "{e}");
+        let e = check(&d.replace(
+            "SEL",
+            "{matchExpressions: [{key: app, operator: Exists, values: [x]}]}",
+        ))
+        .unwrap_err();
+        assert!(e.contains("matchExpressions[0].values"), "{e}");
+        assert!(
+            check(&d.replace(
+                "SEL",
+                "{matchExpressions: [{key: app, operator: In, values: [x]}]}"
+            ))
+            .is_ok()
+        );
+        let e = check(
+            &d.replace("SEL", "{matchLabels: {app: x}}")
+                .replace("labels: {app: x}", "labels: {app: x, t: 'bad value!'}"),
+        )
+        .unwrap_err();
+        assert!(e.contains("spec.template.metadata.labels.t"), "{e}");
+    }
+
+    #[test]
+    fn counts_are_not_negative() {
+        let d = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  EXTRA\n  selector: {matchLabels: {app: x}}\n  template:\n    metadata: {labels: {app: x}}\n    spec:\n      containers:\n      - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}\n";
+        for f in [
+            "revisionHistoryLimit",
+            "progressDeadlineSeconds",
+            "minReadySeconds",
+            "replicas",
+        ] {
+            let e = check(&d.replace("EXTRA", &format!("{f}: -1"))).unwrap_err();
+            assert!(
+                e.contains(&format!("spec.{f}")) && e.contains(">= 0")
+                    || e.contains("greater than or equal to 0"),
+                "{f}: {e}"
+            );
+        }
+        assert!(check(&d.replace("EXTRA", "revisionHistoryLimit: 0")).is_ok());
+        let e = check(&d.replace(
+            "EXTRA",
+            "minReadySeconds: 30\n  progressDeadlineSeconds: 30",
+        ))
+        .unwrap_err();
+        assert!(e.contains("spec.progressDeadlineSeconds"), "{e}");
+        let rs = d
+            .replace("Deployment", "ReplicaSet")
+            .replace("EXTRA", "minReadySeconds: -2");
+        assert!(check(&rs).unwrap_err().contains("spec.minReadySeconds"));
+    }
+
+    #[test]
+    fn config_map_size() {
+        let cm = |n: usize| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata: {{k: '{}'}}\n",
+                "x".repeat(n)
+            )
+        };
+        assert!(check(&cm(MAX_CONFIGMAP_BYTES - 1)).is_ok());
+        let e = check(&cm(MAX_CONFIGMAP_BYTES)).unwrap_err();
+        assert!(e.contains("data: Too long") && e.contains("1048576"), "{e}");
+    }
+
+    #[test]
+    fn endpoint_addresses() {
+        let ep = |ip: &str| {
+            check(&format!(
+                "apiVersion: v1\nkind: Endpoints\nmetadata: {{name: e}}\nsubsets: [{{addresses: [{{ip: '{ip}'}}], ports: [{{port: 80}}]}}]\n"
+            ))
+        };
+        assert!(ep("10.244.0.5").is_ok());
+        for bad in [
+            "999.1.1.1",
+            "not-an-ip",
+            "127.0.0.1",
+            "0.0.0.0",
+            "169.254.1.1",
+            "224.0.0.1",
+            "fd00::1",
+        ] {
+            let e = ep(bad).unwrap_err();
+            assert!(e.contains("subsets[0].addresses[0].ip"), "{bad}: {e}");
+        }
+        let e = check("apiVersion: v1\nkind: Endpoints\nmetadata: {name: e}\nsubsets: [{notReadyAddresses: [{ip: 1.2.3}], ports: [{port: 0}]}]\n").unwrap_err();
+        assert!(e.contains("subsets[0].notReadyAddresses[0].ip"), "{e}");
+        let slice = |body: &str| {
+            check(&format!(
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: s}}\n{body}"
+            ))
+        };
+        assert!(
+            slice(
+                "addressType: IPv4\nendpoints: [{addresses: [10.244.0.5]}]\nports: [{port: 80}]\n"
+            )
+            .is_ok()
+        );
+        let e = slice("addressType: IPv4\nendpoints: [{addresses: [999.1.1.1]}]\n").unwrap_err();
+        assert!(e.contains("endpoints[0].addresses[0]"), "{e}");
+        let e = slice("addressType: FQDN\nendpoints: [{addresses: [a.b]}]\n").unwrap_err();
+        assert!(e.contains("addressType"), "{e}");
+        let e = slice(
+            "addressType: IPv4\nendpoints: [{addresses: [10.244.0.5]}]\nports: [{port: 0}]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("ports[0].port"), "{e}");
     }
 }

@@ -384,6 +384,7 @@ mod tests {
                     run_as_user: None,
                     run_as_group: None,
                     mounts: vec![],
+                    security: Default::default(),
                     readiness_probe: None,
                     liveness_probe: None,
                 })

@@ -9,6 +9,7 @@
 //! connects first receives the current [`ShimStatus`], then a new one after
 //! every change. A client may send [`ShimCommand`]s.
 
+pub use crate::sys::security::Security;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -35,7 +36,8 @@ pub struct ShimSpec {
     /// Bound onto `/etc/hosts` in the pod's mount namespace.
     pub hosts: PathBuf,
     /// Directories hidden (an empty read-only tmpfs) in the pod's mount view,
-    /// e.g. `/run/lab`, `/var/lib/lab`.
+    /// e.g. `/var/lib/lab`, `/var/log/lab`, `/etc/netns` (all of the host's
+    /// `/run` is replaced by the pod's own tmpfs anyway).
     pub hide_paths: Vec<PathBuf>,
     pub restart_policy: RestartPolicy,
     pub termination_grace_period_seconds: u64,
@@ -62,6 +64,9 @@ pub struct ContainerSpec {
     pub run_as_group: Option<u32>,
     /// Bind mounts made in the container's own mount namespace.
     pub mounts: Vec<MountSpec>,
+    /// Capabilities, no_new_privs, seccomp, read-only root, runAsNonRoot.
+    #[serde(default)]
+    pub security: Security,
     pub readiness_probe: Option<Probe>,
     pub liveness_probe: Option<Probe>,
 }

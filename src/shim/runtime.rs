@@ -6,12 +6,13 @@ use super::pod::{Action, Now, Pod};
 use super::probe::{ProbeKind, Timing};
 use super::proto::{ProbeHandler, ShimCommand, ShimSpec, ShimStatus};
 use super::time::now_rfc3339;
-use crate::sys::process::{self as sys, BindMount, Exit, Launch};
+use crate::sys::process::{self as sys, BindMount, Exit, Launch, Prepared};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -36,8 +37,9 @@ pub(super) struct Handover {
     /// `run_dir` and `log_dir`, opened before any path was hidden.
     pub run_dir: File,
     pub log_dir: File,
-    /// The paths actually hidden (they existed).
-    pub hidden: Vec<PathBuf>,
+    /// `O_PATH` descriptors of the volume sources, by path: containers
+    /// bind `/proc/self/fd/N`, whatever the pod's view hides.
+    pub sources: HashMap<PathBuf, File>,
 }
 
 enum Event {
@@ -65,7 +67,7 @@ struct Shell {
     host_pid: u32,
     started_at: String,
     log_dir: File,
-    hidden: Vec<PathBuf>,
+    sources: HashMap<PathBuf, File>,
     probe_pids: HashMap<i32, (usize, ProbeKind, u64)>,
     tx: mpsc::UnboundedSender<Event>,
     status: watch::Sender<ShimStatus>,
@@ -96,7 +98,7 @@ async fn serve(h: Handover) -> i32 {
         listener,
         run_dir,
         log_dir,
-        hidden,
+        sources,
     } = h;
     let setup = (|| {
         let l = UnixListener::from_std(listener)?;
@@ -125,7 +127,7 @@ async fn serve(h: Handover) -> i32 {
         host_pid,
         started_at,
         log_dir,
-        hidden,
+        sources,
         probe_pids: HashMap::new(),
         tx: tx.clone(),
         status,
@@ -263,7 +265,10 @@ impl Shell {
             .mounts
             .iter()
             .map(|m| BindMount {
-                source: m.source.clone(),
+                source: match self.sources.get(&m.source) {
+                    Some(f) => PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())),
+                    None => m.source.clone(),
+                },
                 target: m.target.clone(),
                 read_only: m.read_only,
             })
@@ -271,14 +276,14 @@ impl Shell {
         let env = self.env_of(i);
         let res = match &log_file {
             Ok(f) => f.try_clone().and_then(|out| {
+                let security = Prepared::new(&c.security, c.run_as_user, c.run_as_group)?;
                 sys::launch(Launch {
                     argv: &c.argv,
                     env: &env,
                     working_dir: c.working_dir.as_deref(),
-                    uid: c.run_as_user,
-                    gid: c.run_as_group,
+                    security: &security,
+                    read_only_root: c.security.read_only_root,
                     mounts: &mounts,
-                    unhide: &self.hidden,
                     join_mnt: None,
                     output: Some(out),
                 })
@@ -329,17 +334,20 @@ impl Shell {
                     .pid
                     .and_then(|p| File::open(format!("/proc/{p}/ns/mnt")).ok());
                 let env = self.env_of(i);
-                let res = sys::launch(Launch {
-                    argv: &command,
-                    env: &env,
-                    working_dir: c.working_dir.as_deref(),
-                    uid: c.run_as_user,
-                    gid: c.run_as_group,
-                    mounts: &[],
-                    unhide: &[],
-                    join_mnt,
-                    output: None,
-                });
+                let res = Prepared::new(&c.security, c.run_as_user, c.run_as_group).and_then(
+                    |security| {
+                        sys::launch(Launch {
+                            argv: &command,
+                            env: &env,
+                            working_dir: c.working_dir.as_deref(),
+                            security: &security,
+                            read_only_root: false,
+                            mounts: &[],
+                            join_mnt,
+                            output: None,
+                        })
+                    },
+                );
                 match res {
                     Ok(pid) => {
                         let pid = pid as i32;

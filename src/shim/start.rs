@@ -5,6 +5,7 @@
 use super::proto::ShimSpec;
 use super::runtime::{self, Handover};
 use crate::sys::process::{self as sys, CloneFlags, Forked};
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -77,22 +78,29 @@ fn start(spec: ShimSpec) -> io::Result<i32> {
         std::fs::create_dir_all(d)
             .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", d.display())))?;
     }
-    // The pid file is written by this first process, which shares the new
-    // mount namespace with the shim: once the shim hides `/run/lab` the path
-    // is gone, so keep a handle on the directory.
+    // Opened before the new mount namespace exists, so that writes through
+    // them (pid file, socket, logs) reach the host's mounts, which the
+    // pod's read-only view does not change; and they stay reachable once
+    // the pod's view hides their paths.
     let run_dir = sys::open_dir(&spec.run_dir)?;
+    let log_dir = sys::open_dir(&spec.log_dir)?;
     sys::setns_path(&spec.netns_path, CloneFlags::CLONE_NEWNET)?;
-    sys::unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS)?;
+    sys::unshare(
+        CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC,
+    )?;
     let (r, w) = sys::pipe()?;
     match sys::fork_single_threaded()? {
         Forked::Parent { child } => {
             drop(w);
+            drop(log_dir);
             wait_for_shim(&spec, &run_dir, child, r)
         }
         Forked::Child => {
             drop(r);
-            drop(run_dir);
-            Ok(shim_main(spec, w))
+            Ok(shim_main(spec, w, run_dir, log_dir))
         }
     }
 }
@@ -129,7 +137,7 @@ fn wait_for_shim(spec: &ShimSpec, run_dir: &File, child: u32, mut r: File) -> io
         sys::write_atomic(
             Path::new("shim.pid"),
             format!("{child}\n").as_bytes(),
-            0o644,
+            0o600,
         )
         .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", pid_file.display())))?;
         return Ok(0);
@@ -142,16 +150,16 @@ fn wait_for_shim(spec: &ShimSpec, run_dir: &File, child: u32, mut r: File) -> io
 }
 
 /// PID 1 of the pod.
-fn shim_main(spec: ShimSpec, mut ready: File) -> i32 {
-    match set_up_pod(spec, &ready) {
-        Ok((spec, host_pid, listener, run_dir, log_dir, hidden)) => runtime::main(Handover {
+fn shim_main(spec: ShimSpec, mut ready: File, run_dir: File, log_dir: File) -> i32 {
+    match set_up_pod(spec, &ready, &run_dir, &log_dir) {
+        Ok((spec, host_pid, listener, sources)) => runtime::main(Handover {
             spec,
             host_pid,
             ready,
             listener,
             run_dir,
             log_dir,
-            hidden,
+            sources,
         }),
         Err(e) => {
             let _ = writeln!(ready, "ERR {e}");
@@ -164,12 +172,44 @@ type SetUp = (
     ShimSpec,
     u32,
     std::os::unix::net::UnixListener,
-    File,
-    File,
-    Vec<PathBuf>,
+    HashMap<PathBuf, File>,
 );
 
-fn set_up_pod(spec: ShimSpec, ready: &File) -> io::Result<SetUp> {
+/// Whether `p` lies on one of the pod's own tmpfs mounts (made after the
+/// host view went read-only, so mount points there are made later).
+fn on_pod_tmpfs(p: &Path) -> bool {
+    sys::POD_WRITABLE
+        .iter()
+        .chain(["/dev", "/proc", "/sys"].iter())
+        .any(|t| p.starts_with(t))
+}
+
+/// Create a mount point on the host (before the pod's view of it becomes
+/// read-only), as a container runtime creates them in the image's rootfs.
+fn make_mount_point(source_is_dir: bool, target: &Path) {
+    if on_pod_tmpfs(target) || target.exists() {
+        return;
+    }
+    if source_is_dir {
+        let _ = std::fs::create_dir_all(target);
+    } else if let Some(parent) = target.parent() {
+        let _ = std::fs::create_dir_all(parent);
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(target);
+    }
+}
+
+/// The pod's mount namespace, as a container runtime gives a container:
+/// the host's filesystem read-only (every mount, recursively); its own
+/// `/proc` (masked like runc's), a read-only `/sys`, a container `/dev`,
+/// private writable `/tmp` and `/run` tmpfs mounts; lab's state, logs and
+/// every other cluster's files under empty read-only tmpfs mounts; the
+/// pod's resolv.conf and hosts bound in. Volume sources are opened first
+/// (`O_PATH`) so containers bind them by descriptor whatever is hidden.
+fn set_up_pod(spec: ShimSpec, ready: &File, run_dir: &File, log_dir: &File) -> io::Result<SetUp> {
     let wrap = |what: &str| {
         let what = what.to_string();
         move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"))
@@ -179,14 +219,24 @@ fn set_up_pod(spec: ShimSpec, ready: &File) -> io::Result<SetUp> {
     let host_pid = sys::pid_via_proc()?;
     // Before any other mount: nothing may propagate back to the host.
     sys::make_root_rslave()?;
-    sys::mount_proc()?;
-    let sysfs = sys::remount_sysfs();
-    sys::bind_mount(&spec.resolv_conf, Path::new("/etc/resolv.conf"), false)?;
-    sys::bind_mount(&spec.hosts, Path::new("/etc/hosts"), false)?;
-    // What must stay reachable once paths are hidden: the socket, run_dir
-    // and log_dir (by descriptor), the shim log.
-    let run_dir = sys::open_dir(&spec.run_dir)?;
-    let log_dir = sys::open_dir(&spec.log_dir)?;
+    let mut sources: HashMap<PathBuf, File> = HashMap::new();
+    for c in &spec.containers {
+        for m in &c.mounts {
+            if !sources.contains_key(&m.source) {
+                let f = sys::open_path(&m.source)?;
+                sources.insert(m.source.clone(), f);
+            }
+            make_mount_point(m.source.is_dir(), &m.target);
+        }
+        if let Some(w) = &c.working_dir {
+            make_mount_point(true, w);
+        }
+    }
+    // Bound by descriptor too: their paths may lie anywhere.
+    let etc_files = [
+        (sys::open_path(&spec.resolv_conf)?, "/etc/resolv.conf"),
+        (sys::open_path(&spec.hosts)?, "/etc/hosts"),
+    ];
     let sock = spec.run_dir.join("shim.sock");
     match std::fs::remove_file(&sock) {
         Ok(()) => {}
@@ -203,32 +253,66 @@ fn set_up_pod(spec: ShimSpec, ready: &File) -> io::Result<SetUp> {
             .map_err(wrap("chmod shim.sock"))?;
     }
     listener.set_nonblocking(true)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(spec.log_dir.join("shim.log"))
-        .map_err(wrap("opening shim.log"))?;
-    let mut hidden = Vec::new();
+    let log = sys::open_append_at(log_dir, ".", "shim.log").map_err(wrap("opening shim.log"))?;
+    let _ = run_dir;
+
+    // Nothing of the host's /run (other clusters' network namespaces, every
+    // daemon's sockets), /tmp, lab's state and logs, or the host's /proc and
+    // /dev sub-mounts stays in the pod's namespace, except what leads to a
+    // volume's source; what is left is covered below.
+    let mut keep: Vec<&Path> = sources.keys().map(PathBuf::as_path).collect();
+    keep.extend([spec.resolv_conf.as_path(), spec.hosts.as_path()]);
+    let mut roots: Vec<&Path> = ["/run", "/tmp", "/proc", "/dev", "/etc/netns"]
+        .iter()
+        .map(Path::new)
+        .collect();
+    roots.extend(spec.hide_paths.iter().map(PathBuf::as_path));
+    // `/` itself, `/dev` and `/proc` are replaced or needed below: only
+    // what lies under them goes.
+    let top = [Path::new("/proc"), Path::new("/dev")];
+    keep.extend(top);
+    sys::detach_mounts_under(&roots, &keep)?;
+    sys::make_read_only_recursive(Path::new("/"))?;
+    let _ = nix::mount::umount2("/proc", nix::mount::MntFlags::MNT_DETACH);
+    sys::mount_proc()?;
+    let sysfs = sys::remount_sysfs();
+    sys::mount_container_dev()?;
+    sys::mask_proc_and_sys()?;
+    sys::mount_tmpfs(
+        Path::new("/tmp"),
+        "mode=1777,size=262144k",
+        nix::mount::MsFlags::empty(),
+    )?;
+    sys::mount_tmpfs(
+        Path::new("/run"),
+        "mode=0755,size=65536k",
+        nix::mount::MsFlags::empty(),
+    )?;
+    for (f, target) in etc_files {
+        let src = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+        sys::bind_mount(&src, Path::new(target), true)?;
+    }
     for p in &spec.hide_paths {
-        if p.exists() {
+        if p.is_dir() {
             sys::mount_empty_tmpfs_ro(p)?;
-            hidden.push(p.clone());
         }
     }
     sys::set_hostname(&spec.hostname)?;
     let null = File::open("/dev/null").map_err(wrap("opening /dev/null"))?;
     sys::redirect_stdio(&null, &log)?;
     drop((null, log));
-    sys::close_fds_except(&[
+    let mut keep = vec![
         ready.as_raw_fd(),
         listener.as_raw_fd(),
         run_dir.as_raw_fd(),
         log_dir.as_raw_fd(),
-    ])?;
+    ];
+    keep.extend(sources.values().map(|f| f.as_raw_fd()));
+    sys::close_fds_except(&keep)?;
     if let Err(e) = sysfs {
         runtime::log(format_args!("warning: {e}"));
     }
-    Ok((spec, host_pid, listener, run_dir, log_dir, hidden))
+    Ok((spec, host_pid, listener, sources))
 }
 
 // ---------------------------------------------------------------------------
@@ -239,7 +323,7 @@ fn set_up_pod(spec: ShimSpec, ready: &File) -> io::Result<SetUp> {
 /// its containers have been started.
 pub fn spawn(lab_exe: &Path, spec: &ShimSpec) -> Result<u32, Error> {
     for d in [&spec.run_dir, &spec.log_dir] {
-        std::fs::create_dir_all(d).map_err(io_ctx(format!("creating {}", d.display())))?;
+        sys::create_private_dir(d).map_err(io_ctx(format!("creating {}", d.display())))?;
     }
     let spec_path = spec_file(&spec.run_dir);
     let json = serde_json::to_vec_pretty(spec)
@@ -295,10 +379,12 @@ pub fn is_alive(run_dir: &Path) -> Option<u32> {
 }
 
 /// `kubectl exec`: run `argv` in the pod whose shim is `shim_pid` (its PID,
-/// UTS, network and mount namespaces), with exactly `env` (plus a default
-/// `PATH`), as `run_as_user`/`run_as_group` if given. Stdio is inherited (a
-/// terminal works as is: no pty is allocated). Returns the exit code,
-/// 128 + signal if it was killed.
+/// UTS, IPC, network and mount namespaces), with exactly `env` (plus a
+/// default `PATH`), as `run_as_user`/`run_as_group` if given, with the
+/// container's `security` (capabilities, no_new_privs, seccomp). Stdio is
+/// inherited (a terminal works as is: no pty is allocated). Returns the
+/// exit code, 128 + signal if it was killed.
+#[allow(clippy::too_many_arguments)]
 pub fn enter_and_exec(
     shim_pid: u32,
     argv: &[String],
@@ -307,6 +393,7 @@ pub fn enter_and_exec(
     run_as_user: Option<u32>,
     run_as_group: Option<u32>,
     container_pid: Option<u32>,
+    security: &sys::Security,
 ) -> Result<i32, Error> {
     sys::enter_and_exec(
         shim_pid,
@@ -316,6 +403,7 @@ pub fn enter_and_exec(
         run_as_user,
         run_as_group,
         container_pid,
+        security,
     )
     .map_err(|e| Error::Exec(e.to_string()))
 }

@@ -21,6 +21,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub use super::security::{Prepared, Security, Stage};
+
 /// Default `PATH` for programs started with an environment that has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -73,11 +75,12 @@ pub fn mount_proc() -> io::Result<()> {
         .map_err(|e| ctx("mounting /proc", e))
 }
 
-/// Replace `/sys` by a sysfs of the caller's network namespace, as
-/// `ip netns exec` does (so `/sys/class/net` lists the pod's interfaces).
+/// Replace `/sys` by a read-only sysfs of the caller's network namespace,
+/// as `ip netns exec` does (so `/sys/class/net` lists the pod's
+/// interfaces), with none of the host's mounts below it (cgroups, debugfs).
 pub fn remount_sysfs() -> io::Result<()> {
     let _ = nix::mount::umount2("/sys", MntFlags::MNT_DETACH);
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
     nix::mount::mount(Some("sysfs"), "/sys", Some("sysfs"), flags, None::<&str>)
         .map_err(|e| ctx("mounting /sys", e))
 }
@@ -118,6 +121,193 @@ pub fn mount_empty_tmpfs_ro(target: &Path) -> io::Result<()> {
     .map_err(|e| ctx(format_args!("hiding {}", target.display()), e))
 }
 
+/// Mount a fresh tmpfs on `target` with `opts` (`nosuid,nodev` always).
+pub fn mount_tmpfs(target: &Path, opts: &str, extra: MsFlags) -> io::Result<()> {
+    nix::mount::mount(
+        Some(TMPFS),
+        target,
+        Some(TMPFS),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | extra,
+        Some(opts),
+    )
+    .map_err(|e| ctx(format_args!("mounting a tmpfs on {}", target.display()), e))
+}
+
+/// Mount points of the caller's mount namespace (`/proc/self/mountinfo`),
+/// in mount order.
+pub fn mount_points() -> io::Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape_mountinfo(m)))
+        .collect())
+}
+
+/// Mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Detach (lazily unmount) every mount at or below one of `roots` in the
+/// caller's mount namespace, except mounts that lead to a path in `keep`
+/// (they hold a volume's source). In a namespace that is a slave of the
+/// host's, this changes nothing on the host; it leaves nothing of those
+/// mounts (other clusters' network namespaces, sockets) beneath the pod's
+/// covers. Errors are ignored: what cannot be detached is still covered.
+pub fn detach_mounts_under(roots: &[&Path], keep: &[&Path]) -> io::Result<usize> {
+    let mut points: Vec<PathBuf> = mount_points()?
+        .into_iter()
+        .filter(|m| roots.iter().any(|r| m.starts_with(r)))
+        .filter(|m| !keep.iter().any(|k| k.starts_with(m)))
+        .collect();
+    // Deepest first; a path listed twice (mounts stacked on one another)
+    // is detached twice.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    let mut n = 0;
+    for p in points {
+        if nix::mount::umount2(&p, MntFlags::MNT_DETACH).is_ok() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Device nodes a container gets in its `/dev` (bound from the host's).
+const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Replace `/dev` by a container's `/dev`, as runc builds it: a tmpfs with
+/// the harmless device nodes bound from the host, a private devpts, a
+/// `/dev/shm` tmpfs, an mqueue and the usual symlinks. No disk, memory or
+/// other device of the host is reachable. Needs the pod's `/proc`.
+pub fn mount_container_dev() -> io::Result<()> {
+    let mut nodes = Vec::new();
+    for n in DEV_NODES {
+        let p = Path::new("/dev").join(n);
+        if let Ok(f) = open_path(&p) {
+            nodes.push((p, f));
+        }
+    }
+    mount_tmpfs(
+        Path::new("/dev"),
+        "mode=0755,size=65536k",
+        MsFlags::MS_STRICTATIME,
+    )?;
+    for (p, f) in &nodes {
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o666)
+                .open(p)
+                .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", p.display())))?;
+        }
+        let src = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+        nix::mount::mount(Some(&src), p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(|e| ctx(format_args!("binding {}", p.display()), e))?;
+    }
+    let mkdir = |p: &str| {
+        std::fs::create_dir_all(p).map_err(|e| io::Error::new(e.kind(), format!("{p}: {e}")))
+    };
+    mkdir("/dev/pts")?;
+    nix::mount::mount(
+        Some("devpts"),
+        "/dev/pts",
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )
+    .map_err(|e| ctx("mounting /dev/pts", e))?;
+    mkdir("/dev/shm")?;
+    mount_tmpfs(
+        Path::new("/dev/shm"),
+        "mode=1777,size=65536k",
+        MsFlags::MS_NOEXEC,
+    )?;
+    mkdir("/dev/mqueue")?;
+    // Best effort: an mqueue of the pod's IPC namespace.
+    let _ = nix::mount::mount(
+        Some("mqueue"),
+        "/dev/mqueue",
+        Some("mqueue"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    );
+    for (link, to) in [
+        ("/dev/ptmx", "pts/ptmx"),
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(to, link)
+            .map_err(|e| io::Error::new(e.kind(), format!("symlink {link}: {e}")))?;
+    }
+    nix::mount::mount(
+        None::<&str>,
+        "/dev",
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME | MsFlags::MS_RDONLY,
+        Some("mode=0755,size=65536k"),
+    )
+    .map_err(|e| ctx("making /dev read-only", e))?;
+    Ok(())
+}
+
+/// Mask and protect `/proc` and `/sys` as runc's defaults do: kernel-wide
+/// knobs read-only, files that leak kernel state bound to `/dev/null`,
+/// firmware and hardware directories under an empty tmpfs.
+pub fn mask_proc_and_sys() -> io::Result<()> {
+    for p in [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ] {
+        let p = Path::new(p);
+        if p.exists() {
+            bind_mount(p, p, true)?;
+        }
+    }
+    for p in [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+        "/proc/latency_stats",
+    ] {
+        let p = Path::new(p);
+        if p.exists() {
+            bind_mount(Path::new("/dev/null"), p, false)?;
+        }
+    }
+    for p in ["/proc/acpi", "/proc/scsi", "/sys/firmware"] {
+        let p = Path::new(p);
+        if p.is_dir() {
+            mount_empty_tmpfs_ro(p)?;
+        }
+    }
+    Ok(())
+}
+
 /// Restore the default SIGPIPE action (Rust ignores it), so a command whose
 /// output goes to a closed pipe (`lab get pods | head -1`) ends quietly.
 pub fn default_sigpipe() {
@@ -125,6 +315,34 @@ pub fn default_sigpipe() {
     // effects; called before other threads exist.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// SIGPIPE ignored until dropped (then the previous disposition is back):
+/// a write to a peer that closed fails with EPIPE instead of killing us.
+pub struct IgnoreSigpipe(Option<nix::sys::signal::SigAction>);
+
+impl IgnoreSigpipe {
+    pub fn new() -> IgnoreSigpipe {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
+        let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        // SAFETY: SIG_IGN runs no handler code.
+        IgnoreSigpipe(unsafe { sigaction(Signal::SIGPIPE, &ign) }.ok())
+    }
+}
+
+impl Default for IgnoreSigpipe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for IgnoreSigpipe {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            // SAFETY: restoring the disposition saved in `new`.
+            let _ = unsafe { nix::sys::signal::sigaction(Signal::SIGPIPE, old) };
+        }
     }
 }
 
@@ -326,26 +544,28 @@ pub fn detach_on_spawn(cmd: &mut Command) {
 /// A bind mount made in the new process's own mount namespace.
 #[derive(Debug, Clone)]
 pub struct BindMount {
+    /// Usually `/proc/self/fd/N`: a descriptor the shim opened before the
+    /// pod's view hid the path (see [`open_path`]).
     pub source: PathBuf,
     pub target: PathBuf,
     pub read_only: bool,
 }
 
 /// Everything needed to start one program (a container or an exec probe).
-#[derive(Debug)]
 pub struct Launch<'a> {
     pub argv: &'a [String],
     /// The complete environment.
     pub env: &'a [(String, String)],
-    /// Created if missing; chdir'd into after the mounts.
+    /// chdir'd into after the mounts (created if missing and possible).
     pub working_dir: Option<&'a Path>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    /// Non-empty: the process gets its own mount namespace with these binds.
+    /// Capabilities, no_new_privs, seccomp, user and group.
+    pub security: &'a Prepared,
+    /// The pod's writable places (`/tmp`, `/run`, `/dev/shm`) are
+    /// read-only for this process (`readOnlyRootFilesystem`).
+    pub read_only_root: bool,
+    /// Non-empty (or `read_only_root`): the process gets its own mount
+    /// namespace with these binds.
     pub mounts: &'a [BindMount],
-    /// Paths hidden by [`mount_empty_tmpfs_ro`] that mount sources may lie
-    /// under: uncovered while binding, then covered again.
-    pub unhide: &'a [PathBuf],
     /// Join this mount namespace first (an exec probe entering a container).
     pub join_mnt: Option<File>,
     /// Stdout and stderr (None: /dev/null). Stdin is always /dev/null.
@@ -374,9 +594,91 @@ fn dir_chain(p: &Path) -> io::Result<Vec<CString>> {
     Ok(v)
 }
 
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+const MOUNT_ATTR_RDONLY: u64 = 1;
+
+/// Set or clear the read-only flag of the mount at `path` (and of every
+/// mount below it if `recursive`), leaving its other flags alone.
+///
+/// # Safety
+/// A raw syscall: callable between fork and exec.
+unsafe fn set_read_only(
+    path: *const libc::c_char,
+    read_only: bool,
+    recursive: bool,
+) -> libc::c_int {
+    let attr = MountAttr {
+        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: if read_only { 0 } else { MOUNT_ATTR_RDONLY },
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: pointers to a NUL-terminated path and a local struct.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path,
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        ) as libc::c_int
+    }
+}
+
+const OPEN_TREE_CLONE: u32 = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// [`set_read_only`] on the mount tree a descriptor from `open_tree` holds.
+///
+/// # Safety
+/// A raw syscall: callable between fork and exec.
+unsafe fn set_read_only_fd(fd: libc::c_int, read_only: bool, recursive: bool) -> libc::c_int {
+    let attr = MountAttr {
+        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: if read_only { 0 } else { MOUNT_ATTR_RDONLY },
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: an empty C string and a local struct.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        ) as libc::c_int
+    }
+}
+
+/// Make the mount at `path` and every mount below it read-only
+/// (`mount_setattr(2)` with `AT_RECURSIVE`).
+pub fn make_read_only_recursive(path: &Path) -> io::Result<()> {
+    let c = cstr(path)?;
+    // SAFETY: a raw syscall on a local C string.
+    if unsafe { set_read_only(c.as_ptr(), true, true) } < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("making {} read-only: {e}", path.display()),
+        ));
+    }
+    Ok(())
+}
+
 /// Start a program in its own process group with exactly `env`. Returns its
-/// PID. Fails (without leaving a process behind) if the mounts, the identity
-/// change or the exec fail.
+/// PID. Fails (without leaving a process behind) if the mounts, the
+/// privilege drop or the exec fail.
 pub fn launch(l: Launch<'_>) -> io::Result<u32> {
     let Some(program) = l.argv.first() else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
@@ -391,15 +693,16 @@ pub fn launch(l: Launch<'_>) -> io::Result<u32> {
             read_only: m.read_only,
         });
     }
-    let unhide: Vec<CString> = l.unhide.iter().map(cstr).collect::<io::Result<_>>()?;
-    let mut unhidden = vec![false; unhide.len()];
     let workdir = l
         .working_dir
         .map(|w| Ok::<_, io::Error>((dir_chain(w)?, cstr(w)?)))
         .transpose()?;
-    let own_mnt_ns = !l.mounts.is_empty();
+    let read_only_root = l.read_only_root;
+    let pod_writable: Vec<CString> = POD_WRITABLE.iter().map(cstr).collect::<io::Result<_>>()?;
+    let own_mnt_ns = !l.mounts.is_empty() || read_only_root;
+    let mut trees: Vec<libc::c_int> = vec![-1; mounts.len()];
     let join_mnt = l.join_mnt;
-    let (uid, gid) = (l.uid, l.gid);
+    let security = l.security.clone();
 
     let mut cmd = Command::new(program);
     cmd.args(&l.argv[1..])
@@ -430,16 +733,30 @@ pub fn launch(l: Launch<'_>) -> io::Result<u32> {
                 check(libc::setns(f.as_raw_fd(), libc::CLONE_NEWNS))?;
             }
             if own_mnt_ns {
-                check(libc::unshare(libc::CLONE_NEWNS))?;
-                // Uncover hidden paths (in this namespace only) so that
-                // sources under them can be bound, cover them again after.
-                for (h, done) in unhide.iter().zip(unhidden.iter_mut()) {
-                    *done = libc::umount2(h.as_ptr(), libc::MNT_DETACH) == 0;
+                // Clone each source's mount tree while still in the pod's
+                // namespace (a bind needs its source in the caller's
+                // namespace; the sources are descriptors opened there), set
+                // its read-only flag, then attach it in our own namespace.
+                for (m, fd) in mounts.iter().zip(trees.iter_mut()) {
+                    *fd = libc::syscall(
+                        libc::SYS_open_tree,
+                        libc::AT_FDCWD,
+                        m.source.as_ptr(),
+                        (OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_RECURSIVE as u32)
+                            as libc::c_uint,
+                    ) as libc::c_int;
+                    check(*fd)?;
+                    // A clone copies the source mount's flags (the host view
+                    // is read-only): set exactly what the volume asks for.
+                    check(set_read_only_fd(*fd, m.read_only, m.read_only))?;
                 }
-                for m in &mounts {
+                check(libc::unshare(libc::CLONE_NEWNS))?;
+                for (m, fd) in mounts.iter().zip(trees.iter()) {
                     let mut st: libc::stat = std::mem::zeroed();
                     check(libc::stat(m.source.as_ptr(), &mut st))?;
                     let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                    // Mount points outside the pod's tmpfs were made by the
+                    // shim before the host view went read-only.
                     for d in if is_dir {
                         &m.dir_mkdirs
                     } else {
@@ -448,42 +765,28 @@ pub fn launch(l: Launch<'_>) -> io::Result<u32> {
                         libc::mkdir(d.as_ptr(), 0o755);
                     }
                     if !is_dir {
-                        let fd = libc::open(
+                        let f = libc::open(
                             m.target.as_ptr(),
                             libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
                             0o644,
                         );
-                        if fd >= 0 {
-                            libc::close(fd);
+                        if f >= 0 {
+                            libc::close(f);
                         }
                     }
-                    check(libc::mount(
-                        m.source.as_ptr(),
+                    check(libc::syscall(
+                        libc::SYS_move_mount,
+                        *fd,
+                        c"".as_ptr(),
+                        libc::AT_FDCWD,
                         m.target.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_BIND | libc::MS_REC,
-                        std::ptr::null(),
-                    ))?;
-                    if m.read_only {
-                        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
-                        check(libc::mount(
-                            std::ptr::null(),
-                            m.target.as_ptr(),
-                            std::ptr::null(),
-                            flags,
-                            std::ptr::null(),
-                        ))?;
-                    }
+                        MOVE_MOUNT_F_EMPTY_PATH,
+                    ) as libc::c_int)?;
+                    libc::close(*fd);
                 }
-                for (h, done) in unhide.iter().zip(unhidden.iter()) {
-                    if *done {
-                        check(libc::mount(
-                            TMPFS.as_ptr(),
-                            h.as_ptr(),
-                            TMPFS.as_ptr(),
-                            HIDE_FLAGS,
-                            HIDE_OPTS.as_ptr().cast(),
-                        ))?;
+                if read_only_root {
+                    for p in &pod_writable {
+                        set_read_only(p.as_ptr(), true, false);
                     }
                 }
             }
@@ -493,17 +796,8 @@ pub fn launch(l: Launch<'_>) -> io::Result<u32> {
                 }
                 check(libc::chdir(dir.as_ptr()))?;
             }
-            if uid.is_some() || gid.is_some() {
-                match gid {
-                    Some(g) => check(libc::setgroups(1, &g))?,
-                    None => check(libc::setgroups(0, std::ptr::null()))?,
-                }
-            }
-            if let Some(g) = gid {
-                check(libc::setgid(g))?;
-            }
-            if let Some(u) = uid {
-                check(libc::setuid(u))?;
+            if let Err((_, errno)) = security.apply_in_child() {
+                return Err(io::Error::from_raw_os_error(errno));
             }
         }
         Ok(())
@@ -514,13 +808,32 @@ pub fn launch(l: Launch<'_>) -> io::Result<u32> {
     Ok(c.id())
 }
 
+/// The places a pod may write outside its volumes (its own tmpfs mounts).
+pub const POD_WRITABLE: &[&str] = &["/tmp", "/run", "/dev/shm"];
+
+/// An `O_PATH` descriptor for `path` (not closed on fork; closed on exec),
+/// to bind it later as `/proc/self/fd/N` once its path is hidden.
+pub fn open_path(path: &Path) -> io::Result<File> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| ctx(format_args!("opening {}", path.display()), e))?;
+    Ok(File::from(fd))
+}
+
 // ---------------------------------------------------------------------------
 // Entering a pod from outside (kubectl exec).
 
-/// Run `argv` inside the namespaces of process `ns_pid` (its PID, UTS,
-/// network and mount namespaces) and return its exit code (128 + signal if
-/// it was killed). Stdio is inherited. Safe to call from a multi-threaded
-/// process: the namespaces are joined in a forked child.
+/// Run `argv` inside the namespaces of process `ns_pid` (its PID, UTS, IPC,
+/// network and mount namespaces) with the container's privileges
+/// (`security`, `uid`, `gid`: capabilities, no_new_privs, seccomp, as the
+/// container itself) and return its exit code (128 + signal if it was
+/// killed). Stdio is inherited. Safe to call from a multi-threaded process:
+/// the namespaces are joined in a forked child.
+#[allow(clippy::too_many_arguments)]
 pub fn enter_and_exec(
     ns_pid: u32,
     argv: &[String],
@@ -529,7 +842,9 @@ pub fn enter_and_exec(
     uid: Option<u32>,
     gid: Option<u32>,
     container_pid: Option<u32>,
+    security: &Security,
 ) -> io::Result<i32> {
+    let privileges = Prepared::new(security, uid, gid)?;
     // After joining the pod's namespaces, /proc is the pod's: the container's
     // own mount namespace (its volume mounts) is /proc/<pid>/ns/mnt there.
     let container_mnt = container_pid
@@ -543,8 +858,9 @@ pub fn enter_and_exec(
         File::open(&p).map_err(|e| io::Error::new(e.kind(), format!("opening {p}: {e}")))
     };
     // Order matters: mnt last (after it, /proc is the pod's).
-    let ns: [(File, libc::c_int); 4] = [
+    let ns: [(File, libc::c_int); 5] = [
         (open("uts")?, libc::CLONE_NEWUTS),
+        (open("ipc")?, libc::CLONE_NEWIPC),
         (open("net")?, libc::CLONE_NEWNET),
         (open("pid")?, libc::CLONE_NEWPID),
         (open("mnt")?, libc::CLONE_NEWNS),
@@ -636,24 +952,9 @@ pub fn enter_and_exec(
                 {
                     fail(err_wfd, 3);
                 }
-                if uid.is_some() || gid.is_some() {
-                    let r = match gid {
-                        Some(g) => libc::setgroups(1, &g),
-                        None => libc::setgroups(0, std::ptr::null()),
-                    };
-                    if r < 0 {
-                        fail(err_wfd, 4);
-                    }
-                }
-                if let Some(g) = gid
-                    && libc::setgid(g) < 0
-                {
-                    fail(err_wfd, 4);
-                }
-                if let Some(u) = uid
-                    && libc::setuid(u) < 0
-                {
-                    fail(err_wfd, 4);
+                if let Err((stage, e)) = privileges.apply_in_child() {
+                    *libc::__errno_location() = e;
+                    fail(err_wfd, 10 + stage as u8);
                 }
                 let mut last = libc::ENOENT;
                 for c in &candidates {
@@ -707,7 +1008,10 @@ pub fn enter_and_exec(
             1 => "entering the pod's namespaces".to_string(),
             2 => "fork".to_string(),
             3 => format!("chdir {}", working_dir.unwrap_or(Path::new("")).display()),
-            4 => "changing user/group".to_string(),
+            10 => Stage::Capabilities.describe().to_string(),
+            11 => Stage::NoNewPrivs.describe().to_string(),
+            12 => Stage::Seccomp.describe().to_string(),
+            13 => Stage::Identity.describe().to_string(),
             _ => format!("exec {program:?}"),
         };
         return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
@@ -742,6 +1046,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     res
 }
 
+/// Create `dir` (and missing parents) with mode 0700, and make an existing
+/// `dir` 0700: directories holding a cluster's state, logs and sockets are
+/// for root only.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| io::Error::new(e.kind(), format!("chmod {}: {e}", dir.display())))
+}
+
 /// Open a directory to reach files under it later by name, even once its
 /// path is hidden by a mount.
 pub fn open_dir(path: &Path) -> io::Result<File> {
@@ -763,18 +1081,31 @@ pub fn unlink_at(dir: &File, name: &str) -> io::Result<()> {
     }
 }
 
-/// Open `<dir>/<sub>/<file>` for appending, creating `sub` (mode 0755) and
-/// the file (mode 0644) if needed.
+/// Open `<dir>/<sub>/<file>` for appending, creating `sub` (mode 0700) and
+/// the file (mode 0600: container output may hold anything) if needed.
 pub fn open_append_at(dir: &File, sub: &str, file: &str) -> io::Result<File> {
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
-    match nix::sys::stat::mkdirat(dir, sub, Mode::from_bits_truncate(0o755)) {
+    match nix::sys::stat::mkdirat(dir, sub, Mode::from_bits_truncate(0o700)) {
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(e) => return Err(ctx(format_args!("creating {sub}"), e)),
     }
     let path = format!("{sub}/{file}");
     let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_CLOEXEC;
-    let fd = nix::fcntl::openat(dir, path.as_str(), flags, Mode::from_bits_truncate(0o644))
+    let fd = nix::fcntl::openat(dir, path.as_str(), flags, Mode::from_bits_truncate(0o600))
         .map_err(|e| ctx(format_args!("opening {path}"), e))?;
     Ok(File::from(fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/x\\011y\\134z"), "/x\ty\\z");
+        assert_eq!(unescape_mountinfo("/plain\\04"), "/plain\\04");
+        assert!(mount_points().unwrap().contains(&PathBuf::from("/")));
+    }
 }
