@@ -19,6 +19,7 @@ pub(crate) mod logging;
 pub(crate) mod model;
 pub mod shim;
 pub(crate) mod store;
+pub mod wire;
 
 pub(crate) mod sys {
     pub mod lock;

@@ -1,7 +1,7 @@
 //! Root tests: real shims in real namespaces. Each test makes its own netns
 //! (`labt-shim-<pid>-<n>`) and temp dir and removes them even on failure.
 
-use lab::shim::proto::*;
+use lab::wire::shim::*;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;

@@ -2,7 +2,7 @@
 //! reports, as the kubelet computes it.
 
 use crate::model::Pod;
-use crate::shim::proto::{self, ShimPhase, ShimStatus};
+use crate::wire::shim::{self as proto, ShimPhase, ShimStatus};
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     ContainerStatus, PodCondition, PodIP, PodStatus,

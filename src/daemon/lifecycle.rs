@@ -8,9 +8,9 @@
 
 use super::podspec::Prepared;
 use crate::cluster::host_veth;
-use crate::shim::proto::ShimSpec;
 use crate::sys::net::{self, NetnsHandle};
 use crate::sys::{netns, pidfd};
+use crate::wire::shim::ShimSpec;
 use async_trait::async_trait;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

@@ -3,12 +3,13 @@
 //! resolv.conf, /etc/hosts, volumes and probes → a [`ShimSpec`].
 
 use crate::cluster::{CLUSTER_DOMAIN, ClusterConfig, Layout};
-use crate::model::validate::{builtin_image, probe_port};
+use crate::model::images::builtin_image;
+use crate::model::validate::probe_port;
 use crate::model::{Kind, Object, Pod};
-use crate::shim::proto::{
-    self, ContainerSpec, MountSpec, ProbeHandler, RestartPolicy, Security, ShimSpec,
-};
 use crate::store::{Key, Store};
+use crate::wire::shim::{
+    self as proto, ContainerSpec, MountSpec, ProbeHandler, RestartPolicy, Security, ShimSpec,
+};
 use k8s_openapi::api::core::v1::{Container, Probe, Service};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

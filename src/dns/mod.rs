@@ -15,7 +15,7 @@ pub mod watch;
 pub mod zone;
 
 /// The built-in image that runs `lab dns` (any tag).
-pub const IMAGE: &str = "lab.dev/dns";
+pub use crate::model::images::DNS_IMAGE as IMAGE;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

@@ -154,39 +154,7 @@ pub const DEPLOYMENT_WARNED: &[&str] = &[
 pub const REPLICASET_HONOURED: &[&str] = &["replicas", "selector", "template.metadata"];
 pub const REPLICASET_WARNED: &[&str] = &["minReadySeconds"];
 
-/// The images built into lab (run without a `command`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BuiltinImage {
-    /// `registry.k8s.io/e2e-test-images/agnhost`: `lab agnhost …`.
-    Agnhost,
-    /// `lab.dev/dns`: the cluster DNS server, `lab dns …`.
-    Dns,
-}
-
-impl BuiltinImage {
-    /// The `lab` subcommand the image runs.
-    pub fn subcommand(self) -> &'static str {
-        match self {
-            BuiltinImage::Agnhost => "agnhost",
-            BuiltinImage::Dns => "dns",
-        }
-    }
-}
-
-/// Which built-in image `image` names (any tag or digest), if any.
-pub fn builtin_image(image: &str) -> Option<BuiltinImage> {
-    let repo = image.split('@').next().unwrap_or(image);
-    let repo = repo
-        .rsplit_once(':')
-        .map_or(repo, |(r, tag)| if tag.contains('/') { repo } else { r });
-    match repo {
-        "registry.k8s.io/e2e-test-images/agnhost"
-        | "k8s.gcr.io/e2e-test-images/agnhost"
-        | "gcr.io/kubernetes-e2e-test-images/agnhost" => Some(BuiltinImage::Agnhost),
-        crate::dns::IMAGE => Some(BuiltinImage::Dns),
-        _ => None,
-    }
-}
+use super::images::builtin_image;
 
 /// The images lab runs without a `command`.
 pub fn is_builtin_image(image: &str) -> bool {
@@ -1213,6 +1181,7 @@ fn label_value(v: &str) -> Result<(), String> {
 mod tests {
     use super::super::parse::{decode, parse_documents};
     use super::*;
+    use crate::model::images::BuiltinImage;
 
     fn check(yaml: &str) -> Result<Vec<String>, String> {
         let docs = parse_documents("t.yaml", yaml).map_err(|e| e.to_string())?;

@@ -2,7 +2,7 @@
 //! namespace inside its network namespace, starts the containers, reaps
 //! every process, runs probes, restarts with back-off, reports status on a
 //! Unix socket and stops the pod gracefully. It outlives the daemon that
-//! started it. See [`proto`] for the contract with the daemon.
+//! started it. See [`crate::wire::shim`] for the contract with the daemon.
 //!
 //! Layout: [`pod`], [`backoff`] and [`probe`] are the pure state machines;
 //! `runtime` is the event loop that carries out their decisions; `start`
@@ -12,7 +12,6 @@
 pub mod backoff;
 pub mod pod;
 pub mod probe;
-pub mod proto;
 mod runtime;
 mod start;
 pub mod time;

@@ -5,10 +5,10 @@
 
 use super::backoff::{self, Backoff};
 use super::probe::{ProbeKind, ProbeState, Timing, Transition};
-use super::proto::{
+use crate::sys::process::Exit;
+use crate::wire::shim::{
     ContainerState, ContainerStatus, RestartPolicy, ShimPhase, ShimSpec, ShimStatus,
 };
-use crate::sys::process::Exit;
 use std::time::Duration;
 
 /// The current time twice: monotonic (offset from the shim's start) for
@@ -356,7 +356,7 @@ impl Pod {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shim::proto::{ContainerSpec, Probe, ProbeHandler};
+    use crate::wire::shim::{ContainerSpec, Probe, ProbeHandler};
     use std::path::PathBuf;
 
     fn spec(policy: RestartPolicy, n: usize) -> ShimSpec {

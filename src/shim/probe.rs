@@ -1,7 +1,7 @@
 //! Probe state machines (readiness and liveness), pure: the caller runs the
 //! probe and passes the clock in. Times are offsets from any fixed origin.
 
-use super::proto::Probe;
+use crate::wire::shim::Probe;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,7 +113,7 @@ impl ProbeState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shim::proto::ProbeHandler;
+    use crate::wire::shim::ProbeHandler;
 
     fn s(x: u64) -> Duration {
         Duration::from_secs(x)

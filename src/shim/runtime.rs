@@ -4,9 +4,9 @@
 
 use super::pod::{Action, Now, Pod};
 use super::probe::{ProbeKind, Timing};
-use super::proto::{ProbeHandler, ShimCommand, ShimSpec, ShimStatus};
 use super::time::now_rfc3339;
 use crate::sys::process::{self as sys, BindMount, Exit, Launch, Prepared};
+use crate::wire::shim::{ProbeHandler, ShimCommand, ShimSpec, ShimStatus};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::fs::File;

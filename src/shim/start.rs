@@ -2,9 +2,9 @@
 //! the new PID namespace) and the daemon/CLI side: [`spawn`], [`is_alive`],
 //! [`enter_and_exec`].
 
-use super::proto::ShimSpec;
 use super::runtime::{self, Handover};
 use crate::sys::process::{self as sys, CloneFlags, Forked};
+use crate::wire::shim::ShimSpec;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
