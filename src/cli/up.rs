@@ -33,7 +33,8 @@ pub struct UpArgs {
     /// Run the daemon attached to this terminal.
     #[arg(long)]
     pub foreground: bool,
-    /// How long to wait for pods to become Ready.
+    /// How long to wait for pods to become Ready (and, at least 15 s, for a
+    /// new daemon to answer: slow machines and emulated VMs need longer).
     #[arg(long, default_value = "60s")]
     pub timeout: String,
     /// More detail in the daemon's log (`-v`: debug, `-vv`: trace; or set
@@ -102,6 +103,8 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     }
     // An earlier run's saved config wins (its pods keep their addresses).
     let mut cfg = ClusterConfig::new(cluster, &args.pod_cidr, &args.service_cidr).map_err(err)?;
+    let timeout = super::parse_duration(&args.timeout).map_err(err)?;
+    let api_wait = timeout.max(Duration::from_secs(15));
     let fresh = !layout.state_file().exists();
     if !fresh && let Ok(bytes) = std::fs::read(layout.config_file()) {
         let saved: ClusterConfig = serde_json::from_slice(&bytes)
@@ -168,7 +171,7 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     };
     // Wait for the daemon to say its API serves (or to die trying).
     drop(cmd);
-    let readiness = tokio::task::spawn_blocking(move || ready.wait(Duration::from_secs(15)))
+    let readiness = tokio::task::spawn_blocking(move || ready.wait(api_wait))
         .await
         .map_err(|e| err(e.to_string()))?
         .map_err(|e| err(format!("waiting for the daemon: {e}")))?;
@@ -187,7 +190,8 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         }
         Readiness::TimedOut => {
             return Err(err(format!(
-                "the daemon did not answer within 15 s; see {}",
+                "the daemon did not answer within {} s; see {}",
+                api_wait.as_secs(),
                 layout.daemon_log().display()
             )));
         }
@@ -219,7 +223,6 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         }
     }
     // Wait for every pod to be Ready.
-    let timeout = super::parse_duration(&args.timeout).map_err(err)?;
     let deadline = Instant::now() + timeout;
     loop {
         let list: ObjectList = c
