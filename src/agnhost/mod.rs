@@ -125,10 +125,9 @@ fn serve_hostname(args: &[String]) -> i32 {
         let close = f.bool("close");
         let h = host.clone();
         std::thread::spawn(move || {
-            http::serve(l, move |req| {
+            http::serve(l, move |_: &http::Request| {
                 let mut r = http::Response::text(200, h.clone());
                 r.close = close;
-                let _ = req;
                 r
             })
         });

@@ -62,30 +62,10 @@ pub fn main(args: &[String]) -> i32 {
         println!("Started UDP server on port {udp_port}");
     }
     let _ = std::io::stdout().flush();
-    let override_path = f.string("http-override");
-    std::thread::spawn(move || {
-        http::serve(listener, move |req| {
-            if override_path.is_empty() {
-                route(req)
-            } else {
-                let mut r = Request {
-                    method: req.method.clone(),
-                    path: override_path.split('?').next().unwrap_or("").to_string(),
-                    query: req.query.clone(),
-                    headers: req.headers.clone(),
-                    peer: req.peer,
-                };
-                if let Some((_, q)) = override_path.split_once('?') {
-                    for p in q.split('&') {
-                        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                        r.query
-                            .insert(http::percent_decode(k), http::percent_decode(v));
-                    }
-                }
-                route(&r)
-            }
-        })
-    });
+    let handler = Netexec {
+        override_path: f.string("http-override"),
+    };
+    std::thread::spawn(move || http::serve(listener, handler));
     super::wait_for_termination(&set);
     let delay = f.int("delay-shutdown");
     if delay > 0 {
@@ -94,6 +74,60 @@ pub fn main(args: &[String]) -> i32 {
         std::thread::sleep(Duration::from_secs(delay as u64));
     }
     0
+}
+
+/// netexec's HTTP handler: [`route`], with `--http-override` applied.
+#[derive(Default)]
+pub struct Netexec {
+    /// `--http-override`: serve this path (and its query) for every request.
+    override_path: String,
+}
+
+impl Netexec {
+    /// The request as `--http-override` rewrites it, if it is set.
+    fn overridden(&self, req: &Request) -> Option<Request> {
+        if self.override_path.is_empty() {
+            return None;
+        }
+        let mut r = Request {
+            method: req.method.clone(),
+            path: self
+                .override_path
+                .split('?')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            query: req.query.clone(),
+            headers: req.headers.clone(),
+            peer: req.peer,
+        };
+        if let Some((_, q)) = self.override_path.split_once('?') {
+            for p in q.split('&') {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                r.query
+                    .insert(http::percent_decode(k), http::percent_decode(v));
+            }
+        }
+        Some(r)
+    }
+}
+
+impl http::Handler for Netexec {
+    fn handle(&self, req: &Request) -> Response {
+        match self.overridden(req) {
+            Some(r) => route(&r),
+            None => route(req),
+        }
+    }
+
+    /// `/shell` runs a subprocess and `/dial` waits on other servers.
+    fn blocks(&self, req: &Request) -> bool {
+        let path = match self.override_path.is_empty() {
+            true => req.path.as_str(),
+            false => self.override_path.split('?').next().unwrap_or(""),
+        };
+        matches!(path, "/shell" | "/dial")
+    }
 }
 
 fn log_request(r: &Request) {
@@ -250,7 +284,7 @@ mod tests {
     fn endpoints_on_loopback() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
-        std::thread::spawn(move || http::serve(l, route));
+        std::thread::spawn(move || http::serve(l, Netexec::default()));
         let (code, body) = get(&addr, "/hostname");
         assert_eq!((code, body), (200, hostname()));
         let mut s = TcpStream::connect(&addr).unwrap();
