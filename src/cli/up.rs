@@ -34,6 +34,14 @@ pub struct UpArgs {
     /// How long to wait for pods to become Ready.
     #[arg(long, default_value = "60s")]
     pub timeout: String,
+    /// Port of the Kubernetes API on 127.0.0.1 (default: a free port, kept
+    /// across restarts).
+    #[arg(long)]
+    pub api_port: Option<u16>,
+    /// Merge the cluster's kubeconfig into the invoking user's ~/.kube/config
+    /// (SUDO_USER's) and make it the current context.
+    #[arg(long)]
+    pub write_kubeconfig: bool,
 }
 
 fn err(s: impl Into<String>) -> ClientError {
@@ -42,11 +50,17 @@ fn err(s: impl Into<String>) -> ClientError {
 }
 
 /// `lab daemon`: the daemon process itself.
-pub fn daemon_main(cluster: &str, pod_cidr: &str, service_cidr: &str) -> i32 {
-    let cfg = match ClusterConfig::new(cluster, pod_cidr, service_cidr) {
+pub fn daemon_main(
+    cluster: &str,
+    pod_cidr: &str,
+    service_cidr: &str,
+    api_port: Option<u16>,
+) -> i32 {
+    let mut cfg = match ClusterConfig::new(cluster, pod_cidr, service_cidr) {
         Ok(c) => c,
         Err(e) => return super::fail(&[e]),
     };
+    cfg.api_port = api_port;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LAB_LOG")
@@ -109,6 +123,15 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         }
         cfg = saved;
     }
+    if args.api_port.is_some() {
+        cfg.api_port = args.api_port;
+    }
+    if cfg.api_port.is_none() {
+        // A free port now, saved with the cluster by the daemon.
+        let l = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .map_err(|e| err(format!("finding a free port for the Kubernetes API: {e}")))?;
+        cfg.api_port = l.local_addr().ok().map(|a| a.port());
+    }
     let docs = if args.empty || !fresh {
         Vec::new()
     } else if args.files.is_empty() {
@@ -129,6 +152,9 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         "--service-cidr",
         &cfg.service_cidr.to_string(),
     ]);
+    if let Some(p) = cfg.api_port {
+        cmd.args(["--api-port", &p.to_string()]);
+    }
     cmd.stdin(Stdio::null());
     let mut child = if args.foreground {
         cmd.spawn()
@@ -237,6 +263,7 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     }
     let elapsed = t0.elapsed();
     println!("ready in {:.2}s\n", elapsed.as_secs_f64());
+    kubeconfig_note(cluster, &layout, args.write_kubeconfig);
     let ns = NsArgs { namespace: None };
     super::get(
         &c,
@@ -332,9 +359,61 @@ async fn print_tour(cluster: &str, c: &crate::api::client::Client) {
     );
 }
 
+/// Tell the user how to reach the Kubernetes API (and merge the
+/// kubeconfig into theirs when asked).
+fn kubeconfig_note(cluster: &str, layout: &Layout, write: bool) {
+    let path = layout.kubeconfig();
+    let ctx = crate::api::kube::kubeconfig::context_name(cluster);
+    if write {
+        match std::fs::read_to_string(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|text| crate::api::kube::kubeconfig::merge_into_user(cluster, &text))
+        {
+            Ok(p) => println!(
+                "kubectl: context {ctx:?} written to {} and made current: kubectl get pods\n",
+                p.display()
+            ),
+            Err(e) => eprintln!("warning: could not write the kubeconfig: {e}"),
+        }
+    } else {
+        println!(
+            "kubectl: sudo KUBECONFIG={} kubectl get pods   (or `lab up --write-kubeconfig` for ~/.kube/config)\n",
+            path.display()
+        );
+    }
+}
+
+/// `lab kubeconfig`: print the cluster's kubeconfig, like `kind get kubeconfig`.
+pub fn print_kubeconfig(cluster: &str) -> i32 {
+    let path = Layout::new(cluster).kubeconfig();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => super::fail(&[format!(
+            "{}: permission denied (it holds the cluster's admin key): run `sudo lab kubeconfig`",
+            path.display()
+        )]),
+        Err(_) => super::fail(&[format!(
+            "cluster {cluster:?} has no kubeconfig ({} is missing): is it up? run `sudo lab up`",
+            path.display()
+        )]),
+    }
+}
+
 pub async fn down(cluster: &str) -> Result<i32, ClientError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(err("lab down needs root: run `sudo lab down`"));
+    }
+    match crate::api::kube::kubeconfig::remove_from_user(cluster) {
+        Ok(Some(p)) => println!(
+            "removed context {:?} from {}",
+            crate::api::kube::kubeconfig::context_name(cluster),
+            p.display()
+        ),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: {e}"),
     }
     let layout = Layout::new(cluster);
     let c = client(cluster);

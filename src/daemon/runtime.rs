@@ -882,6 +882,9 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
         daemon.clone(),
     ));
 
+    // The Kubernetes API (HTTPS on 127.0.0.1; src/api/kube).
+    let kube_server = crate::api::kube::start(daemon.clone()).await?;
+
     // Reconcile loop.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -911,5 +914,6 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
     }
     server.abort();
     ro_server.abort();
+    kube_server.abort();
     Ok(())
 }
