@@ -855,6 +855,11 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
     });
     daemon.persist();
 
+    // The Kubernetes API (HTTPS on 127.0.0.1; src/api/kube), before the
+    // socket API: `lab up` returns once that answers, and the kubeconfig
+    // must exist by then.
+    let kube_server = crate::api::kube::start(daemon.clone()).await?;
+
     // API.
     let _ = std::fs::remove_file(layout.api_socket());
     let listener = tokio::net::UnixListener::bind(layout.api_socket())?;
@@ -881,9 +886,6 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
         ro_listener,
         daemon.clone(),
     ));
-
-    // The Kubernetes API (HTTPS on 127.0.0.1; src/api/kube).
-    let kube_server = crate::api::kube::start(daemon.clone()).await?;
 
     // Reconcile loop.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -119,7 +119,9 @@ pub fn invalid(kind: &str, group: &str, name: &str, field: &str, message: &str) 
     } else {
         format!("{field}: {message}")
     };
-    d["causes"] = json!([{"reason": cause_reason, "message": text, "field": field}]);
+    // kubectl prints `<field>: <message>` from the cause, as the API
+    // server's causes carry the field and message apart.
+    d["causes"] = json!([{"reason": cause_reason, "message": message, "field": field}]);
     KubeError {
         details: Some(d),
         ..KubeError::new(
