@@ -368,3 +368,43 @@ fn kubectl_drives_the_sample_app() {
     );
     assert!(out.trim().is_empty(), "{out}");
 }
+
+#[test]
+fn write_kubeconfig_merges_and_down_removes_the_context() {
+    require_root!();
+    let home = tempfile::tempdir().unwrap();
+    // The user's existing config keeps its other entries.
+    std::fs::create_dir_all(home.path().join(".kube")).unwrap();
+    std::fs::write(
+        home.path().join(".kube/config"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: other\n  cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n- name: other\n  context: {cluster: other, user: other}\nusers:\n- name: other\n  user: {}\ncurrent-context: other\n",
+    )
+    .unwrap();
+    // SAFETY: nextest runs each test in its own process; nothing else in
+    // this process reads the environment concurrently.
+    unsafe {
+        std::env::set_var("HOME", home.path());
+        std::env::remove_var("SUDO_USER");
+    }
+    let c = Cluster::up("kcfg", &["--empty", "--write-kubeconfig"]);
+    let ctx = format!("lab-{}", c.name);
+    let cfg = std::fs::read_to_string(home.path().join(".kube/config")).unwrap();
+    assert!(cfg.contains(&ctx) && cfg.contains("other"), "{cfg}");
+    // Plain kubectl with the user's own config reaches the cluster.
+    let out = Command::new("kubectl")
+        .env_remove("KUBECONFIG")
+        .env("HOME", home.path())
+        .args(["get", "namespaces", "-o", "name"])
+        .output()
+        .expect("kubectl must be installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("namespace/kube-system"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.down();
+    let cfg = std::fs::read_to_string(home.path().join(".kube/config")).unwrap();
+    assert!(!cfg.contains(&ctx), "lab down leaves its context:\n{cfg}");
+    assert!(cfg.contains("name: other"), "{cfg}");
+}
