@@ -1012,7 +1012,10 @@ impl Kube {
                         continue;
                     }
                     let obj = if as_table {
-                        Object::from_json(kind, (*e.object).clone()).ok()
+                        match Object::from_json(kind, (*e.object).clone()) {
+                            Ok(o) => Some(o),
+                            Err(_) => continue,
+                        }
                     } else {
                         None
                     };
