@@ -254,6 +254,15 @@ fn kubectl_drives_the_sample_app() {
     assert_eq!(out, "tools/hello");
     assert!(kok(&c, &["get", "pods", "-l", "tier=tools", "-o", "name"]).contains("pod/client"));
 
+    // explain reads the OpenAPI v3 schemas.
+    let out = kok(&c, &["explain", "service.spec"]);
+    assert!(
+        out.contains("clusterIP") && out.contains("selector"),
+        "{out}"
+    );
+    let out = kok(&c, &["explain", "deployment.spec.replicas"]);
+    assert!(out.contains("integer"), "{out}");
+
     // logs.
     let out = kok(&c, &["logs", "deploy/backend", "--tail=5"]);
     assert!(!out.trim().is_empty(), "backend logs are empty");

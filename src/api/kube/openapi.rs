@@ -1,14 +1,18 @@
-//! `/openapi/v3`: one document per group version, generated from the
-//! served resource table ([`super::discovery::RESOURCES`]). It describes
-//! the *operations* (paths, verbs, the `fieldValidation` query parameter,
-//! the patch media types), which is what kubectl reads to learn that the
-//! server validates fields itself (`kubectl apply --validate=strict`, the
-//! default). It carries no object schemas: `kubectl explain` has nothing to
-//! show, and kubectl computes strategic merge patches from its built-in
-//! types (as it does for any server whose OpenAPI lacks them).
-//! `/openapi/v2` is not served (404); kubectl falls back as above.
+//! `/openapi/v3`: one document per group version. The *operations*
+//! (paths, verbs, the `fieldValidation` query parameter, the patch media
+//! types) are generated from the served resource table
+//! ([`super::discovery::RESOURCES`]); that is what kubectl reads to learn
+//! that the server validates fields itself (`kubectl apply
+//! --validate=strict`, the default). The *schemas* come from k8s-openapi's
+//! types (its `schemars` feature: the Kubernetes OpenAPI definitions
+//! compiled into the crate), under their Kubernetes names
+//! (`io.k8s.api.core.v1.Pod`) with `x-kubernetes-group-version-kind`, so
+//! `kubectl explain` works. The patch operations do not list the strategic
+//! merge media type, so kubectl computes strategic merge patches from its
+//! compiled-in types, as it does for any server whose OpenAPI lacks patch
+//! metadata. `/openapi/v2` is not served (404).
 
-use super::discovery::{self, Info};
+use super::discovery::{self, Info, Res};
 use super::status::{self, KubeError};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -115,20 +119,99 @@ pub fn document(group: &str, version: &str) -> Option<Value> {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes (lab)", "version": "v1.32.0-lab"},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas(group, version)},
     }))
+}
+
+/// The schemas of a group version's kinds and everything they refer to.
+fn schemas(group: &str, version: &str) -> Map<String, Value> {
+    use crate::model::Kind;
+    use k8s_openapi::api;
+    use k8s_openapi::schemars::generate::SchemaSettings;
+    let mut g = SchemaSettings::openapi3().into_generator();
+    let mut named = Vec::new();
+    for i in discovery::RESOURCES
+        .iter()
+        .filter(|i| i.group == group && i.version == version)
+    {
+        let name = match i.res {
+            Res::Obj(Kind::Namespace) => {
+                g.subschema_for::<api::core::v1::Namespace>();
+                "io.k8s.api.core.v1.Namespace"
+            }
+            Res::Obj(Kind::Pod) => {
+                g.subschema_for::<api::core::v1::Pod>();
+                "io.k8s.api.core.v1.Pod"
+            }
+            Res::Obj(Kind::Service) => {
+                g.subschema_for::<api::core::v1::Service>();
+                "io.k8s.api.core.v1.Service"
+            }
+            Res::Obj(Kind::ConfigMap) => {
+                g.subschema_for::<api::core::v1::ConfigMap>();
+                "io.k8s.api.core.v1.ConfigMap"
+            }
+            Res::Obj(Kind::Endpoints) => {
+                g.subschema_for::<api::core::v1::Endpoints>();
+                "io.k8s.api.core.v1.Endpoints"
+            }
+            Res::Obj(Kind::EndpointSlice) => {
+                g.subschema_for::<api::discovery::v1::EndpointSlice>();
+                "io.k8s.api.discovery.v1.EndpointSlice"
+            }
+            Res::Obj(Kind::Deployment) => {
+                g.subschema_for::<api::apps::v1::Deployment>();
+                "io.k8s.api.apps.v1.Deployment"
+            }
+            Res::Obj(Kind::ReplicaSet) => {
+                g.subschema_for::<api::apps::v1::ReplicaSet>();
+                "io.k8s.api.apps.v1.ReplicaSet"
+            }
+            Res::Node => {
+                g.subschema_for::<api::core::v1::Node>();
+                "io.k8s.api.core.v1.Node"
+            }
+            Res::Event => {
+                g.subschema_for::<api::core::v1::Event>();
+                "io.k8s.api.core.v1.Event"
+            }
+            Res::EventV1 => {
+                g.subschema_for::<api::events::v1::Event>();
+                "io.k8s.api.events.v1.Event"
+            }
+        };
+        named.push((name, i));
+    }
+    let mut defs = g.take_definitions(true);
+    for (name, i) in named {
+        if let Some(Value::Object(schema)) = defs.get_mut(name) {
+            schema.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": i.group, "version": i.version, "kind": i.kind}]),
+            );
+        }
+    }
+    defs
+}
+
+/// Every document, made once (the schemas take a moment to generate).
+fn documents() -> &'static HashMap<String, Value> {
+    static DOCS: std::sync::OnceLock<HashMap<String, Value>> = std::sync::OnceLock::new();
+    DOCS.get_or_init(|| {
+        group_versions()
+            .into_iter()
+            .filter_map(|(g, v)| Some((gv_path(g, v), document(g, v)?)))
+            .collect()
+    })
 }
 
 pub fn root() -> Value {
     let mut paths = Map::new();
-    for (g, v) in group_versions() {
-        if let Some(doc) = document(g, v) {
-            let p = gv_path(g, v);
-            paths.insert(
-                p.clone(),
-                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(&doc))}),
-            );
-        }
+    for (p, doc) in documents() {
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(doc))}),
+        );
     }
     json!({"paths": paths})
 }
@@ -151,15 +234,7 @@ pub fn serve(
     }
     let doc = match path.strip_prefix("/openapi/v3") {
         Some("") => Some(root()),
-        Some(rest) => {
-            let rest = rest.trim_start_matches('/');
-            let segs: Vec<&str> = rest.split('/').collect();
-            match segs.as_slice() {
-                ["api", v] => document("", v),
-                ["apis", g, v] => document(g, v),
-                _ => None,
-            }
-        }
+        Some(rest) => documents().get(rest.trim_start_matches('/')).cloned(),
         None => None,
     };
     let doc = doc.ok_or_else(|| status::path_not_found(path))?;
@@ -188,5 +263,14 @@ mod tests {
                 .any(|x| x["name"] == "fieldValidation")
         );
         assert!(document("batch", "v1").is_none());
+        // Schemas under their Kubernetes names, tagged with their kind, and
+        // everything they refer to.
+        let s = &d["components"]["schemas"];
+        assert_eq!(
+            s["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"][0]["kind"],
+            "Deployment"
+        );
+        assert!(s.get("io.k8s.api.apps.v1.DeploymentSpec").is_some());
+        assert!(s.get("io.k8s.api.core.v1.PodSpec").is_some());
     }
 }
