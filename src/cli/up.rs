@@ -103,6 +103,9 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         && c.get::<StatusReply, _>("/v1/status", &()).await.is_ok()
     {
         println!("cluster {cluster:?} is already running (daemon pid {pid}); nothing to do");
+        if args.write_kubeconfig {
+            kubeconfig_note(cluster, &layout, true);
+        }
         return Ok(0);
     }
     // An earlier run's saved config wins (its pods keep their addresses).
@@ -263,7 +266,6 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     }
     let elapsed = t0.elapsed();
     println!("ready in {:.2}s\n", elapsed.as_secs_f64());
-    kubeconfig_note(cluster, &layout, args.write_kubeconfig);
     let ns = NsArgs { namespace: None };
     super::get(
         &c,
@@ -289,6 +291,7 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     )
     .await?;
     print_tour(cluster, &c).await;
+    kubeconfig_note(cluster, &layout, args.write_kubeconfig);
     if args.foreground {
         let _ = tokio::task::spawn_blocking(move || child.wait()).await;
     }
@@ -370,14 +373,14 @@ fn kubeconfig_note(cluster: &str, layout: &Layout, write: bool) {
             .and_then(|text| crate::api::kube::kubeconfig::merge_into_user(cluster, &text))
         {
             Ok(p) => println!(
-                "kubectl: context {ctx:?} written to {} and made current: kubectl get pods\n",
+                "\nkubectl: context {ctx:?} written to {} and made current: kubectl get pods",
                 p.display()
             ),
             Err(e) => eprintln!("warning: could not write the kubeconfig: {e}"),
         }
     } else {
         println!(
-            "kubectl: sudo KUBECONFIG={} kubectl get pods   (or `lab up --write-kubeconfig` for ~/.kube/config)\n",
+            "\nkubectl: sudo KUBECONFIG={} kubectl get pods   (or `lab up --write-kubeconfig` for ~/.kube/config)",
             path.display()
         );
     }
