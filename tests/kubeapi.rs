@@ -254,6 +254,69 @@ fn kubectl_drives_the_sample_app() {
     assert_eq!(out, "tools/hello");
     assert!(kok(&c, &["get", "pods", "-l", "tier=tools", "-o", "name"]).contains("pod/client"));
 
+    // expose, run, edit, rollout restart, get events, logs -f.
+    let out = kok(
+        &c,
+        &[
+            "expose",
+            "deployment",
+            "frontend",
+            "--name=fe2",
+            "--port=81",
+            "--target-port=8080",
+        ],
+    );
+    assert!(out.contains("service/fe2 exposed"), "{out}");
+    let out = kok(
+        &c,
+        &[
+            "run",
+            "sleeper",
+            "--image=registry.k8s.io/e2e-test-images/agnhost:2.45",
+            "--",
+            "pause",
+        ],
+    );
+    assert!(out.contains("pod/sleeper created"), "{out}");
+    let out = kubectl_cmd(&c, &["edit", "deployment", "frontend"])
+        .env("KUBE_EDITOR", r"sed -i s/replicas:\ 1/replicas:\ 2/")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("deployment.apps/frontend edited"), "{text}");
+    assert_eq!(
+        kok(
+            &c,
+            &[
+                "get",
+                "deploy",
+                "frontend",
+                "-o",
+                "jsonpath={.spec.replicas}"
+            ]
+        ),
+        "2"
+    );
+    assert!(kok(&c, &["rollout", "restart", "deploy/frontend"]).contains("restarted"));
+    kok(
+        &c,
+        &["rollout", "status", "deploy/frontend", "--timeout=60s"],
+    );
+    let out = kubectl(&c, &["get", "events"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No resources found"));
+    let mut follow = kubectl_cmd(&c, &["logs", "-f", "client"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        follow.try_wait().unwrap().is_none(),
+        "logs -f ended instead of following"
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
+
     // explain reads the OpenAPI v3 schemas.
     let out = kok(&c, &["explain", "service.spec"]);
     assert!(
@@ -310,7 +373,7 @@ fn kubectl_drives_the_sample_app() {
                 "jsonpath={.spec.replicas}"
             ]
         ),
-        "1"
+        "2"
     );
 
     // 410 Gone for a watch from a version older than the event log; 401
