@@ -480,3 +480,74 @@ fn write_kubeconfig_merges_and_down_removes_the_context() {
     assert!(!cfg.contains(&ctx), "lab down leaves its context:\n{cfg}");
     assert!(cfg.contains("name: other"), "{cfg}");
 }
+
+/// A real client library (the `kube` crate) lists, watches and patches.
+#[test]
+fn kube_client_lists_watches_and_patches() {
+    require_root!();
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{
+        Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+    };
+    async fn next_event<S>(s: &mut S) -> WatchEvent<ConfigMap>
+    where
+        S: futures::Stream<Item = kube::Result<WatchEvent<ConfigMap>>> + Unpin,
+    {
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.try_next())
+            .await
+            .expect("a watch event within 10 s")
+            .unwrap()
+            .expect("the stream goes on")
+    }
+    let c = Cluster::up("kcrate", &["--empty"]);
+    let path = kubeconfig(&c);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(cfg).unwrap();
+        let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kc", "labels": {"app": "k"}}, "data": {"a": "1"}}))
+        .unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+        let err = cms.create(&PostParams::default(), &cm).await.unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        let list = cms
+            .list(&ListParams::default().labels("app=k"))
+            .await
+            .unwrap();
+        assert_eq!(list.items.len(), 1);
+        let rv = list.metadata.resource_version.clone().unwrap();
+        let mut events = cms
+            .watch(&WatchParams::default().labels("app=k"), &rv)
+            .await
+            .unwrap()
+            .boxed();
+        cms.patch(
+            "kc",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"a": "2"}})),
+        )
+        .await
+        .unwrap();
+        match next_event(&mut events).await {
+            WatchEvent::Modified(o) => {
+                assert_eq!(o.data.unwrap()["a"], "2");
+            }
+            other => panic!("expected MODIFIED, got {other:?}"),
+        }
+        let got = cms.get("kc").await.unwrap();
+        assert_eq!(got.data.unwrap()["a"], "2");
+        cms.delete("kc", &DeleteParams::default()).await.unwrap();
+        match next_event(&mut events).await {
+            WatchEvent::Deleted(o) => assert_eq!(o.metadata.name.as_deref(), Some("kc")),
+            other => panic!("expected DELETED, got {other:?}"),
+        }
+        let err = cms.get("kc").await.unwrap_err();
+        assert!(err.to_string().contains("not found"), "{err}");
+    });
+}
