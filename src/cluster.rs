@@ -39,6 +39,9 @@ pub struct ClusterConfig {
     pub name: String,
     pub pod_cidr: Ipv4Network,
     pub service_cidr: Ipv4Network,
+    /// The Kubernetes API's port on 127.0.0.1 (chosen at the first start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_port: Option<u16>,
 }
 
 impl ClusterConfig {
@@ -75,6 +78,7 @@ impl ClusterConfig {
             name: name.to_string(),
             pod_cidr,
             service_cidr,
+            api_port: None,
         })
     }
 
@@ -146,6 +150,11 @@ impl Layout {
     /// Held by the `lab up` that is starting the daemon.
     pub fn up_lock(&self) -> PathBuf {
         self.run_dir.join("up.lock")
+    }
+
+    /// The admin kubeconfig of the cluster's Kubernetes API (0600).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.state_dir.join("kubeconfig")
     }
 
     pub fn daemon_pid(&self) -> PathBuf {

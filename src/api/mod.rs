@@ -16,6 +16,7 @@
 //! Errors are `{"error": "...", "errors": [...]}` with a 4xx/5xx status.
 
 pub mod client;
+pub mod kube;
 pub mod server;
 
 use crate::model::parse::Document;

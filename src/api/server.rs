@@ -172,9 +172,14 @@ async fn apply(
 /// VIP is routed and the DNS pods have been told. Bounded: a stuck
 /// reconcile does not hang the client.
 async fn committed(c: &Ctx) {
-    let rv = c.d.lock().store.resource_version();
-    let mut rx = c.d.rv.subscribe();
-    c.d.notify();
+    committed_on(&c.d).await;
+}
+
+/// [`committed`] for any caller holding the daemon (the Kubernetes API too).
+pub(crate) async fn committed_on(d: &Daemon) {
+    let rv = d.lock().store.resource_version();
+    let mut rx = d.rv.subscribe();
+    d.notify();
     let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|v| *v >= rv)).await;
 }
 
@@ -342,11 +347,17 @@ async fn exec(State(c): State<Ctx>, Query(q): Query<PodRef>) -> Result<Json<Exec
 }
 
 async fn logs(State(c): State<Ctx>, Query(q): Query<LogsQuery>) -> Result<Response, ApiError> {
-    let path =
-        c.d.log_path(&q.namespace, &q.pod, q.container.as_deref(), q.previous)
-            .map_err(bad)?;
+    log_response(c.d, q).await.map_err(bad)
+}
+
+/// A container's log file as a response body (streamed with `follow`): for
+/// `/v1/logs` and the Kubernetes API's `pods/log`. `tail` reads from the end
+/// of the file.
+pub(crate) async fn log_response(d: D, q: LogsQuery) -> Result<Response, String> {
+    let path = d.log_path(&q.namespace, &q.pod, q.container.as_deref(), q.previous)?;
     let p = path.clone();
-    let data = tokio::task::spawn_blocking(move || match q.tail {
+    let tail = q.tail;
+    let data = tokio::task::spawn_blocking(move || match tail {
         Some(n) => crate::logfile::read_tail(&p, n),
         None => std::fs::read(&p).or_else(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -357,14 +368,13 @@ async fn logs(State(c): State<Ctx>, Query(q): Query<LogsQuery>) -> Result<Respon
         }),
     })
     .await
-    .map_err(|e| bad(e.to_string()))?
-    .map_err(|e| bad(format!("reading {}: {e}", path.display())))?;
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("reading {}: {e}", path.display()))?;
     if !q.follow {
         return Ok(data.into_response());
     }
     // Follow: send what is there, then what is appended, until the pod's
     // container log changes (restart) or the pod goes away.
-    let d = c.d.clone();
     let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(16);
     let start_len = tokio::fs::metadata(&path)
         .await

@@ -191,6 +191,8 @@ pub enum Command {
     },
     /// Show the cluster: daemon, CIDRs, counts, data plane.
     Status,
+    /// Print the cluster's kubeconfig (for kubectl and client libraries).
+    Kubeconfig,
     /// Run the cluster daemon in the foreground (used by `lab up`).
     #[command(hide = true)]
     Daemon {
@@ -198,6 +200,9 @@ pub enum Command {
         pod_cidr: String,
         #[arg(long, default_value = DEFAULT_SERVICE_CIDR)]
         service_cidr: String,
+        /// The Kubernetes API's port on 127.0.0.1 (default: a free one).
+        #[arg(long)]
+        api_port: Option<u16>,
     },
     /// A pod's init process (started by the daemon).
     #[command(hide = true)]
@@ -273,7 +278,9 @@ pub fn main() -> i32 {
         Command::Daemon {
             pod_cidr,
             service_cidr,
-        } => up::daemon_main(&cli.cluster, &pod_cidr, &service_cidr),
+            api_port,
+        } => up::daemon_main(&cli.cluster, &pod_cidr, &service_cidr, api_port),
+        Command::Kubeconfig => up::print_kubeconfig(&cli.cluster),
         Command::Exec {
             pod,
             container,
@@ -457,6 +464,7 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
         | Command::Agnhost { .. }
         | Command::Dns(_)
         | Command::Fields
+        | Command::Kubeconfig
         | Command::Exec { .. } => Ok(0),
     }
 }

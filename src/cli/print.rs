@@ -514,7 +514,7 @@ pub fn pod_status_reason(pod: &Pod) -> String {
 // Tables
 // ---------------------------------------------------------------------------
 
-fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
+pub(crate) fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
     let (base, extra): (&[&str], &[&str]) = match kind {
         Kind::Pod => (
             &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
@@ -552,7 +552,7 @@ fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
 }
 
 /// The cells after NAME for one object.
-fn row_cells(obj: &Object, wide: bool, now: SystemTime) -> Vec<String> {
+pub(crate) fn row_cells(obj: &Object, wide: bool, now: SystemTime) -> Vec<String> {
     match obj {
         Object::Pod(p) => pod_row(p, wide, now),
         Object::Service(s) => service_row(s, wide, now),

@@ -41,6 +41,14 @@ pub struct UpArgs {
     /// RUST_LOG).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Port of the Kubernetes API on 127.0.0.1 (default: a free port, kept
+    /// across restarts).
+    #[arg(long)]
+    pub api_port: Option<u16>,
+    /// Merge the cluster's kubeconfig into the invoking user's ~/.kube/config
+    /// (SUDO_USER's) and make it the current context.
+    #[arg(long)]
+    pub write_kubeconfig: bool,
 }
 
 fn err(s: impl Into<String>) -> ClientError {
@@ -49,11 +57,17 @@ fn err(s: impl Into<String>) -> ClientError {
 }
 
 /// `lab daemon`: the daemon process itself.
-pub fn daemon_main(cluster: &str, pod_cidr: &str, service_cidr: &str) -> i32 {
-    let cfg = match ClusterConfig::new(cluster, pod_cidr, service_cidr) {
+pub fn daemon_main(
+    cluster: &str,
+    pod_cidr: &str,
+    service_cidr: &str,
+    api_port: Option<u16>,
+) -> i32 {
+    let mut cfg = match ClusterConfig::new(cluster, pod_cidr, service_cidr) {
         Ok(c) => c,
         Err(e) => return super::fail(&[e]),
     };
+    cfg.api_port = api_port;
     // Before any thread exists (the runtime's): the environment is changed.
     let ready = crate::sys::ready::take_from_env();
     crate::logging::init("info");
@@ -99,6 +113,9 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         && c.get::<StatusReply, _>("/v1/status", &()).await.is_ok()
     {
         println!("cluster {cluster:?} is already running (daemon pid {pid}); nothing to do");
+        if args.write_kubeconfig {
+            kubeconfig_note(cluster, &layout, true);
+        }
         return Ok(0);
     }
     // An earlier run's saved config wins (its pods keep their addresses).
@@ -121,6 +138,15 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         }
         cfg = saved;
     }
+    if args.api_port.is_some() {
+        cfg.api_port = args.api_port;
+    }
+    if cfg.api_port.is_none() {
+        // A free port now, saved with the cluster by the daemon.
+        let l = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .map_err(|e| err(format!("finding a free port for the Kubernetes API: {e}")))?;
+        cfg.api_port = l.local_addr().ok().map(|a| a.port());
+    }
     let docs = if args.empty || !fresh {
         Vec::new()
     } else if args.files.is_empty() {
@@ -141,6 +167,9 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         "--service-cidr",
         &cfg.service_cidr.to_string(),
     ]);
+    if let Some(p) = cfg.api_port {
+        cmd.args(["--api-port", &p.to_string()]);
+    }
     cmd.stdin(Stdio::null());
     if let Some(filter) = crate::logging::verbosity_filter(args.verbose) {
         cmd.env("LAB_LOG", filter);
@@ -294,6 +323,7 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     )
     .await?;
     print_tour(cluster, &c).await;
+    kubeconfig_note(cluster, &layout, args.write_kubeconfig);
     if args.foreground {
         let _ = tokio::task::spawn_blocking(move || child.wait()).await;
     }
@@ -364,9 +394,61 @@ async fn print_tour(cluster: &str, c: &crate::api::client::Client) {
     );
 }
 
+/// Tell the user how to reach the Kubernetes API (and merge the
+/// kubeconfig into theirs when asked).
+fn kubeconfig_note(cluster: &str, layout: &Layout, write: bool) {
+    let path = layout.kubeconfig();
+    let ctx = crate::api::kube::kubeconfig::context_name(cluster);
+    if write {
+        match std::fs::read_to_string(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|text| crate::api::kube::kubeconfig::merge_into_user(cluster, &text))
+        {
+            Ok(p) => println!(
+                "\nkubectl: context {ctx:?} written to {} and made current: kubectl get pods",
+                p.display()
+            ),
+            Err(e) => eprintln!("warning: could not write the kubeconfig: {e}"),
+        }
+    } else {
+        println!(
+            "\nkubectl: sudo KUBECONFIG={} kubectl get pods   (or `lab up --write-kubeconfig` for ~/.kube/config)",
+            path.display()
+        );
+    }
+}
+
+/// `lab kubeconfig`: print the cluster's kubeconfig, like `kind get kubeconfig`.
+pub fn print_kubeconfig(cluster: &str) -> i32 {
+    let path = Layout::new(cluster).kubeconfig();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => super::fail(&[format!(
+            "{}: permission denied (it holds the cluster's admin key): run `sudo lab kubeconfig`",
+            path.display()
+        )]),
+        Err(_) => super::fail(&[format!(
+            "cluster {cluster:?} has no kubeconfig ({} is missing): is it up? run `sudo lab up`",
+            path.display()
+        )]),
+    }
+}
+
 pub async fn down(cluster: &str) -> Result<i32, ClientError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(err("lab down needs root: run `sudo lab down`"));
+    }
+    match crate::api::kube::kubeconfig::remove_from_user(cluster) {
+        Ok(Some(p)) => println!(
+            "removed context {:?} from {}",
+            crate::api::kube::kubeconfig::context_name(cluster),
+            p.display()
+        ),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: {e}"),
     }
     let layout = Layout::new(cluster);
     let c = client(cluster);

@@ -832,6 +832,11 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     });
     daemon.persist();
 
+    // The Kubernetes API (HTTPS on 127.0.0.1; src/api/kube), before the
+    // socket API: `lab up` returns once that answers, and the kubeconfig
+    // must exist by then.
+    let kube_server = crate::api::kube::start(daemon.clone()).await?;
+
     // API.
     let _ = std::fs::remove_file(layout.api_socket());
     let listener = tokio::net::UnixListener::bind(layout.api_socket())?;
@@ -891,5 +896,6 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     }
     server.abort();
     ro_server.abort();
+    kube_server.abort();
     Ok(())
 }

@@ -1,0 +1,207 @@
+//! The Kubernetes API: HTTPS on the host's `127.0.0.1:<port>`, client
+//! certificates from the cluster CA, the real REST paths, objects, status
+//! codes, watch streams and Tables, so `kubectl` and client libraries work
+//! against lab unchanged. What is served (and what is not) is listed in
+//! `docs/kubernetes-mapping.md`.
+
+pub mod discovery;
+pub mod kubeconfig;
+pub mod openapi;
+pub mod patch;
+pub mod resources;
+pub mod select;
+pub mod status;
+pub mod table;
+pub mod tls;
+pub mod watch;
+
+use crate::daemon::runtime::Daemon;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Kube {
+    pub d: Arc<Daemon>,
+    pub log: watch::EventLog,
+}
+
+/// Start the HTTPS listener (called by the daemon's `run`): make the PKI if
+/// missing, bind the port (the saved one, or a free one that is then
+/// saved), write the kubeconfig, and serve until the task is aborted.
+pub async fn start(d: Arc<Daemon>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let layout = &d.layout;
+    let pki = tls::load_or_create(&layout.state_dir, &d.cfg.name).map_err(anyhow::Error::msg)?;
+    let config = tls::server_config(&pki).map_err(anyhow::Error::msg)?;
+    let want = d.cfg.api_port.unwrap_or(0);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", want))
+        .await
+        .map_err(|e| anyhow::anyhow!("Kubernetes API: cannot listen on 127.0.0.1:{want}: {e}"))?;
+    let port = listener.local_addr()?.port();
+    if d.cfg.api_port != Some(port) {
+        let mut cfg = d.cfg.clone();
+        cfg.api_port = Some(port);
+        crate::daemon::runtime::write_atomic(
+            &layout.config_file(),
+            &serde_json::to_vec_pretty(&cfg)?,
+            crate::daemon::runtime::PRIVATE,
+        )?;
+    }
+    let kc = kubeconfig::to_yaml(&kubeconfig::build(&d.cfg.name, port, &pki));
+    tls::write_private(&layout.kubeconfig(), kc.as_bytes()).map_err(anyhow::Error::msg)?;
+    let log = {
+        let st = d.lock();
+        watch::EventLog::new(&st.store)
+    };
+    let k = Arc::new(Kube { d, log });
+    tracing::info!("Kubernetes API on https://127.0.0.1:{port}");
+    Ok(tokio::spawn(serve(k, listener, config)))
+}
+
+async fn serve(k: Arc<Kube>, listener: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) {
+    // Keep the event log current as the daemon publishes changes.
+    let _syncer = AbortOnDrop({
+        let k = k.clone();
+        tokio::spawn(async move {
+            let mut rx = k.d.rv.subscribe();
+            while rx.changed().await.is_ok() {
+                let st = k.d.lock();
+                k.log.sync(&st.store);
+            }
+        })
+    });
+    let app = axum::Router::new().fallback(dispatch).with_state(k);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("Kubernetes API accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(t)) => t,
+                    _ => return,
+                };
+            let authenticated = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty());
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let mut app = app.clone();
+                async move {
+                    if !authenticated {
+                        return Ok::<_, std::convert::Infallible>(
+                            status::unauthorized().into_response(),
+                        );
+                    }
+                    tower::Service::call(&mut app, req.map(Body::new)).await
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .await;
+        });
+    }
+}
+
+/// Ends a helper task when the server task is aborted.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn json(v: serde_json::Value) -> Response {
+    resources::json_response(StatusCode::OK, &v, &[])
+}
+
+async fn dispatch(
+    State(k): State<Arc<Kube>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match route(&k, &method, &uri, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route(
+    k: &Arc<Kube>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, status::KubeError> {
+    let path = uri.path().trim_end_matches('/');
+    let q: HashMap<String, String> =
+        axum::extract::Query::<HashMap<String, String>>::try_from_uri(uri)
+            .map(|q| q.0)
+            .map_err(|e| status::bad_request(e.to_string()))?;
+    let get = method == Method::GET;
+    match path {
+        "/version" if get => return Ok(json(discovery::version())),
+        "/api" if get => return Ok(json(discovery::api_versions())),
+        "/apis" if get => return Ok(json(discovery::api_group_list())),
+        "/healthz" | "/livez" | "/readyz" if get => return Ok("ok".into_response()),
+        _ => {}
+    }
+    if path == "/openapi/v2" || path.starts_with("/openapi/") {
+        return openapi::serve(path, &q, headers);
+    }
+    let segs: Vec<&str> = path.split('/').skip(1).collect();
+    let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", g] if get => {
+            return discovery::api_group(g)
+                .map(json)
+                .ok_or_else(|| status::path_not_found(path));
+        }
+        ["apis", g, v, rest @ ..] => (g, v, rest),
+        _ => return Err(status::path_not_found(path)),
+    };
+    if rest.is_empty() {
+        return match discovery::resource_list(group, version) {
+            Some(v) if get => Ok(json(v)),
+            _ => Err(status::path_not_found(path)),
+        };
+    }
+    let s = |x: &&str| Some(x.to_string());
+    let (ns, plural, name, sub) = match rest {
+        ["namespaces", ns, sub @ ("status" | "finalize")] => (None, "namespaces", s(ns), s(sub)),
+        ["namespaces", ns, plural] => (s(ns), *plural, None, None),
+        ["namespaces", ns, plural, name] => (s(ns), *plural, s(name), None),
+        ["namespaces", ns, plural, name, sub] => (s(ns), *plural, s(name), s(sub)),
+        [plural] => (None, *plural, None, None),
+        [plural, name] => (None, *plural, s(name), None),
+        [plural, name, sub] => (None, *plural, s(name), s(sub)),
+        _ => return Err(status::path_not_found(path)),
+    };
+    let info =
+        discovery::find(group, version, plural).ok_or_else(|| status::path_not_found(path))?;
+    if !info.namespaced && ns.is_some() {
+        return Err(status::path_not_found(path));
+    }
+    let t = resources::Target {
+        info,
+        ns,
+        name,
+        sub,
+    };
+    k.handle(method, t, &q, headers, body).await
+}

@@ -1,0 +1,1072 @@
+//! The resource handlers: get, list, watch, create, update, patch, delete,
+//! deletecollection, the `scale` and `status` subresources and `pods/log`,
+//! on the real API paths. Every write goes through the daemon's own
+//! operations ([`crate::daemon::state::State::apply`], `delete`, `scale`),
+//! so validation, defaults and allocation are the ones `lab apply` uses.
+
+use super::Kube;
+use super::discovery::{self, Info, Res};
+use super::patch::{self, PatchType};
+use super::select::FieldSelector;
+use super::status::{self, KubeError};
+use super::table::{self, Include};
+use super::watch::Event;
+use crate::model::labels::Selector;
+use crate::model::parse::{Document, decode};
+use crate::model::{Kind, Object};
+use crate::store::Key;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+type Q = HashMap<String, String>;
+
+/// A request for one resource path, parsed.
+pub struct Target {
+    pub info: &'static Info,
+    pub ns: Option<String>,
+    pub name: Option<String>,
+    pub sub: Option<String>,
+}
+
+pub fn json_response(code: StatusCode, v: &Value, warnings: &[String]) -> Response {
+    let mut r = (code, v.to_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for w in warnings {
+        let text: String = w
+            .chars()
+            .map(|c| {
+                if c.is_ascii() && !c.is_control() {
+                    c
+                } else {
+                    ' '
+                }
+            })
+            .collect::<String>()
+            .replace('"', "'");
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{text}\"")) {
+            h.append("Warning", v);
+        }
+    }
+    r
+}
+
+fn truthy(q: &Q, k: &str) -> bool {
+    q.get(k).is_some_and(|v| v == "1" || v == "true")
+}
+
+fn dry_run(q: &Q) -> bool {
+    q.get("dryRun").is_some_and(|v| v == "All")
+}
+
+fn kind_of(t: &Target) -> Result<Kind, KubeError> {
+    match t.info.res {
+        Res::Obj(k) => Ok(k),
+        _ => Err(status::method_not_allowed(format!(
+            "{} are read-only in lab",
+            t.info.plural
+        ))),
+    }
+}
+
+fn key_of(t: &Target, kind: Kind) -> Key {
+    Key::new(
+        kind,
+        t.ns.as_deref().unwrap_or(""),
+        t.name.as_deref().unwrap_or(""),
+    )
+}
+
+fn not_found(t: &Target) -> KubeError {
+    status::not_found(t.info.plural, t.info.group, t.name.as_deref().unwrap_or(""))
+}
+
+/// Turn one of `State::apply`'s error lines into the API server's status.
+fn apply_error(t: &Target, name: &str, e: &str) -> KubeError {
+    let msg = e
+        .split_once(": document 1: ")
+        .map_or(e, |(_, rest)| rest)
+        .to_string();
+    let kind = t.info.kind;
+    if msg.contains("namespaces") && msg.contains("not found") {
+        let ns = t.ns.as_deref().unwrap_or("");
+        return status::not_found("namespaces", "", ns);
+    }
+    if msg.contains("being terminated") {
+        return status::forbidden(format!(
+            "{} {name:?} is forbidden: unable to create new content in namespace {} because it is being terminated",
+            t.info.plural,
+            t.ns.as_deref().unwrap_or("")
+        ));
+    }
+    if msg.contains("is being deleted") {
+        return status::conflict(t.info.plural, t.info.group, name);
+    }
+    if msg.contains("managed by lab's controllers") {
+        return status::method_not_allowed(msg);
+    }
+    let stripped = msg
+        .strip_prefix(&format!(
+            "{}/{name}: ",
+            crate::model::Kind::from_resource(t.info.plural).map_or("", |k| k.qualified())
+        ))
+        .unwrap_or(&msg);
+    let stripped = stripped
+        .strip_prefix(&format!("The {kind} {name:?} is invalid: "))
+        .unwrap_or(stripped);
+    match stripped.split_once(": ") {
+        Some((field, rest)) if !field.contains(' ') && !field.is_empty() => {
+            status::invalid(kind, t.info.group, name, field, rest)
+        }
+        _ => status::invalid(kind, t.info.group, name, "", stripped),
+    }
+}
+
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, KubeError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if ct.contains("yaml") {
+        let text = std::str::from_utf8(body).map_err(|e| status::bad_request(e.to_string()))?;
+        serde_saphyr::from_str(text).map_err(|e| status::bad_request(format!("invalid YAML: {e}")))
+    } else if ct.contains("protobuf") || ct.contains("cbor") {
+        Err(status::unsupported_media(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
+        )))
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| status::bad_request(format!("the request body is not valid JSON: {e}")))
+    }
+}
+
+/// Strict decoding of a request object, as `lab apply` does: an unknown or
+/// unsupported field is a 422 naming it.
+fn check(t: &Target, v: &Value) -> Result<Vec<String>, KubeError> {
+    let name = v
+        .pointer("/metadata/name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("");
+    let doc = Document {
+        source: "request".into(),
+        index: 1,
+        value: v.clone(),
+    };
+    match decode(&doc) {
+        Ok(d) => Ok(d.warnings),
+        Err(e) => Err(status::invalid(
+            t.info.kind,
+            t.info.group,
+            name,
+            e.field.as_deref().unwrap_or(""),
+            &e.message,
+        )),
+    }
+}
+
+fn warnings_of(out: &crate::daemon::state::ApplyOutcome) -> Vec<String> {
+    out.warnings
+        .iter()
+        .map(|w| w.strip_prefix("Warning: ").unwrap_or(w).to_string())
+        .collect()
+}
+
+impl Kube {
+    /// Wake the reconciler and wait (bounded) until it has published the
+    /// change, as `lab apply` does.
+    async fn committed(&self) {
+        crate::api::server::committed_on(&self.d).await;
+    }
+
+    fn node(&self) -> Value {
+        let name = self.d.layout.node_name();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let ts = &self.d.started_at;
+        json!({
+            "kind": "Node", "apiVersion": "v1",
+            "metadata": {"name": name, "uid": format!("lab-node-{}", self.d.cfg.name),
+                "resourceVersion": "1", "creationTimestamp": ts,
+                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                    "node-role.kubernetes.io/control-plane": ""}},
+            "spec": {"podCIDR": self.d.cfg.pod_cidr.to_string(),
+                "podCIDRs": [self.d.cfg.pod_cidr.to_string()]},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "message": "the lab daemon is running", "lastHeartbeatTime": ts,
+                    "lastTransitionTime": ts}],
+                "addresses": [{"type": "Hostname", "address": name}],
+                "nodeInfo": {"kubeletVersion": "v1.32.0-lab", "kubeProxyVersion": "",
+                    "osImage": "lab", "kernelVersion": kernel, "operatingSystem": "linux",
+                    "architecture": std::env::consts::ARCH, "containerRuntimeVersion": "lab://0.1.0",
+                    "machineID": "", "systemUUID": "", "bootID": ""}}
+        })
+    }
+
+    fn node_row(&self, include: Include) -> Value {
+        let n = self.node();
+        let age = crate::cli::print::human_age(
+            SystemTime::now()
+                .duration_since(
+                    self.d
+                        .started_at
+                        .parse::<k8s_openapi::jiff::Timestamp>()
+                        .map(|t| {
+                            SystemTime::UNIX_EPOCH
+                                + Duration::from_secs(t.as_second().max(0) as u64)
+                        })
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                )
+                .unwrap_or_default(),
+        );
+        let cells = vec![
+            self.d.layout.node_name(),
+            "Ready".into(),
+            "control-plane".into(),
+            age,
+            "v1.32.0-lab".into(),
+            "<none>".into(),
+            "<none>".into(),
+            "lab".into(),
+            n["status"]["nodeInfo"]["kernelVersion"]
+                .as_str()
+                .unwrap_or("")
+                .into(),
+            "lab://0.1.0".into(),
+        ];
+        table::row(cells, &n, include)
+    }
+
+    pub async fn handle(
+        self: &Arc<Self>,
+        method: &Method,
+        t: Target,
+        q: &Q,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, KubeError> {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let as_table = table::wants_table(accept);
+        if t.info.namespaced && t.ns.is_none() && t.name.is_some() {
+            return Err(status::path_not_found(
+                "a namespaced resource needs a namespace",
+            ));
+        }
+        match (method.as_str(), t.name.is_some(), t.sub.as_deref()) {
+            ("GET", false, None) if truthy(q, "watch") => self.watch(&t, q, as_table).await,
+            ("GET", false, None) => self.list(&t, q, as_table),
+            ("GET", true, None | Some("status")) => self.get(&t, q, as_table),
+            ("POST", false, None) => self.create(&t, q, headers, &body).await,
+            ("PUT", true, None) => self.update(&t, q, headers, &body).await,
+            ("PATCH", true, None) => self.patch(&t, q, headers, &body).await,
+            ("DELETE", true, None) => self.delete(&t, q, headers, &body).await,
+            ("DELETE", false, None) => self.delete_collection(&t, q).await,
+            (m, true, Some("scale")) if t.info.subresources.iter().any(|s| s.0 == "scale") => {
+                self.scale(&t, m, q, headers, &body).await
+            }
+            ("GET", true, Some("log")) if t.info.plural == "pods" => self.log(&t, q).await,
+            (m, _, sub) => Err(status::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({m} {}{})",
+                t.info.plural,
+                sub.map(|s| format!("/{s}")).unwrap_or_default()
+            ))),
+        }
+    }
+
+    fn selectors(t: &Target, q: &Q) -> Result<(Option<Selector>, FieldSelector), KubeError> {
+        let labels = match q.get("labelSelector").filter(|s| !s.is_empty()) {
+            Some(s) => Some(Selector::parse(s).map_err(status::bad_request)?),
+            None => None,
+        };
+        let fields = FieldSelector::parse(
+            t.info.plural,
+            q.get("fieldSelector").map_or("", |s| s.as_str()),
+        )
+        .map_err(status::bad_request)?;
+        Ok((labels, fields))
+    }
+
+    fn matches(labels: &Option<Selector>, fields: &FieldSelector, v: &Value) -> bool {
+        let lab: crate::model::labels::Labels = v
+            .pointer("/metadata/labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default();
+        labels.as_ref().is_none_or(|s| s.matches(&lab)) && fields.matches(v)
+    }
+
+    /// The objects of a target (JSON), with the resource version they were read at.
+    fn snapshot(&self, t: &Target) -> (Vec<(Value, Option<Object>)>, u64) {
+        match t.info.res {
+            Res::Obj(kind) => {
+                let st = self.d.lock();
+                self.log.sync(&st.store);
+                let ns = if kind.namespaced() {
+                    t.ns.as_deref()
+                } else {
+                    None
+                };
+                let items = st
+                    .store
+                    .list(kind, ns)
+                    .map(|o| (o.to_json(), Some(o.clone())))
+                    .collect();
+                (items, st.store.resource_version())
+            }
+            Res::Node => (vec![(self.node(), None)], self.log.synced_rv()),
+            Res::Event | Res::EventV1 => (Vec::new(), self.log.synced_rv()),
+        }
+    }
+
+    fn columns(t: &Target) -> Vec<(String, u8)> {
+        match t.info.res {
+            Res::Obj(k) => table::columns(k),
+            Res::Node => table::NODE_COLUMNS
+                .iter()
+                .map(|(n, p)| (n.to_string(), *p))
+                .collect(),
+            Res::Event | Res::EventV1 => table::EVENT_COLUMNS
+                .iter()
+                .map(|(n, p)| (n.to_string(), *p))
+                .collect(),
+        }
+    }
+
+    fn row(&self, v: &Value, obj: Option<&Object>, include: Include) -> Value {
+        match obj {
+            Some(o) => table::object_row(o, include, SystemTime::now()),
+            None => self.node_row(include),
+        }
+        .tap_object(v, include)
+    }
+
+    fn list(&self, t: &Target, q: &Q, as_table: bool) -> Result<Response, KubeError> {
+        let (labels, fields) = Self::selectors(t, q)?;
+        let (items, rv) = self.snapshot(t);
+        let items: Vec<(Value, Option<Object>)> = items
+            .into_iter()
+            .filter(|(v, _)| Self::matches(&labels, &fields, v))
+            .collect();
+        let rv = rv.to_string();
+        if as_table {
+            let include = Include::parse(q.get("includeObject").map(|s| s.as_str()));
+            let rows = items
+                .iter()
+                .map(|(v, o)| self.row(v, o.as_ref(), include))
+                .collect();
+            let tbl = table::table(&Self::columns(t), rows, &rv, true);
+            return Ok(json_response(StatusCode::OK, &tbl, &[]));
+        }
+        let list = json!({
+            "kind": format!("{}List", t.info.kind),
+            "apiVersion": discovery::api_version(t.info),
+            "metadata": {"resourceVersion": rv},
+            "items": items.into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
+        });
+        Ok(json_response(StatusCode::OK, &list, &[]))
+    }
+
+    fn get(&self, t: &Target, q: &Q, as_table: bool) -> Result<Response, KubeError> {
+        let (v, obj) = match t.info.res {
+            Res::Obj(kind) => {
+                let st = self.d.lock();
+                let o = st.store.get(&key_of(t, kind)).ok_or_else(|| not_found(t))?;
+                (o.to_json(), Some(o.clone()))
+            }
+            Res::Node if t.name.as_deref() == Some(&self.d.layout.node_name()) => {
+                (self.node(), None)
+            }
+            _ => return Err(not_found(t)),
+        };
+        if as_table {
+            let include = Include::parse(q.get("includeObject").map(|s| s.as_str()));
+            let rv = v
+                .pointer("/metadata/resourceVersion")
+                .and_then(|r| r.as_str())
+                .unwrap_or("")
+                .to_string();
+            let tbl = table::table(
+                &Self::columns(t),
+                vec![self.row(&v, obj.as_ref(), include)],
+                &rv,
+                true,
+            );
+            return Ok(json_response(StatusCode::OK, &tbl, &[]));
+        }
+        Ok(json_response(StatusCode::OK, &v, &[]))
+    }
+
+    /// Fill `apiVersion`/`kind`/namespace of a request object and check
+    /// they agree with the path.
+    fn normalise(t: &Target, v: &mut Value) -> Result<(), KubeError> {
+        if !v.is_object() {
+            return Err(status::bad_request(
+                "the request body must be a JSON object",
+            ));
+        }
+        let want_av = discovery::api_version(t.info);
+        match v.get("kind").and_then(|k| k.as_str()) {
+            None | Some("") => v["kind"] = json!(t.info.kind),
+            Some(k) if k == t.info.kind => {}
+            Some(k) => {
+                return Err(status::bad_request(format!(
+                    "the API version in the data ({}) does not match the expected API version ({want_av}) or kind {k} is not {}",
+                    v.get("apiVersion").and_then(|a| a.as_str()).unwrap_or(""),
+                    t.info.kind
+                )));
+            }
+        }
+        match v.get("apiVersion").and_then(|k| k.as_str()) {
+            None | Some("") => v["apiVersion"] = json!(want_av),
+            Some(a) if a == want_av => {}
+            Some(a) => {
+                return Err(status::bad_request(format!(
+                    "the API version in the data ({a}) does not match the expected API version ({want_av})"
+                )));
+            }
+        }
+        if !v.get("metadata").is_some_and(|m| m.is_object()) {
+            v["metadata"] = json!({});
+        }
+        if let Some(ns) = &t.ns {
+            match v.pointer("/metadata/namespace").and_then(|n| n.as_str()) {
+                None | Some("") => v["metadata"]["namespace"] = json!(ns),
+                Some(n) if n == ns => {}
+                Some(_) => {
+                    return Err(status::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        t: &Target,
+        q: &Q,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Response, KubeError> {
+        let kind = kind_of(t)?;
+        let mut v = parse_body(headers, body)?;
+        Self::normalise(t, &mut v)?;
+        if v.pointer("/metadata/name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+            .is_empty()
+        {
+            match v.pointer("/metadata/generateName").and_then(|n| n.as_str()) {
+                Some(g) if !g.is_empty() => {
+                    v["metadata"]["name"] = json!(format!(
+                        "{g}{}",
+                        crate::controller::workload::random_suffix()
+                    ));
+                }
+                _ => {
+                    return Err(status::invalid(
+                        t.info.kind,
+                        t.info.group,
+                        "",
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                    ));
+                }
+            }
+        }
+        let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
+        check(t, &v)?;
+        let key = Key::new(kind, t.ns.as_deref().unwrap_or(""), &name);
+        let (obj, warnings) = {
+            let mut guard = self.d.lock();
+            if guard.store.get(&key).is_some() {
+                return Err(status::already_exists(t.info.plural, t.info.group, &name));
+            }
+            let ns = t.ns.clone().unwrap_or_else(|| "default".into());
+            let doc = Document {
+                source: "request".into(),
+                index: 1,
+                value: v,
+            };
+            let mut scratch;
+            let st = if dry_run(q) {
+                scratch = guard.clone();
+                &mut scratch
+            } else {
+                &mut *guard
+            };
+            let out = st
+                .apply(&[doc], &ns, true)
+                .map_err(|e| apply_error(t, &name, e.first().map_or("", |s| s.as_str())))?;
+            (
+                st.store
+                    .get(&key)
+                    .map(|o| o.to_json())
+                    .unwrap_or(Value::Null),
+                warnings_of(&out),
+            )
+        };
+        if !dry_run(q) {
+            self.committed().await;
+        }
+        Ok(json_response(StatusCode::CREATED, &obj, &warnings))
+    }
+
+    /// Store a full new version of an existing object (PUT, and PATCH after
+    /// the patch is applied). `expect_rv`: the resourceVersion the client
+    /// based it on, if any.
+    async fn write(&self, t: &Target, q: &Q, mut v: Value) -> Result<Response, KubeError> {
+        let kind = kind_of(t)?;
+        Self::normalise(t, &mut v)?;
+        let name = t.name.clone().unwrap_or_default();
+        match v.pointer("/metadata/name").and_then(|n| n.as_str()) {
+            Some(n) if n == name => {}
+            None | Some("") => v["metadata"]["name"] = json!(name),
+            Some(n) => {
+                return Err(status::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+        }
+        let key = key_of(t, kind);
+        let expect_rv = v
+            .pointer("/metadata/resourceVersion")
+            .and_then(|r| r.as_str())
+            .filter(|r| !r.is_empty())
+            .map(String::from);
+        let checked = check(t, &v);
+        let (obj, warnings) = {
+            let mut guard = self.d.lock();
+            let Some(old) = guard.store.get(&key) else {
+                return Err(not_found(t));
+            };
+            if let Some(rv) = &expect_rv
+                && old.meta().resource_version.as_deref() != Some(rv.as_str())
+            {
+                return Err(status::conflict(t.info.plural, t.info.group, &name));
+            }
+            checked?;
+            // Warnings about fields the server itself filled in (defaults
+            // the stored object already has) are not the client's doing.
+            let known = check(t, &old.to_json()).unwrap_or_default();
+            let ns = t.ns.clone().unwrap_or_else(|| "default".into());
+            let doc = Document {
+                source: "request".into(),
+                index: 1,
+                value: v,
+            };
+            let mut scratch;
+            let st = if dry_run(q) {
+                scratch = guard.clone();
+                &mut scratch
+            } else {
+                &mut *guard
+            };
+            let out = st
+                .apply(&[doc], &ns, true)
+                .map_err(|e| apply_error(t, &name, e.first().map_or("", |s| s.as_str())))?;
+            let mut warnings = warnings_of(&out);
+            warnings.retain(|w| !known.contains(w));
+            (
+                st.store
+                    .get(&key)
+                    .map(|o| o.to_json())
+                    .unwrap_or(Value::Null),
+                warnings,
+            )
+        };
+        if !dry_run(q) {
+            self.committed().await;
+        }
+        Ok(json_response(StatusCode::OK, &obj, &warnings))
+    }
+
+    async fn update(
+        &self,
+        t: &Target,
+        q: &Q,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Response, KubeError> {
+        let v = parse_body(headers, body)?;
+        self.write(t, q, v).await
+    }
+
+    async fn patch(
+        &self,
+        t: &Target,
+        q: &Q,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Response, KubeError> {
+        let kind = kind_of(t)?;
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let pt = PatchType::from_content_type(ct).ok_or_else(|| {
+            status::unsupported_media(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})"
+            ))
+        })?;
+        let p: Value = serde_json::from_slice(body)
+            .map_err(|e| status::bad_request(format!("the patch is not valid JSON: {e}")))?;
+        let old = {
+            let st = self.d.lock();
+            st.store
+                .get(&key_of(t, kind))
+                .map(|o| o.to_json())
+                .ok_or_else(|| not_found(t))?
+        };
+        let mut new = patch::apply(pt, &old, &p).map_err(|e| match pt {
+            PatchType::Apply => status::unsupported_media(e),
+            _ => status::invalid(
+                t.info.kind,
+                t.info.group,
+                t.name.as_deref().unwrap_or(""),
+                "",
+                &e,
+            ),
+        })?;
+        if new == old {
+            return Ok(json_response(StatusCode::OK, &old, &[]));
+        }
+        // A patch that does not name a resourceVersion applies to the
+        // current object; one that does must match it.
+        if new.pointer("/metadata/resourceVersion") == old.pointer("/metadata/resourceVersion")
+            && let Some(m) = new.get_mut("metadata").and_then(|m| m.as_object_mut())
+        {
+            m.remove("resourceVersion");
+        }
+        self.write(t, q, new).await
+    }
+
+    async fn delete(
+        &self,
+        t: &Target,
+        q: &Q,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Response, KubeError> {
+        let kind = kind_of(t)?;
+        let opts: Value = if body.is_empty() {
+            json!({})
+        } else {
+            parse_body(headers, body)?
+        };
+        let grace = q
+            .get("gracePeriodSeconds")
+            .and_then(|g| g.parse::<i64>().ok())
+            .or_else(|| opts.get("gracePeriodSeconds").and_then(|g| g.as_i64()));
+        let policy = q
+            .get("propagationPolicy")
+            .map(String::as_str)
+            .or_else(|| opts.get("propagationPolicy").and_then(|p| p.as_str()));
+        match policy {
+            None | Some("Background") | Some("Foreground") => {}
+            Some("Orphan") => {
+                return Err(status::bad_request(
+                    "propagationPolicy Orphan is not supported by lab: dependents are always deleted (in the background)",
+                ));
+            }
+            Some(p) => {
+                return Err(status::bad_request(format!(
+                    "unknown propagationPolicy {p:?}"
+                )));
+            }
+        }
+        let name = t.name.clone().unwrap_or_default();
+        let key = key_of(t, kind);
+        let reply = {
+            let mut guard = self.d.lock();
+            let Some(old) = guard.store.get(&key).cloned() else {
+                return Err(not_found(t));
+            };
+            if let Some(pre) = opts.get("preconditions") {
+                let uid = pre.get("uid").and_then(|u| u.as_str());
+                let rv = pre.get("resourceVersion").and_then(|u| u.as_str());
+                if uid.is_some_and(|u| Some(u) != old.meta().uid.as_deref())
+                    || rv.is_some_and(|r| Some(r) != old.meta().resource_version.as_deref())
+                {
+                    return Err(status::conflict(t.info.plural, t.info.group, &name));
+                }
+            }
+            let mut scratch;
+            let st = if dry_run(q) {
+                scratch = guard.clone();
+                &mut scratch
+            } else {
+                &mut *guard
+            };
+            st.delete(&key, grace).map_err(status::forbidden)?;
+            match st.store.get(&key) {
+                // Still there (a pod in its grace period, a namespace
+                // emptying): the object as it is now, as the API server.
+                Some(o) => o.to_json(),
+                None => status::success(
+                    t.info.group,
+                    t.info.plural,
+                    &name,
+                    old.meta().uid.as_deref(),
+                ),
+            }
+        };
+        if !dry_run(q) {
+            self.committed().await;
+        }
+        Ok(json_response(StatusCode::OK, &reply, &[]))
+    }
+
+    async fn delete_collection(&self, t: &Target, q: &Q) -> Result<Response, KubeError> {
+        let kind = kind_of(t)?;
+        let (labels, fields) = Self::selectors(t, q)?;
+        let grace = q
+            .get("gracePeriodSeconds")
+            .and_then(|g| g.parse::<i64>().ok());
+        let deleted = {
+            let mut st = self.d.lock();
+            let ns = if kind.namespaced() {
+                t.ns.as_deref()
+            } else {
+                None
+            };
+            let victims: Vec<(Key, Value)> = st
+                .store
+                .list(kind, ns)
+                .map(|o| (Key::of(o), o.to_json()))
+                .filter(|(_, v)| Self::matches(&labels, &fields, v))
+                .collect();
+            let mut items = Vec::new();
+            for (k, v) in victims {
+                if !dry_run(q) && st.delete(&k, grace).is_ok() {
+                    items.push(v);
+                }
+            }
+            items
+        };
+        self.committed().await;
+        let list = json!({"kind": format!("{}List", t.info.kind),
+            "apiVersion": discovery::api_version(t.info), "metadata": {}, "items": deleted});
+        Ok(json_response(StatusCode::OK, &list, &[]))
+    }
+
+    fn scale_of(o: &Object) -> Value {
+        let (replicas, current, selector) = match o {
+            Object::Deployment(d) => (
+                d.spec.replicas.unwrap_or(1),
+                d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+                crate::cli::print::selector_string(&d.spec.selector),
+            ),
+            Object::ReplicaSet(r) => (
+                r.spec.replicas.unwrap_or(1),
+                r.status.as_ref().map_or(0, |s| s.replicas),
+                crate::cli::print::selector_string(&r.spec.selector),
+            ),
+            _ => (0, 0, None),
+        };
+        let m = o.meta();
+        json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {"name": m.name, "namespace": m.namespace, "uid": m.uid,
+                "resourceVersion": m.resource_version, "creationTimestamp": m.creation_timestamp},
+            "spec": {"replicas": replicas},
+            "status": {"replicas": current, "selector": selector.unwrap_or_default()}})
+    }
+
+    async fn scale(
+        &self,
+        t: &Target,
+        method: &str,
+        q: &Q,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Response, KubeError> {
+        let kind = kind_of(t)?;
+        let key = key_of(t, kind);
+        let current = {
+            let st = self.d.lock();
+            Self::scale_of(st.store.get(&key).ok_or_else(|| not_found(t))?)
+        };
+        let wanted = match method {
+            "GET" => return Ok(json_response(StatusCode::OK, &current, &[])),
+            "PUT" => parse_body(headers, body)?,
+            "PATCH" => {
+                let ct = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let pt = PatchType::from_content_type(ct).ok_or_else(|| {
+                    status::unsupported_media(format!("unknown patch type {ct:?}"))
+                })?;
+                let p: Value = serde_json::from_slice(body).map_err(|e| {
+                    status::bad_request(format!("the patch is not valid JSON: {e}"))
+                })?;
+                patch::apply(pt, &current, &p).map_err(status::bad_request)?
+            }
+            m => {
+                return Err(status::method_not_allowed(format!(
+                    "{m} on a scale subresource"
+                )));
+            }
+        };
+        let name = t.name.clone().unwrap_or_default();
+        let replicas = wanted
+            .pointer("/spec/replicas")
+            .and_then(|r| r.as_i64())
+            .and_then(|r| i32::try_from(r).ok())
+            .ok_or_else(|| {
+                status::invalid(
+                    "Scale",
+                    "autoscaling",
+                    &name,
+                    "spec.replicas",
+                    "Required value",
+                )
+            })?;
+        if replicas < 0 {
+            return Err(status::invalid(
+                "Scale",
+                "autoscaling",
+                &name,
+                "spec.replicas",
+                &format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+            ));
+        }
+        let out = {
+            let mut st = self.d.lock();
+            let Some(o) = st.store.get(&key) else {
+                return Err(not_found(t));
+            };
+            if let Some(rv) = wanted
+                .pointer("/metadata/resourceVersion")
+                .and_then(|r| r.as_str())
+                .filter(|r| !r.is_empty() && method == "PUT")
+                && o.meta().resource_version.as_deref() != Some(rv)
+            {
+                return Err(status::conflict(t.info.plural, t.info.group, &name));
+            }
+            if !dry_run(q) {
+                st.scale(&key, replicas).map_err(status::bad_request)?;
+            }
+            let mut s = Self::scale_of(st.store.get(&key).ok_or_else(|| not_found(t))?);
+            s["spec"]["replicas"] = json!(replicas);
+            s
+        };
+        if !dry_run(q) {
+            self.committed().await;
+        }
+        Ok(json_response(StatusCode::OK, &out, &[]))
+    }
+
+    async fn log(&self, t: &Target, q: &Q) -> Result<Response, KubeError> {
+        for unsupported in ["sinceSeconds", "sinceTime", "limitBytes"] {
+            if q.contains_key(unsupported) {
+                return Err(status::bad_request(format!(
+                    "{unsupported} is not supported by lab's pods/log"
+                )));
+            }
+        }
+        if truthy(q, "timestamps") {
+            return Err(status::bad_request(
+                "timestamps is not supported by lab's pods/log (log lines carry no time)",
+            ));
+        }
+        let lq = crate::api::LogsQuery {
+            namespace: t.ns.clone().unwrap_or_default(),
+            pod: t.name.clone().unwrap_or_default(),
+            container: q.get("container").filter(|c| !c.is_empty()).cloned(),
+            previous: truthy(q, "previous"),
+            follow: truthy(q, "follow"),
+            tail: match q.get("tailLines") {
+                Some(n) => Some(
+                    n.parse::<i64>()
+                        .map_err(|_| status::bad_request(format!("invalid tailLines {n:?}")))?
+                        .max(0) as usize,
+                ),
+                None => None,
+            },
+        };
+        crate::api::server::log_response(self.d.clone(), lq)
+            .await
+            .map_err(|e| {
+                if e.contains("not found") {
+                    not_found(t)
+                } else {
+                    status::bad_request(e)
+                }
+            })
+    }
+
+    /// `?watch=1`: a chunked stream of `{"type": …, "object": …}` lines.
+    async fn watch(
+        self: &Arc<Self>,
+        t: &Target,
+        q: &Q,
+        as_table: bool,
+    ) -> Result<Response, KubeError> {
+        let (labels, fields) = Self::selectors(t, q)?;
+        let include = Include::parse(q.get("includeObject").map(|s| s.as_str()));
+        let timeout = q
+            .get("timeoutSeconds")
+            .and_then(|s| s.parse::<u64>().ok())
+            .map_or(Duration::from_secs(1800), Duration::from_secs);
+        let from: Option<u64> = match q.get("resourceVersion").map(|s| s.as_str()) {
+            None | Some("") | Some("0") => None,
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| status::bad_request(format!("invalid resourceVersion {s:?}")))?,
+            ),
+        };
+        // The starting point: the given version, or everything there is now
+        // (as ADDED events), as the API server.
+        let (initial, mut cursor) = match (from, t.info.res) {
+            (Some(rv), Res::Obj(_)) => {
+                {
+                    let st = self.d.lock();
+                    self.log.sync(&st.store);
+                }
+                if self.log.since(rv).is_none() {
+                    return Err(status::gone(format!(
+                        "too old resource version: {rv} ({})",
+                        self.log.synced_rv()
+                    )));
+                }
+                (Vec::new(), rv)
+            }
+            _ => {
+                let (items, rv) = self.snapshot(t);
+                (items, rv)
+            }
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+        let k = self.clone();
+        let res = t.info.res;
+        let kind = match res {
+            Res::Obj(kind) => Some(kind),
+            _ => None,
+        };
+        let ns = t.ns.clone();
+        let cols = Self::columns(t);
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut headers_sent = false;
+            let mut encode = |ty: &str, v: &Value, obj: Option<&Object>| -> Bytes {
+                let object = if as_table {
+                    let row = k.row(v, obj, include);
+                    let rv = v
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(|r| r.as_str())
+                        .unwrap_or("");
+                    let tbl = table::table(&cols, vec![row], rv, !headers_sent);
+                    headers_sent = true;
+                    tbl
+                } else {
+                    v.clone()
+                };
+                let mut line = json!({"type": ty, "object": object}).to_string();
+                line.push('\n');
+                Bytes::from(line)
+            };
+            for (v, o) in &initial {
+                if Self::matches(&labels, &fields, v)
+                    && tx.send(Ok(encode("ADDED", v, o.as_ref()))).await.is_err()
+                {
+                    return;
+                }
+            }
+            let Some(kind) = kind else {
+                // Nodes and events do not change: hold the stream open.
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = tx.closed() => {}
+                }
+                return;
+            };
+            let mut synced = k.log.synced.subscribe();
+            loop {
+                let Some(events) = k.log.since(cursor) else {
+                    let e = status::gone(format!("too old resource version: {cursor}"));
+                    let mut line = json!({"type": "ERROR", "object": e.to_status()}).to_string();
+                    line.push('\n');
+                    let _ = tx.send(Ok(Bytes::from(line))).await;
+                    return;
+                };
+                for e in events {
+                    cursor = cursor.max(e.rv);
+                    if !Self::event_matches(&e, kind, ns.as_deref()) {
+                        continue;
+                    }
+                    if !Self::matches(&labels, &fields, &e.object) {
+                        continue;
+                    }
+                    let obj = if as_table {
+                        match Object::from_json(kind, (*e.object).clone()) {
+                            Ok(o) => Some(o),
+                            Err(_) => continue,
+                        }
+                    } else {
+                        None
+                    };
+                    let ty = e.ty.as_str();
+                    if tx
+                        .send(Ok(encode(ty, &e.object, obj.as_ref())))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    r = synced.changed() => if r.is_err() { return },
+                    _ = tokio::time::sleep_until(deadline) => return,
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+        let mut r = Response::new(Body::from_stream(stream));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(r)
+    }
+
+    fn event_matches(e: &Event, kind: Kind, ns: Option<&str>) -> bool {
+        e.key.kind == kind && ns.is_none_or(|n| e.key.namespace == n)
+    }
+}
+
+trait TapObject {
+    fn tap_object(self, v: &Value, include: Include) -> Value;
+}
+
+impl TapObject for Value {
+    /// Rows of watch events carry the event's object (for DELETED, the last
+    /// state), not a re-read one.
+    fn tap_object(mut self, v: &Value, include: Include) -> Value {
+        match include {
+            Include::Object => self["object"] = v.clone(),
+            Include::Metadata => {
+                self["object"] = json!({"kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": v.get("metadata").cloned().unwrap_or(json!({}))});
+            }
+            Include::None => {}
+        }
+        self
+    }
+}

@@ -1,0 +1,211 @@
+//! The watch event log: what changed in the store, as ADDED / MODIFIED /
+//! DELETED events with resource versions, for `?watch=1`.
+//!
+//! The store keeps only current objects; the log derives events by diffing
+//! the store against what it saw last (object resourceVersions), under the
+//! daemon's state lock. It syncs whenever the daemon publishes a new
+//! resource version and before every list, so a list's `resourceVersion` is
+//! always a point the log has recorded, and a watch started from it misses
+//! and repeats nothing. Several changes to one object between two syncs
+//! come out as one event (the latest state), as from a watch cache that
+//! compacted them. A deletion carries the store's resource version at the
+//! sync that noticed it. The log holds the last [`CAPACITY`] events; a watch
+//! from an older version gets 410 Gone, and the client lists again.
+
+use crate::store::{Key, Store};
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+pub const CAPACITY: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub rv: u64,
+    pub ty: EventType,
+    pub key: Key,
+    pub object: Arc<Value>,
+}
+
+#[derive(Default)]
+struct Inner {
+    seen: HashMap<Key, (String, Arc<Value>)>,
+    events: VecDeque<Event>,
+    /// Events cover resource versions in `(base, synced]`.
+    base: u64,
+    synced: u64,
+}
+
+pub struct EventLog {
+    inner: Mutex<Inner>,
+    /// The last synced resource version (watchers wait on it).
+    pub synced: watch::Sender<u64>,
+}
+
+fn rv_of(v: &Value) -> u64 {
+    v.pointer("/metadata/resourceVersion")
+        .and_then(|r| r.as_str())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+impl EventLog {
+    pub fn new(store: &Store) -> EventLog {
+        let mut inner = Inner::default();
+        for kind in crate::model::Kind::ALL {
+            for o in store.list(kind, None) {
+                let v = o.to_json();
+                let rv = o.meta().resource_version.clone().unwrap_or_default();
+                inner.seen.insert(Key::of(o), (rv, Arc::new(v)));
+            }
+        }
+        inner.base = store.resource_version();
+        inner.synced = store.resource_version();
+        EventLog {
+            synced: watch::channel(inner.synced).0,
+            inner: Mutex::new(inner),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record what changed since the last sync. Call with the state lock
+    /// held (the store must not change meanwhile).
+    pub fn sync(&self, store: &Store) {
+        let now = store.resource_version();
+        let mut inner = self.lock();
+        if now == inner.synced {
+            return;
+        }
+        let mut new_events = Vec::new();
+        let mut present = std::collections::HashSet::new();
+        for kind in crate::model::Kind::ALL {
+            for o in store.list(kind, None) {
+                let key = Key::of(o);
+                let rv = o.meta().resource_version.clone().unwrap_or_default();
+                let ty = match inner.seen.get(&key) {
+                    Some((old, _)) if *old == rv => {
+                        present.insert(key);
+                        continue;
+                    }
+                    Some(_) => EventType::Modified,
+                    None => EventType::Added,
+                };
+                let v = Arc::new(o.to_json());
+                inner.seen.insert(key.clone(), (rv, v.clone()));
+                present.insert(key.clone());
+                new_events.push(Event {
+                    rv: rv_of(&v),
+                    ty,
+                    key,
+                    object: v,
+                });
+            }
+        }
+        let gone: Vec<Key> = inner
+            .seen
+            .keys()
+            .filter(|k| !present.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some((_, v)) = inner.seen.remove(&key) {
+                let mut obj = (*v).clone();
+                obj["metadata"]["resourceVersion"] = Value::String(now.to_string());
+                new_events.push(Event {
+                    rv: now,
+                    ty: EventType::Deleted,
+                    key,
+                    object: Arc::new(obj),
+                });
+            }
+        }
+        new_events.sort_by_key(|e| e.rv);
+        inner.events.extend(new_events);
+        while inner.events.len() > CAPACITY {
+            if let Some(e) = inner.events.pop_front() {
+                inner.base = inner.base.max(e.rv);
+            }
+        }
+        inner.synced = now;
+        drop(inner);
+        self.synced.send_replace(now);
+    }
+
+    /// Events after `rv`, or `None` when `rv` is older than the log holds.
+    pub fn since(&self, rv: u64) -> Option<Vec<Event>> {
+        let inner = self.lock();
+        if rv < inner.base {
+            return None;
+        }
+        Some(inner.events.iter().filter(|e| e.rv > rv).cloned().collect())
+    }
+
+    pub fn synced_rv(&self) -> u64 {
+        self.lock().synced
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Kind, Object};
+
+    fn ns(name: &str) -> Object {
+        crate::daemon::state::namespace(name)
+    }
+
+    #[test]
+    fn diffs_become_events_and_old_versions_expire() {
+        let mut store = Store::default();
+        store.create(ns("a")).unwrap();
+        let log = EventLog::new(&store);
+        let start = store.resource_version();
+        store.create(ns("b")).unwrap();
+        let mut a = store
+            .get(&Key::new(Kind::Namespace, "", "a"))
+            .unwrap()
+            .clone();
+        a.meta_mut().labels = Some([("x".to_string(), "y".to_string())].into());
+        store.update(a);
+        log.sync(&store);
+        let mid = store.resource_version();
+        store.remove(&Key::new(Kind::Namespace, "", "b"));
+        log.sync(&store);
+        let ev = log.since(start).unwrap();
+        let summary: Vec<(EventType, &str)> =
+            ev.iter().map(|e| (e.ty, e.key.name.as_str())).collect();
+        assert_eq!(
+            summary,
+            [
+                (EventType::Added, "b"),
+                (EventType::Modified, "a"),
+                (EventType::Deleted, "b")
+            ]
+        );
+        assert!(ev.windows(2).all(|w| w[0].rv <= w[1].rv));
+        assert_eq!(log.since(mid).unwrap().len(), 1);
+        assert_eq!(log.synced_rv(), store.resource_version());
+        assert!(log.since(start - 1).is_none(), "older than the log: 410");
+    }
+}

@@ -1,0 +1,556 @@
+//! The Kubernetes API driven by the real `kubectl` (and curl) against a real
+//! cluster: apply/re-apply/change, get (tables, wide, jsonpath), watch,
+//! scale, label/annotate, wait, logs, delete, strict validation, server
+//! dry-run, 410 Gone, 401 without the client certificate, and that pods
+//! cannot reach the API port.
+//!
+//! kubectl must be on PATH (`scripts/provision` installs Debian's
+//! kubernetes-client): without it these tests fail, they do not skip.
+
+mod common;
+use common::*;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lab/sample-app.yaml");
+
+fn kubeconfig(c: &Cluster) -> String {
+    format!("/var/lib/lab/{}/kubeconfig", c.name)
+}
+
+fn kubectl_cmd(c: &Cluster, args: &[&str]) -> Command {
+    let mut cmd = Command::new("kubectl");
+    cmd.env("KUBECONFIG", kubeconfig(c))
+        .env("HOME", std::env::temp_dir())
+        .args(["--request-timeout=30s"])
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn kubectl(c: &Cluster, args: &[&str]) -> Output {
+    kubectl_cmd(c, args)
+        .output()
+        .expect("kubectl must be installed (scripts/provision installs kubernetes-client)")
+}
+
+fn kok(c: &Cluster, args: &[&str]) -> String {
+    let out = kubectl(c, args);
+    assert!(
+        out.status.success(),
+        "kubectl {} failed ({}):\nstdout: {}\nstderr: {}\ndaemon log:\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        c.daemon_log()
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn port(c: &Cluster) -> String {
+    let kc = std::fs::read_to_string(kubeconfig(c)).expect("kubeconfig written");
+    let line = kc
+        .lines()
+        .find(|l| l.contains("server:"))
+        .expect("server line");
+    line.rsplit(':').next().unwrap().trim().to_string()
+}
+
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
+    (body.to_string(), code.to_string())
+}
+
+#[test]
+fn kubectl_is_installed() {
+    let out = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .expect("kubectl must be on PATH (scripts/provision installs kubernetes-client)");
+    assert!(out.status.success());
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn kubectl_drives_the_sample_app() {
+    require_root!();
+    let c = Cluster::up("kapi", &["--empty"]);
+    let kc = std::fs::metadata(kubeconfig(&c)).expect("kubeconfig");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(kc.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        c.ok(&["kubeconfig"]),
+        std::fs::read_to_string(kubeconfig(&c)).unwrap()
+    );
+
+    // apply: created, unchanged, configured.
+    let out = kok(&c, &["apply", "-f", SAMPLE]);
+    for l in [
+        "deployment.apps/frontend created",
+        "deployment.apps/backend created",
+        "service/backend-service created",
+        "pod/client created",
+    ] {
+        assert!(out.contains(l), "{out}");
+    }
+    let out = kok(&c, &["apply", "-f", SAMPLE]);
+    assert_eq!(out.matches("unchanged").count(), 4, "{out}");
+    let changed = std::fs::read_to_string(SAMPLE)
+        .unwrap()
+        .replace("replicas: 3", "replicas: 2");
+    let changed_path = std::env::temp_dir().join(format!("{}-sample.yaml", c.name));
+    std::fs::write(&changed_path, changed).unwrap();
+    let out = kok(&c, &["apply", "-f", changed_path.to_str().unwrap()]);
+    assert!(out.contains("deployment.apps/backend configured"), "{out}");
+    assert!(out.contains("deployment.apps/frontend unchanged"), "{out}");
+    let _ = std::fs::remove_file(&changed_path);
+
+    // rollout status, wait, get (server-side tables), -o wide, jsonpath.
+    kok(
+        &c,
+        &["rollout", "status", "deploy/backend", "--timeout=60s"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while kok(&c, &["get", "pods", "-l", "app=backend", "-o", "name"])
+        .lines()
+        .count()
+        != 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the third backend never went away"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    kok(
+        &c,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod",
+            "-l",
+            "app=backend",
+            "--timeout=60s",
+        ],
+    );
+    kok(
+        &c,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/client",
+            "--timeout=60s",
+        ],
+    );
+    let out = kok(&c, &["get", "pods"]);
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{out}"
+    );
+    assert!(out.contains("client") && out.contains("Running"), "{out}");
+    let out = kok(&c, &["get", "pods", "-o", "wide"]);
+    assert!(
+        out.lines().next().unwrap().contains("IP") && out.contains("NODE"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{}-node", c.name)), "{out}");
+    let names = kok(
+        &c,
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=backend",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    );
+    let backends: Vec<&str> = names.split_whitespace().collect();
+    assert_eq!(backends.len(), 2, "{names}");
+    let phase = kok(
+        &c,
+        &[
+            "get",
+            "pods",
+            "--field-selector",
+            "status.phase=Running",
+            "-o",
+            "name",
+        ],
+    );
+    assert!(phase.contains("pod/client"), "{phase}");
+
+    // get -w sees a deletion.
+    let mut watch = kubectl_cmd(&c, &["get", "pods", "-w", "--output-watch-events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let victim = backends[0].to_string();
+    let out = kok(&c, &["delete", "pod", &victim]);
+    assert!(out.contains(&format!("pod \"{victim}\" deleted")), "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = watch.kill();
+    let w = watch.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&w.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("DELETED") && l.contains(&victim)),
+        "watch output:\n{text}\n{}",
+        String::from_utf8_lossy(&w.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ADDED") && l.contains("backend-")),
+        "the replacement pod is ADDED:\n{text}"
+    );
+
+    // scale, label, annotate.
+    let out = kok(&c, &["scale", "deployment", "backend", "--replicas=1"]);
+    assert!(out.contains("deployment.apps/backend scaled"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = kok(&c, &["get", "pods", "-l", "app=backend", "-o", "name"]);
+        let running = kok(
+            &c,
+            &[
+                "get",
+                "deploy",
+                "backend",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+        );
+        if n.lines().count() == 1 && running == "1" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "scale to 1 did not converge: {n}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(kok(&c, &["label", "pod", "client", "tier=tools"]).contains("pod/client labeled"));
+    assert!(kok(&c, &["annotate", "pod", "client", "note=hello"]).contains("pod/client annotated"));
+    let out = kok(
+        &c,
+        &[
+            "get",
+            "pod",
+            "client",
+            "-o",
+            "jsonpath={.metadata.labels.tier}/{.metadata.annotations.note}",
+        ],
+    );
+    assert_eq!(out, "tools/hello");
+    assert!(kok(&c, &["get", "pods", "-l", "tier=tools", "-o", "name"]).contains("pod/client"));
+
+    // expose, run, edit, rollout restart, get events, logs -f.
+    let out = kok(
+        &c,
+        &[
+            "expose",
+            "deployment",
+            "frontend",
+            "--name=fe2",
+            "--port=81",
+            "--target-port=8080",
+        ],
+    );
+    assert!(out.contains("service/fe2 exposed"), "{out}");
+    let out = kok(
+        &c,
+        &[
+            "run",
+            "sleeper",
+            "--image=registry.k8s.io/e2e-test-images/agnhost:2.45",
+            "--",
+            "pause",
+        ],
+    );
+    assert!(out.contains("pod/sleeper created"), "{out}");
+    let out = kubectl_cmd(&c, &["edit", "deployment", "frontend"])
+        .env("KUBE_EDITOR", r"sed -i s/replicas:\ 1/replicas:\ 2/")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("deployment.apps/frontend edited"), "{text}");
+    assert_eq!(
+        kok(
+            &c,
+            &[
+                "get",
+                "deploy",
+                "frontend",
+                "-o",
+                "jsonpath={.spec.replicas}"
+            ]
+        ),
+        "2"
+    );
+    assert!(kok(&c, &["rollout", "restart", "deploy/frontend"]).contains("restarted"));
+    kok(
+        &c,
+        &["rollout", "status", "deploy/frontend", "--timeout=60s"],
+    );
+    let out = kubectl(&c, &["get", "events"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No resources found"));
+    let mut follow = kubectl_cmd(&c, &["logs", "-f", "client"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        follow.try_wait().unwrap().is_none(),
+        "logs -f ended instead of following"
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    // explain reads the OpenAPI v3 schemas.
+    let out = kok(&c, &["explain", "service.spec"]);
+    assert!(
+        out.contains("clusterIP") && out.contains("selector"),
+        "{out}"
+    );
+    let out = kok(&c, &["explain", "deployment.spec.replicas"]);
+    assert!(out.contains("integer"), "{out}");
+
+    // logs.
+    let out = kok(&c, &["logs", "deploy/backend", "--tail=5"]);
+    assert!(!out.trim().is_empty(), "backend logs are empty");
+
+    // Strict validation: an unknown field is refused, naming it.
+    let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad}\ndata: {a: b}\nbogus: 1\n";
+    let mut child = kubectl_cmd(&c, &["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(bad.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bogus") && err.contains("invalid"), "{err}");
+
+    // --dry-run=server changes nothing.
+    let out = kok(
+        &c,
+        &[
+            "scale",
+            "deploy",
+            "frontend",
+            "--replicas=3",
+            "--dry-run=server",
+        ],
+    );
+    assert!(out.contains("server dry run"), "{out}");
+    assert_eq!(
+        kok(
+            &c,
+            &[
+                "get",
+                "deploy",
+                "frontend",
+                "-o",
+                "jsonpath={.spec.replicas}"
+            ]
+        ),
+        "2"
+    );
+
+    // 410 Gone for a watch from a version older than the event log; 401
+    // without the client certificate.
+    let p = port(&c);
+    let pki = format!("/var/lib/lab/{}/pki", c.name);
+    let auth = [
+        "--cacert".to_string(),
+        format!("{pki}/ca.crt"),
+        "--cert".into(),
+        format!("{pki}/admin.crt"),
+        "--key".into(),
+        format!("{pki}/admin.key"),
+    ];
+    let a: Vec<&str> = auth.iter().map(String::as_str).collect();
+    let url =
+        format!("https://127.0.0.1:{p}/api/v1/namespaces/default/pods?watch=1&resourceVersion=1");
+    let (body, code) = curl(&[&a[..], &[url.as_str()]].concat());
+    assert_eq!(code, "410", "{body}");
+    assert!(body.contains("\"reason\":\"Expired\""), "{body}");
+    let url = format!("https://127.0.0.1:{p}/api/v1/namespaces/default/pods");
+    let (body, code) = curl(&["--cacert", &format!("{pki}/ca.crt"), &url]);
+    assert_eq!(code, "401", "{body}");
+    assert!(
+        body.contains("\"kind\":\"Status\"") && body.contains("Unauthorized"),
+        "{body}"
+    );
+    let (body, code) = curl(&[&a[..], &[url.as_str()]].concat());
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("\"kind\":\"PodList\""), "{body}");
+    let (body, code) = curl(
+        &[
+            &a[..],
+            &[&format!("https://127.0.0.1:{p}/api/v1/namespaces/default/pods/nope")[..]],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, "404", "{body}");
+    assert!(body.contains("pods \\\"nope\\\" not found"), "{body}");
+
+    // The API is on the host's loopback only: a pod cannot reach it (its
+    // own 127.0.0.1 is its own, and the node gateway has no such port).
+    for target in ["127.0.0.1", "169.254.1.1"] {
+        let (code, out, _) = c.exec(
+            "client",
+            &[
+                "curl",
+                "-sk",
+                "-m",
+                "3",
+                &format!("https://{target}:{p}/version"),
+            ],
+        );
+        assert_ne!(code, 0, "a pod reached the API at {target}:{p}: {out}");
+        assert!(!out.contains("gitVersion"), "{out}");
+    }
+
+    // delete -f removes everything the file made.
+    let out = kok(&c, &["delete", "-f", SAMPLE, "--wait=true"]);
+    assert!(out.contains("deployment.apps \"backend\" deleted"), "{out}");
+    let out = kok(
+        &c,
+        &["get", "deploy,svc", "-l", "app=backend", "-o", "name"],
+    );
+    assert!(out.trim().is_empty(), "{out}");
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn write_kubeconfig_merges_and_down_removes_the_context() {
+    require_root!();
+    let home = tempfile::tempdir().unwrap();
+    // The user's existing config keeps its other entries.
+    std::fs::create_dir_all(home.path().join(".kube")).unwrap();
+    std::fs::write(
+        home.path().join(".kube/config"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: other\n  cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n- name: other\n  context: {cluster: other, user: other}\nusers:\n- name: other\n  user: {}\ncurrent-context: other\n",
+    )
+    .unwrap();
+    // SAFETY: nextest runs each test in its own process; nothing else in
+    // this process reads the environment concurrently.
+    unsafe {
+        std::env::set_var("HOME", home.path());
+        std::env::remove_var("SUDO_USER");
+    }
+    let c = Cluster::up("kcfg", &["--empty", "--write-kubeconfig"]);
+    let ctx = format!("lab-{}", c.name);
+    let cfg = std::fs::read_to_string(home.path().join(".kube/config")).unwrap();
+    assert!(cfg.contains(&ctx) && cfg.contains("other"), "{cfg}");
+    // Plain kubectl with the user's own config reaches the cluster.
+    let out = Command::new("kubectl")
+        .env_remove("KUBECONFIG")
+        .env("HOME", home.path())
+        .args(["get", "namespaces", "-o", "name"])
+        .output()
+        .expect("kubectl must be installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("namespace/kube-system"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.down();
+    let cfg = std::fs::read_to_string(home.path().join(".kube/config")).unwrap();
+    assert!(!cfg.contains(&ctx), "lab down leaves its context:\n{cfg}");
+    assert!(cfg.contains("name: other"), "{cfg}");
+}
+
+/// A real client library (the `kube` crate) lists, watches and patches.
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn kube_client_lists_watches_and_patches() {
+    require_root!();
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{
+        Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+    };
+    async fn next_event<S>(s: &mut S) -> WatchEvent<ConfigMap>
+    where
+        S: futures::Stream<Item = kube::Result<WatchEvent<ConfigMap>>> + Unpin,
+    {
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.try_next())
+            .await
+            .expect("a watch event within 10 s")
+            .unwrap()
+            .expect("the stream goes on")
+    }
+    let c = Cluster::up("kcrate", &["--empty"]);
+    let path = kubeconfig(&c);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(cfg).unwrap();
+        let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kc", "labels": {"app": "k"}}, "data": {"a": "1"}}))
+        .unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+        let err = cms.create(&PostParams::default(), &cm).await.unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        let list = cms
+            .list(&ListParams::default().labels("app=k"))
+            .await
+            .unwrap();
+        assert_eq!(list.items.len(), 1);
+        let rv = list.metadata.resource_version.clone().unwrap();
+        let mut events = cms
+            .watch(&WatchParams::default().labels("app=k"), &rv)
+            .await
+            .unwrap()
+            .boxed();
+        cms.patch(
+            "kc",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"a": "2"}})),
+        )
+        .await
+        .unwrap();
+        match next_event(&mut events).await {
+            WatchEvent::Modified(o) => {
+                assert_eq!(o.data.unwrap()["a"], "2");
+            }
+            other => panic!("expected MODIFIED, got {other:?}"),
+        }
+        let got = cms.get("kc").await.unwrap();
+        assert_eq!(got.data.unwrap()["a"], "2");
+        cms.delete("kc", &DeleteParams::default()).await.unwrap();
+        match next_event(&mut events).await {
+            WatchEvent::Deleted(o) => assert_eq!(o.metadata.name.as_deref(), Some("kc")),
+            other => panic!("expected DELETED, got {other:?}"),
+        }
+        let err = cms.get("kc").await.unwrap_err();
+        assert!(err.to_string().contains("not found"), "{err}");
+    });
+}
