@@ -824,7 +824,7 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
     let node = node_ns.clone();
     let dataplane =
-        super::dataplane::DataPlane::start(&cfg, &node, layout.run_dir.join("flows.json"))
+        super::dataplane::DataPlane::start(&cfg, &node, layout.run_dir.join("flows.bin"))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     // State.
@@ -900,10 +900,11 @@ pub async fn run(cfg: ClusterConfig) -> anyhow::Result<()> {
     if graceful {
         tracing::info!("shutting down the cluster");
         daemon.shutdown().await;
+        daemon.dataplane.stop();
     } else {
         // SIGTERM/SIGINT: leave pods and the TUN running (a new daemon
         // re-adopts them and restores the flow table).
-        daemon.dataplane.save();
+        daemon.dataplane.shutdown();
         daemon.persist();
         let _ = std::fs::remove_file(layout.api_socket());
         let _ = std::fs::remove_file(layout.read_only_api_socket());
