@@ -305,10 +305,10 @@ impl DataPlane {
     pub fn save(&self) {
         let _one = self.save_lock.lock().unwrap_or_else(|e| e.into_inner());
         let (bytes, stats) = self.core.snapshot(self.now());
-        if self.snapshot_path.parent().is_some_and(Path::is_dir) {
-            if let Err(e) = super::runtime::write_atomic(&self.snapshot_path, &bytes) {
-                tracing::warn!("writing {}: {e}", self.snapshot_path.display());
-            }
+        if self.snapshot_path.parent().is_some_and(Path::is_dir)
+            && let Err(e) = super::runtime::write_atomic(&self.snapshot_path, &bytes)
+        {
+            tracing::warn!("writing {}: {e}", self.snapshot_path.display());
         }
         *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
     }
