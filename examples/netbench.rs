@@ -2,13 +2,16 @@
 //! reference namespaces; every loop is bounded in time):
 //!
 //! - `netbench serve PORT`: TCP echo server (1-byte requests, thread per connection)
+//! - `netbench http PORT`: HTTP/1.1 keep-alive server answering every request
+//!   with a 2-byte body (for wrk; thread per connection)
 //! - `netbench rr ADDR SECS`: request/response latency on one connection
 //! - `netbench crr ADDR SECS`: connect, request, response, close (RST, no
 //!   TIME_WAIT) per iteration
 //! - `netbench poll ADDR SECS INTERVAL_MS`: HTTP GET /hostname, one new
 //!   connection each time, printing `<unix ms> <hostname or ERR>`
 //!
-//! `rr`/`crr` print one JSON line: `{"ops": n, "per_sec": x, "p50_us": y, "p99_us": z}`.
+//! `rr`/`crr` print one JSON line:
+//! `{"ops": n, "per_sec": x, "p50_us": y, "p99_us": z, "p999_us": w}`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -25,11 +28,12 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 fn report(mut lat: Vec<u64>, secs: f64) {
     lat.sort_unstable();
     println!(
-        "{{\"ops\": {}, \"per_sec\": {:.0}, \"p50_us\": {}, \"p99_us\": {}}}",
+        "{{\"ops\": {}, \"per_sec\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"p999_us\": {}}}",
         lat.len(),
         lat.len() as f64 / secs,
         percentile(&lat, 0.5),
-        percentile(&lat, 0.99)
+        percentile(&lat, 0.99),
+        percentile(&lat, 0.999)
     );
 }
 
@@ -50,6 +54,37 @@ fn main() {
                     while s.read_exact(&mut b).is_ok() {
                         if s.write_all(&b).is_err() {
                             break;
+                        }
+                    }
+                });
+            }
+        }
+        "http" => {
+            let l =
+                TcpListener::bind(("0.0.0.0", arg(2).parse::<u16>().expect("port"))).expect("bind");
+            for s in l.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut s = s;
+                    let _ = s.set_nodelay(true);
+                    let mut buf = vec![0u8; 16384];
+                    let mut have = 0;
+                    loop {
+                        // Answer every complete request head in the buffer.
+                        while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n")
+                        {
+                            let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                            if s.write_all(resp).is_err() {
+                                return;
+                            }
+                            buf.copy_within(end + 4..have, 0);
+                            have -= end + 4;
+                        }
+                        if have == buf.len() {
+                            return; // a request head over 16 KiB
+                        }
+                        match s.read(&mut buf[have..]) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => have += n,
                         }
                     }
                 });
@@ -130,7 +165,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: netbench serve PORT | rr ADDR SECS | crr ADDR SECS | poll ADDR SECS INTERVAL_MS"
+                "usage: netbench serve PORT | http PORT | rr ADDR SECS | crr ADDR SECS | poll ADDR SECS INTERVAL_MS"
             );
             std::process::exit(2);
         }

@@ -176,6 +176,44 @@ fn client_ip_affinity_and_named_ports() {
     assert!(eps.contains(":8080"), "named targetPort resolved: {eps}");
 }
 
+/// SIGTERM is the graceful restart: the daemon stops its queue threads,
+/// writes the flow snapshot (binary, `flows.bin`), and the next daemon
+/// restores it — the flows are there before any new packet arrives.
+#[test]
+fn flow_table_survives_a_graceful_restart() {
+    require_root!();
+    let c = with_backends("vfsn", WEB_SVC);
+    let ip = vip(&c, "web");
+    for _ in 0..5 {
+        assert_eq!(curl(&c, "client", &format!("http://{ip}/hostname")).0, 0);
+    }
+    let flows = |c: &Cluster| -> usize {
+        let s = c.ok(&["status"]);
+        s.lines()
+            .find_map(|l| l.trim().strip_prefix("Flows:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no Flows line in {s}"))
+    };
+    let before = flows(&c);
+    assert!(before >= 5, "{before} flows after 5 connections");
+    let pid = c.daemon_pid().expect("daemon pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM the daemon");
+    c.eventually(Duration::from_secs(10), "daemon gone", || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    c.ok(&["up"]);
+    let after = flows(&c);
+    assert!(
+        after >= 5,
+        "{after} flows restored (had {before}); the snapshot was not written or not read"
+    );
+    assert_eq!(curl(&c, "client", &format!("http://{ip}/hostname")).0, 0);
+}
+
 #[test]
 #[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
 fn vip_and_connections_survive_daemon_restart() {

@@ -593,11 +593,13 @@ fn daemonized_processes_die_and_grace_is_honoured() {
     );
     let polite = container(
         "polite",
-        sh("trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done"),
+        sh("trap 'echo bye; exit 0' TERM; echo trapped; while :; do sleep 0.1; done"),
     );
     let mut pod = Pod::new("daemons", vec![stubborn, polite]);
     pod.spawn();
     pod.wait_log("stubborn", 0, "up", 10);
+    // A TERM before the shell has set its trap would kill it instead.
+    pod.wait_log("polite", 0, "trapped", 10);
     let mut c = pod.connect();
     c.wait(10, "running", |s| {
         running(s, "stubborn") && running(s, "polite")

@@ -1,34 +1,60 @@
 //! The Services data plane's shell: the TUN `svc0` in the node netns, one
-//! thread per queue feeding packets through the pure NAT core
-//! ([`crate::dataplane::Nat`]), the policy rules kept in sync with the
-//! Services, periodic expiry and flow-table snapshots (so a restarted daemon
-//! keeps established connections).
+//! supervised thread per queue feeding packets through the sharded NAT core
+//! ([`crate::dataplane::Sharded`]: no global lock; the service table is
+//! published by pointer), bounded expiry passes on a thread of their own, and flow-table snapshots
+//! (compact binary, taken shard by shard, written by their own thread only
+//! when something changed) so a restarted daemon keeps established
+//! connections.
 
 use super::services::{Proto, ServicesView};
 use crate::cluster::ClusterConfig;
-use crate::dataplane::{self as dp, Nat, Verdict};
+use crate::dataplane::{self as dp, Sharded, SnapshotStats, Verdict};
 use crate::sys;
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub const TUN_NAME: &str = "svc0";
 /// Flow-table capacity (entries); a SYN flood evicts, it does not grow.
 pub const FLOW_CAPACITY: usize = 262_144;
+/// How long an idle queue thread sleeps in poll() before checking for stop.
+const QUEUE_POLL_MS: u16 = 200;
+/// A queue that ran this long before failing restarts without delay growth.
+const QUEUE_HEALTHY: Duration = Duration::from_secs(30);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Expiry passes (each bounded per shard).
+const EXPIRE_EVERY: Duration = Duration::from_millis(250);
+/// The snapshot writer looks for changes this often; flows created or
+/// removed are written within this time.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+/// Traffic on existing flows only moves their expiries: refresh the file at
+/// most this often for that alone.
+const SNAPSHOT_REFRESH: Duration = Duration::from_secs(10);
 
 pub struct DataPlane {
-    nat: Arc<Mutex<Nat>>,
+    core: Arc<Sharded>,
+    node: String,
     snapshot_path: PathBuf,
     epoch: Instant,
     last_view: Mutex<Option<ServicesView>>,
     stop: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    queue_restarts: AtomicU64,
+    last_snapshot: Mutex<Option<SnapshotStats>>,
+    /// Serialises snapshot writers (the thread and a final save).
+    save_lock: Mutex<()>,
     pub queues: usize,
 }
 
-fn lock(nat: &Mutex<Nat>) -> std::sync::MutexGuard<'_, Nat> {
-    nat.lock().unwrap_or_else(|e| e.into_inner())
+/// Why a queue's run ended.
+enum QueueEnd {
+    Stopped,
+    Failed(String, /* the fd is dead: reopen the queue */ bool),
 }
 
 impl DataPlane {
@@ -43,33 +69,55 @@ impl DataPlane {
         let devs = sys::tun::open(node, TUN_NAME, queues)
             .map_err(|e| format!("creating TUN {TUN_NAME}: {e}"))?;
         let epoch = Instant::now();
-        let mut nat = Nat::new(FLOW_CAPACITY);
+        let core = Arc::new(Sharded::new(
+            FLOW_CAPACITY,
+            dp::shard::SHARDS,
+            rand::random(),
+        ));
         if let Ok(bytes) = std::fs::read(&snapshot_path) {
-            match nat.restore(&bytes, Duration::ZERO) {
+            match core.restore(&bytes, Duration::ZERO) {
                 Ok(n) => tracing::info!("restored {n} flows from {}", snapshot_path.display()),
                 Err(e) => tracing::warn!("ignoring flow snapshot {}: {e}", snapshot_path.display()),
             }
         }
         let plane = Arc::new(DataPlane {
-            nat: Arc::new(Mutex::new(nat)),
+            core,
+            node: node.to_string(),
             snapshot_path,
             epoch,
             last_view: Mutex::new(None),
             stop: Arc::new(AtomicBool::new(false)),
+            threads: Mutex::new(Vec::new()),
+            queue_restarts: AtomicU64::new(0),
+            last_snapshot: Mutex::new(None),
+            save_lock: Mutex::new(()),
             queues: devs.len(),
         });
+        let mut threads = Vec::new();
         for (i, dev) in devs.into_iter().enumerate() {
             let p = plane.clone();
-            std::thread::Builder::new()
-                .name(format!("svc0-q{i}"))
-                .spawn(move || p.queue_loop(dev))
-                .map_err(|e| e.to_string())?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("svc0-q{i}"))
+                    .spawn(move || p.supervise(i, dev))
+                    .map_err(|e| e.to_string())?,
+            );
         }
         let p = plane.clone();
-        std::thread::Builder::new()
-            .name("svc0-expire".into())
-            .spawn(move || p.housekeeping())
-            .map_err(|e| e.to_string())?;
+        threads.push(
+            std::thread::Builder::new()
+                .name("svc0-expire".into())
+                .spawn(move || p.expiry())
+                .map_err(|e| e.to_string())?,
+        );
+        let p = plane.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("svc0-snapshot".into())
+                .spawn(move || p.snapshotter())
+                .map_err(|e| e.to_string())?,
+        );
+        *plane.threads.lock().unwrap_or_else(|e| e.into_inner()) = threads;
         Ok(plane)
     }
 
@@ -77,67 +125,190 @@ impl DataPlane {
         self.epoch.elapsed()
     }
 
-    fn queue_loop(&self, dev: tun_rs::SyncDevice) {
-        // Room for a 64 KiB GSO super-packet plus its virtio-net header.
-        let mut buf = vec![0u8; 65_536 + 64];
-        let mut out = vec![0u8; 2048];
-        while !self.stop.load(Ordering::Relaxed) {
-            let n = match dev.recv(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    tracing::error!("reading {TUN_NAME}: {e}");
-                    std::thread::sleep(Duration::from_millis(100));
-                    continue;
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Sleep up to `d`, waking early on stop; false if stopping.
+    fn nap(&self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        while !self.stopping() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+        false
+    }
+
+    /// Run queue `i`, restarting it with backoff when it fails or panics.
+    /// Each distinct failure is logged once (repeats at powers of two), not
+    /// at the rate the queue fails.
+    fn supervise(&self, i: usize, dev: tun_rs::SyncDevice) {
+        let mut dev = Some(dev);
+        let mut backoff = BACKOFF_MIN;
+        let mut last: Option<String> = None;
+        let mut repeats = 0u64;
+        while !self.stopping() {
+            let d = match dev.take() {
+                Some(d) => d,
+                None => match sys::tun::open(&self.node, TUN_NAME, 1) {
+                    Ok(mut v) if !v.is_empty() => {
+                        tracing::info!("{TUN_NAME} queue {i} re-attached");
+                        v.remove(0)
+                    }
+                    Ok(_) => {
+                        if !self.nap(backoff) {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        let msg = format!("re-opening {TUN_NAME} queue {i}: {e}");
+                        if last.as_deref() != Some(msg.as_str()) {
+                            tracing::error!("{msg}; retrying with backoff");
+                            last = Some(msg);
+                        }
+                        if !self.nap(backoff) {
+                            break;
+                        }
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        continue;
+                    }
+                },
+            };
+            let started = Instant::now();
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.queue(&d)));
+            let (msg, dead) = match run {
+                Ok(QueueEnd::Stopped) => break,
+                Ok(QueueEnd::Failed(m, dead)) => (m, dead),
+                Err(p) => {
+                    let what = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into());
+                    (format!("{TUN_NAME} queue {i} panicked: {what}"), false)
                 }
             };
-            let verdict = lock(&self.nat).process(self.now(), &mut buf[..n], &mut out);
+            self.queue_restarts.fetch_add(1, Ordering::Relaxed);
+            if started.elapsed() >= QUEUE_HEALTHY {
+                backoff = BACKOFF_MIN;
+            }
+            if last.as_deref() == Some(msg.as_str()) {
+                repeats += 1;
+                if repeats.is_power_of_two() {
+                    tracing::warn!("{msg} (again: {repeats} restarts since it was first logged)");
+                }
+            } else {
+                tracing::error!("{msg}; restarting queue {i} in {backoff:?}");
+                last = Some(msg);
+                repeats = 0;
+            }
+            if !dead {
+                dev = Some(d);
+            }
+            if !self.nap(backoff) {
+                break;
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// One queue: read until EAGAIN, then sleep in poll() (bounded, so a stop
+    /// is seen); each packet goes through the sharded NAT and back out.
+    fn queue(&self, dev: &tun_rs::SyncDevice) -> QueueEnd {
+        if let Err(e) = dev.set_nonblocking(true) {
+            return QueueEnd::Failed(format!("{TUN_NAME}: non-blocking mode: {e}"), false);
+        }
+        let fd = dev.as_raw_fd();
+        let mut w = self.core.worker();
+        // Room for a 64 KiB GSO super-packet plus its virtio-net header.
+        let mut buf = vec![0u8; 65_536 + 64];
+        while !self.stopping() {
+            let n = match dev.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if let Err(e) = sys::tun::wait_readable(fd, QUEUE_POLL_MS) {
+                        return QueueEnd::Failed(format!("polling {TUN_NAME}: {e}"), false);
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EBADFD/ENODEV/EFAULT: the queue was detached or the
+                    // device deleted; this fd will not recover.
+                    let dead = matches!(
+                        e.raw_os_error(),
+                        Some(libc::EBADFD | libc::ENODEV | libc::EFAULT | libc::EBADF)
+                    );
+                    return QueueEnd::Failed(format!("reading {TUN_NAME}: {e}"), dead);
+                }
+            };
+            let verdict = self.core.process(&mut w, self.now(), &mut buf[..n]);
             let res = match verdict {
                 Verdict::Forward => dev.send(&buf[..n]),
-                Verdict::Reply(len) => dev.send(&out[..len.min(out.len())]),
+                Verdict::Reply(len) => {
+                    let out = w.out();
+                    dev.send(&out[..len.min(out.len())])
+                }
                 Verdict::Drop(_) => Ok(0),
             };
             if let Err(e) = res {
                 tracing::debug!("writing {TUN_NAME}: {e}");
             }
         }
+        QueueEnd::Stopped
     }
 
-    fn housekeeping(&self) {
-        let mut last_flows = usize::MAX;
-        let mut ticks = 0u32;
-        while !self.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(250));
-            let now = self.now();
-            lock(&self.nat).expire(now);
-            ticks += 1;
-            // Snapshot the flow table every second when it changed, so even a
-            // SIGKILLed daemon's successor finds recent flows.
-            if ticks.is_multiple_of(4) {
-                let (flows, bytes) = {
-                    let nat = lock(&self.nat);
-                    (nat.flow_count(), nat.snapshot())
-                };
-                if flows != last_flows || flows > 0 {
-                    last_flows = flows;
-                    let _ = super::runtime::write_atomic(
-                        &self.snapshot_path,
-                        &bytes,
-                        super::runtime::PRIVATE,
-                    );
+    /// Bounded expiry passes, one shard locked at a time.
+    fn expiry(&self) {
+        while self.nap(EXPIRE_EVERY) {
+            self.core.expire(self.now());
+        }
+    }
+
+    /// Write the snapshot when flows were created or removed (checked every
+    /// second), or when traffic moved expiries (at most every 10 s).
+    fn snapshotter(&self) {
+        let mut written: Option<(u64, u64)> = None;
+        let mut at = Instant::now();
+        while self.nap(SNAPSHOT_EVERY) {
+            let marks = self.core.change_marks();
+            let due = match written {
+                None => true,
+                Some((structural, traffic)) => {
+                    marks.0 != structural
+                        || (marks.1 != traffic && at.elapsed() >= SNAPSHOT_REFRESH)
                 }
+            };
+            if due {
+                self.save();
+                written = Some(marks);
+                at = Instant::now();
             }
         }
     }
 
-    /// Write the flow table now (graceful daemon stop).
+    /// Write the flow table now: each shard locked only while its flows are
+    /// copied; encoding and the file write happen outside any lock. Skipped
+    /// when the run directory is gone (`lab down` removed it).
     pub fn save(&self) {
-        let bytes = lock(&self.nat).snapshot();
-        let _ = super::runtime::write_atomic(&self.snapshot_path, &bytes, super::runtime::PRIVATE);
+        let _one = self.save_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (bytes, stats) = self.core.snapshot(self.now());
+        if self.snapshot_path.parent().is_some_and(Path::is_dir)
+            && let Err(e) =
+                super::runtime::write_atomic(&self.snapshot_path, &bytes, super::runtime::PRIVATE)
+        {
+            tracing::warn!("writing {}: {e}", self.snapshot_path.display());
+        }
+        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
     }
 
-    /// Install a new service table and sync the policy rules. Cheap when
-    /// nothing changed.
+    /// Install a new service table. Cheap when
+    /// nothing changed; the table is compiled here and published by pointer,
+    /// so no queue waits for it.
     pub fn update(&self, cfg: &ClusterConfig, view: ServicesView) {
         {
             let mut last = self.last_view.lock().unwrap_or_else(|e| e.into_inner());
@@ -145,38 +316,73 @@ impl DataPlane {
                 return;
             }
             let table = build_table(cfg, &view);
-            lock(&self.nat).set_table(Arc::new(table));
+            self.core.set_table(Arc::new(table));
             *last = Some(view);
         }
     }
 
     /// Facts for `lab status` / `lab describe svc`.
     pub fn stats(&self) -> serde_json::Map<String, serde_json::Value> {
-        let nat = lock(&self.nat);
         let mut m = serde_json::Map::new();
         m.insert(
             "TUN".into(),
-            format!("{TUN_NAME} ({} queues, offload on)", self.queues).into(),
+            format!(
+                "{TUN_NAME} ({} queues, offload on, {} flow shards)",
+                self.queues,
+                self.core.shard_count()
+            )
+            .into(),
         );
-        m.insert("Flows".into(), nat.flow_count().into());
+        m.insert("Flows".into(), self.core.flow_count().into());
+        m.insert(
+            "Queue restarts".into(),
+            self.queue_restarts.load(Ordering::Relaxed).into(),
+        );
+        if let Some(s) = *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) {
+            m.insert(
+                "Snapshot".into(),
+                format!(
+                    "{} flows, {} bytes, shard locked {} µs median / {} µs longest, {} ms in all",
+                    s.flows,
+                    s.bytes,
+                    s.median_hold.as_micros(),
+                    s.max_hold.as_micros(),
+                    s.total.as_millis()
+                )
+                .into(),
+            );
+        }
         m.insert(
             "Counters".into(),
-            serde_json::to_value(nat.counters()).unwrap_or_default(),
+            serde_json::to_value(self.core.counters()).unwrap_or_default(),
         );
         m
     }
 
     /// Per-service counters (`ns/name` → counter → value).
     pub fn service_counters(&self) -> HashMap<String, serde_json::Value> {
-        lock(&self.nat)
+        self.core
             .service_counters()
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
             .collect()
     }
 
-    pub fn shutdown(&self) {
+    /// Stop the queue, expiry and snapshot threads and wait for them (each
+    /// notices within [`QUEUE_POLL_MS`]); no snapshot (`lab down`).
+    pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    /// Graceful daemon stop: stop the threads, then write a final snapshot
+    /// (the TUN stays, persistent, for the next daemon).
+    pub fn shutdown(&self) {
+        self.stop();
+        self.save();
     }
 }
 

@@ -789,7 +789,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     net::setup_node(&netlink, cfg.pod_cidr)
         .await
         .map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
-    let dataplane = super::dataplane::DataPlane::start(&node_ns, layout.run_dir.join("flows.json"))
+    let dataplane = super::dataplane::DataPlane::start(&node_ns, layout.run_dir.join("flows.bin"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let routing = super::routing::ServiceRouting::setup(
         netlink.clone(),
@@ -881,14 +881,14 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         }
         daemon.reconcile().await;
     }
-    daemon.dataplane.shutdown();
     if graceful {
         tracing::info!("shutting down the cluster");
         daemon.shutdown().await;
+        daemon.dataplane.stop();
     } else {
         // SIGTERM/SIGINT: leave pods and the TUN running (a new daemon
         // re-adopts them and restores the flow table).
-        daemon.dataplane.save();
+        daemon.dataplane.shutdown();
         daemon.persist();
         let _ = std::fs::remove_file(layout.api_socket());
         let _ = std::fs::remove_file(layout.read_only_api_socket());

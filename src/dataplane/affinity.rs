@@ -151,6 +151,69 @@ impl Affinity {
     }
 }
 
+/// Affinity entries shared by the NAT shards: a new flow's shard is chosen
+/// by the client's port, but ClientIP affinity spans all of a client's
+/// ports, so the entries live apart, split by client IP into separately
+/// locked parts (only new flows of affinity services touch them). Lock
+/// order: a flow shard, then an affinity part, never the reverse.
+pub struct SharedAffinity {
+    parts: Vec<std::sync::Mutex<Affinity>>,
+}
+
+impl SharedAffinity {
+    /// Room for `capacity` entries in total, in `parts` parts.
+    pub fn new(capacity: usize, seed: u64, parts: usize) -> SharedAffinity {
+        let parts = parts.max(1);
+        SharedAffinity {
+            parts: (0..parts)
+                .map(|i| {
+                    std::sync::Mutex::new(Affinity::new(
+                        capacity.div_ceil(parts),
+                        seed.wrapping_add(i as u64),
+                    ))
+                })
+                .collect(),
+        }
+    }
+
+    fn part(&self, client: Ipv4Addr) -> std::sync::MutexGuard<'_, Affinity> {
+        let h = u32::from(client).wrapping_mul(0x9e37_79b1) >> 16;
+        let m = &self.parts[h as usize % self.parts.len()];
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, key: &AffinityKey, now: Duration) -> Option<(Ipv4Addr, u16)> {
+        self.part(key.client).get(key, now)
+    }
+
+    pub fn set(&self, key: AffinityKey, backend: (Ipv4Addr, u16), expires: Duration) -> bool {
+        self.part(key.client).set(key, backend, expires)
+    }
+
+    pub fn len(&self) -> usize {
+        self.each(|a| a.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Run `f` on each part in turn (each locked only while `f` runs).
+    pub fn each<T>(&self, mut f: impl FnMut(&mut Affinity) -> T) -> impl Iterator<Item = T> {
+        let v: Vec<T> = self
+            .parts
+            .iter()
+            .map(|m| f(&mut m.lock().unwrap_or_else(|e| e.into_inner())))
+            .collect();
+        v.into_iter()
+    }
+
+    /// Expire up to `budget` slots of each part.
+    pub fn expire(&self, now: Duration, budget: usize) -> usize {
+        self.each(|a| a.expire(now, budget)).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -449,6 +449,26 @@ impl Table {
             .filter_map(|(i, f)| f.as_ref().map(|f| (i, f)))
     }
 
+    /// Remove the flows in slots `start..start + budget` for which `keep` is
+    /// false; returns how many, and the slot to continue from (`None` when
+    /// the end of the slab was reached).
+    pub fn retain_range(
+        &mut self,
+        start: usize,
+        budget: usize,
+        mut keep: impl FnMut(&Flow) -> bool,
+    ) -> (usize, Option<usize>) {
+        let end = start.saturating_add(budget).min(self.slots.len());
+        let mut removed = 0;
+        for i in start..end {
+            if self.slots[i].as_ref().is_some_and(|f| !keep(f)) {
+                self.remove(i);
+                removed += 1;
+            }
+        }
+        (removed, (end < self.slots.len()).then_some(end))
+    }
+
     /// Remove every flow for which `keep` is false; returns how many.
     pub fn retain(&mut self, mut keep: impl FnMut(&Flow) -> bool) -> usize {
         let mut removed = 0;

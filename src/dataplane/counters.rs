@@ -152,6 +152,27 @@ impl Counters {
     pub fn total_drops(&self) -> u64 {
         DropReason::ALL.iter().map(|r| self.drops(*r)).sum()
     }
+
+    /// Add `o`'s counts to these (summing shards; not on the packet path).
+    pub fn add(&mut self, o: &Counters) {
+        let (Ok(serde_json::Value::Object(mut a)), Ok(serde_json::Value::Object(b))) =
+            (serde_json::to_value(&*self), serde_json::to_value(o))
+        else {
+            return;
+        };
+        for (k, v) in b {
+            if let Some(x) = a.get_mut(&k) {
+                let sum = x
+                    .as_u64()
+                    .unwrap_or(0)
+                    .wrapping_add(v.as_u64().unwrap_or(0));
+                *x = sum.into();
+            }
+        }
+        if let Ok(c) = serde_json::from_value(serde_json::Value::Object(a)) {
+            *self = c;
+        }
+    }
 }
 
 /// Counters of one service port or one service.
@@ -165,4 +186,14 @@ pub struct ServiceCounters {
     pub bytes: u64,
     pub rejects: u64,
     pub drops: u64,
+}
+
+impl ServiceCounters {
+    pub fn add(&mut self, o: &ServiceCounters) {
+        self.flows += o.flows;
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.rejects += o.rejects;
+        self.drops += o.drops;
+    }
 }

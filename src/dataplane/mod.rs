@@ -13,17 +13,23 @@
 //! - [`affinity`]: `sessionAffinity: ClientIP`.
 //! - [`counters`]: global, per-service-port and per-service counters.
 //! - [`nat`]: [`Nat::process`] and friends.
+//! - [`shard`]: [`Sharded`], the NAT split by client (address, port) so
+//!   several queues run without a global lock.
+//! - [`snapshot`]: the compact binary flow-table snapshot.
 
 pub mod affinity;
 pub mod checksum;
 pub mod conntrack;
 pub mod counters;
 pub mod nat;
+pub mod shard;
+pub mod snapshot;
 pub mod table;
 pub mod vnet;
 
 pub use conntrack::{Flow, TcpState, Tuple};
 pub use counters::{Counters, DropReason, ServiceCounters};
 pub use nat::{Nat, RestoreError, Verdict};
+pub use shard::{Sharded, SnapshotStats, Worker};
 pub use table::{Backend, Proto, ServicePort, ServiceTable};
 pub use vnet::VnetHdr;

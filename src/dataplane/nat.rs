@@ -34,17 +34,19 @@
 //! - Randomness: backend choice uses a seeded `SmallRng` (uniform, unbiased
 //!   `random_range`); [`Nat::new`] seeds it from the OS once.
 
-use super::affinity::{Affinity, AffinityKey};
+use super::affinity::{AffinityKey, SharedAffinity};
 use super::checksum;
 use super::conntrack::{ACK, Dir, Flow, RST, SYN, TCP, Table, TcpState, Tuple, UDP};
 use super::counters::{Counters, DropReason, ServiceCounters};
-use super::table::{Proto, ServicePort, ServiceTable};
+use super::shard;
+pub use super::snapshot::RestoreError;
+use super::snapshot::{self as snap, SavedFlow};
+use super::table::{Compiled, Proto, Registry, ServicePort, ServiceTable};
 use super::vnet::{self, VnetHdr};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 use smoltcp::wire::{Icmpv4Packet, Ipv4Packet, TcpPacket};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,10 +56,13 @@ const ICMP: u8 = 1;
 pub const FLOW_SWEEP_BUDGET: usize = 4096;
 /// Slots of the affinity table looked at per [`Nat::expire`] call.
 pub const AFFINITY_SWEEP_BUDGET: usize = 1024;
+/// Slots checked per [`Nat::expire`] call for UDP flows whose backend
+/// stopped serving after a table change (packets of such flows are checked
+/// on the packet path meanwhile, so the flush takes effect at once).
+pub const FLUSH_SWEEP_BUDGET: usize = 4096;
 /// Random probes for a free SNAT port before giving up on a new flow.
 const SNAT_PORT_TRIES: usize = 64;
 const SNAT_PORT_MIN: u16 = 1024;
-const SNAPSHOT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -67,21 +72,6 @@ pub enum Verdict {
     /// and drop the original.
     Reply(usize),
     Drop(DropReason),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
-    #[error("flow snapshot is not valid: {0}")]
-    Parse(#[from] serde_json::Error),
-    #[error("flow snapshot version {0} is not supported (this build reads {SNAPSHOT_VERSION})")]
-    Version(u32),
-}
-
-/// Counter indexes of a service port.
-#[derive(Debug, Clone, Copy)]
-struct PortMeta {
-    port: u32,
-    service: u32,
 }
 
 /// Where the L4 checksum is and how to update it.
@@ -99,52 +89,32 @@ struct L4 {
     bytes: u64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Snapshot {
-    version: u32,
-    flows: Vec<SavedFlow>,
-    affinity: Vec<SavedAffinity>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SavedFlow {
-    orig: Tuple,
-    reply: Tuple,
-    port: String,
-    service: String,
-    tcp: Option<TcpState>,
-    fin_orig: bool,
-    fin_reply: bool,
-    replied: bool,
-    /// Time left, relative to the newest clock value the saver had seen.
-    expires_in_ms: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SavedAffinity {
-    key: AffinityKey,
-    backend: (Ipv4Addr, u16),
-    expires_in_ms: u64,
-}
-
-/// The NAT / conntrack / load-balancer core. Single-threaded; the device
-/// loop wraps it in a lock (or shards it) for several queues.
+/// The NAT / conntrack / load-balancer core. Single-threaded: several
+/// queues use several `Nat`s, one per shard of the flow space
+/// ([`super::shard::Sharded`]), which share the affinity entries and the
+/// compiled service table.
 pub struct Nat {
-    table: Arc<ServiceTable>,
-    cidr: Option<(u32, u32)>,
-    meta: HashMap<(Ipv4Addr, Proto, u16), PortMeta>,
-    vip_service: HashMap<Ipv4Addr, u32>,
+    compiled: Arc<Compiled>,
+    /// Names → counter indexes for [`Nat::set_table`] and [`Nat::restore`]
+    /// of a stand-alone `Nat` (shards use their owner's registry).
+    registry: Registry,
     flows: Table,
-    affinity: Affinity,
+    affinity: Arc<SharedAffinity>,
+    /// Expire the affinity entries in [`Nat::expire`] (a stand-alone `Nat`;
+    /// shards leave it to their owner).
+    owns_affinity: bool,
     counters: Counters,
-    /// (port id, counters); indexes are stable for the Nat's lifetime.
-    ports: Vec<(String, ServiceCounters)>,
-    port_index: HashMap<String, u32>,
-    services: Vec<(String, ServiceCounters)>,
-    service_index: HashMap<String, u32>,
+    /// Counters by the registry's port / service indexes.
+    ports: Vec<ServiceCounters>,
+    services: Vec<ServiceCounters>,
     rng: SmallRng,
     /// The newest `now` seen (snapshots store time left relative to it).
     last_now: Duration,
+    /// (this shard, shard count): SNAT ports are picked so the reply tuple
+    /// lands in this shard too.
+    shard: (usize, usize),
+    /// Next slot of the bounded UDP flush after a table change.
+    flush: Option<usize>,
 }
 
 #[inline]
@@ -260,20 +230,33 @@ impl Nat {
     /// A NAT whose backend choice, hashing and eviction follow `seed`
     /// (deterministic tests and fuzzing).
     pub fn with_seed(capacity: usize, seed: u64) -> Nat {
+        let affinity = Arc::new(SharedAffinity::new(capacity, seed.rotate_left(17), 1));
+        let mut n = Nat::shard(capacity, seed, (0, 1), affinity);
+        n.owns_affinity = true;
+        n
+    }
+
+    /// Shard `shard.0` of `shard.1`, with room for `capacity` flows, using
+    /// the shared `affinity` entries. Tables come in by [`Nat::install`].
+    pub fn shard(
+        capacity: usize,
+        seed: u64,
+        shard: (usize, usize),
+        affinity: Arc<SharedAffinity>,
+    ) -> Nat {
         Nat {
-            table: Arc::new(ServiceTable::default()),
-            cidr: None,
-            meta: HashMap::new(),
-            vip_service: HashMap::new(),
+            compiled: Arc::new(Compiled::default()),
+            registry: Registry::default(),
             flows: Table::new(capacity, seed),
-            affinity: Affinity::new(capacity, seed.rotate_left(17)),
+            affinity,
+            owns_affinity: false,
             counters: Counters::default(),
             ports: Vec::new(),
-            port_index: HashMap::new(),
             services: Vec::new(),
-            service_index: HashMap::new(),
             rng: SmallRng::seed_from_u64(seed ^ 0x6a09_e667_f3bc_c909),
             last_now: Duration::ZERO,
+            shard: (shard.0, shard.1.max(1)),
+            flush: None,
         }
     }
 
@@ -281,14 +264,46 @@ impl Nat {
         &self.counters
     }
 
+    /// The names behind counter indexes: the longer of the compiled table's
+    /// and the own registry's lists (both grow from the same start).
+    fn names(&self) -> (&[String], &[String]) {
+        let c = &self.compiled;
+        let r = &self.registry;
+        let ports = if r.port_names().len() > c.port_names.len() {
+            r.port_names()
+        } else {
+            &c.port_names
+        };
+        let services = if r.service_names().len() > c.service_names.len() {
+            r.service_names()
+        } else {
+            &c.service_names
+        };
+        (ports, services)
+    }
+
     /// Per-service counters (`ns/name` → counters).
     pub fn service_counters(&self) -> BTreeMap<String, ServiceCounters> {
-        self.services.iter().cloned().collect()
+        let names = self.names().1;
+        named(names, &self.services)
     }
 
     /// Per-service-port counters (`ns/name:port` → counters).
     pub fn port_counters(&self) -> BTreeMap<String, ServiceCounters> {
-        self.ports.iter().cloned().collect()
+        let names = self.names().0;
+        named(names, &self.ports)
+    }
+
+    /// Counters by index (the owner of several shards names and sums them).
+    pub fn indexed_counters(&self) -> (&[ServiceCounters], &[ServiceCounters]) {
+        (&self.ports, &self.services)
+    }
+
+    /// Count of flow-table changes that a snapshot would show (created,
+    /// removed, reopened); packets on existing flows only move expiries.
+    pub fn structural_changes(&self) -> u64 {
+        let c = &self.counters;
+        c.flows_created + c.flows_expired + c.flows_evicted + c.flows_flushed + c.flows_reopened
     }
 
     pub fn flow_count(&self) -> usize {
@@ -309,29 +324,21 @@ impl Nat {
     }
 
     pub fn table(&self) -> &Arc<ServiceTable> {
-        &self.table
+        &self.compiled.table
     }
 
-    fn service_idx(&mut self, name: &str) -> u32 {
-        if let Some(i) = self.service_index.get(name) {
-            return *i;
-        }
-        self.services
-            .push((name.to_string(), ServiceCounters::default()));
-        let i = (self.services.len() - 1) as u32;
-        self.service_index.insert(name.to_string(), i);
-        i
+    pub fn compiled(&self) -> &Arc<Compiled> {
+        &self.compiled
     }
 
-    fn port_idx(&mut self, id: &str) -> u32 {
-        if let Some(i) = self.port_index.get(id) {
-            return *i;
+    /// Make room for counters up to these indexes.
+    fn grow(&mut self, ports: usize, services: usize) {
+        if self.ports.len() < ports {
+            self.ports.resize(ports, ServiceCounters::default());
         }
-        self.ports
-            .push((id.to_string(), ServiceCounters::default()));
-        let i = (self.ports.len() - 1) as u32;
-        self.port_index.insert(id.to_string(), i);
-        i
+        if self.services.len() < services {
+            self.services.resize(services, ServiceCounters::default());
+        }
     }
 
     /// Run `f` on the counters of a port and of its service.
@@ -343,47 +350,61 @@ impl Nat {
         f: impl Fn(&mut ServiceCounters),
     ) {
         if let Some(c) = port.and_then(|i| self.ports.get_mut(i as usize)) {
-            f(&mut c.1);
+            f(c);
         }
         if let Some(c) = service.and_then(|i| self.services.get_mut(i as usize)) {
-            f(&mut c.1);
+            f(c);
         }
     }
 
-    /// Swap the service table. UDP flows whose backend no longer serves (or
-    /// whose service port is gone) are removed at once, so the next datagram
-    /// picks a live backend; TCP flows are left to finish or time out.
-    /// Affinity entries pointing at backends that stopped serving go too.
-    /// (No flow is ever created while a service has no endpoints — those
-    /// packets are rejected — so there is nothing else to flush.)
-    /// Cost: O(service ports), plus O(flows) when any UDP flow exists.
+    /// Swap the service table (a stand-alone `Nat`: compiles it with its own
+    /// registry; shards get [`Nat::install`] from their owner). UDP flows
+    /// whose backend no longer serves (or whose service port is gone) are
+    /// flushed: checked on the packet path at once, so the next datagram
+    /// picks a live backend, and removed by bounded sweeps in
+    /// [`Nat::expire`]. TCP flows are left to finish or time out. Affinity
+    /// entries for backends that stopped serving are ignored when a new
+    /// flow looks them up and age out. (No flow is ever created while a
+    /// service has no endpoints — those packets are rejected.)
     pub fn set_table(&mut self, table: Arc<ServiceTable>) {
-        self.cidr = table.cidr_mask();
-        self.meta.clear();
-        self.vip_service.clear();
-        for (key, sp) in &table.ports {
-            let service = self.service_idx(&sp.service);
-            let port = self.port_idx(&sp.id);
-            self.meta.insert(*key, PortMeta { port, service });
-            self.vip_service.insert(key.0, service);
-        }
-        let serving = |vip: Ipv4Addr, proto: Proto, port: u16, b: (Ipv4Addr, u16)| {
-            table
-                .ports
-                .get(&(vip, proto, port))
-                .is_some_and(|sp| sp.serves(b.0, b.1))
-        };
+        let c = self.registry.compile(table);
+        self.install(c);
+    }
+
+    /// Install a compiled table: O(1) plus growing the counter vectors.
+    pub fn install(&mut self, c: Arc<Compiled>) {
+        self.grow(c.port_names.len(), c.service_names.len());
         if self.flows.udp_flows() > 0 {
-            let flushed = self.flows.retain(|f| {
-                f.orig.proto != UDP || serving(f.orig.dst, Proto::Udp, f.orig.dport, f.backend())
-            });
-            self.counters.flows_flushed += flushed as u64;
+            self.flush = Some(0);
         }
-        self.affinity.retain(|s| {
-            Proto::from_number(s.key.proto)
-                .is_some_and(|p| serving(s.key.vip, p, s.key.port, s.backend))
+        self.compiled = c;
+    }
+
+    /// Whether a UDP flow's backend still serves under the current table.
+    fn udp_serving(&self, f: &Flow) -> bool {
+        self.compiled
+            .table
+            .ports
+            .get(&(f.orig.dst, Proto::Udp, f.orig.dport))
+            .is_some_and(|sp| sp.serves(f.reply.src, f.reply.sport))
+    }
+
+    /// One bounded step of the UDP flush after a table change.
+    fn flush_step(&mut self) {
+        let Some(start) = self.flush else { return };
+        let compiled = Arc::clone(&self.compiled);
+        let serving = |f: &Flow| {
+            compiled
+                .table
+                .ports
+                .get(&(f.orig.dst, Proto::Udp, f.orig.dport))
+                .is_some_and(|sp| sp.serves(f.reply.src, f.reply.sport))
+        };
+        let (removed, next) = self.flows.retain_range(start, FLUSH_SWEEP_BUDGET, |f| {
+            f.orig.proto != UDP || serving(f)
         });
-        self.table = table;
+        self.counters.flows_flushed += removed as u64;
+        self.flush = next;
     }
 
     /// Remove expired flows and affinity entries, looking at a bounded number
@@ -391,96 +412,110 @@ impl Nat {
     /// hits an expired flow before the sweep does is treated as new anyway.
     pub fn expire(&mut self, now: Duration) -> usize {
         self.last_now = self.last_now.max(now);
+        self.flush_step();
         let n = self.flows.expire(now, FLOW_SWEEP_BUDGET);
         self.counters.flows_expired += n as u64;
-        self.affinity.expire(now, AFFINITY_SWEEP_BUDGET);
+        if self.owns_affinity {
+            self.affinity.expire(now, AFFINITY_SWEEP_BUDGET);
+        }
         n
     }
 
-    /// The flow table and affinity entries as JSON, with each expiry stored
-    /// as time left (relative to the newest clock value seen), so a new
-    /// process with another clock epoch can [`Nat::restore`] it.
+    /// Copy the live flows into `out` (a snapshot taken shard by shard:
+    /// the caller holds this shard's lock only for the copy).
+    pub fn copy_flows(&self, out: &mut Vec<Flow>) {
+        out.extend(self.flows.iter().map(|(_, f)| *f));
+    }
+
+    /// The newest clock value this `Nat` has seen.
+    pub fn last_now(&self) -> Duration {
+        self.last_now
+    }
+
+    /// Insert a flow read from a snapshot (counter indexes already mapped
+    /// to this `Nat`'s registry), expiring `left` after `now`. Returns
+    /// false (nothing inserted) if it is not sane, clashes with a present
+    /// flow, belongs to another shard, or the table is full.
+    pub fn insert_saved(&mut self, s: &SavedFlow, now: Duration) -> bool {
+        let sane = matches!(s.orig.proto, TCP | UDP)
+            && s.reply.proto == s.orig.proto
+            && (s.orig.proto == TCP) == s.tcp.is_some()
+            && s.orig != s.reply;
+        if !sane || self.flows.contains(&s.orig) || self.flows.contains(&s.reply) {
+            return false;
+        }
+        if self.flows.len() >= self.flows.capacity() {
+            return false;
+        }
+        if self.shard.1 > 1
+            && (shard::of_orig(&s.orig, self.shard.1) != self.shard.0
+                || shard::of_reply(&s.reply, self.shard.1) != self.shard.0)
+        {
+            return false;
+        }
+        let mut f = Flow {
+            orig: s.orig,
+            reply: s.reply,
+            port: s.port,
+            service: s.service,
+            tcp: s.tcp,
+            fin_orig: s.fin_orig,
+            fin_reply: s.fin_reply,
+            replied: s.replied,
+            expires: Duration::ZERO,
+        };
+        f.expires = now + s.left.min(f.timeout());
+        self.grow(s.port as usize + 1, s.service as usize + 1);
+        self.flows.insert(f);
+        true
+    }
+
+    /// The flow table and affinity entries in the compact binary format of
+    /// [`super::snapshot`], with each expiry stored as time left (relative
+    /// to the newest clock value seen), so a new process with another clock
+    /// epoch can [`Nat::restore`] it.
     pub fn snapshot(&self) -> Vec<u8> {
-        let now = self.last_now;
-        let left = |e: Duration| e.saturating_sub(now).as_millis() as u64;
-        let name = |v: &[(String, ServiceCounters)], i: u32| {
-            v.get(i as usize).map(|x| x.0.clone()).unwrap_or_default()
-        };
-        let snap = Snapshot {
-            version: SNAPSHOT_VERSION,
-            flows: self
-                .flows()
-                .filter(|f| f.expires > now)
-                .map(|f| SavedFlow {
-                    orig: f.orig,
-                    reply: f.reply,
-                    port: name(&self.ports, f.port),
-                    service: name(&self.services, f.service),
-                    tcp: f.tcp,
-                    fin_orig: f.fin_orig,
-                    fin_reply: f.fin_reply,
-                    replied: f.replied,
-                    expires_in_ms: left(f.expires),
-                })
-                .collect(),
-            affinity: self
-                .affinity
-                .iter()
-                .filter(|s| s.expires > now)
-                .map(|s| SavedAffinity {
-                    key: s.key,
-                    backend: s.backend,
-                    expires_in_ms: left(s.expires),
-                })
-                .collect(),
-        };
-        serde_json::to_vec(&snap).unwrap_or_default()
+        let (ports, services) = self.names();
+        let mut e = snap::Encoder::new(ports, services, self.last_now, self.flows.len());
+        for (_, f) in self.flows.iter() {
+            e.flow(f);
+        }
+        for a in self
+            .affinity
+            .each(|a| a.iter().copied().collect::<Vec<_>>())
+        {
+            for s in &a {
+                e.affinity(s);
+            }
+        }
+        e.finish()
     }
 
     /// Load flows and affinity entries saved by [`Nat::snapshot`] (of this or
     /// another process), with expiries relative to `now`. Flows whose tuples
     /// are already present, or that do not fit, are skipped; returns the
-    /// number of flows restored. A table installed afterwards flushes UDP
-    /// flows to backends that stopped serving meanwhile.
+    /// number of flows restored. UDP flows to backends that stopped serving
+    /// meanwhile are flushed when a table is installed.
     pub fn restore(&mut self, bytes: &[u8], now: Duration) -> Result<usize, RestoreError> {
-        let snap: Snapshot = serde_json::from_slice(bytes)?;
-        if snap.version != SNAPSHOT_VERSION {
-            return Err(RestoreError::Version(snap.version));
-        }
+        let d = snap::decode(bytes)?;
         self.last_now = self.last_now.max(now);
+        let ports: Vec<u32> = d.ports.iter().map(|p| self.registry.port_idx(p)).collect();
+        let services: Vec<u32> = d
+            .services
+            .iter()
+            .map(|p| self.registry.service_idx(p))
+            .collect();
         let mut n = 0;
-        for s in snap.flows {
-            let sane = matches!(s.orig.proto, TCP | UDP)
-                && s.reply.proto == s.orig.proto
-                && (s.orig.proto == TCP) == s.tcp.is_some()
-                && s.orig != s.reply;
-            if !sane || self.flows.contains(&s.orig) || self.flows.contains(&s.reply) {
-                continue;
-            }
-            if self.flows.len() >= self.flows.capacity() {
-                break;
-            }
-            let service = self.service_idx(&s.service);
-            let port = self.port_idx(&s.port);
-            let mut f = Flow {
-                orig: s.orig,
-                reply: s.reply,
-                port,
-                service,
-                tcp: s.tcp,
-                fin_orig: s.fin_orig,
-                fin_reply: s.fin_reply,
-                replied: s.replied,
-                expires: Duration::ZERO,
+        for s in &d.flows {
+            let mapped = SavedFlow {
+                port: ports[s.port as usize],
+                service: services[s.service as usize],
+                ..*s
             };
-            f.expires = now + Duration::from_millis(s.expires_in_ms).min(f.timeout());
-            self.flows.insert(f);
-            n += 1;
+            n += usize::from(self.insert_saved(&mapped, now));
         }
-        for a in snap.affinity {
-            // Affinity timeouts are at most 86400 s in Kubernetes.
-            let left = Duration::from_millis(a.expires_in_ms).min(Duration::from_secs(86_400));
-            self.affinity.set(a.key, a.backend, now + left);
+        for a in &d.affinity {
+            restore_affinity(&self.affinity, a, now);
         }
         Ok(n)
     }
@@ -502,8 +537,7 @@ impl Nat {
 
     #[inline]
     fn in_cidr(&self, ip: Ipv4Addr) -> bool {
-        self.cidr
-            .is_some_and(|(net, mask)| u32::from(ip) & mask == net)
+        self.compiled.in_cidr(ip)
     }
 
     /// Process one packet from the TUN: `buf` = virtio-net header + IPv4
@@ -544,9 +578,9 @@ impl Nat {
             TCP | UDP => self.tcp_udp(now, &hdr, pkt, ihl, proto, src, dst, to_svc, out),
             ICMP => self.icmp(&hdr, pkt, ihl, dst, to_svc),
             _ if to_svc => {
-                if self.table.vips.contains(&dst) {
+                if self.compiled.table.vips.contains(&dst) {
                     // kube-proxy rejects anything else sent to a ClusterIP.
-                    let svc = self.vip_service.get(&dst).copied();
+                    let svc = self.compiled.vip_service.get(&dst).copied();
                     self.reject(pkt, ihl, out, None, svc)
                 } else {
                     self.drop(DropReason::UnallocatedServiceIp)
@@ -566,7 +600,7 @@ impl Nat {
         first: bool,
     ) -> Verdict {
         if to_svc {
-            let svc = self.vip_service.get(&dst).copied();
+            let svc = self.compiled.vip_service.get(&dst).copied();
             return self.drop_for(DropReason::Fragment, None, svc);
         }
         if first && matches!(proto, TCP | UDP) && pkt.len() >= ihl + 4 {
@@ -635,16 +669,23 @@ impl Nat {
         };
         let found = match self.flows.find(&t) {
             Some((i, dir)) => {
-                let stale = self.flows.get(i).is_some_and(|f| {
+                let stale = self.flows.get(i).copied().is_some_and(|f| {
+                    let f = &f;
                     let reopen = dir == Dir::Orig
                         && flags & (SYN | ACK | RST) == SYN
                         && f.tcp.is_some_and(TcpState::reopens);
+                    let flushed = self.flush.is_some()
+                        && f.orig.proto == UDP
+                        && f.expires > now
+                        && !self.udp_serving(f);
                     if reopen {
                         self.counters.flows_reopened += 1;
                     } else if f.expires <= now {
                         self.counters.flows_expired += 1;
+                    } else if flushed {
+                        self.counters.flows_flushed += 1;
                     }
-                    reopen || f.expires <= now
+                    reopen || f.expires <= now || flushed
                 });
                 if stale {
                     self.flows.remove(i);
@@ -708,7 +749,8 @@ impl Nat {
     /// ports.
     fn free_port(&mut self, reply: &mut Tuple) -> bool {
         for _ in 0..SNAT_PORT_TRIES {
-            reply.dport = self.rng.random_range(SNAT_PORT_MIN..=u16::MAX);
+            let p = self.rng.random_range(SNAT_PORT_MIN..=u16::MAX);
+            reply.dport = shard::port_in_shard(reply, p, SNAT_PORT_MIN, self.shard);
             if !self.flows.contains(reply) {
                 return true;
             }
@@ -726,17 +768,19 @@ impl Nat {
         flags: u8,
         out: &mut [u8],
     ) -> Verdict {
-        if !self.table.vips.contains(&t.dst) {
+        if !self.compiled.table.vips.contains(&t.dst) {
             return self.drop(DropReason::UnallocatedServiceIp);
         }
         let Some(proto) = Proto::from_number(t.proto) else {
             return self.drop(DropReason::Malformed);
         };
-        let table = Arc::clone(&self.table);
+        let compiled = Arc::clone(&self.compiled);
+        let table = &compiled.table;
         let key = (t.dst, proto, t.dport);
-        let (Some(sp), Some(meta)) = (table.ports.get(&key), self.meta.get(&key).copied()) else {
+        let (Some(sp), Some(meta)) = (table.ports.get(&key), compiled.meta.get(&key).copied())
+        else {
             // A known VIP on a port the service lacks.
-            let svc = self.vip_service.get(&t.dst).copied();
+            let svc = self.compiled.vip_service.get(&t.dst).copied();
             return self.reject(pkt, l.ihl, out, None, svc);
         };
         let (mp, ms) = (Some(meta.port), Some(meta.service));
@@ -890,10 +934,10 @@ impl Nat {
             return v;
         }
         if to_svc {
-            if !self.table.vips.contains(&dst) {
+            if !self.compiled.table.vips.contains(&dst) {
                 return self.drop(DropReason::UnallocatedServiceIp);
             }
-            let svc = self.vip_service.get(&dst).copied();
+            let svc = self.compiled.vip_service.get(&dst).copied();
             let r = if ty == 8 {
                 DropReason::EchoToVip
             } else {
@@ -986,6 +1030,20 @@ impl Nat {
         });
         Some(Verdict::Forward)
     }
+}
+
+fn named(names: &[String], v: &[ServiceCounters]) -> BTreeMap<String, ServiceCounters> {
+    v.iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((names.get(i)?.clone(), c.clone())))
+        .collect()
+}
+
+/// Load a saved affinity entry (timeouts are at most 86400 s in
+/// Kubernetes).
+pub(crate) fn restore_affinity(a: &SharedAffinity, s: &snap::SavedAffinity, now: Duration) {
+    let left = s.left.min(Duration::from_secs(86_400));
+    a.set(s.key, s.backend, now + left);
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! The service table the control plane hands to the NAT core, built whole
-//! and swapped whole (`Nat::set_table(Arc<ServiceTable>)`).
+//! and swapped whole: [`Registry::compile`] turns a [`ServiceTable`] into a
+//! [`Compiled`] table (lookup maps plus stable counter indexes), which the
+//! NAT shards pick up by pointer (`Nat::install`), never by copying.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -125,6 +128,102 @@ impl ServiceTable {
     pub fn in_service_cidr(&self, ip: Ipv4Addr) -> bool {
         self.cidr_mask()
             .is_some_and(|(net, mask)| u32::from(ip) & mask == net)
+    }
+}
+
+/// Counter indexes of a service port and its service (stable for the
+/// lifetime of the [`Registry`] that handed them out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortMeta {
+    pub port: u32,
+    pub service: u32,
+}
+
+/// A service table ready for the packet path: the table itself, the CIDR
+/// mask, `(vip, proto, port)` → counter indexes, VIP → service index, and
+/// the names behind every index handed out so far (names only grow, so a
+/// newer [`Compiled`] names every index an older one did).
+#[derive(Debug, Default)]
+pub struct Compiled {
+    pub table: Arc<ServiceTable>,
+    /// Bumped by each [`Registry::compile`].
+    pub generation: u64,
+    pub cidr: Option<(u32, u32)>,
+    pub meta: HashMap<(Ipv4Addr, Proto, u16), PortMeta>,
+    pub vip_service: HashMap<Ipv4Addr, u32>,
+    pub port_names: Arc<Vec<String>>,
+    pub service_names: Arc<Vec<String>>,
+}
+
+impl Compiled {
+    #[inline]
+    pub fn in_cidr(&self, ip: Ipv4Addr) -> bool {
+        self.cidr
+            .is_some_and(|(net, mask)| u32::from(ip) & mask == net)
+    }
+}
+
+/// Hands out counter indexes for service-port ids and service names, and
+/// compiles tables with them. One registry per set of NAT shards, so every
+/// shard counts a service at the same index.
+#[derive(Debug, Default)]
+pub struct Registry {
+    ports: HashMap<String, u32>,
+    services: HashMap<String, u32>,
+    port_names: Arc<Vec<String>>,
+    service_names: Arc<Vec<String>>,
+    generation: u64,
+}
+
+fn intern(map: &mut HashMap<String, u32>, names: &mut Arc<Vec<String>>, name: &str) -> u32 {
+    if let Some(i) = map.get(name) {
+        return *i;
+    }
+    let v = Arc::make_mut(names);
+    v.push(name.to_string());
+    let i = (v.len() - 1) as u32;
+    map.insert(name.to_string(), i);
+    i
+}
+
+impl Registry {
+    pub fn port_idx(&mut self, id: &str) -> u32 {
+        intern(&mut self.ports, &mut self.port_names, id)
+    }
+
+    pub fn service_idx(&mut self, name: &str) -> u32 {
+        intern(&mut self.services, &mut self.service_names, name)
+    }
+
+    pub fn port_names(&self) -> &Arc<Vec<String>> {
+        &self.port_names
+    }
+
+    pub fn service_names(&self) -> &Arc<Vec<String>> {
+        &self.service_names
+    }
+
+    /// Build the packet path's view of `table`: O(service ports), done by
+    /// the caller (the reconciler), never by a queue.
+    pub fn compile(&mut self, table: Arc<ServiceTable>) -> Arc<Compiled> {
+        let mut meta = HashMap::with_capacity(table.ports.len());
+        let mut vip_service = HashMap::with_capacity(table.vips.len());
+        for (key, sp) in &table.ports {
+            let service = self.service_idx(&sp.service);
+            let port = self.port_idx(&sp.id);
+            meta.insert(*key, PortMeta { port, service });
+            vip_service.insert(key.0, service);
+        }
+        self.generation += 1;
+        Arc::new(Compiled {
+            cidr: table.cidr_mask(),
+            table,
+            generation: self.generation,
+            meta,
+            vip_service,
+            port_names: Arc::clone(&self.port_names),
+            service_names: Arc::clone(&self.service_names),
+        })
     }
 }
 

@@ -32,3 +32,16 @@ pub fn open(netns: &str, name: &str, queues: usize) -> io::Result<Vec<tun_rs::Sy
     .join()
     .map_err(|_| io::Error::other("TUN thread panicked"))?
 }
+
+/// Wait up to `timeout_ms` for `fd` to become readable (a queue thread
+/// between bursts; the bound lets it notice a stop request).
+pub fn wait_readable(fd: std::os::fd::RawFd, timeout_ms: u16) -> io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    // SAFETY: the caller owns `fd` for the duration of the call.
+    let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let mut fds = [PollFd::new(bfd, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(timeout_ms)) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

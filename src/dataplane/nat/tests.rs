@@ -6,7 +6,7 @@ use super::super::table::Backend;
 use super::*;
 use proptest::prelude::*;
 use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 2);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
@@ -715,23 +715,31 @@ fn client_ip_affinity_sticks_refreshes_and_expires() {
 fn udp_flows_flushed_tcp_flows_kept_on_table_update() {
     let mut n = nat(vec![up(B1)]);
     run(&mut n, packet(UDP, CLIENT, 5000, VIP, 80, 0, b"a"));
+    run(&mut n, packet(UDP, CLIENT, 5001, VIP, 80, 0, b"a"));
     run(&mut n, packet(TCP, CLIENT, 6000, VIP, 80, SYN, b""));
-    assert_eq!(n.flow_count(), 2);
+    assert_eq!(n.flow_count(), 3);
     // Same table again: nothing flushed.
     n.set_table(table_with(vec![up(B1)], None));
-    assert_eq!(n.flow_count(), 2);
+    n.expire(T0);
+    assert_eq!(n.flow_count(), 3);
     // B1 terminating but still serving: kept too.
     n.set_table(table_with(vec![be(B1, false, true, true), up(B2)], None));
-    assert_eq!(n.flow_count(), 2);
+    n.expire(T0);
+    assert_eq!(n.flow_count(), 3);
+    assert_eq!(n.counters().flows_flushed, 0);
     n.set_table(table_with(vec![up(B2)], None));
-    assert_eq!(
-        n.flow_count(),
-        1,
-        "the UDP flow to the removed backend is gone"
-    );
-    assert_eq!(n.counters().flows_flushed, 1);
+    // The packet path checks UDP flows at once after a table change...
     let (_, b, _) = run(&mut n, packet(UDP, CLIENT, 5000, VIP, 80, 0, b"a"));
     assert_eq!(verify(&b).2, B2, "the next datagram goes to a live backend");
+    assert_eq!(n.counters().flows_flushed, 1);
+    // ...and a bounded sweep removes the rest.
+    n.expire(T0);
+    assert_eq!(n.counters().flows_flushed, 2);
+    assert_eq!(
+        n.flow_count(),
+        2,
+        "the UDP flows to the removed backend are gone (one re-created on B2)"
+    );
     let (_, b, _) = run(&mut n, packet(TCP, CLIENT, 6000, VIP, 80, ACK, b""));
     assert_eq!(verify(&b).2, B1, "the TCP flow keeps its backend");
     // Endpoints gone entirely: UDP rejected, no flow left behind.
@@ -940,10 +948,17 @@ fn snapshot_and_restore_keep_flows_and_affinity() {
         m.restore(b"garbage", secs(0)),
         Err(RestoreError::Parse(_))
     ));
+    let mut v9 = snap.clone();
+    v9[8] = 9;
     assert!(matches!(
-        m.restore(br#"{"version":9,"flows":[],"affinity":[]}"#, secs(0)),
+        m.restore(&v9, secs(0)),
         Err(RestoreError::Version(9))
     ));
+    assert!(
+        snap.len() < 300,
+        "2 flows and an affinity entry take {} bytes",
+        snap.len()
+    );
 }
 
 #[test]
@@ -1138,5 +1153,121 @@ proptest! {
         let mut m = Nat::with_seed(8, 2);
         prop_assert!(m.restore(&snap, T0).is_ok());
         prop_assert!(m.flow_count() <= 8);
+    }
+}
+
+mod sharded {
+    use super::super::super::shard::{self, Sharded, Worker};
+    use super::*;
+
+    fn go(s: &Sharded, w: &mut Worker, mut b: Vec<u8>) -> (Verdict, Vec<u8>) {
+        let v = s.process(w, T0, &mut b);
+        (v, b)
+    }
+
+    /// Every flow's two tuples must sit in one shard: drive many flows
+    /// (plain, hairpin, port clash, ICMP errors) through 8 shards and check
+    /// both directions translate.
+    #[test]
+    fn both_directions_and_icmp_errors_find_the_flow_shard() {
+        let s = Sharded::new(8192, 8, 5);
+        s.set_table(table_with(vec![up(B1), up(B2), up(CLIENT)], None));
+        let mut w = s.worker();
+        let mut shards_used = HashSet::new();
+        for port in 30000..30300u16 {
+            let (v, b) = go(&s, &mut w, packet(TCP, CLIENT, port, VIP, 80, SYN, b""));
+            assert_eq!(v, Verdict::Forward);
+            let (src, sport, dst, dport) = verify(&b);
+            assert_eq!(dport, 8080);
+            // Hairpin flows come from the SNAT address and a chosen port.
+            if dst == CLIENT {
+                assert_eq!(src, SNAT);
+            } else {
+                assert_eq!((src, sport), (CLIENT, port));
+            }
+            shards_used.insert(shard::key(TCP, src, sport, 8));
+            let (_, r) = go(
+                &s,
+                &mut w,
+                packet(TCP, dst, 8080, src, sport, SYN | ACK, b""),
+            );
+            assert_eq!(verify(&r), (VIP, 80, CLIENT, port), "reply of port {port}");
+            // The same client port towards VIP2 (→ B1 only): a clash when
+            // the first flow went to B1, remapped within the shard.
+            let (_, b2) = go(&s, &mut w, packet(TCP, CLIENT, port, VIP2, 80, SYN, b""));
+            let (s2, p2, d2, _) = verify(&b2);
+            assert_eq!((s2, d2), (CLIENT, B1));
+            let (_, r2) = go(
+                &s,
+                &mut w,
+                packet(TCP, B1, 8080, CLIENT, p2, SYN | ACK, b""),
+            );
+            assert_eq!(verify(&r2), (VIP2, 80, CLIENT, port));
+            // An ICMP error from the backend about the request reaches the
+            // client as if from the VIP.
+            let quoted = &b[vnet::LEN..vnet::LEN + 28];
+            let (v, e) = go(&s, &mut w, icmp_error(dst, src, 3, 3, quoted));
+            assert_eq!(v, Verdict::Forward);
+            let (esrc, edst, _, _, _) = icmp_of(&e);
+            assert_eq!((esrc, edst), (VIP, CLIENT));
+        }
+        assert_eq!(shards_used.len(), 8, "flows spread over every shard");
+        let c = s.counters();
+        assert_eq!(c.flows_created, 600);
+        assert_eq!(c.icmp_errors_translated, 300);
+        assert!(c.hairpin_flows > 0 && c.port_clash_remaps > 0);
+        assert_eq!(c.forwarded_unchanged, 0, "no packet missed its flow");
+        assert_eq!(s.flow_count(), 600);
+        assert_eq!(s.service_counters()["default/web"].flows, 300);
+        // A snapshot restores into another instance, every flow in place.
+        let (bytes, stats) = s.snapshot(T0);
+        assert_eq!(stats.flows, 600);
+        assert!(bytes.len() <= 600 * 64, "{} bytes", bytes.len());
+        let t = Sharded::new(8192, 8, 77);
+        assert_eq!(t.restore(&bytes, T0).unwrap(), 600);
+        t.set_table(table_with(vec![up(B1), up(B2), up(CLIENT)], None));
+        let mut w = t.worker();
+        let before = t.counters().flows_created;
+        let (_, b) = go(&t, &mut w, packet(TCP, CLIENT, 30007, VIP2, 80, ACK, b""));
+        let (_, p, d, _) = verify(&b);
+        let (_, r) = go(&t, &mut w, packet(TCP, d, 8080, CLIENT, p, ACK, b""));
+        assert_eq!(verify(&r), (VIP2, 80, CLIENT, 30007));
+        assert_eq!(t.counters().flows_created, before, "no flow re-created");
+    }
+
+    #[test]
+    fn table_updates_are_picked_up_and_udp_flushed() {
+        let s = Sharded::new(1024, 4, 1);
+        s.set_table(table_with(vec![up(B1)], None));
+        let mut w = s.worker();
+        for port in 5000..5016 {
+            go(&s, &mut w, packet(UDP, CLIENT, port, VIP, 80, 0, b"a"));
+        }
+        s.set_table(table_with(vec![up(B2)], None));
+        let (_, b) = go(&s, &mut w, packet(UDP, CLIENT, 5003, VIP, 80, 0, b"a"));
+        assert_eq!(verify(&b).2, B2, "the next datagram goes to a live backend");
+        s.expire(T0);
+        assert_eq!(s.counters().flows_flushed, 16);
+        assert_eq!(s.flow_count(), 1);
+    }
+
+    #[test]
+    fn snat_ports_stay_in_their_shard() {
+        let t = Tuple {
+            proto: UDP,
+            src: B1,
+            sport: 8080,
+            dst: SNAT,
+            dport: 0,
+        };
+        for n in [2usize, 7, 64] {
+            for s in 0..n {
+                for p in [1024u16, 1025, 40000, 65535, 65534] {
+                    let q = shard::port_in_shard(&t, p, 1024, (s, n));
+                    assert!(q >= 1024);
+                    assert_eq!(shard::key(UDP, SNAT, q, n), s);
+                }
+            }
+        }
     }
 }
