@@ -17,6 +17,8 @@ pub(crate) mod ipam;
 pub(crate) mod logfile;
 pub(crate) mod logging;
 pub(crate) mod model;
+pub(crate) mod print;
+pub mod proto;
 pub mod shim;
 pub(crate) mod store;
 pub mod wire;

@@ -80,3 +80,75 @@ fn no_subprocess_for_network_configuration() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The top-level modules depend on each other in one direction only: the
+/// module graph drawn from `crate::<module>` paths in non-test code, comments
+/// left out, has no cycle. (Types two sides share live below both:
+/// `wire`, `api` for the API's types, `model::images`, `print`.)
+#[test]
+fn no_module_cycles() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (rel, code) in src_files() {
+        let top = rel
+            .trim_start_matches("src/")
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        if top == "lib" || top == "main" {
+            continue;
+        }
+        let entry = deps.entry(top.clone()).or_default();
+        for line in code.lines() {
+            let line = line.trim_start();
+            if line.starts_with("//") {
+                continue;
+            }
+            let mut rest = line;
+            while let Some(i) = rest.find("crate::") {
+                rest = &rest[i + "crate::".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() && name != top {
+                    entry.insert(name);
+                }
+            }
+        }
+    }
+    // Depth-first search for a back edge; report the cycle it closes.
+    fn visit(
+        m: &str,
+        deps: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == m) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(m.to_string());
+            return Some(cycle);
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m.to_string());
+        for d in deps.get(m).into_iter().flatten() {
+            if let Some(c) = visit(d, deps, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m.to_string());
+        None
+    }
+    assert!(deps.len() > 8, "module graph not found: {deps:?}");
+    let mut done = BTreeSet::new();
+    for m in deps.keys() {
+        if let Some(cycle) = visit(m, &deps, &mut Vec::new(), &mut done) {
+            panic!("module cycle: {}", cycle.join(" → "));
+        }
+    }
+}

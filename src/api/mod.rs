@@ -4,7 +4,7 @@
 //! | method | path | body / query | answer |
 //! |---|---|---|---|
 //! | GET | `/v1/status` | | [`StatusReply`] |
-//! | POST | `/v1/apply` | [`ApplyRequest`] | [`crate::daemon::state::ApplyOutcome`] |
+//! | POST | `/v1/apply` | [`ApplyRequest`] | [`crate::api::ApplyOutcome`] |
 //! | POST | `/v1/delete` | [`DeleteRequest`] | [`Lines`] |
 //! | GET | `/v1/objects` | [`ListQuery`] | [`ObjectList`] |
 //! | POST | `/v1/scale` | [`ScaleRequest`] | [`Lines`] |
@@ -16,8 +16,6 @@
 //! Errors are `{"error": "...", "errors": [...]}` with a 4xx/5xx status.
 
 pub mod client;
-pub mod kube;
-pub mod server;
 
 use crate::model::parse::Document;
 
@@ -175,4 +173,12 @@ pub struct ErrorReply {
     pub error: String,
     #[serde(default)]
     pub errors: Vec<String>,
+}
+
+/// What `/v1/apply` answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApplyOutcome {
+    /// kubectl-style lines: `deployment.apps/backend created`.
+    pub results: Vec<String>,
+    pub warnings: Vec<String>,
 }

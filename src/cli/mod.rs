@@ -1,7 +1,8 @@
 //! The `lab` command line: kubectl's grammar over the daemon's API.
 
-pub mod print;
 pub mod up;
+
+use crate::print;
 
 use crate::api::client::{Client, ClientError};
 use crate::api::*;
@@ -311,7 +312,7 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
         Command::Down => up::down(cluster).await,
         Command::Apply { files, ns } => {
             let docs = read_documents(&files).map_err(|e| ClientError::Api(e.clone(), vec![e]))?;
-            let out: crate::daemon::state::ApplyOutcome = c
+            let out: crate::api::ApplyOutcome = c
                 .post(
                     "/v1/apply",
                     &ApplyRequest {
@@ -631,9 +632,8 @@ async fn get(
             }
         }
         Some("name") => {
-            for o in &objects {
-                println!("{}/{}", o.kind().qualified(), o.name());
-            }
+            let refs: Vec<&Object> = objects.iter().collect();
+            print!("{}", print::names(&refs));
         }
         Some("wide") | None => {
             if objects.is_empty() {

@@ -234,7 +234,7 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         println!("cluster {cluster:?} restarted: existing pods re-adopted");
     }
     if !docs.is_empty() {
-        let out: crate::daemon::state::ApplyOutcome = c
+        let out: crate::api::ApplyOutcome = c
             .post(
                 "/v1/apply",
                 &ApplyRequest {
@@ -398,11 +398,11 @@ async fn print_tour(cluster: &str, c: &crate::api::client::Client) {
 /// kubeconfig into theirs when asked).
 fn kubeconfig_note(cluster: &str, layout: &Layout, write: bool) {
     let path = layout.kubeconfig();
-    let ctx = crate::api::kube::kubeconfig::context_name(cluster);
+    let ctx = crate::daemon::kube::kubeconfig::context_name(cluster);
     if write {
         match std::fs::read_to_string(&path)
             .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|text| crate::api::kube::kubeconfig::merge_into_user(cluster, &text))
+            .and_then(|text| crate::daemon::kube::kubeconfig::merge_into_user(cluster, &text))
         {
             Ok(p) => println!(
                 "\nkubectl: context {ctx:?} written to {} and made current: kubectl get pods",
@@ -441,10 +441,10 @@ pub async fn down(cluster: &str) -> Result<i32, ClientError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(err("lab down needs root: run `sudo lab down`"));
     }
-    match crate::api::kube::kubeconfig::remove_from_user(cluster) {
+    match crate::daemon::kube::kubeconfig::remove_from_user(cluster) {
         Ok(Some(p)) => println!(
             "removed context {:?} from {}",
-            crate::api::kube::kubeconfig::context_name(cluster),
+            crate::daemon::kube::kubeconfig::context_name(cluster),
             p.display()
         ),
         Ok(None) => {}

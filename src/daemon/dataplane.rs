@@ -6,7 +6,7 @@
 //! when something changed) so a restarted daemon keeps established
 //! connections.
 
-use super::services::{Proto, ServicesView};
+use super::services::ServicesView;
 use crate::cluster::ClusterConfig;
 use crate::dataplane::{self as dp, Sharded, SnapshotStats, Verdict};
 use crate::sys;
@@ -395,10 +395,7 @@ pub fn build_table(cfg: &ClusterConfig, view: &ServicesView) -> dp::ServiceTable
         ports: HashMap::new(),
     };
     for p in &view.ports {
-        let proto = match p.proto {
-            Proto::Tcp => dp::Proto::Tcp,
-            Proto::Udp => dp::Proto::Udp,
-        };
+        let proto = p.proto;
         t.ports.insert(
             (p.vip, proto, p.port),
             dp::ServicePort {

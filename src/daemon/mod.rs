@@ -1,9 +1,11 @@
 //! The cluster daemon.
 
 pub mod dataplane;
+pub(crate) mod kube;
 pub(crate) mod lifecycle;
 pub mod podspec;
 pub(crate) mod routing;
 pub mod runtime;
+pub(crate) mod server;
 pub mod services;
 pub mod state;

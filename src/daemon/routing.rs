@@ -2,7 +2,7 @@
 //! fixed routes and rules of the data path, and one reply rule per
 //! (protocol, targetPort) in use, kept in sync with the Services.
 
-use super::services::Proto;
+use crate::proto::Proto;
 use crate::sys::net::{self, NetError, NetnsHandle};
 use ipnetwork::Ipv4Network;
 use std::collections::BTreeSet;
@@ -13,15 +13,8 @@ pub(crate) struct ServiceRouting {
     node: Arc<NetnsHandle>,
     dev: String,
     /// The pairs last installed; `None` until the first sync.
-    installed: tokio::sync::Mutex<Option<BTreeSet<(net::Proto, u16)>>>,
+    installed: tokio::sync::Mutex<Option<BTreeSet<(Proto, u16)>>>,
     rules: AtomicUsize,
-}
-
-fn to_net(p: Proto) -> net::Proto {
-    match p {
-        Proto::Tcp => net::Proto::Tcp,
-        Proto::Udp => net::Proto::Udp,
-    }
 }
 
 impl ServiceRouting {
@@ -43,16 +36,14 @@ impl ServiceRouting {
     /// Make the reply rules exactly `want`. Costs nothing when `want` is
     /// what was installed last; errors are logged (the next change retries).
     pub(crate) async fn sync(&self, want: &BTreeSet<(Proto, u16)>) {
-        let want: BTreeSet<(net::Proto, u16)> =
-            want.iter().map(|(p, port)| (to_net(*p), *port)).collect();
         let mut installed = self.installed.lock().await;
-        if installed.as_ref() == Some(&want) {
+        if installed.as_ref() == Some(want) {
             return;
         }
-        match net::sync_port_rules(&self.node, &want).await {
+        match net::sync_port_rules(&self.node, want).await {
             Ok(n) => {
                 self.rules.store(n, Ordering::Relaxed);
-                *installed = Some(want);
+                *installed = Some(want.clone());
             }
             Err(e) => {
                 tracing::error!(netns = self.node.name(), error = %e, "syncing policy rules");

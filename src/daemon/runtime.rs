@@ -835,7 +835,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     // The Kubernetes API (HTTPS on 127.0.0.1; src/api/kube), before the
     // socket API: `lab up` returns once that answers, and the kubeconfig
     // must exist by then.
-    let kube_server = crate::api::kube::start(daemon.clone()).await?;
+    let kube_server = crate::daemon::kube::start(daemon.clone()).await?;
 
     // API.
     let _ = std::fs::remove_file(layout.api_socket());
@@ -845,7 +845,11 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         std::fs::set_permissions(layout.api_socket(), std::fs::Permissions::from_mode(0o600))?;
     }
     let (stop_tx, mut stop_rx) = mpsc::channel::<()>(1);
-    let server = tokio::spawn(crate::api::server::serve(listener, daemon.clone(), stop_tx));
+    let server = tokio::spawn(crate::daemon::server::serve(
+        listener,
+        daemon.clone(),
+        stop_tx,
+    ));
     // The read-only socket, alone in its directory so that directory can be
     // mounted into the DNS pods (a socket file itself would go stale when a
     // new daemon re-creates it).
@@ -859,7 +863,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
             std::fs::Permissions::from_mode(0o600),
         )?;
     }
-    let ro_server = tokio::spawn(crate::api::server::serve_read_only(
+    let ro_server = tokio::spawn(crate::daemon::server::serve_read_only(
         ro_listener,
         daemon.clone(),
     ));

@@ -9,21 +9,7 @@ use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    pub fn parse(s: Option<&str>) -> Option<Proto> {
-        match s.unwrap_or("TCP") {
-            "TCP" => Some(Proto::Tcp),
-            "UDP" => Some(Proto::Udp),
-            _ => None,
-        }
-    }
-}
+pub use crate::proto::Proto;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointView {
@@ -106,7 +92,7 @@ pub fn view(store: &Store) -> ServicesView {
             .cloned()
             .unwrap_or_default();
         for p in spec.ports.iter().flatten() {
-            let Some(proto) = Proto::parse(p.protocol.as_deref()) else {
+            let Some(proto) = Proto::from_k8s(p.protocol.as_deref()) else {
                 continue;
             };
             let Ok(port) = u16::try_from(p.port) else {
@@ -117,7 +103,7 @@ pub fn view(store: &Store) -> ServicesView {
             for sl in &my_slices {
                 let Some(sp) = sl.ports.iter().flatten().find(|sp| {
                     sp.name.clone().unwrap_or_default() == pname
-                        && Proto::parse(sp.protocol.as_deref()) == Some(proto)
+                        && Proto::from_k8s(sp.protocol.as_deref()) == Some(proto)
                 }) else {
                     continue;
                 };

@@ -1,6 +1,7 @@
 //! The daemon's desired state and allocations, and the user-facing
 //! operations on it (apply, delete, scale). Pure: no I/O; all-or-nothing.
 
+use crate::api::ApplyOutcome;
 use crate::cluster::ClusterConfig;
 use crate::controller::workload::{is_terminating, mark_deleted};
 use crate::ipam::{Ipam, IpamError};
@@ -19,13 +20,6 @@ pub struct State {
     pub store: Store,
     pub pod_ipam: Ipam,
     pub svc_ipam: Ipam,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ApplyOutcome {
-    /// kubectl-style lines: `deployment.apps/backend created`.
-    pub results: Vec<String>,
-    pub warnings: Vec<String>,
 }
 
 fn service_ip(obj: &Object) -> Option<Ipv4Addr> {
@@ -450,7 +444,7 @@ impl State {
 }
 
 /// The cluster DNS Deployment: two replicas of `lab dns` (image
-/// [`crate::dns::IMAGE`]), with the directory of the daemon's read-only API
+/// [`crate::model::images::DNS_IMAGE`]), with the directory of the daemon's read-only API
 /// socket (list and watch only) mounted at /run/lab-api (/run/lab itself is
 /// hidden in pods).
 pub fn coredns_deployment(cluster: &str, api_dir: &std::path::Path) -> String {
@@ -492,7 +486,7 @@ spec:
       - name: lab-api
         hostPath: {{path: {dir}, type: Directory}}
 "#,
-        image = crate::dns::IMAGE,
+        image = crate::model::images::DNS_IMAGE,
         version = env!("CARGO_PKG_VERSION"),
         dir = api_dir.display(),
         cluster = cluster,

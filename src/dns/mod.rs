@@ -1,6 +1,6 @@
 //! Cluster DNS: lab's own DNS server, run as the `coredns` pods of
 //! `kube-system` behind the `kube-dns` Service (`lab dns`, image
-//! [`IMAGE`]).
+//! [`crate::model::images::DNS_IMAGE`]).
 //!
 //! - [`zone`]: the pure part — an immutable snapshot of every record and the
 //!   lookup answering one question from it.
@@ -13,9 +13,6 @@
 pub mod server;
 pub mod watch;
 pub mod zone;
-
-/// The built-in image that runs `lab dns` (any tag).
-pub use crate::model::images::DNS_IMAGE as IMAGE;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::proto::Proto;
 use futures::TryStreamExt;
 use ipnetwork::Ipv4Network;
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags};
@@ -122,40 +123,18 @@ pub struct Route {
     pub table: u32,
 }
 
-/// Transport protocol of a policy rule selector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
-    Tcp,
-    Udp,
-    Icmp,
-}
-
-impl Proto {
-    fn to_netlink(self) -> IpProtocol {
-        match self {
-            Proto::Tcp => IpProtocol::Tcp,
-            Proto::Udp => IpProtocol::Udp,
-            Proto::Icmp => IpProtocol::Icmp,
-        }
-    }
-
-    fn from_netlink(p: IpProtocol) -> Option<Self> {
-        match p {
-            IpProtocol::Tcp => Some(Proto::Tcp),
-            IpProtocol::Udp => Some(Proto::Udp),
-            IpProtocol::Icmp => Some(Proto::Icmp),
-            _ => None,
-        }
+fn to_netlink(p: Proto) -> IpProtocol {
+    match p {
+        Proto::Tcp => IpProtocol::Tcp,
+        Proto::Udp => IpProtocol::Udp,
     }
 }
 
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-            Proto::Icmp => "icmp",
-        })
+fn from_netlink(p: IpProtocol) -> Option<Proto> {
+    match p {
+        IpProtocol::Tcp => Some(Proto::Tcp),
+        IpProtocol::Udp => Some(Proto::Udp),
+        _ => None,
     }
 }
 
@@ -166,8 +145,8 @@ pub enum RuleSelector {
     All,
     /// `iif DEV`.
     Iif(String),
-    /// `ipproto P`.
-    Proto(Proto),
+    /// `ipproto icmp`.
+    Icmp,
     /// `ipproto P sport PORT`.
     ProtoSport(Proto, u16),
     /// Anything else found in the kernel (listed, never installed).
@@ -189,7 +168,7 @@ impl fmt::Display for Rule {
         match &self.selector {
             RuleSelector::All => f.write_str("from all")?,
             RuleSelector::Iif(d) => write!(f, "from all iif {d}")?,
-            RuleSelector::Proto(p) => write!(f, "from all ipproto {p}")?,
+            RuleSelector::Icmp => f.write_str("from all ipproto icmp")?,
             RuleSelector::ProtoSport(p, s) => write!(f, "from all ipproto {p} sport {s}")?,
             RuleSelector::Other(o) => write!(f, "{o}")?,
         }
@@ -560,15 +539,11 @@ impl NetnsHandle {
                 validate_ifname(dev)?;
                 m.attributes.push(RuleAttribute::Iifname(dev.clone()));
             }
-            RuleSelector::Proto(p) => m.attributes.push(RuleAttribute::IpProtocol(p.to_netlink())),
+            RuleSelector::Icmp => m
+                .attributes
+                .push(RuleAttribute::IpProtocol(IpProtocol::Icmp)),
             RuleSelector::ProtoSport(p, port) => {
-                if *p == Proto::Icmp {
-                    return Err(NetError::InvalidRule {
-                        rule: rule.to_string(),
-                        reason: "ICMP has no ports",
-                    });
-                }
-                m.attributes.push(RuleAttribute::IpProtocol(p.to_netlink()));
+                m.attributes.push(RuleAttribute::IpProtocol(to_netlink(*p)));
                 m.attributes
                     .push(RuleAttribute::SourcePortRange(RulePortRange {
                         start: *port,
@@ -698,9 +673,9 @@ fn parse_rule(m: &RuleMessage) -> Rule {
         _ if !other.is_empty() => None,
         (None, None, None) => Some(RuleSelector::All),
         (Some(d), None, None) => Some(RuleSelector::Iif(d)),
-        (None, Some(p), None) => Proto::from_netlink(p).map(RuleSelector::Proto),
+        (None, Some(IpProtocol::Icmp), None) => Some(RuleSelector::Icmp),
         (None, Some(p), Some(r)) if r.start == r.end => {
-            Proto::from_netlink(p).map(|p| RuleSelector::ProtoSport(p, r.start))
+            from_netlink(p).map(|p| RuleSelector::ProtoSport(p, r.start))
         }
         _ => None,
     };
@@ -783,7 +758,7 @@ pub fn fixed_rules(dev: &str) -> [Rule; 2] {
         },
         Rule {
             priority: PRIO_ICMP,
-            selector: RuleSelector::Proto(Proto::Icmp),
+            selector: RuleSelector::Icmp,
             table: SVC_TABLE,
         },
     ]
@@ -1337,7 +1312,7 @@ mod tests {
                 },
                 Rule {
                     priority: 101,
-                    selector: RuleSelector::Proto(Proto::Icmp),
+                    selector: RuleSelector::Icmp,
                     table: 100,
                 },
                 Rule {
@@ -1456,15 +1431,6 @@ mod tests {
             );
             assert!(node.add_rule(&other).await.is_err());
             assert!(node.del_rule(&other).await.unwrap());
-            assert!(matches!(
-                node.add_rule(&Rule {
-                    priority: 5,
-                    selector: RuleSelector::ProtoSport(Proto::Icmp, 1),
-                    table: 100
-                })
-                .await,
-                Err(NetError::InvalidRule { .. })
-            ));
 
             // Delete: exact match only.
             let wrong_port = Rule {

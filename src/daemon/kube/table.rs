@@ -1,9 +1,9 @@
 //! Server-side printing: `meta.k8s.io/v1` `Table`s with the columns of
-//! lab's printer (`crate::cli::print`), so `kubectl get` (and `-o wide`,
+//! lab's printer (`crate::print`), so `kubectl get` (and `-o wide`,
 //! whose extra columns are the priority-1 ones) looks as on a real cluster.
 
-use crate::cli::print;
 use crate::model::{Kind, Object};
+use crate::print;
 use serde_json::{Value, json};
 use std::time::SystemTime;
 

@@ -172,7 +172,7 @@ fn check(t: &Target, v: &Value) -> Result<Vec<String>, KubeError> {
     }
 }
 
-fn warnings_of(out: &crate::daemon::state::ApplyOutcome) -> Vec<String> {
+fn warnings_of(out: &crate::api::ApplyOutcome) -> Vec<String> {
     out.warnings
         .iter()
         .map(|w| w.strip_prefix("Warning: ").unwrap_or(w).to_string())
@@ -183,7 +183,7 @@ impl Kube {
     /// Wake the reconciler and wait (bounded) until it has published the
     /// change, as `lab apply` does.
     async fn committed(&self) {
-        crate::api::server::committed_on(&self.d).await;
+        crate::daemon::server::committed_on(&self.d).await;
     }
 
     fn node(&self) -> Value {
@@ -215,7 +215,7 @@ impl Kube {
 
     fn node_row(&self, include: Include) -> Value {
         let n = self.node();
-        let age = crate::cli::print::human_age(
+        let age = crate::print::human_age(
             SystemTime::now()
                 .duration_since(
                     self.d
@@ -768,12 +768,12 @@ impl Kube {
             Object::Deployment(d) => (
                 d.spec.replicas.unwrap_or(1),
                 d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-                crate::cli::print::selector_string(&d.spec.selector),
+                crate::print::selector_string(&d.spec.selector),
             ),
             Object::ReplicaSet(r) => (
                 r.spec.replicas.unwrap_or(1),
                 r.status.as_ref().map_or(0, |s| s.replicas),
-                crate::cli::print::selector_string(&r.spec.selector),
+                crate::print::selector_string(&r.spec.selector),
             ),
             _ => (0, 0, None),
         };
@@ -898,7 +898,7 @@ impl Kube {
                 None => None,
             },
         };
-        crate::api::server::log_response(self.d.clone(), lq)
+        crate::daemon::server::log_response(self.d.clone(), lq)
             .await
             .map_err(|e| {
                 if e.contains("not found") {

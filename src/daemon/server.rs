@@ -1,6 +1,6 @@
 //! The daemon's API server (axum on a unix socket).
 
-use super::*;
+use crate::api::*;
 use crate::daemon::runtime::Daemon;
 use crate::model::labels::Selector;
 use crate::model::parse::decode;
@@ -70,7 +70,7 @@ pub async fn serve(listener: tokio::net::UnixListener, d: D, stop: mpsc::Sender<
         .route(
             "/v1/apply",
             post(apply).layer(axum::extract::DefaultBodyLimit::max(
-                super::MAX_REQUEST_BYTES,
+                crate::api::MAX_REQUEST_BYTES,
             )),
         )
         .route("/v1/delete", post(delete))
@@ -136,13 +136,13 @@ async fn status(State(c): State<Ctx>) -> Json<StatusReply> {
 async fn apply(
     State(c): State<Ctx>,
     req: Result<Json<ApplyRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<crate::daemon::state::ApplyOutcome>, ApiError> {
+) -> Result<Json<crate::api::ApplyOutcome>, ApiError> {
     let Json(req) = req.map_err(|e| {
         let status = e.status();
         let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
             format!(
                 "Request entity too large: lab's API takes at most {} bytes (64 MiB) in one request",
-                super::MAX_REQUEST_BYTES
+                crate::api::MAX_REQUEST_BYTES
             )
         } else {
             format!("bad apply request: {}", e.body_text())
