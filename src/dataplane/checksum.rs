@@ -158,4 +158,75 @@ mod tests {
         assert_eq!(udp_nonzero(0), 0xffff);
         assert_eq!(udp_nonzero(7), 7);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One's-complement sums have two zeros (0x0000 and 0xffff).
+        fn same(a: u16, b: u16) -> bool {
+            a == b || (a | b == 0xffff && (a == 0 || b == 0))
+        }
+
+        proptest! {
+            /// Changing one 16-bit word: the RFC 1624 update equals the
+            /// checksum recomputed over the whole buffer.
+            #[test]
+            fn update16_equals_a_full_recompute(
+                mut data in proptest::collection::vec(any::<u8>(), 2..128),
+                at in any::<prop::sample::Index>(),
+                new in any::<u16>(),
+            ) {
+                if data.len() % 2 == 1 {
+                    data.pop();
+                }
+                let i = at.index(data.len() / 2) * 2;
+                let before = checksum(&data);
+                let old = u16::from_be_bytes([data[i], data[i + 1]]);
+                data[i..i + 2].copy_from_slice(&new.to_be_bytes());
+                let full = checksum(&data);
+                let inc = update16(before, old, new);
+                prop_assert!(same(inc, full), "incremental {inc:#06x} vs full {full:#06x}");
+            }
+
+            /// Changing an address (32 bits at a 4-byte offset), as the NAT
+            /// does in the IP header and the L4 pseudo header.
+            #[test]
+            fn update32_equals_a_full_recompute(
+                words in proptest::collection::vec(any::<u32>(), 1..32),
+                at in any::<prop::sample::Index>(),
+                new in any::<u32>(),
+            ) {
+                let mut data: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+                let i = at.index(words.len()) * 4;
+                let before = checksum(&data);
+                let old = u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+                data[i..i + 4].copy_from_slice(&new.to_be_bytes());
+                let full = checksum(&data);
+                let inc = update32(before, old, new);
+                prop_assert!(same(inc, full), "incremental {inc:#06x} vs full {full:#06x}");
+            }
+
+            /// Under NEEDS_CSUM the field holds the pseudo-header sum: after
+            /// a destination change it equals the sum recomputed with the new
+            /// address.
+            #[test]
+            fn partial_update_equals_the_recomputed_pseudo_sum(
+                src in any::<[u8; 4]>(),
+                dst in any::<[u8; 4]>(),
+                new_dst in any::<[u8; 4]>(),
+                proto in prop_oneof![Just(6u8), Just(17u8)],
+                len in 8u16..65_000,
+            ) {
+                let before = pseudo_header(src, dst, proto, len);
+                let after = pseudo_header(src, new_dst, proto, len);
+                let inc = partial_update32(
+                    before,
+                    u32::from_be_bytes(dst),
+                    u32::from_be_bytes(new_dst),
+                );
+                prop_assert!(same(inc, after), "incremental {inc:#06x} vs full {after:#06x}");
+            }
+        }
+    }
 }
