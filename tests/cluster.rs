@@ -536,3 +536,82 @@ fn pods_whose_shims_died_with_the_daemon_are_not_reported_ready() {
     );
     assert!(std::path::Path::new(&format!("/proc/{shim}")).exists());
 }
+
+/// Lab daemons of one cluster, by their command line.
+fn daemons_of(cluster: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args.iter().any(|a| *a == b"daemon") && args.iter().any(|a| *a == cluster.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn five_concurrent_ups_after_a_crash_start_one_daemon_and_lose_nothing() {
+    require_root!();
+    let c = Cluster::up("fiveup", &["--empty"]);
+    c.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: before}\ndata: {k: v}\n");
+    c.kill_daemon();
+    // Five `lab up`s at once, as five terminals or CI jobs would.
+    let children: Vec<_> = (0..5)
+        .map(|_| {
+            std::process::Command::new(common::lab_bin())
+                .args(["--cluster", &c.name, "up"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for ch in children {
+        let out = ch.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a concurrent lab up failed:\n{}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            c.daemon_log()
+        );
+    }
+    let daemons = daemons_of(&c.name);
+    assert_eq!(daemons.len(), 1, "daemons: {daemons:?}\n{}", c.daemon_log());
+    assert_eq!(
+        c.daemon_pid(),
+        Some(daemons[0]),
+        "the pid file names the live daemon"
+    );
+    // The write from before the crash survived, and a new one is kept by
+    // the one daemon across another crash and restart.
+    c.ok(&["get", "configmap", "before"]);
+    c.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\ndata: {k: v}\n");
+    c.kill_daemon();
+    c.ok(&["up"]);
+    c.ok(&["get", "configmap", "before"]);
+    c.ok(&["get", "configmap", "after"]);
+    assert_eq!(daemons_of(&c.name).len(), 1);
+    // A daemon started by hand while one runs refuses at once and leaves
+    // the running one's files alone.
+    let out = std::process::Command::new(common::lab_bin())
+        .args(["--cluster", &c.name, "daemon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already running"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::path::Path::new(&format!("/run/lab/{}/api.sock", c.name)).exists());
+    c.ok(&["get", "configmap", "after"]);
+}
