@@ -548,7 +548,7 @@ fn daemons_of(cluster: &str) -> Vec<u32> {
             continue;
         };
         let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-        if args.iter().any(|a| *a == b"daemon") && args.iter().any(|a| *a == cluster.as_bytes()) {
+        if args.contains(&b"daemon".as_slice()) && args.contains(&cluster.as_bytes()) {
             pids.push(pid);
         }
     }

@@ -410,13 +410,23 @@ impl NetnsHandle {
             .scope(RouteScope::Link)
             .table_id(table)
             .build();
+        self.replace_route(msg, || format!("add route {cidr} dev {dev} table {table}"))
+            .await
+    }
+
+    /// `ip route replace …` of a built message.
+    async fn replace_route(
+        &self,
+        msg: netlink_packet_route::route::RouteMessage,
+        op: impl FnOnce() -> String,
+    ) -> Result<()> {
         self.handle
             .route()
             .add(msg)
             .replace()
             .execute()
             .await
-            .map_err(|e| self.err(format!("add route {cidr} dev {dev} table {table}"), e))
+            .map_err(|e| self.err(op(), e))
     }
 
     /// `ip route del CIDR [dev DEV] table TABLE`; Ok(false) if no such route.
@@ -469,13 +479,8 @@ impl NetnsHandle {
             .scope(RouteScope::Universe)
             .table_id(TABLE_MAIN)
             .build();
-        self.handle
-            .route()
-            .add(msg)
-            .replace()
-            .execute()
+        self.replace_route(msg, || format!("add route unreachable {cidr}"))
             .await
-            .map_err(|e| self.err(format!("add route unreachable {cidr}"), e))
     }
 
     /// IPv4 unicast routes of one table.

@@ -172,6 +172,41 @@ fn check(t: &Target, v: &Value) -> Result<Vec<String>, KubeError> {
     }
 }
 
+/// Store one object as the API server does: through the daemon's own
+/// apply, into the state itself or into a copy of it for `dryRun`. Returns
+/// the object as stored and the warnings.
+fn store_one(
+    state: &mut crate::daemon::state::State,
+    t: &Target,
+    q: &Q,
+    key: &Key,
+    name: &str,
+    v: Value,
+) -> Result<(Value, Vec<String>), KubeError> {
+    let ns = t.ns.clone().unwrap_or_else(|| "default".into());
+    let doc = Document {
+        source: "request".into(),
+        index: 1,
+        value: v,
+    };
+    let mut scratch;
+    let st = if dry_run(q) {
+        scratch = state.clone();
+        &mut scratch
+    } else {
+        state
+    };
+    let out = st
+        .apply(&[doc], &ns, true)
+        .map_err(|e| apply_error(t, name, e.first().map_or("", |s| s.as_str())))?;
+    let obj = st
+        .store
+        .get(key)
+        .map(|o| o.to_json())
+        .unwrap_or(Value::Null);
+    Ok((obj, warnings_of(&out)))
+}
+
 fn warnings_of(out: &crate::api::ApplyOutcome) -> Vec<String> {
     out.warnings
         .iter()
@@ -495,29 +530,7 @@ impl Kube {
             if guard.store.get(&key).is_some() {
                 return Err(status::already_exists(t.info.plural, t.info.group, &name));
             }
-            let ns = t.ns.clone().unwrap_or_else(|| "default".into());
-            let doc = Document {
-                source: "request".into(),
-                index: 1,
-                value: v,
-            };
-            let mut scratch;
-            let st = if dry_run(q) {
-                scratch = guard.clone();
-                &mut scratch
-            } else {
-                &mut *guard
-            };
-            let out = st
-                .apply(&[doc], &ns, true)
-                .map_err(|e| apply_error(t, &name, e.first().map_or("", |s| s.as_str())))?;
-            (
-                st.store
-                    .get(&key)
-                    .map(|o| o.to_json())
-                    .unwrap_or(Value::Null),
-                warnings_of(&out),
-            )
+            store_one(&mut guard, t, q, &key, &name, v)?
         };
         if !dry_run(q) {
             self.committed().await;
@@ -562,31 +575,9 @@ impl Kube {
             // Warnings about fields the server itself filled in (defaults
             // the stored object already has) are not the client's doing.
             let known = check(t, &old.to_json()).unwrap_or_default();
-            let ns = t.ns.clone().unwrap_or_else(|| "default".into());
-            let doc = Document {
-                source: "request".into(),
-                index: 1,
-                value: v,
-            };
-            let mut scratch;
-            let st = if dry_run(q) {
-                scratch = guard.clone();
-                &mut scratch
-            } else {
-                &mut *guard
-            };
-            let out = st
-                .apply(&[doc], &ns, true)
-                .map_err(|e| apply_error(t, &name, e.first().map_or("", |s| s.as_str())))?;
-            let mut warnings = warnings_of(&out);
+            let (obj, mut warnings) = store_one(&mut guard, t, q, &key, &name, v)?;
             warnings.retain(|w| !known.contains(w));
-            (
-                st.store
-                    .get(&key)
-                    .map(|o| o.to_json())
-                    .unwrap_or(Value::Null),
-                warnings,
-            )
+            (obj, warnings)
         };
         if !dry_run(q) {
             self.committed().await;
