@@ -615,3 +615,74 @@ fn five_concurrent_ups_after_a_crash_start_one_daemon_and_lose_nothing() {
     assert!(std::path::Path::new(&format!("/run/lab/{}/api.sock", c.name)).exists());
     c.ok(&["get", "configmap", "after"]);
 }
+
+/// A lab binary under /tmp (a checkout there, as CI may have it) still runs
+/// the built-in images: pods see a private /tmp, so the binary is bound in.
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn builtin_images_run_from_a_binary_under_tmp() {
+    require_root!();
+    let dir = tempfile::Builder::new()
+        .prefix("lab-bin-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let bin = dir.path().join("lab");
+    std::fs::copy(common::lab_bin(), &bin).unwrap();
+    let name = Cluster::unique_name("tmpbin");
+    let lab = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .arg("--cluster")
+            .arg(&name)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let up = lab(&["up", "--empty"]);
+    let result = std::panic::catch_unwind(|| {
+        assert!(
+            up.status.success(),
+            "{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let mut apply = std::process::Command::new(&bin)
+            .args(["--cluster", &name, "apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        apply
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [netexec, --http-port=8080]}\n")
+            .unwrap();
+        assert!(apply.wait().unwrap().success());
+        let wait = lab(&[
+            "wait",
+            "--for=condition=Ready",
+            "pod/web",
+            "--timeout",
+            "60s",
+        ]);
+        assert!(
+            wait.status.success(),
+            "{}",
+            String::from_utf8_lossy(&wait.stderr)
+        );
+        let ex = lab(&[
+            "exec",
+            "web",
+            "--",
+            bin.to_str().unwrap(),
+            "agnhost",
+            "--help",
+        ]);
+        assert!(ex.status.code().is_some());
+    });
+    let down = lab(&["down"]);
+    assert!(down.status.success());
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}

@@ -526,6 +526,17 @@ pub fn prepare(
             return Err(format!("container {:?} has nothing to run", c.name));
         }
         let mut mounts = Vec::new();
+        if builtin_image(image).is_some() {
+            // A built-in image runs the lab binary itself, which may live
+            // where the pod's view hides the host (a checkout under /tmp):
+            // bind it in at its own path, read-only, as an image would carry
+            // its entry point.
+            mounts.push(MountSpec {
+                source: lab_exe.to_path_buf(),
+                target: lab_exe.to_path_buf(),
+                read_only: true,
+            });
+        }
         for m in c.volume_mounts.iter().flatten() {
             let base = volumes
                 .get(&m.name)
