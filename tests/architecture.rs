@@ -152,3 +152,43 @@ fn no_module_cycles() {
         }
     }
 }
+
+/// The VM has no network: every package `scripts/provision --runtime`
+/// installs (a `[command]=package` entry, less the C linker) must already be
+/// in the box `scripts/vagrant-box` builds, or provisioning fails offline.
+#[test]
+fn the_vm_box_carries_what_provision_installs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let provision = std::fs::read_to_string(root.join("scripts/provision")).unwrap();
+    let vagrant_box = std::fs::read_to_string(root.join("scripts/vagrant-box")).unwrap();
+    let start = vagrant_box.find("BOX_PACKAGES=(").expect("BOX_PACKAGES");
+    let end = start
+        + vagrant_box[start..]
+            .find("\n)")
+            .expect("end of BOX_PACKAGES");
+    let in_box: Vec<&str> = vagrant_box[start..end].split_whitespace().collect();
+    let cmds_start = provision.find("declare -A CMDS=(").expect("CMDS");
+    let cmds_end = cmds_start + provision[cmds_start..].find("\n)").expect("end of CMDS");
+    let mut wanted = Vec::new();
+    for line in provision[cmds_start..cmds_end].lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix('[')
+            && let Some((cmd, pkg)) = rest.split_once("]=")
+            && cmd != "cc"
+        {
+            wanted.push(pkg.trim().to_string());
+        }
+    }
+    assert!(
+        wanted.len() > 8,
+        "provision's packages not found: {wanted:?}"
+    );
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|p| !in_box.contains(&p.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "scripts/provision --runtime installs {missing:?}, which the offline VM box lacks: add them to BOX_PACKAGES in scripts/vagrant-box"
+    );
+}
