@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+pub use crate::wire::shim::LogRotation;
+
 pub const DEFAULT_CLUSTER: &str = "lab";
 pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
 pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
@@ -42,6 +44,9 @@ pub struct ClusterConfig {
     /// The Kubernetes API's port on 127.0.0.1 (chosen at the first start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_port: Option<u16>,
+    /// Container log rotation (`--container-log-max-size`/`-files`).
+    #[serde(default)]
+    pub log_rotation: LogRotation,
 }
 
 impl ClusterConfig {
@@ -79,6 +84,7 @@ impl ClusterConfig {
             pod_cidr,
             service_cidr,
             api_port: None,
+            log_rotation: LogRotation::default(),
         })
     }
 
@@ -101,6 +107,58 @@ impl ClusterConfig {
     pub fn layout(&self) -> Layout {
         Layout::new(&self.name)
     }
+}
+
+/// A byte size as a Kubernetes quantity: `10Mi`, `512Ki`, `1G`, `2048`.
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "invalid size {s:?}: use a number with an optional suffix (Ki, Mi, Gi, k, M, G), e.g. 10Mi"
+        )
+    };
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, suffix) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let mult: u64 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+/// The rotation settings from `lab up`'s flags over `base` (the saved or
+/// default ones), checked as the kubelet checks its configuration.
+pub fn log_rotation(
+    base: LogRotation,
+    max_size: Option<&str>,
+    max_files: Option<u32>,
+) -> Result<LogRotation, String> {
+    let mut r = base;
+    if let Some(s) = max_size {
+        r.max_bytes = parse_byte_size(s).map_err(|e| format!("--container-log-max-size: {e}"))?;
+        if r.max_bytes < 1024 {
+            return Err(format!(
+                "--container-log-max-size {s} is too small (at least 1Ki)"
+            ));
+        }
+    }
+    if let Some(n) = max_files {
+        if n < 2 {
+            return Err(format!(
+                "--container-log-max-files must be at least 2 (the live file and one rotated), got {n}"
+            ));
+        }
+        r.max_files = n;
+    }
+    Ok(r)
 }
 
 /// Paths and names derived from the cluster name.
@@ -219,6 +277,32 @@ pub fn host_veth(ip: Ipv4Addr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sizes_and_rotation_flags() {
+        assert_eq!(parse_byte_size("10Mi"), Ok(10 << 20));
+        assert_eq!(parse_byte_size("64Ki"), Ok(65536));
+        assert_eq!(parse_byte_size("2k"), Ok(2000));
+        assert_eq!(parse_byte_size("4096"), Ok(4096));
+        for bad in ["", "Mi", "10MB", "-1", "1.5Mi", "99999999999999999999Gi"] {
+            assert!(parse_byte_size(bad).is_err(), "{bad}");
+        }
+        let d = LogRotation::default();
+        assert_eq!((d.max_bytes, d.max_files), (10 << 20, 5));
+        let r = log_rotation(d, Some("64Ki"), Some(2)).unwrap();
+        assert_eq!((r.max_bytes, r.max_files), (65536, 2));
+        assert_eq!(log_rotation(r, None, None), Ok(r));
+        assert!(
+            log_rotation(d, None, Some(1))
+                .unwrap_err()
+                .contains("at least 2")
+        );
+        assert!(
+            log_rotation(d, Some("10"), None)
+                .unwrap_err()
+                .contains("too small")
+        );
+    }
 
     #[test]
     fn names_and_addresses() {

@@ -117,6 +117,7 @@ impl Pod {
             ],
             restart_policy: RestartPolicy::Always,
             termination_grace_period_seconds: 5,
+            log_rotation: Default::default(),
             containers,
         };
         Pod {
@@ -509,6 +510,86 @@ fn crash_loop_back_off_and_logs_per_restart() {
     let ns = pod.pid_ns();
     let fin = c.stop(5, 5);
     assert_eq!(fin.phase, ShimPhase::Terminating);
+    wait_gone(&ns, 5);
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn container_logs_rotate_and_stay_bounded() {
+    // 12 bursts of 200 numbered ~100-byte lines, 0.3 s apart: ~240 KB
+    // through a 16 KiB limit with 3 files kept.
+    let script = "for r in 0 1 2 3 4 5 6 7 8 9 10 11; do i=0; while [ $i -lt 200 ]; do \
+        echo \"line $((r*200+i)) ...........................................................................\"; \
+        i=$((i+1)); done; sleep 0.3; done; echo done; exec sleep 1000";
+    let mut pod = Pod::new("rotate", vec![container("app", sh(script))]);
+    pod.spec.log_rotation = lab::wire::shim::LogRotation {
+        max_bytes: 16 << 10,
+        max_files: 3,
+    };
+    pod.spawn();
+    let dir = pod.spec.log_dir.join("app");
+    let files = || {
+        let mut v: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let t = Instant::now();
+    let mut most = 0;
+    let (names, text) = loop {
+        let names = files();
+        most = most.max(names.len());
+        // Rotated files first (oldest first), the live file last.
+        let mut text = String::new();
+        for n in names
+            .iter()
+            .filter(|n| *n != "0.log")
+            .chain(["0.log".to_string()].iter())
+        {
+            text += &std::fs::read_to_string(dir.join(n)).unwrap_or_default();
+        }
+        let live = std::fs::metadata(dir.join("0.log"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if text.contains("done\n") && live < 16 << 10 {
+            break (names, text);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "never settled: {names:?}, live {live} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(most <= 3, "at most 3 files per container, saw {most}");
+    assert_eq!(
+        names.len(),
+        3,
+        "two rotated files and the live one: {names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "0.log" || n.starts_with("0.log.")),
+        "{names:?}"
+    );
+    for n in names.iter().filter(|n| *n != "0.log") {
+        let len = std::fs::metadata(dir.join(n)).unwrap().len();
+        assert!(len >= 16 << 10, "{n} rotated at {len} bytes");
+    }
+    // What is kept is the newest output, in order, ending with the last line.
+    let nums: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("line ")?.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(nums.windows(2).all(|w| w[0] < w[1]), "lines out of order");
+    assert_eq!(nums.last(), Some(&2399));
+    assert!(nums[0] > 0, "the oldest output was dropped");
+    let ns = pod.pid_ns();
+    pod.connect().stop(5, 5);
     wait_gone(&ns, 5);
 }
 

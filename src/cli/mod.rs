@@ -204,6 +204,12 @@ pub enum Command {
         /// The Kubernetes API's port on 127.0.0.1 (default: a free one).
         #[arg(long)]
         api_port: Option<u16>,
+        /// Rotate container logs at this size (default 10Mi).
+        #[arg(long)]
+        container_log_max_size: Option<String>,
+        /// Log files kept per container (default 5).
+        #[arg(long)]
+        container_log_max_files: Option<u32>,
     },
     /// A pod's init process (started by the daemon).
     #[command(hide = true)]
@@ -280,7 +286,16 @@ pub fn main() -> i32 {
             pod_cidr,
             service_cidr,
             api_port,
-        } => up::daemon_main(&cli.cluster, &pod_cidr, &service_cidr, api_port),
+            container_log_max_size,
+            container_log_max_files,
+        } => up::daemon_main(
+            &cli.cluster,
+            &pod_cidr,
+            &service_cidr,
+            api_port,
+            container_log_max_size.as_deref(),
+            container_log_max_files,
+        ),
         Command::Kubeconfig => up::print_kubeconfig(&cli.cluster),
         Command::Exec {
             pod,

@@ -49,6 +49,14 @@ pub struct UpArgs {
     /// (SUDO_USER's) and make it the current context.
     #[arg(long)]
     pub write_kubeconfig: bool,
+    /// Rotate a container's log when it reaches this size (the kubelet's
+    /// containerLogMaxSize; default 10Mi, kept across restarts).
+    #[arg(long, value_name = "SIZE")]
+    pub container_log_max_size: Option<String>,
+    /// Log files kept per container, the live one included (the kubelet's
+    /// containerLogMaxFiles; default 5).
+    #[arg(long, value_name = "N")]
+    pub container_log_max_files: Option<u32>,
 }
 
 fn err(s: impl Into<String>) -> ClientError {
@@ -62,12 +70,19 @@ pub fn daemon_main(
     pod_cidr: &str,
     service_cidr: &str,
     api_port: Option<u16>,
+    log_max_size: Option<&str>,
+    log_max_files: Option<u32>,
 ) -> i32 {
     let mut cfg = match ClusterConfig::new(cluster, pod_cidr, service_cidr) {
         Ok(c) => c,
         Err(e) => return super::fail(&[e]),
     };
     cfg.api_port = api_port;
+    cfg.log_rotation =
+        match crate::cluster::log_rotation(cfg.log_rotation, log_max_size, log_max_files) {
+            Ok(r) => r,
+            Err(e) => return super::fail(&[e]),
+        };
     // Before any thread exists (the runtime's): the environment is changed.
     let ready = crate::sys::ready::take_from_env();
     crate::logging::init("info");
@@ -141,6 +156,12 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     if args.api_port.is_some() {
         cfg.api_port = args.api_port;
     }
+    cfg.log_rotation = crate::cluster::log_rotation(
+        cfg.log_rotation,
+        args.container_log_max_size.as_deref(),
+        args.container_log_max_files,
+    )
+    .map_err(err)?;
     if cfg.api_port.is_none() {
         // A free port now, saved with the cluster by the daemon.
         let l = std::net::TcpListener::bind(("127.0.0.1", 0))
@@ -170,6 +191,12 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     if let Some(p) = cfg.api_port {
         cmd.args(["--api-port", &p.to_string()]);
     }
+    cmd.args([
+        "--container-log-max-size",
+        &cfg.log_rotation.max_bytes.to_string(),
+        "--container-log-max-files",
+        &cfg.log_rotation.max_files.to_string(),
+    ]);
     cmd.stdin(Stdio::null());
     if let Some(filter) = crate::logging::verbosity_filter(args.verbose) {
         cmd.env("LAB_LOG", filter);

@@ -471,6 +471,7 @@ mod tests {
             restart_policy: Default::default(),
             termination_grace_period_seconds: 30,
             containers: Vec::new(),
+            log_rotation: Default::default(),
         };
         Prepared {
             spec,

@@ -611,6 +611,7 @@ pub fn prepare(
                 .unwrap_or(30)
                 .max(0) as u64,
             containers,
+            log_rotation: cfg.log_rotation,
         },
         files,
     })

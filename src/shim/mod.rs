@@ -10,6 +10,7 @@
 //! [`is_alive`], [`enter_and_exec`]).
 
 pub mod backoff;
+mod logs;
 pub mod pod;
 pub mod probe;
 mod runtime;

@@ -375,6 +375,7 @@ mod tests {
             hide_paths: vec![],
             restart_policy: policy,
             termination_grace_period_seconds: 30,
+            log_rotation: Default::default(),
             containers: (0..n)
                 .map(|i| ContainerSpec {
                     name: format!("c{i}"),

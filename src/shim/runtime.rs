@@ -26,6 +26,9 @@ pub(super) fn log(msg: impl std::fmt::Display) {
     tracing::info!("{msg}");
 }
 
+/// How often container log sizes are checked (the kubelet: every 10 s).
+const ROTATE_CHECK: Duration = Duration::from_secs(1);
+
 /// What the set-up before the event loop hands over.
 pub(super) struct Handover {
     pub spec: ShimSpec,
@@ -143,6 +146,8 @@ async fn serve(h: Handover) -> i32 {
     drop(ready);
 
     let mut clients = JoinSet::new();
+    let mut rotate_tick = tokio::time::interval(ROTATE_CHECK);
+    rotate_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         shell.reap();
         shell.step();
@@ -163,6 +168,7 @@ async fn serve(h: Handover) -> i32 {
                 Err(e) => log(format_args!("accept: {e}")),
             },
             Some(_) = clients.join_next(), if !clients.is_empty() => {}
+            _ = rotate_tick.tick() => shell.rotate_logs(),
             _ = tokio::time::sleep_until(wake.into()) => {}
         }
     }
@@ -249,6 +255,27 @@ impl Shell {
         }
     }
 
+    /// Rotate and prune every container's logs as the kubelet would.
+    fn rotate_logs(&mut self) {
+        let policy = self.spec.log_rotation;
+        let stamp = super::logs::stamp(&now_rfc3339());
+        for (c, st) in self.spec.containers.iter().zip(&self.pod.containers) {
+            let run = st.restart_count;
+            match super::logs::rotate(&self.log_dir, &c.name, run, &policy, &stamp) {
+                Ok(Some(r)) => {
+                    tracing::debug!(container = %c.name, file = %r.file, bytes = r.bytes, "log rotated");
+                    if let Err(e) =
+                        super::logs::prune(&self.log_dir, &c.name, run, policy.max_files)
+                    {
+                        tracing::warn!(container = %c.name, "pruning rotated logs: {e}");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(container = %c.name, "rotating the log: {e}"),
+            }
+        }
+    }
+
     fn env_of(&self, i: usize) -> Vec<(String, String)> {
         let mut env = self.spec.containers[i].env.clone();
         if !env.iter().any(|(k, _)| k == "PATH") {
@@ -261,6 +288,12 @@ impl Shell {
         let c = &self.spec.containers[i];
         let n = self.pod.containers[i].restart_count;
         let log_file = sys::open_append_at(&self.log_dir, &c.name, &format!("{n}.log"));
+        // Runs before the previous one leave nothing behind.
+        if let Err(e) =
+            super::logs::prune(&self.log_dir, &c.name, n, self.spec.log_rotation.max_files)
+        {
+            tracing::warn!(container = %c.name, "pruning old logs: {e}");
+        }
         let mounts: Vec<BindMount> = c
             .mounts
             .iter()

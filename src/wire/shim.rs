@@ -42,6 +42,27 @@ pub struct ShimSpec {
     pub restart_policy: RestartPolicy,
     pub termination_grace_period_seconds: u64,
     pub containers: Vec<ContainerSpec>,
+    /// When to rotate container logs (the kubelet's containerLogMaxSize and
+    /// containerLogMaxFiles).
+    #[serde(default)]
+    pub log_rotation: LogRotation,
+}
+
+/// Container log rotation, as the kubelet's `containerLogMaxSize` (10Mi)
+/// and `containerLogMaxFiles` (5, the live file included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRotation {
+    pub max_bytes: u64,
+    pub max_files: u32,
+}
+
+impl Default for LogRotation {
+    fn default() -> Self {
+        LogRotation {
+            max_bytes: 10 << 20,
+            max_files: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
