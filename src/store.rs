@@ -73,15 +73,43 @@ impl Store {
         self.objects.get(key)
     }
 
-    /// Objects of `kind`, in one namespace or all (`None`).
+    /// Objects of `kind`, in one namespace or all (`None`). Keys sort by
+    /// kind, then namespace, then name: this walks only that range.
     pub fn list<'a>(
         &'a self,
         kind: Kind,
         namespace: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Object> + 'a {
+        self.list_prefix_inner(kind, namespace, "")
+    }
+
+    /// Objects of `kind` in `namespace` whose names start with `prefix`.
+    pub fn list_prefix<'a>(
+        &'a self,
+        kind: Kind,
+        namespace: &'a str,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = &'a Object> + 'a {
+        self.list_prefix_inner(kind, Some(namespace), prefix)
+    }
+
+    fn list_prefix_inner<'a>(
+        &'a self,
+        kind: Kind,
+        namespace: Option<&'a str>,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = &'a Object> + 'a {
+        let start = Key {
+            kind,
+            namespace: namespace.unwrap_or("").to_string(),
+            name: prefix.to_string(),
+        };
         self.objects
-            .iter()
-            .filter(move |(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns))
+            .range(start..)
+            .take_while(move |(k, _)| {
+                k.kind == kind
+                    && namespace.is_none_or(|ns| k.namespace == ns && k.name.starts_with(prefix))
+            })
             .map(|(_, o)| o)
     }
 
@@ -226,6 +254,56 @@ mod tests {
         assert!(s.remove(&k).is_some());
         assert!(s.is_empty());
         assert!(Store::from_snapshot(b"{garbage").is_err());
+    }
+
+    #[test]
+    fn lists_walk_only_their_kind_namespace_and_prefix() {
+        let mut s = Store::default();
+        for n in ["a", "b", "c"] {
+            s.create(ns(n)).unwrap();
+        }
+        let cm = |ns: &str, name: &str| {
+            Object::ConfigMap(crate::model::ConfigMap {
+                metadata: crate::model::ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some(ns.into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+        };
+        for (n, name) in [("a", "x.1"), ("a", "x.2"), ("a", "y"), ("b", "x.3")] {
+            s.create(cm(n, name)).unwrap();
+        }
+        let names = |it: Vec<&Object>| it.iter().map(|o| o.name().to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            names(s.list(Kind::Namespace, None).collect()),
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            names(s.list(Kind::Namespace, Some("a")).collect()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(s.list(Kind::ConfigMap, None).collect()),
+            ["x.1", "x.2", "y", "x.3"]
+        );
+        assert_eq!(
+            names(s.list(Kind::ConfigMap, Some("a")).collect()),
+            ["x.1", "x.2", "y"]
+        );
+        assert_eq!(
+            names(s.list(Kind::ConfigMap, Some("c")).collect()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(s.list_prefix(Kind::ConfigMap, "a", "x.").collect()),
+            ["x.1", "x.2"]
+        );
+        assert_eq!(
+            names(s.list(Kind::Pod, None).collect()),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

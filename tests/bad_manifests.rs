@@ -477,6 +477,12 @@ metadata: {name: bad-49}
 kind: Secret
 metadata: {name: bad-50}
 "#),
+    (r#"kind"#, r#"apiVersion: v1
+kind: Event
+metadata: {name: bad-50-event}
+involvedObject: {kind: Pod, name: x}
+reason: Made
+"#),
     (r#"spec"#, r#"apiVersion: v1
 kind: Pod
 metadata: {name: bad-51}

@@ -237,6 +237,27 @@ fn restart_policy_backoff_logs_and_readiness() {
     });
     let logs = c.ok(&["logs", "crashy"]);
     assert!(logs.contains("run-"), "{logs}");
+    // The kubelet's events, under describe.
+    let d = c.eventually(Duration::from_secs(20), "a BackOff event", || {
+        let d = c.ok(&["describe", "pod", "crashy"]);
+        d.contains("Back-off restarting failed container c in pod crashy_default(")
+            .then_some(d)
+    });
+    let has = |words: &[&str]| d.lines().any(|l| words.iter().all(|w| l.contains(w)));
+    assert!(
+        has(&[
+            "Normal",
+            "Scheduled",
+            "default-scheduler",
+            "Successfully assigned default/crashy to "
+        ]),
+        "{d}"
+    );
+    assert!(
+        has(&["Normal", "Started", "kubelet", "Started container c"]),
+        "{d}"
+    );
+    assert!(has(&["Warning", "BackOff", "kubelet"]), "{d}");
     let prev = c.ok(&["logs", "crashy", "--previous"]);
     assert!(prev.contains("run-"), "{prev}");
     // restartPolicy Never: Failed, Error.

@@ -195,12 +195,42 @@ fn kubectl_drives_the_sample_app() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut event_watch = kubectl_cmd(&c, &["get", "events", "-w", "--watch-only"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let victim = backends[0].to_string();
     let out = kok(&c, &["delete", "pod", &victim]);
     assert!(out.contains(&format!("pod \"{victim}\" deleted")), "{out}");
+    // The kubelet's Killing event for the deleted pod, found by field selector.
+    let selector = format!("--field-selector=involvedObject.name={victim},reason=Killing");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = kok(&c, &["get", "events", &selector, "-o", "name"]);
+        if !out.trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no Killing event for {victim}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_millis(500));
     let _ = watch.kill();
+    let _ = event_watch.kill();
+    let ew = event_watch.wait_with_output().unwrap();
+    let etext = String::from_utf8_lossy(&ew.stdout);
+    assert!(
+        etext
+            .lines()
+            .any(|l| l.contains("Killing") && l.contains(&format!("pod/{victim}"))),
+        "get events -w:\n{etext}\n{}",
+        String::from_utf8_lossy(&ew.stderr)
+    );
+    assert!(
+        etext.lines().any(|l| l.contains("SuccessfulCreate")),
+        "the replacement's SuccessfulCreate is streamed:\n{etext}"
+    );
     let w = watch.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&w.stdout);
     assert!(
@@ -303,9 +333,57 @@ fn kubectl_drives_the_sample_app() {
         &c,
         &["rollout", "status", "deploy/frontend", "--timeout=60s"],
     );
-    let out = kubectl(&c, &["get", "events"]);
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("No resources found"));
+    // Events as the controllers, scheduler and kubelet record them.
+    let events = kok(&c, &["get", "events"]);
+    for reason in [
+        "Scheduled",
+        "Pulled",
+        "Created",
+        "Started",
+        "SuccessfulCreate",
+        "ScalingReplicaSet",
+        "Killing",
+    ] {
+        assert!(events.contains(reason), "no {reason} event:\n{events}");
+    }
+    let scaled = kok(
+        &c,
+        &[
+            "get",
+            "events",
+            "--field-selector=involvedObject.kind=Deployment",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
+    );
+    assert!(
+        !scaled.is_empty() && scaled.split(' ').all(|r| r == "ScalingReplicaSet"),
+        "{scaled}"
+    );
+    let d = kok(&c, &["describe", "deploy", "frontend"]);
+    assert!(d.contains("Scaled up replica set frontend-"), "{d}");
+    let v1 = kok(
+        &c,
+        &[
+            "get",
+            "events.v1.events.k8s.io",
+            "-o",
+            "jsonpath={.items[0].regarding.kind}",
+        ],
+    );
+    assert!(!v1.is_empty(), "events.k8s.io/v1 lists the events");
+    let ev = std::env::temp_dir().join(format!("lab-event-{}.yaml", std::process::id()));
+    std::fs::write(&ev, "apiVersion: v1\nkind: Event\nmetadata: {name: fake, namespace: default}\ninvolvedObject: {kind: Pod, name: client}\nreason: Fake\n").unwrap();
+    let out = kubectl(
+        &c,
+        &["create", "--validate=false", "-f", ev.to_str().unwrap()],
+    );
+    let _ = std::fs::remove_file(&ev);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("read-only"),
+        "events cannot be created: {err}"
+    );
     let mut follow = kubectl_cmd(&c, &["logs", "-f", "client"])
         .stdout(Stdio::piped())
         .spawn()

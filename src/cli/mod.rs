@@ -769,10 +769,39 @@ async fn describe(c: &Client, args: &[String], ns: &NsArgs) -> Result<i32, Clien
                 }
                 _ => {}
             }
+            if obj.kind() != Kind::Event {
+                related.events = object_events(c, &obj).await;
+            }
             println!("{}", print::describe(&obj, &related, SystemTime::now()));
         }
     }
     Ok(0)
+}
+
+/// The events about `obj`, as `describe` lists them (kubectl selects them by
+/// the object's uid too).
+async fn object_events(c: &Client, obj: &Object) -> Vec<String> {
+    let ns = match obj.kind() {
+        Kind::Namespace => "default".to_string(),
+        _ => obj.namespace().to_string(),
+    };
+    let q = ListQuery {
+        resources: "events".into(),
+        namespace: Some(ns),
+        ..Default::default()
+    };
+    let Ok(l) = c.get::<ObjectList, _>("/v1/objects", &q).await else {
+        return Vec::new();
+    };
+    let uid = obj.meta().uid.clone();
+    let events: Vec<crate::model::Event> = to_objects(l.items)
+        .into_iter()
+        .filter_map(|o| match o {
+            Object::Event(e) if e.involved_object.uid == uid => Some(*e),
+            _ => None,
+        })
+        .collect();
+    print::event_lines(&events, SystemTime::now())
 }
 
 fn exec(cluster: &str, ns: &str, pod: &str, container: Option<&str>, command: Vec<String>) -> i32 {

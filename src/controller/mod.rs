@@ -3,6 +3,7 @@
 //! change (event-driven), then acts on what the passes decided.
 
 pub mod endpoints;
+pub mod events;
 pub mod podstatus;
 pub mod workload;
 
@@ -20,4 +21,5 @@ pub fn reconcile(store: &mut Store) {
             break;
         }
     }
+    events::expire(store, std::time::SystemTime::now());
 }

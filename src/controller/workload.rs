@@ -1,5 +1,6 @@
 //! Deployment → ReplicaSets → Pods, and garbage collection of owned objects.
 
+use super::events;
 use crate::model::labels::Selector;
 use crate::model::{Deployment, Kind, Object, Pod, ReplicaSet};
 use crate::store::{Key, Store};
@@ -10,6 +11,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 const HASH_LABEL: &str = "pod-template-hash";
 const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -294,6 +296,24 @@ fn deployment(store: &mut Store, d: &Deployment) {
         if let Some(Object::ReplicaSet(mut rs)) = store.get(key).cloned()
             && rs.spec.replicas != Some(*t)
         {
+            let from = rs.spec.replicas.unwrap_or(0);
+            let (reason, dir) = if *t > from {
+                ("ScalingReplicaSet", "up")
+            } else {
+                ("ScalingReplicaSet", "down")
+            };
+            let note = events::Note::normal(
+                reason,
+                format!("Scaled {dir} replica set {} from {from} to {t}", key.name),
+            );
+            events::record(
+                store,
+                &Object::Deployment(Box::new(d.clone())),
+                note,
+                events::DEPLOYMENT_CONTROLLER,
+                None,
+                SystemTime::now(),
+            );
             rs.spec.replicas = Some(*t);
             if *t > 0 || rs.metadata.labels.as_ref().and_then(|l| l.get(HASH_LABEL)) == Some(&hash)
             {
@@ -435,7 +455,25 @@ fn replicaset(store: &mut Store, rs: &ReplicaSet) {
                 status: None,
             };
             if selector.matches(&pod.metadata.labels.clone().unwrap_or_default()) {
-                let _ = store.create(Object::Pod(Box::new(pod)));
+                let pod_name = pod.metadata.name.clone().unwrap_or_default();
+                let note = match store.create(Object::Pod(Box::new(pod))) {
+                    Ok(_) => {
+                        events::Note::normal("SuccessfulCreate", format!("Created pod: {pod_name}"))
+                    }
+                    Err(_) => events::Note::warning(
+                        "FailedCreate",
+                        format!("Error creating: pods \"{pod_name}\" already exists"),
+                    ),
+                };
+                let rs_obj = Object::ReplicaSet(Box::new(rs.clone()));
+                events::record(
+                    store,
+                    &rs_obj,
+                    note,
+                    events::REPLICASET_CONTROLLER,
+                    None,
+                    SystemTime::now(),
+                );
             }
         }
     } else if pods.len() > want {
@@ -447,9 +485,22 @@ fn replicaset(store: &mut Store, rs: &ReplicaSet) {
                     .cmp(&a.metadata.creation_timestamp)
             })
         });
+        let rs_obj = Object::ReplicaSet(Box::new(rs.clone()));
         for p in pods.iter().take(pods.len() - want) {
-            let key = Key::new(Kind::Pod, &ns, p.metadata.name.as_deref().unwrap_or(""));
-            mark_deleted(store, &key, None);
+            let pod_name = p.metadata.name.as_deref().unwrap_or("");
+            let key = Key::new(Kind::Pod, &ns, pod_name);
+            if mark_deleted(store, &key, None) {
+                let note =
+                    events::Note::normal("SuccessfulDelete", format!("Deleted pod: {pod_name}"));
+                events::record(
+                    store,
+                    &rs_obj,
+                    note,
+                    events::REPLICASET_CONTROLLER,
+                    None,
+                    SystemTime::now(),
+                );
+            }
         }
     }
     let all_owned = owned_pods(store, &ns, &uid).count();

@@ -5,19 +5,20 @@ use super::lifecycle;
 use super::podspec;
 use super::state::{NETNS_ANNOTATION, State};
 use crate::cluster::{ClusterConfig, Layout};
-use crate::controller::{self, podstatus, workload::is_terminating};
-use crate::model::{Kind, Object};
+use crate::controller::{self, events, podstatus, workload::is_terminating};
+use crate::model::{Kind, Object, Pod};
 use crate::store::{Key, Store};
 use crate::sys::lock::FileLock;
 use crate::sys::net::{self, NetnsHandle};
 use crate::sys::netns;
 use crate::wire::shim::{ShimCommand, ShimSpec, ShimStatus};
+use k8s_openapi::api::core::v1::PodStatus;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::Instrument;
@@ -350,6 +351,33 @@ impl Daemon {
         }
     }
 
+    /// Record what the kubelet would about `pod` (its new status against `old`).
+    fn kubelet_events(&self, st: &mut State, pod: &Pod, old: Option<&PodStatus>) {
+        let Some(new) = pod.status.as_ref() else {
+            return;
+        };
+        let notes = events::kubelet_notes(pod, old, new);
+        if notes.is_empty() {
+            return;
+        }
+        let obj = Object::Pod(Box::new(pod.clone()));
+        for note in notes {
+            self.kubelet_event(st, &obj, note);
+        }
+    }
+
+    fn kubelet_event(&self, st: &mut State, obj: &Object, note: events::Note) {
+        let host = self.layout.node_name();
+        events::record(
+            &mut st.store,
+            obj,
+            note,
+            events::KUBELET,
+            Some(&host),
+            SystemTime::now(),
+        );
+    }
+
     fn set_failed(&self, uid: &str, key: &Key, error: String) {
         tracing::warn!(pod = %key, %error, "pod failed");
         if let Some(rt) = self.pods_lock().get_mut(uid) {
@@ -361,7 +389,9 @@ impl Daemon {
         let mut st = self.lock();
         if let Some(Object::Pod(mut p)) = st.store.get(key).cloned() {
             let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
+            let old = p.status.clone();
             p.status = Some(podstatus::compute(&p, ip.as_deref(), None, Some(&error)));
+            self.kubelet_events(&mut st, &p, old.as_ref());
             st.store.update(Object::Pod(p));
         }
         drop(st);
@@ -398,8 +428,27 @@ impl Daemon {
                 .annotations
                 .get_or_insert_with(Default::default)
                 .insert(NETNS_ANNOTATION.into(), netns.clone());
-            if let Some(s) = pod.spec.as_mut() {
-                s.node_name = Some(self.layout.node_name());
+            if let Some(s) = pod.spec.as_mut()
+                && s.node_name.is_none()
+            {
+                let node = self.layout.node_name();
+                s.node_name = Some(node.clone());
+                let note = events::Note::normal(
+                    "Scheduled",
+                    format!(
+                        "Successfully assigned {}/{} to {node}",
+                        key.namespace, key.name
+                    ),
+                );
+                let obj = Object::Pod(pod.clone());
+                events::record(
+                    &mut st.store,
+                    &obj,
+                    note,
+                    events::SCHEDULER,
+                    None,
+                    SystemTime::now(),
+                );
             }
             let mut status = pod.status.clone().unwrap_or_default();
             status.pod_ip = Some(ip.to_string());
@@ -510,7 +559,9 @@ impl Daemon {
                 && p.metadata.uid.as_deref() == Some(uid.as_str())
             {
                 let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
+                let old = p.status.clone();
                 p.status = Some(podstatus::compute(&p, ip.as_deref(), Some(&status), None));
+                self.kubelet_events(&mut st, &p, old.as_ref());
                 if st.store.update(Object::Pod(p)) {
                     drop(st);
                     self.notify();
@@ -545,13 +596,20 @@ impl Daemon {
         let Some(key) = self.pods_lock().get(&uid).map(|rt| rt.key.clone()) else {
             return;
         };
-        let grace = self
-            .lock()
-            .store
-            .get(&key)
-            .and_then(|o| o.meta().deletion_grace_period_seconds)
-            .unwrap_or(30)
-            .max(0) as u64;
+        let grace = {
+            let mut st = self.lock();
+            let pod = st.store.get(&key).cloned();
+            if let Some(Object::Pod(p)) = &pod
+                && p.metadata.uid.as_deref() == Some(uid.as_str())
+            {
+                for note in events::killing_notes(p) {
+                    self.kubelet_event(&mut st, &Object::Pod(p.clone()), note);
+                }
+            }
+            pod.and_then(|o| o.meta().deletion_grace_period_seconds)
+                .unwrap_or(30)
+                .max(0) as u64
+        };
         self.teardown_pod(&uid, grace, true).await;
         let mut st = self.lock();
         if st

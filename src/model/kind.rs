@@ -13,10 +13,12 @@ pub enum Kind {
     Deployment,
     ReplicaSet,
     Pod,
+    /// Recorded by the cluster (controllers, scheduler, kubelet), never applied.
+    Event,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Service,
@@ -25,6 +27,7 @@ impl Kind {
         Kind::Deployment,
         Kind::ReplicaSet,
         Kind::Pod,
+        Kind::Event,
     ];
 
     /// The kinds `kubectl get all` shows, in its order.
@@ -48,6 +51,7 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::ReplicaSet => "ReplicaSet",
             Kind::Pod => "Pod",
+            Kind::Event => "Event",
         }
     }
 
@@ -62,6 +66,7 @@ impl Kind {
             Kind::Deployment => "deployments",
             Kind::ReplicaSet => "replicasets",
             Kind::Pod => "pods",
+            Kind::Event => "events",
         }
     }
 
@@ -77,6 +82,7 @@ impl Kind {
             Kind::Deployment => "deployment.apps",
             Kind::ReplicaSet => "replicaset.apps",
             Kind::Pod => "pod",
+            Kind::Event => "event",
         }
     }
 
@@ -87,7 +93,7 @@ impl Kind {
     /// Kinds a user may apply (the rest are made by controllers, although
     /// hand-written Endpoints for selector-less Services are allowed).
     pub fn user_writable(self) -> bool {
-        self != Kind::EndpointSlice
+        !matches!(self, Kind::EndpointSlice | Kind::Event)
     }
 
     /// Parse a resource name as kubectl accepts it: plural, singular, short
@@ -104,6 +110,7 @@ impl Kind {
             "deployment" | "deployments" | "deploy" => Kind::Deployment,
             "replicaset" | "replicasets" | "rs" => Kind::ReplicaSet,
             "pod" | "pods" | "po" => Kind::Pod,
+            "event" | "events" | "ev" => Kind::Event,
             _ => return None,
         })
     }
@@ -119,6 +126,7 @@ impl Kind {
             "Deployment" => Kind::Deployment,
             "ReplicaSet" => Kind::ReplicaSet,
             "Pod" => Kind::Pod,
+            "Event" => Kind::Event,
             other => {
                 return Err(format!(
                     "kind {other:?} is not supported by lab (supported: Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet)"

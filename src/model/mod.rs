@@ -8,7 +8,7 @@ pub mod parse;
 pub mod validate;
 
 pub use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-pub use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Pod, Service};
+pub use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Pod, Service};
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 pub use kind::Kind;
@@ -27,6 +27,7 @@ pub enum Object {
     ReplicaSet(Box<ReplicaSet>),
     Endpoints(Endpoints),
     EndpointSlice(EndpointSlice),
+    Event(Box<Event>),
 }
 
 macro_rules! each_object {
@@ -40,6 +41,7 @@ macro_rules! each_object {
             Object::ReplicaSet($o) => $body,
             Object::Endpoints($o) => $body,
             Object::EndpointSlice($o) => $body,
+            Object::Event($o) => $body,
         }
     };
 }
@@ -55,6 +57,7 @@ impl Object {
             Object::ReplicaSet(_) => Kind::ReplicaSet,
             Object::Endpoints(_) => Kind::Endpoints,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::Event(_) => Kind::Event,
         }
     }
 
@@ -92,6 +95,7 @@ impl Object {
             Kind::ReplicaSet => Object::ReplicaSet(serde_json::from_value(v)?),
             Kind::Endpoints => Object::Endpoints(serde_json::from_value(v)?),
             Kind::EndpointSlice => Object::EndpointSlice(serde_json::from_value(v)?),
+            Kind::Event => Object::Event(serde_json::from_value(v)?),
         })
     }
 }

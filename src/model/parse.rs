@@ -237,6 +237,10 @@ pub fn decode(doc: &Document) -> Result<Decoded, ManifestError> {
         Kind::ReplicaSet => strict(value).map(Object::ReplicaSet),
         Kind::Endpoints => strict(value).map(Object::Endpoints),
         Kind::EndpointSlice => strict(value).map(Object::EndpointSlice),
+        Kind::Event => Err((
+            Some("kind".to_string()),
+            "Events are recorded by the cluster (controllers, scheduler, kubelet); lab does not accept them in manifests".to_string(),
+        )),
     }
     .map_err(|(field, message)| err(Some(label.clone()), field, message))?;
     let warnings = super::validate::validate(&object)

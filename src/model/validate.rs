@@ -280,6 +280,8 @@ pub fn field_lists(kind: Kind) -> (Vec<String>, Vec<String>) {
         Kind::EndpointSlice => {
             honoured.extend(["addressType", "endpoints", "ports"].map(String::from))
         }
+        // Recorded by the cluster: nothing in a manifest is taken.
+        Kind::Event => {}
     }
     (honoured, warned)
 }

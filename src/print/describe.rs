@@ -47,6 +47,7 @@ pub fn describe(obj: &Object, related: &Related, now: SystemTime) -> String {
         Object::EndpointSlice(s) => describe_endpointslice(&mut d, s, related),
         Object::ConfigMap(c) => describe_configmap(&mut d, c, related),
         Object::Namespace(n) => describe_namespace(&mut d, n),
+        Object::Event(e) => describe_event(&mut d, e, now),
     }
     d.finish()
 }
@@ -120,6 +121,61 @@ pub(crate) fn shorten(s: &str, max: usize) -> String {
     } else {
         s.to_string()
     }
+}
+
+/// `describe event`: the fields, as kubectl's generic describer lists them.
+fn describe_event(d: &mut Desc, e: &Event, now: SystemTime) {
+    name_namespace(d, &e.metadata);
+    let io = &e.involved_object;
+    w!(d, 0, "Type:\t{}\n", opt_str(&e.type_));
+    w!(d, 0, "Reason:\t{}\n", opt_str(&e.reason));
+    w!(d, 0, "Message:\t{}\n", opt_str(&e.message));
+    w!(d, 0, "Involved Object:\n");
+    w!(d, 1, "Kind:\t{}\n", opt_str(&io.kind));
+    w!(d, 1, "Name:\t{}\n", opt_str(&io.name));
+    w!(d, 1, "Namespace:\t{}\n", opt_str(&io.namespace));
+    if let Some(f) = &io.field_path {
+        w!(d, 1, "Field Path:\t{f}\n");
+    }
+    w!(d, 0, "Source:\t{}\n", event_source(e));
+    w!(d, 0, "Count:\t{}\n", e.count.unwrap_or(1));
+    w!(
+        d,
+        0,
+        "First Timestamp:\t{}\n",
+        rfc1123z_opt(e.first_timestamp.as_ref())
+    );
+    w!(
+        d,
+        0,
+        "Last Timestamp:\t{}\n",
+        rfc1123z_opt(e.last_timestamp.as_ref())
+    );
+    w!(d, 0, "Age:\t{}\n", event_interval(e, now));
+}
+
+/// kubectl describe's event lines for one object (oldest first):
+/// `Type\tReason\tAge\tFrom\tMessage`.
+pub fn event_lines(events: &[Event], now: SystemTime) -> Vec<String> {
+    let mut evs: Vec<&Event> = events.iter().collect();
+    evs.sort_by_key(|e| {
+        e.last_timestamp
+            .as_ref()
+            .or(e.first_timestamp.as_ref())
+            .map(|t| t.0.as_second())
+    });
+    evs.into_iter()
+        .map(|e| {
+            format!(
+                "{}\t{}\t{}\t{}\t{}",
+                e.type_.as_deref().unwrap_or(""),
+                e.reason.as_deref().unwrap_or(""),
+                event_interval(e, now),
+                event_source(e).split(',').next().unwrap_or(""),
+                e.message.as_deref().unwrap_or("").trim()
+            )
+        })
+        .collect()
 }
 
 pub(crate) fn describe_events(d: &mut Desc, events: &[String]) {

@@ -31,6 +31,11 @@ pub(crate) fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
         ),
         Kind::ConfigMap => (&["NAME", "DATA", "AGE"], &[]),
         Kind::Namespace => (&["NAME", "STATUS", "AGE"], &[]),
+        // The API server's event columns: no NAME first (it comes last, wide).
+        Kind::Event => (
+            &["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+            &["SUBOBJECT", "SOURCE", "FIRST SEEN", "COUNT", "NAME"],
+        ),
     };
     let mut h = base.to_vec();
     if wide {
@@ -66,7 +71,63 @@ pub(crate) fn row_cells(obj: &Object, wide: bool, now: SystemTime) -> Vec<String
             namespace_phase(n),
             since(n.metadata.creation_timestamp.as_ref(), now),
         ],
+        Object::Event(e) => event_row(e, wide, now),
     }
+}
+
+/// Whether a kind's rows start with the object's name (all but events).
+pub(crate) fn name_first(kind: Kind) -> bool {
+    kind != Kind::Event
+}
+
+/// `LAST SEEN`, or `LAST (xN over FIRST)` for a repeated event, as kubectl.
+pub(crate) fn event_interval(e: &Event, now: SystemTime) -> String {
+    let last = since(
+        e.last_timestamp.as_ref().or(e.first_timestamp.as_ref()),
+        now,
+    );
+    match e.count {
+        Some(n) if n > 1 => format!(
+            "{last} (x{n} over {})",
+            since(e.first_timestamp.as_ref(), now)
+        ),
+        _ => last,
+    }
+}
+
+/// The API server's event source column: `component, host`.
+pub(crate) fn event_source(e: &Event) -> String {
+    let s = e.source.as_ref();
+    let component = s.and_then(|s| s.component.as_deref()).unwrap_or("");
+    match s.and_then(|s| s.host.as_deref()).filter(|h| !h.is_empty()) {
+        Some(h) => format!("{component}, {h}"),
+        None => component.to_string(),
+    }
+}
+
+pub(crate) fn event_row(e: &Event, wide: bool, now: SystemTime) -> Vec<String> {
+    let io = &e.involved_object;
+    let mut cells = vec![
+        event_interval(e, now),
+        e.type_.clone().unwrap_or_default(),
+        e.reason.clone().unwrap_or_default(),
+        format!(
+            "{}/{}",
+            io.kind.as_deref().unwrap_or("").to_ascii_lowercase(),
+            io.name.as_deref().unwrap_or("")
+        ),
+        e.message.clone().unwrap_or_default().trim().to_string(),
+    ];
+    if wide {
+        cells.extend([
+            io.field_path.clone().unwrap_or_default(),
+            event_source(e),
+            since(e.first_timestamp.as_ref(), now),
+            e.count.unwrap_or(1).to_string(),
+            e.metadata.name.clone().unwrap_or_default(),
+        ]);
+    }
+    cells
 }
 
 pub(crate) fn pod_row(pod: &Pod, wide: bool, now: SystemTime) -> Vec<String> {
@@ -421,11 +482,13 @@ pub fn table(objects: &[&Object], opts: &TableOpts, now: SystemTime) -> String {
         if opts.all_namespaces && kind.namespaced() {
             cells.push(obj.namespace().to_string());
         }
-        cells.push(if opts.show_kind {
-            format!("{}/{}", obj.kind().qualified(), obj.name())
-        } else {
-            obj.name().to_string()
-        });
+        if name_first(kind) {
+            cells.push(if opts.show_kind {
+                format!("{}/{}", obj.kind().qualified(), obj.name())
+            } else {
+                obj.name().to_string()
+            });
+        }
         cells.extend(row_cells(obj, opts.wide, now));
         if opts.show_labels {
             cells.push(format_labels(obj.meta().labels.as_ref()));

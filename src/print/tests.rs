@@ -1129,3 +1129,76 @@ fn selectors_probes_tolerations_qos_and_load_balancers() {
     .unwrap();
     assert_eq!(service_external_ip(&pending, false), "<pending>");
 }
+
+#[test]
+fn events_table_and_describe_lines_as_kubectl() {
+    let ev = |name: &str, reason: &str, ty: &str, first: &str, last: &str, count: i32| {
+        obj(
+            Kind::Event,
+            json!({"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": name, "namespace": "default"},
+                "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default",
+                                   "fieldPath": "spec.containers{app}"},
+                "reason": reason, "message": format!("{reason} happened"), "type": ty,
+                "source": {"component": "kubelet", "host": "lab-node"},
+                "firstTimestamp": first, "lastTimestamp": last, "count": count}),
+        )
+    };
+    let objects = [
+        ev(
+            "web.1",
+            "BackOff",
+            "Warning",
+            "2024-01-01T00:00:00Z",
+            "2024-01-01T00:09:00Z",
+            5,
+        ),
+        ev(
+            "web.2",
+            "Started",
+            "Normal",
+            "2024-01-01T00:05:00Z",
+            "2024-01-01T00:05:00Z",
+            1,
+        ),
+    ];
+    assert_eq!(
+        render(&objects, TableOpts::default()),
+        "LAST SEEN           TYPE      REASON    OBJECT    MESSAGE\n\
+         60s (x5 over 10m)   Warning   BackOff   pod/web   BackOff happened\n\
+         5m                  Normal    Started   pod/web   Started happened\n"
+    );
+    let wide = render(
+        &objects,
+        TableOpts {
+            wide: true,
+            ..Default::default()
+        },
+    );
+    assert!(
+        wide.lines()
+            .next()
+            .unwrap()
+            .ends_with("SUBOBJECT              SOURCE              FIRST SEEN   COUNT   NAME"),
+        "{wide}"
+    );
+    assert!(
+        wide.contains("spec.containers{app}   kubelet, lab-node   10m          5       web.1"),
+        "{wide}"
+    );
+    let events: Vec<Event> = objects
+        .iter()
+        .map(|o| match o {
+            Object::Event(e) => (**e).clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    // Oldest first, `From` without the host, as kubectl describe.
+    assert_eq!(
+        event_lines(&events, now()),
+        [
+            "Normal\tStarted\t5m\tkubelet\tStarted happened",
+            "Warning\tBackOff\t60s (x5 over 10m)\tkubelet\tBackOff happened",
+        ]
+    );
+}

@@ -4,13 +4,12 @@
 use crate::model::Kind;
 use serde_json::{Value, json};
 
-/// A served resource: one of lab's kinds, the node, or the (always empty)
-/// events.
+/// A served resource: one of lab's kinds, the node, or `events.k8s.io/v1`
+/// events (the core events, converted as the API server converts them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Res {
     Obj(Kind),
     Node,
-    Event,
     EventV1,
 }
 
@@ -39,7 +38,6 @@ const RW: &[&str] = &[
     "watch",
 ];
 const RO: &[&str] = &["get", "list", "watch"];
-const LIST: &[&str] = &["list", "watch"];
 const NS_VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
@@ -126,7 +124,7 @@ pub const RESOURCES: &[Info] = &[
         subresources: &[],
     },
     Info {
-        res: Res::Event,
+        res: Res::Obj(Kind::Event),
         group: "",
         version: "v1",
         plural: "events",
@@ -135,7 +133,7 @@ pub const RESOURCES: &[Info] = &[
         namespaced: true,
         short: &["ev"],
         categories: &[],
-        verbs: LIST,
+        verbs: RO,
         subresources: &[],
     },
     Info {
@@ -193,7 +191,7 @@ pub const RESOURCES: &[Info] = &[
         namespaced: true,
         short: &["ev"],
         categories: &[],
-        verbs: LIST,
+        verbs: RO,
         subresources: &[],
     },
 ];

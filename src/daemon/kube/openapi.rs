@@ -171,7 +171,7 @@ fn schemas(group: &str, version: &str) -> Map<String, Value> {
                 g.subschema_for::<api::core::v1::Node>();
                 "io.k8s.api.core.v1.Node"
             }
-            Res::Event => {
+            Res::Obj(Kind::Event) => {
                 g.subschema_for::<api::core::v1::Event>();
                 "io.k8s.api.core.v1.Event"
             }

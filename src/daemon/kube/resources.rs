@@ -10,7 +10,7 @@ use super::patch::{self, PatchType};
 use super::select::FieldSelector;
 use super::status::{self, KubeError};
 use super::table::{self, Include};
-use super::watch::Event;
+use super::watch::Event as WatchEvent;
 use crate::model::labels::Selector;
 use crate::model::parse::{Document, decode};
 use crate::model::{Kind, Object};
@@ -69,6 +69,10 @@ fn dry_run(q: &Q) -> bool {
 
 fn kind_of(t: &Target) -> Result<Kind, KubeError> {
     match t.info.res {
+        Res::Obj(Kind::Event) => Err(status::method_not_allowed(
+            "events are recorded by lab's controllers, scheduler and kubelet; they are read-only"
+                .to_string(),
+        )),
         Res::Obj(k) => Ok(k),
         _ => Err(status::method_not_allowed(format!(
             "{} are read-only in lab",
@@ -361,7 +365,16 @@ impl Kube {
                 (items, st.store.resource_version())
             }
             Res::Node => (vec![(self.node(), None)], self.log.synced_rv()),
-            Res::Event | Res::EventV1 => (Vec::new(), self.log.synced_rv()),
+            Res::EventV1 => {
+                let st = self.d.lock();
+                self.log.sync(&st.store);
+                let items = st
+                    .store
+                    .list(Kind::Event, t.ns.as_deref())
+                    .map(|o| (event_v1(&o.to_json()), Some(o.clone())))
+                    .collect();
+                (items, st.store.resource_version())
+            }
         }
     }
 
@@ -372,10 +385,7 @@ impl Kube {
                 .iter()
                 .map(|(n, p)| (n.to_string(), *p))
                 .collect(),
-            Res::Event | Res::EventV1 => table::EVENT_COLUMNS
-                .iter()
-                .map(|(n, p)| (n.to_string(), *p))
-                .collect(),
+            Res::EventV1 => table::columns(Kind::Event),
         }
     }
 
@@ -422,6 +432,14 @@ impl Kube {
             }
             Res::Node if t.name.as_deref() == Some(&self.d.layout.node_name()) => {
                 (self.node(), None)
+            }
+            Res::EventV1 => {
+                let st = self.d.lock();
+                let o = st
+                    .store
+                    .get(&key_of(t, Kind::Event))
+                    .ok_or_else(|| not_found(t))?;
+                (event_v1(&o.to_json()), Some(o.clone()))
             }
             _ => return Err(not_found(t)),
         };
@@ -923,7 +941,7 @@ impl Kube {
         // The starting point: the given version, or everything there is now
         // (as ADDED events), as the API server.
         let (initial, mut cursor) = match (from, t.info.res) {
-            (Some(rv), Res::Obj(_)) => {
+            (Some(rv), Res::Obj(_) | Res::EventV1) => {
                 {
                     let st = self.d.lock();
                     self.log.sync(&st.store);
@@ -946,8 +964,10 @@ impl Kube {
         let res = t.info.res;
         let kind = match res {
             Res::Obj(kind) => Some(kind),
-            _ => None,
+            Res::EventV1 => Some(Kind::Event),
+            Res::Node => None,
         };
+        let convert = res == Res::EventV1;
         let ns = t.ns.clone();
         let cols = Self::columns(t);
         tokio::spawn(async move {
@@ -999,7 +1019,14 @@ impl Kube {
                     if !Self::event_matches(&e, kind, ns.as_deref()) {
                         continue;
                     }
-                    if !Self::matches(&labels, &fields, &e.object) {
+                    let v1;
+                    let object: &Value = if convert {
+                        v1 = event_v1(&e.object);
+                        &v1
+                    } else {
+                        &e.object
+                    };
+                    if !Self::matches(&labels, &fields, object) {
                         continue;
                     }
                     let obj = if as_table {
@@ -1011,11 +1038,7 @@ impl Kube {
                         None
                     };
                     let ty = e.ty.as_str();
-                    if tx
-                        .send(Ok(encode(ty, &e.object, obj.as_ref())))
-                        .await
-                        .is_err()
-                    {
+                    if tx.send(Ok(encode(ty, object, obj.as_ref()))).await.is_err() {
                         return;
                     }
                 }
@@ -1036,9 +1059,36 @@ impl Kube {
         Ok(r)
     }
 
-    fn event_matches(e: &Event, kind: Kind, ns: Option<&str>) -> bool {
+    fn event_matches(e: &WatchEvent, kind: Kind, ns: Option<&str>) -> bool {
         e.key.kind == kind && ns.is_none_or(|n| e.key.namespace == n)
     }
+}
+
+/// A core/v1 Event as `events.k8s.io/v1` shows it (the API server's
+/// conversion: `regarding`, `note`, `deprecated*`).
+fn event_v1(core: &Value) -> Value {
+    let g = |k: &str| core.get(k).cloned().unwrap_or(Value::Null);
+    let mut v = json!({
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": g("metadata"),
+        "eventTime": g("eventTime"),
+        "reportingController": g("reportingComponent"),
+        "reportingInstance": g("reportingInstance"),
+        "action": g("action"),
+        "reason": g("reason"),
+        "regarding": g("involvedObject"),
+        "note": g("message"),
+        "type": g("type"),
+        "deprecatedSource": g("source"),
+        "deprecatedFirstTimestamp": g("firstTimestamp"),
+        "deprecatedLastTimestamp": g("lastTimestamp"),
+        "deprecatedCount": g("count"),
+    });
+    if let Some(m) = v.as_object_mut() {
+        m.retain(|_, x| !x.is_null());
+    }
+    v
 }
 
 trait TapObject {

@@ -47,14 +47,6 @@ pub const NODE_COLUMNS: &[(&str, u8)] = &[
     ("CONTAINER-RUNTIME", 1),
 ];
 
-pub const EVENT_COLUMNS: &[(&str, u8)] = &[
-    ("LAST SEEN", 0),
-    ("TYPE", 0),
-    ("REASON", 0),
-    ("OBJECT", 0),
-    ("MESSAGE", 0),
-];
-
 fn column_defs(cols: &[(String, u8)]) -> Value {
     Value::Array(
         cols.iter()
@@ -89,7 +81,10 @@ pub fn row(cells: Vec<String>, obj: &Value, include: Include) -> Value {
 }
 
 pub fn object_row(obj: &Object, include: Include, now: SystemTime) -> Value {
-    let mut cells = vec![obj.name().to_string()];
+    let mut cells = Vec::new();
+    if print::name_first(obj.kind()) {
+        cells.push(obj.name().to_string());
+    }
     cells.extend(print::row_cells(obj, true, now));
     row(cells, &obj.to_json(), include)
 }
