@@ -483,6 +483,52 @@ fn kubectl_drives_the_sample_app() {
     let (body, code) = curl(&[&a[..], &[url.as_str()]].concat());
     assert_eq!(code, "200", "{body}");
     assert!(body.contains("\"kind\":\"PodList\""), "{body}");
+    let all_pods: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let all_pods = all_pods["items"].as_array().unwrap().len();
+    assert!(all_pods >= 3, "{body}");
+
+    // Paging: kubectl walks limit/continue pages; a raw page says what is left.
+    let chunked = kok(&c, &["get", "pods", "--chunk-size=1", "-o", "name"]);
+    assert_eq!(chunked.lines().count(), all_pods, "{chunked}");
+    let (body, _) = curl(&[&a[..], &[&format!("{url}?limit=1")[..]]].concat());
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{body}");
+    assert!(page["metadata"]["continue"].is_string(), "{body}");
+    assert_eq!(
+        page["metadata"]["remainingItemCount"],
+        all_pods - 1,
+        "{body}"
+    );
+    let (body, code) = curl(&[&a[..], &[&format!("{url}?limit=1&continue=garbage")[..]]].concat());
+    assert_eq!(code, "400", "{body}");
+
+    // Bookmarks: the end of the initial events, then progress.
+    let (body, _) = curl(
+        &[
+            &a[..],
+            &[&format!(
+                "{url}?watch=1&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1"
+            )[..]],
+        ]
+        .concat(),
+    );
+    let lines: Vec<serde_json::Value> = body
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let added = lines.iter().take_while(|l| l["type"] == "ADDED").count();
+    assert_eq!(added, all_pods, "{body}");
+    let end = &lines[added];
+    assert_eq!(end["type"], "BOOKMARK", "{body}");
+    assert_eq!(
+        end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    assert!(
+        end["object"]["metadata"]["resourceVersion"].is_string(),
+        "{body}"
+    );
     let (body, code) = curl(
         &[
             &a[..],
@@ -510,8 +556,38 @@ fn kubectl_drives_the_sample_app() {
         assert!(!out.contains("gitVersion"), "{out}");
     }
 
+    // --cascade=orphan: the Deployment goes, its ReplicaSet and pods stay,
+    // no longer owned.
+    let rs = kok(&c, &["get", "rs", "-l", "app=frontend", "-o", "name"]);
+    assert!(rs.starts_with("replicaset.apps/frontend-"), "{rs}");
+    kok(&c, &["delete", "deploy", "frontend", "--cascade=orphan"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let after = kok(&c, &["get", "rs", "-l", "app=frontend", "-o", "name"]);
+    assert_eq!(after, rs, "the ReplicaSets outlive their Deployment");
+    let owners = kok(
+        &c,
+        &[
+            "get",
+            "rs",
+            "-l",
+            "app=frontend",
+            "-o",
+            "jsonpath={.items[*].metadata.ownerReferences}",
+        ],
+    );
+    assert!(owners.trim().is_empty(), "still owned: {owners}");
+    let pods = kok(&c, &["get", "pods", "-l", "app=frontend", "-o", "name"]);
+    assert!(
+        !pods.trim().is_empty(),
+        "the orphaned ReplicaSet's pods stay"
+    );
+    kok(&c, &["delete", "rs", "-l", "app=frontend"]);
+
     // delete -f removes everything the file made.
-    let out = kok(&c, &["delete", "-f", SAMPLE, "--wait=true"]);
+    let out = kok(
+        &c,
+        &["delete", "-f", SAMPLE, "--wait=true", "--ignore-not-found"],
+    );
     assert!(out.contains("deployment.apps \"backend\" deleted"), "{out}");
     let out = kok(
         &c,

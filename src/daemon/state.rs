@@ -381,6 +381,30 @@ impl State {
         Ok(true)
     }
 
+    /// `propagationPolicy: Orphan`: the owner's dependents lose their
+    /// reference to it (and so outlive it), as the garbage collector's
+    /// orphan finalizer does.
+    pub fn orphan_dependents(&mut self, owner_uid: &str) {
+        let dependents: Vec<Object> = Kind::ALL
+            .into_iter()
+            .flat_map(|k| self.store.list(k, None))
+            .filter(|o| {
+                o.meta()
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|r| r.uid == owner_uid)
+            })
+            .cloned()
+            .collect();
+        for mut o in dependents {
+            let refs = o.meta_mut().owner_references.take().unwrap_or_default();
+            let kept: Vec<_> = refs.into_iter().filter(|r| r.uid != owner_uid).collect();
+            o.meta_mut().owner_references = (!kept.is_empty()).then_some(kept);
+            self.store.update(o);
+        }
+    }
+
     /// Namespace deletion: delete everything inside; remove the namespace
     /// once its pods are gone.
     pub fn finish_namespaces(&mut self) {

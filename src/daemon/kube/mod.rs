@@ -7,6 +7,7 @@
 pub mod discovery;
 pub mod kubeconfig;
 pub mod openapi;
+pub mod paging;
 pub mod patch;
 pub mod resources;
 pub mod select;

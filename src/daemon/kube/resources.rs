@@ -59,6 +59,10 @@ pub fn json_response(code: StatusCode, v: &Value, warnings: &[String]) -> Respon
     r
 }
 
+/// How often a watch that allows bookmarks gets one (the API server: about
+/// once a minute; lab more often, since it is cheap here).
+const BOOKMARK_EVERY: Duration = Duration::from_secs(15);
+
 fn truthy(q: &Q, k: &str) -> bool {
     q.get(k).is_some_and(|v| v == "1" || v == "true")
 }
@@ -404,6 +408,21 @@ impl Kube {
             .into_iter()
             .filter(|(v, _)| Self::matches(&labels, &fields, v))
             .collect();
+        let limit = match q.get("limit").map(|l| l.parse::<i64>()) {
+            None => None,
+            Some(Ok(n)) if n >= 0 => Some(n as usize),
+            Some(_) => return Err(status::bad_request("limit must be a non-negative integer")),
+        };
+        let page = super::paging::page(items, limit, q.get("continue").map(String::as_str), rv)
+            .map_err(status::bad_request)?;
+        let items = page.items;
+        let mut list_meta = json!({"resourceVersion": rv.to_string()});
+        if let Some(next) = &page.next {
+            list_meta["continue"] = json!(next);
+        }
+        if let Some(n) = page.remaining {
+            list_meta["remainingItemCount"] = json!(n);
+        }
         let rv = rv.to_string();
         if as_table {
             let include = Include::parse(q.get("includeObject").map(|s| s.as_str()));
@@ -411,13 +430,14 @@ impl Kube {
                 .iter()
                 .map(|(v, o)| self.row(v, o.as_ref(), include))
                 .collect();
-            let tbl = table::table(&Self::columns(t), rows, &rv, true);
+            let mut tbl = table::table(&Self::columns(t), rows, &rv, true);
+            tbl["metadata"] = list_meta;
             return Ok(json_response(StatusCode::OK, &tbl, &[]));
         }
         let list = json!({
             "kind": format!("{}List", t.info.kind),
             "apiVersion": discovery::api_version(t.info),
-            "metadata": {"resourceVersion": rv},
+            "metadata": list_meta,
             "items": items.into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
         });
         Ok(json_response(StatusCode::OK, &list, &[]))
@@ -684,19 +704,15 @@ impl Kube {
             .get("propagationPolicy")
             .map(String::as_str)
             .or_else(|| opts.get("propagationPolicy").and_then(|p| p.as_str()));
-        match policy {
-            None | Some("Background") | Some("Foreground") => {}
-            Some("Orphan") => {
-                return Err(status::bad_request(
-                    "propagationPolicy Orphan is not supported by lab: dependents are always deleted (in the background)",
-                ));
-            }
+        let orphan = match policy {
+            None | Some("Background") | Some("Foreground") => false,
+            Some("Orphan") => true,
             Some(p) => {
                 return Err(status::bad_request(format!(
                     "unknown propagationPolicy {p:?}"
                 )));
             }
-        }
+        };
         let name = t.name.clone().unwrap_or_default();
         let key = key_of(t, kind);
         let reply = {
@@ -720,6 +736,9 @@ impl Kube {
             } else {
                 &mut *guard
             };
+            if orphan && let Some(uid) = old.meta().uid.as_deref() {
+                st.orphan_dependents(uid);
+            }
             st.delete(&key, grace).map_err(status::forbidden)?;
             match st.store.get(&key) {
                 // Still there (a pod in its grace period, a namespace
@@ -968,6 +987,23 @@ impl Kube {
             Res::Node => None,
         };
         let convert = res == Res::EventV1;
+        // BOOKMARK events (progress notifications with only a
+        // resourceVersion): periodically when asked, and after the initial
+        // events when a client asked for them with sendInitialEvents.
+        let bookmarks = truthy(q, "allowWatchBookmarks") && !as_table;
+        let initial_end = truthy(q, "sendInitialEvents") && bookmarks;
+        let bookmark_kind = t.info.kind;
+        let bookmark_api = discovery::api_version(t.info);
+        let bookmark = move |rv: u64, end: bool| -> Bytes {
+            let mut meta = json!({"resourceVersion": rv.to_string()});
+            if end {
+                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
+            let obj = json!({"kind": bookmark_kind, "apiVersion": bookmark_api, "metadata": meta});
+            let mut line = json!({"type": "BOOKMARK", "object": obj}).to_string();
+            line.push('\n');
+            Bytes::from(line)
+        };
         let ns = t.ns.clone();
         let cols = Self::columns(t);
         tokio::spawn(async move {
@@ -997,6 +1033,13 @@ impl Kube {
                     return;
                 }
             }
+            if initial_end && tx.send(Ok(bookmark(cursor, true))).await.is_err() {
+                return;
+            }
+            let mut ticker = tokio::time::interval_at(
+                tokio::time::Instant::now() + BOOKMARK_EVERY,
+                BOOKMARK_EVERY,
+            );
             let Some(kind) = kind else {
                 // Nodes and events do not change: hold the stream open.
                 tokio::select! {
@@ -1044,6 +1087,11 @@ impl Kube {
                 }
                 tokio::select! {
                     r = synced.changed() => if r.is_err() { return },
+                    _ = ticker.tick(), if bookmarks => {
+                        if tx.send(Ok(bookmark(cursor, false))).await.is_err() {
+                            return;
+                        }
+                    }
                     _ = tokio::time::sleep_until(deadline) => return,
                     _ = tx.closed() => return,
                 }
