@@ -129,11 +129,12 @@ spec:
     image: registry.k8s.io/e2e-test-images/agnhost:2.47
     args: [pause]
 "#),
-    (r#"spec.dnsConfig.nameservers"#, r#"apiVersion: v1
+    (r#"spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"#, r#"apiVersion: v1
 kind: Pod
 metadata: {name: bad-13}
 spec:
   dnsPolicy: None
+  dnsConfig: {searches: [example.com]}
   containers:
   - name: c
     image: registry.k8s.io/e2e-test-images/agnhost:2.47
