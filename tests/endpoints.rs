@@ -189,7 +189,14 @@ fn terminating_pod_of_publish_not_ready_service_stays_in_rotation_and_dns() {
     );
     let seen = hostnames(&c, &format!("http://{}/hostname", vip(&c, "plain-vip")), 15);
     assert_eq!(seen, ["peer-a".to_string()].into(), "plain-vip");
-    c.ok(&["delete", "pod", "peer-a", "peer-b", "--force", "--wait=false"]);
+    c.ok(&[
+        "delete",
+        "pod",
+        "peer-a",
+        "peer-b",
+        "--force",
+        "--wait=false",
+    ]);
     c.down();
 }
 
