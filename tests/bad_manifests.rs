@@ -129,11 +129,12 @@ spec:
     image: registry.k8s.io/e2e-test-images/agnhost:2.47
     args: [pause]
 "#),
-    (r#"spec.dnsConfig.nameservers"#, r#"apiVersion: v1
+    (r#"spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"#, r#"apiVersion: v1
 kind: Pod
 metadata: {name: bad-13}
 spec:
   dnsPolicy: None
+  dnsConfig: {searches: [example.com]}
   containers:
   - name: c
     image: registry.k8s.io/e2e-test-images/agnhost:2.47
@@ -934,6 +935,76 @@ metadata: {name: Bad-NS-105}
     (r#"metadata.namespace"#, r#"apiVersion: v1
 kind: Namespace
 metadata: {name: bad-106, namespace: default}
+"#),
+    (r#"spec.externalName: Invalid value: "bad_name.example.com": a lowercase RFC 1123 subdomain must consist of"#, r#"apiVersion: v1
+kind: Service
+metadata: {name: bad-107}
+spec: {type: ExternalName, externalName: bad_name.example.com}
+"#),
+    (r#"spec.clusterIPs: Forbidden: may not be set for ExternalName services"#, r#"apiVersion: v1
+kind: Service
+metadata: {name: bad-108}
+spec: {type: ExternalName, externalName: example.com, clusterIP: 10.96.0.200}
+"#),
+    (r#"spec.clusterIPs: Invalid value: []string{"10.96.0.202"}: first value must match `clusterIP`"#, r#"apiVersion: v1
+kind: Service
+metadata: {name: bad-109}
+spec: {clusterIP: 10.96.0.201, clusterIPs: [10.96.0.202], ports: [{port: 80}]}
+"#),
+    (r#"spec.clusterIPs: Invalid value: []string{"10.96.0.203"}: must be empty when `clusterIP` is not specified"#, r#"apiVersion: v1
+kind: Service
+metadata: {name: bad-110}
+spec: {clusterIPs: [10.96.0.203], ports: [{port: 80}]}
+"#),
+    (r#"spec.dnsConfig.nameservers: Invalid value: []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"}: must not have more than 3 nameservers"#, r#"apiVersion: v1
+kind: Pod
+metadata: {name: bad-111}
+spec:
+  dnsConfig: {nameservers: [10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4]}
+  containers:
+  - name: c
+    image: registry.k8s.io/e2e-test-images/agnhost:2.47
+    args: [pause]
+"#),
+    (r#""s32.example"}: must not have more than 32 search paths"#, r#"apiVersion: v1
+kind: Pod
+metadata: {name: bad-112}
+spec:
+  dnsConfig: {searches: [s0.example, s1.example, s2.example, s3.example, s4.example, s5.example, s6.example, s7.example, s8.example, s9.example, s10.example, s11.example, s12.example, s13.example, s14.example, s15.example, s16.example, s17.example, s18.example, s19.example, s20.example, s21.example, s22.example, s23.example, s24.example, s25.example, s26.example, s27.example, s28.example, s29.example, s30.example, s31.example, s32.example]}
+  containers:
+  - name: c
+    image: registry.k8s.io/e2e-test-images/agnhost:2.47
+    args: [pause]
+"#),
+    (r#"spec.dnsConfig.searches[0]: Invalid value: "Bad_Domain": a lowercase RFC 1123 subdomain"#, r#"apiVersion: v1
+kind: Pod
+metadata: {name: bad-113}
+spec:
+  dnsConfig: {searches: [Bad_Domain]}
+  containers:
+  - name: c
+    image: registry.k8s.io/e2e-test-images/agnhost:2.47
+    args: [pause]
+"#),
+    (r#"spec.dnsConfig.nameservers[0]: Invalid value: "dns.example": must be a valid IP address"#, r#"apiVersion: v1
+kind: Pod
+metadata: {name: bad-114}
+spec:
+  dnsConfig: {nameservers: [dns.example]}
+  containers:
+  - name: c
+    image: registry.k8s.io/e2e-test-images/agnhost:2.47
+    args: [pause]
+"#),
+    (r#"spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"#, r#"apiVersion: v1
+kind: Pod
+metadata: {name: bad-115}
+spec:
+  dnsPolicy: None
+  containers:
+  - name: c
+    image: registry.k8s.io/e2e-test-images/agnhost:2.47
+    args: [pause]
 "#),
 ];
 

@@ -1,23 +1,60 @@
-//! The endpoints controllers: Service + Pods → `Endpoints` and
-//! `EndpointSlice`, with ready/serving/terminating conditions and named
-//! target ports resolved per pod. Selector-less Services get their slice
-//! mirrored from hand-written Endpoints.
+//! The three endpoints controllers of kube-controller-manager, as pure
+//! passes over the store:
+//!
+//! - the **EndpointSlice controller**: a Service with a selector + its pods →
+//!   EndpointSlices named `<service>-<5 random>` (generateName), labelled with
+//!   the Service's labels plus `kubernetes.io/service-name`,
+//!   `endpointslice.kubernetes.io/managed-by` and (headless)
+//!   `service.kubernetes.io/headless`; one slice per distinct resolved port
+//!   set, at most 100 endpoints each; an empty placeholder when there is
+//!   nothing to list. Conditions: `serving` = pod Ready, `terminating` =
+//!   deletionTimestamp set, `ready` = publishNotReadyAddresses || (serving
+//!   && !terminating).
+//! - the **Endpoints controller**: the v1 `Endpoints` object, subsets packed
+//!   as `RepackSubsets` packs them (ports offering the same addresses share a
+//!   subset; not-ready addresses in `notReadyAddresses`; addresses sorted).
+//!   Terminating pods leave it at once unless publishNotReadyAddresses.
+//! - the **EndpointSlice mirroring controller**: a selector-less Service's
+//!   hand-written Endpoints → EndpointSlices managed by
+//!   `endpointslicemirroring-controller.k8s.io`, owned by the Endpoints.
+//!
+//! As in Kubernetes, none of them touches an `ExternalName` Service, and the
+//! first two leave a Service whose selector was removed alone (its last
+//! objects stay until the Service is deleted).
 
-use super::workload::{is_terminating, pod_ready};
+use super::workload::{is_terminating, pod_ready, random_suffix};
 use crate::model::labels::Selector;
 use crate::model::{EndpointSlice, Endpoints, Kind, Object, Pod, Service};
 use crate::store::{Key, Store};
-use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, ObjectReference};
+use k8s_openapi::api::core::v1::{
+    EndpointAddress, EndpointPort, EndpointSubset, ObjectReference, ServiceSpec,
+};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort as SlicePort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+pub const SLICE_CONTROLLER: &str = "endpointslice-controller.k8s.io";
+pub const MIRROR_CONTROLLER: &str = "endpointslicemirroring-controller.k8s.io";
+pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
+const SKIP_MIRROR: &str = "endpointslice.kubernetes.io/skip-mirror";
+const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
+const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+const EP_MANAGED_BY: &str = "endpoints.kubernetes.io/managed-by";
+const EP_CONTROLLER: &str = "endpoint-controller";
+/// `--max-endpoints-per-slice` default.
+pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
+/// `--mirroring-max-endpoints-per-subset` default.
+const MAX_MIRRORED_PER_SUBSET: usize = 1000;
+/// `maxNameLength - randomLength` of the API server's name generator.
+const MAX_GENERATED_BASE: usize = 63 - 5;
 
-/// Resolve a Service port's targetPort against one pod. `None` when a named
-/// port is not declared by any container with that protocol.
+/// Resolve a Service port's targetPort against one pod (`FindPort`): a
+/// number as is, a name looked up in the containers' (and restartable init
+/// containers') ports with the same protocol. `None` when not found.
 pub fn resolve_target_port(
     pod: &Pod,
     target: Option<&IntOrString>,
@@ -31,7 +68,13 @@ pub fn resolve_target_port(
             if let Ok(n) = s.parse::<i32>() {
                 return Some(n);
             }
-            pod.spec.as_ref()?.containers.iter().find_map(|c| {
+            let spec = pod.spec.as_ref()?;
+            let sidecars = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+            spec.containers.iter().chain(sidecars).find_map(|c| {
                 c.ports.iter().flatten().find_map(|p| {
                     (p.name.as_deref() == Some(s.as_str())
                         && p.protocol.as_deref().unwrap_or("TCP") == protocol)
@@ -50,17 +93,81 @@ fn pod_ip(p: &Pod) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// One endpoint candidate.
-struct Candidate<'a> {
-    pod: &'a Pod,
-    ip: String,
-    ready: bool,
-    serving: bool,
-    terminating: bool,
+/// `ShouldPodBeInEndpoints`: not terminal, has an IP, and (unless
+/// `include_terminating`) not terminating.
+fn should_be_in_endpoints(p: &Pod, include_terminating: bool) -> bool {
+    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded") | Some("Failed")) || pod_ip(p).is_none() {
+        return false;
+    }
+    include_terminating || !is_terminating(&p.metadata)
 }
 
-/// Run the controller for every Service; remove objects of deleted Services.
+/// `IsServiceIPSet`: a ClusterIP that is neither empty nor `None`.
+fn service_ip_set(spec: &ServiceSpec) -> bool {
+    spec.cluster_ip
+        .as_deref()
+        .is_some_and(|ip| !ip.is_empty() && ip != "None")
+}
+
+fn headless(spec: &ServiceSpec) -> bool {
+    spec.cluster_ip.as_deref() == Some("None")
+}
+
+/// `ShouldSetHostname`: the pod names a hostname and its subdomain is the
+/// Service (same namespace, which the selector already guarantees).
+fn hostname_for(pod: &Pod, svc_name: &str) -> Option<String> {
+    let s = pod.spec.as_ref()?;
+    let h = s.hostname.clone().filter(|h| !h.is_empty())?;
+    (s.subdomain.as_deref() == Some(svc_name)).then_some(h)
+}
+
+fn target_ref(p: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Pod".into()),
+        name: p.metadata.name.clone(),
+        namespace: p.metadata.namespace.clone(),
+        uid: p.metadata.uid.clone(),
+        ..Default::default()
+    }
+}
+
+/// The selector of a Service, `None` when it has none. An empty map counts
+/// as none: the API server stores `selector: {}` as no selector.
+fn selector(spec: &ServiceSpec) -> Option<Selector> {
+    spec.selector
+        .as_ref()
+        .filter(|s| !s.is_empty())
+        .map(Selector::from_map)
+}
+
+/// A slice port as the controllers key it (order-independent).
+type PortKey = Vec<(String, i32, String, String)>;
+
+fn port_key(ports: &[SlicePort]) -> PortKey {
+    let mut k: PortKey = ports
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone().unwrap_or_default(),
+                p.port.unwrap_or_default(),
+                p.protocol.clone().unwrap_or_default(),
+                p.app_protocol.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    k.sort();
+    k
+}
+
+/// Run the three controllers for every Service and Endpoints object, with
+/// random generated names.
 pub fn reconcile(store: &mut Store) {
+    reconcile_with(store, &mut random_suffix);
+}
+
+/// [`reconcile`] with the generated-name suffixes drawn from `suffix`.
+pub fn reconcile_with(store: &mut Store, suffix: &mut dyn FnMut() -> String) {
     let services: Vec<Service> = store
         .list(Kind::Service, None)
         .filter_map(|o| match o {
@@ -68,101 +175,555 @@ pub fn reconcile(store: &mut Store) {
             _ => None,
         })
         .collect();
-    let mut wanted_slices = BTreeSet::new();
-    let mut managed_eps = BTreeSet::new();
     for svc in &services {
-        let ns = svc.metadata.namespace.clone().unwrap_or_default();
-        let name = svc.metadata.name.clone().unwrap_or_default();
         let spec = svc.spec.clone().unwrap_or_default();
         if spec.type_.as_deref() == Some("ExternalName") {
             continue;
         }
-        let (ports, subsets_from): (Vec<SlicePort>, Vec<Endpoint>);
-        match spec.selector.as_ref().filter(|s| !s.is_empty()) {
-            Some(sel) => {
-                let selector = Selector::from_map(sel);
-                let publish = spec.publish_not_ready_addresses == Some(true);
-                let cands: Vec<Candidate<'_>> = store
-                    .list(Kind::Pod, Some(&ns))
-                    .filter_map(|o| match o {
-                        Object::Pod(p) => Some(&**p),
-                        _ => None,
-                    })
-                    .filter(|p| selector.matches(&p.metadata.labels.clone().unwrap_or_default()))
-                    .filter_map(|p| {
-                        let ip = pod_ip(p)?.to_string();
-                        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-                        if matches!(phase, Some("Succeeded") | Some("Failed")) {
-                            return None;
-                        }
-                        let terminating = is_terminating(&p.metadata);
-                        let serving = pod_ready(p) || publish;
-                        Some(Candidate {
-                            pod: p,
-                            ip,
-                            ready: serving && !terminating,
-                            serving,
-                            terminating,
-                        })
-                    })
-                    .collect();
-                let (eps, slices) = build(svc, &spec, &cands);
-                managed_eps.insert(Key::new(Kind::Endpoints, &ns, &name));
-                put(store, Object::Endpoints(eps));
-                for s in slices {
-                    wanted_slices.insert(Key::of(&Object::EndpointSlice(s.clone())));
-                    put(store, Object::EndpointSlice(s));
-                }
-                continue;
+        let Some(sel) = selector(&spec) else { continue };
+        let ns = svc.metadata.namespace.clone().unwrap_or_default();
+        let pods: Vec<Pod> = store
+            .list(Kind::Pod, Some(&ns))
+            .filter_map(|o| match o {
+                Object::Pod(p) => Some(&**p),
+                _ => None,
+            })
+            .filter(|p| sel.matches(&p.metadata.labels.clone().unwrap_or_default()))
+            .cloned()
+            .collect();
+        put(store, Object::Endpoints(endpoints_object(svc, &pods)));
+        let desired = desired_slices(svc, &pods);
+        sync_slices(store, svc_slice_owner(svc), desired, suffix);
+    }
+    mirror(store, suffix);
+    collect_garbage(store);
+}
+
+/// Where a controller's slices come from: the owner reference, the labels
+/// every slice gets, and the generateName prefix.
+struct SliceOwner {
+    namespace: String,
+    service: String,
+    controller: &'static str,
+    owner: OwnerReference,
+    labels: BTreeMap<String, String>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+fn controller_ref(kind: &str, meta: &ObjectMeta) -> OwnerReference {
+    OwnerReference {
+        api_version: "v1".into(),
+        kind: kind.into(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// `setEndpointSliceLabels`: the Service's labels without the reserved
+/// keys, the headless label when the Service has no ClusterIP, then the
+/// service-name and managed-by labels.
+fn svc_slice_owner(svc: &Service) -> SliceOwner {
+    let spec = svc.spec.clone().unwrap_or_default();
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let mut labels: BTreeMap<String, String> = svc
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| ![SERVICE_NAME_LABEL, MANAGED_BY, HEADLESS_LABEL].contains(&k.as_str()))
+        .collect();
+    if !service_ip_set(&spec) {
+        labels.insert(HEADLESS_LABEL.into(), String::new());
+    }
+    labels.insert(SERVICE_NAME_LABEL.into(), name.clone());
+    labels.insert(MANAGED_BY.into(), SLICE_CONTROLLER.into());
+    SliceOwner {
+        namespace: svc.metadata.namespace.clone().unwrap_or_default(),
+        service: name,
+        controller: SLICE_CONTROLLER,
+        owner: controller_ref("Service", &svc.metadata),
+        labels,
+        annotations: None,
+    }
+}
+
+/// `podToEndpoint`.
+fn pod_endpoint(pod: &Pod, svc: &Service) -> Endpoint {
+    let spec = svc.spec.clone().unwrap_or_default();
+    let serving = pod_ready(pod);
+    let terminating = is_terminating(&pod.metadata);
+    let ready = spec.publish_not_ready_addresses == Some(true) || (serving && !terminating);
+    let name = svc.metadata.name.as_deref().unwrap_or_default();
+    Endpoint {
+        addresses: pod_ip(pod)
+            .map(|ip| vec![ip.to_string()])
+            .unwrap_or_default(),
+        conditions: Some(EndpointConditions {
+            ready: Some(ready),
+            serving: Some(serving),
+            terminating: Some(terminating),
+        }),
+        hostname: hostname_for(pod, name),
+        node_name: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty()),
+        target_ref: Some(target_ref(pod)),
+        ..Default::default()
+    }
+}
+
+/// `getEndpointPorts`: the Service's ports resolved against one pod, in the
+/// Service's order; a port the pod does not offer is left out.
+fn pod_ports(pod: &Pod, spec: &ServiceSpec) -> Vec<SlicePort> {
+    spec.ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            let proto = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+            let n = resolve_target_port(pod, p.target_port.as_ref(), p.port, &proto)?;
+            Some(SlicePort {
+                name: Some(p.name.clone().unwrap_or_default()),
+                port: Some(n),
+                protocol: Some(proto),
+                app_protocol: p.app_protocol.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The EndpointSlice controller's desired slices: pods grouped by resolved
+/// port set (first-seen order), each group cut into slices of at most
+/// [`MAX_ENDPOINTS_PER_SLICE`]; a placeholder (no ports, no endpoints) when
+/// there is nothing at all.
+fn desired_slices(svc: &Service, pods: &[Pod]) -> Vec<(Vec<SlicePort>, Vec<Endpoint>)> {
+    let spec = svc.spec.clone().unwrap_or_default();
+    let mut groups: Vec<(PortKey, Vec<SlicePort>, Vec<Endpoint>)> = Vec::new();
+    for pod in pods.iter().filter(|p| should_be_in_endpoints(p, true)) {
+        let ports = pod_ports(pod, &spec);
+        let key = port_key(&ports);
+        let ep = pod_endpoint(pod, svc);
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => g.2.push(ep),
+            None => groups.push((key, ports, vec![ep])),
+        }
+    }
+    let mut out = Vec::new();
+    for (_, ports, eps) in groups {
+        for chunk in eps.chunks(MAX_ENDPOINTS_PER_SLICE) {
+            out.push((ports.clone(), chunk.to_vec()));
+        }
+    }
+    if out.is_empty() {
+        out.push((Vec::new(), Vec::new()));
+    }
+    out
+}
+
+/// A generated name: `<base><5 random>`, the base cut to 58 characters,
+/// retried until it is free in the namespace.
+fn generate_name(
+    store: &Store,
+    ns: &str,
+    base: &str,
+    taken: &BTreeSet<String>,
+    suffix: &mut dyn FnMut() -> String,
+) -> String {
+    let base: String = base.chars().take(MAX_GENERATED_BASE).collect();
+    loop {
+        let n = format!("{base}{}", suffix());
+        if !taken.contains(&n) && store.get(&Key::new(Kind::EndpointSlice, ns, &n)).is_none() {
+            return n;
+        }
+    }
+}
+
+/// `getEndpointSlicePrefix`: `<name>-` unless that is no valid name prefix.
+fn slice_prefix(name: &str) -> String {
+    if name.len() < 253 {
+        format!("{name}-")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The slices one controller manages for one service, by name.
+fn managed_slices(store: &Store, ns: &str, service: &str, controller: &str) -> Vec<EndpointSlice> {
+    store
+        .list(Kind::EndpointSlice, Some(ns))
+        .filter_map(|o| match o {
+            Object::EndpointSlice(s) => Some(s),
+            _ => None,
+        })
+        .filter(|s| {
+            let l = s.metadata.labels.as_ref();
+            l.and_then(|l| l.get(SERVICE_NAME_LABEL))
+                .map(String::as_str)
+                == Some(service)
+                && l.and_then(|l| l.get(MANAGED_BY)).map(String::as_str) == Some(controller)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Make the slices `owner` manages equal `desired`: a desired slice keeps
+/// the name of an existing slice with the same ports, else recycles the
+/// name of one that would be deleted (as the controllers turn a delete +
+/// create into an update), else gets a generated name; existing slices
+/// left over are deleted.
+fn sync_slices(
+    store: &mut Store,
+    owner: SliceOwner,
+    desired: Vec<(Vec<SlicePort>, Vec<Endpoint>)>,
+    suffix: &mut dyn FnMut() -> String,
+) {
+    let (existing, foreign): (Vec<EndpointSlice>, Vec<EndpointSlice>) =
+        managed_slices(store, &owner.namespace, &owner.service, owner.controller)
+            .into_iter()
+            .partition(|s| {
+                s.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|r| r.uid == owner.owner.uid && r.kind == owner.owner.kind)
+            });
+    // Slices of an earlier object of the same name (`ownedBy` fails) go.
+    for s in foreign {
+        let name = s.metadata.name.unwrap_or_default();
+        store.remove(&Key::new(Kind::EndpointSlice, &owner.namespace, &name));
+    }
+    let mut unused: Vec<(String, PortKey)> = existing
+        .iter()
+        .map(|s| {
+            (
+                s.metadata.name.clone().unwrap_or_default(),
+                port_key(s.ports.as_deref().unwrap_or_default()),
+            )
+        })
+        .collect();
+    let mut names: Vec<Option<String>> = desired
+        .iter()
+        .map(|(ports, _)| {
+            let key = port_key(ports);
+            let i = unused.iter().position(|(_, k)| *k == key)?;
+            Some(unused.remove(i).0)
+        })
+        .collect();
+    let mut taken: BTreeSet<String> = names.iter().flatten().cloned().collect();
+    for n in names.iter_mut().filter(|n| n.is_none()) {
+        *n = Some(if unused.is_empty() {
+            generate_name(
+                store,
+                &owner.namespace,
+                &slice_prefix(&owner.service),
+                &taken,
+                suffix,
+            )
+        } else {
+            unused.remove(0).0
+        });
+        taken.extend(n.clone());
+    }
+    for (name, _) in unused {
+        store.remove(&Key::new(Kind::EndpointSlice, &owner.namespace, &name));
+    }
+    for (name, (ports, endpoints)) in names.into_iter().flatten().zip(desired) {
+        put(
+            store,
+            Object::EndpointSlice(EndpointSlice {
+                metadata: ObjectMeta {
+                    name: Some(name),
+                    namespace: Some(owner.namespace.clone()),
+                    labels: Some(owner.labels.clone()),
+                    annotations: owner.annotations.clone(),
+                    owner_references: Some(vec![owner.owner.clone()]),
+                    ..Default::default()
+                },
+                address_type: "IPv4".into(),
+                endpoints: Some(endpoints),
+                ports: Some(ports),
+            }),
+        );
+    }
+}
+
+/// The Endpoints controller's object for a Service with a selector.
+fn endpoints_object(svc: &Service, pods: &[Pod]) -> Endpoints {
+    let spec = svc.spec.clone().unwrap_or_default();
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let publish = spec.publish_not_ready_addresses == Some(true);
+    // Per endpoint port: address key (ip, uid) → ready. `Port -1` stands for
+    // "no ports" (a headless Service without ports).
+    type EpPortKey = (String, i32, String, String);
+    let mut by_port: BTreeMap<EpPortKey, BTreeMap<(String, String), bool>> = BTreeMap::new();
+    let mut addrs: BTreeMap<(String, String), EndpointAddress> = BTreeMap::new();
+    for pod in pods.iter().filter(|p| should_be_in_endpoints(p, publish)) {
+        let Some(ip) = pod_ip(pod) else { continue };
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let akey = (ip.to_string(), uid);
+        let ready = publish || pod_ready(pod);
+        let mut add = |port: EpPortKey| {
+            addrs
+                .entry(akey.clone())
+                .or_insert_with(|| EndpointAddress {
+                    ip: ip.to_string(),
+                    hostname: hostname_for(pod, &name),
+                    node_name: Some(
+                        pod.spec
+                            .as_ref()
+                            .and_then(|s| s.node_name.clone())
+                            .unwrap_or_default(),
+                    ),
+                    target_ref: Some(target_ref(pod)),
+                });
+            // Not ready trumps ready.
+            let e = by_port
+                .entry(port)
+                .or_default()
+                .entry(akey.clone())
+                .or_insert(ready);
+            *e = *e && ready;
+        };
+        if spec.ports.as_ref().is_none_or(Vec::is_empty) {
+            if headless(&spec) {
+                add((String::new(), -1, String::new(), String::new()));
             }
-            None => {
-                // Mirror hand-written Endpoints into a slice.
-                let Some(Object::Endpoints(eps)) =
-                    store.get(&Key::new(Kind::Endpoints, &ns, &name)).cloned()
-                else {
-                    continue;
-                };
-                let mut endpoints = Vec::new();
-                let mut sp = Vec::new();
-                for subset in eps.subsets.iter().flatten() {
-                    for p in subset.ports.iter().flatten() {
-                        sp.push(SlicePort {
-                            name: p.name.clone(),
-                            port: Some(p.port),
-                            protocol: p.protocol.clone().or(Some("TCP".into())),
-                            app_protocol: None,
-                        });
-                    }
-                    for (addrs, ready) in [
-                        (&subset.addresses, true),
-                        (&subset.not_ready_addresses, false),
-                    ] {
-                        for a in addrs.iter().flatten() {
-                            endpoints.push(Endpoint {
-                                addresses: vec![a.ip.clone()],
-                                conditions: Some(EndpointConditions {
-                                    ready: Some(ready),
-                                    serving: Some(ready),
-                                    terminating: Some(false),
-                                }),
-                                hostname: a.hostname.clone(),
-                                ..Default::default()
-                            });
-                        }
-                    }
-                }
-                ports = sp;
-                subsets_from = endpoints;
+            continue;
+        }
+        for p in spec.ports.iter().flatten() {
+            let proto = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+            if let Some(n) = resolve_target_port(pod, p.target_port.as_ref(), p.port, &proto) {
+                add((
+                    p.name.clone().unwrap_or_default(),
+                    n,
+                    proto,
+                    p.app_protocol.clone().unwrap_or_default(),
+                ));
             }
         }
-        let slice = slice_object(svc, format!("{name}-mirror"), ports, subsets_from);
-        wanted_slices.insert(Key::of(&Object::EndpointSlice(slice.clone())));
-        put(store, Object::EndpointSlice(slice));
     }
-    // Drop slices whose Service is gone or that are no longer wanted, and
-    // controller-made Endpoints of deleted Services.
+    // Ports offering exactly the same (address, ready) set share a subset.
+    type AddressSet = Vec<((String, String), bool)>;
+    let mut groups: BTreeMap<AddressSet, Vec<EpPortKey>> = BTreeMap::new();
+    for (port, set) in by_port {
+        groups
+            .entry(set.into_iter().collect())
+            .or_default()
+            .push(port);
+    }
+    let mut subsets: Vec<EndpointSubset> = groups
+        .into_iter()
+        .map(|(set, ports)| {
+            // Addresses sorted by IP text, then target UID (LessEndpointAddress).
+            let pick = |want: bool| {
+                let v: Vec<EndpointAddress> = set
+                    .iter()
+                    .filter(|(_, r)| *r == want)
+                    .filter_map(|(k, _)| addrs.get(k).cloned())
+                    .collect();
+                Some(v).filter(|v| !v.is_empty())
+            };
+            let ports: Vec<EndpointPort> = ports
+                .into_iter()
+                .filter(|p| p.1 > 0)
+                .map(|(n, port, proto, app)| EndpointPort {
+                    name: Some(n).filter(|n| !n.is_empty()),
+                    port,
+                    protocol: Some(proto),
+                    app_protocol: Some(app).filter(|a| !a.is_empty()),
+                })
+                .collect();
+            EndpointSubset {
+                addresses: pick(true),
+                not_ready_addresses: pick(false),
+                ports: Some(ports).filter(|p| !p.is_empty()),
+            }
+        })
+        .collect();
+    subsets.sort_by_key(|s| {
+        s.ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.clone(), p.port, p.protocol.clone()))
+            .collect::<Vec<_>>()
+    });
+    let mut labels = svc.metadata.labels.clone().unwrap_or_default();
+    labels.remove(HEADLESS_LABEL);
+    if !service_ip_set(&spec) {
+        labels.insert(HEADLESS_LABEL.into(), String::new());
+    }
+    labels.insert(EP_MANAGED_BY.into(), EP_CONTROLLER.into());
+    Endpoints {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: svc.metadata.namespace.clone(),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        subsets: Some(subsets).filter(|s| !s.is_empty()),
+    }
+}
+
+/// The mirroring controller, for every Endpoints object: mirror it when its
+/// Service exists without a selector and it carries neither the skip-mirror
+/// label nor a leader-election annotation; otherwise delete its mirrors.
+fn mirror(store: &mut Store, suffix: &mut dyn FnMut() -> String) {
+    let all: Vec<Endpoints> = store
+        .list(Kind::Endpoints, None)
+        .filter_map(|o| match o {
+            Object::Endpoints(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut mirrored = BTreeSet::new();
+    for eps in all {
+        let ns = eps.metadata.namespace.clone().unwrap_or_default();
+        let name = eps.metadata.name.clone().unwrap_or_default();
+        let skip = eps
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get(SKIP_MIRROR).map(String::as_str) == Some("true"))
+            || eps
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(LEADER_ANNOTATION));
+        let selectorless = matches!(
+            store.get(&Key::new(Kind::Service, &ns, &name)),
+            Some(Object::Service(s)) if selector(&s.spec.clone().unwrap_or_default()).is_none()
+        );
+        if skip || !selectorless {
+            continue;
+        }
+        mirrored.insert((ns.clone(), name.clone()));
+        let mut labels = eps.metadata.labels.clone().unwrap_or_default();
+        labels.insert(SERVICE_NAME_LABEL.into(), name.clone());
+        labels.insert(MANAGED_BY.into(), MIRROR_CONTROLLER.into());
+        let annotations: BTreeMap<String, String> = eps
+            .metadata
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k != TRIGGER_TIME && k != LAST_APPLIED)
+            .collect();
+        let owner = SliceOwner {
+            namespace: ns,
+            service: name,
+            controller: MIRROR_CONTROLLER,
+            owner: controller_ref("Endpoints", &eps.metadata),
+            labels,
+            annotations: Some(annotations).filter(|a| !a.is_empty()),
+        };
+        sync_slices(store, owner, mirrored_slices(&eps), suffix);
+    }
+    // Mirrors of Endpoints that are gone or no longer to be mirrored.
     for key in store.keys(Kind::EndpointSlice) {
-        if !wanted_slices.contains(&key) {
+        let Some(Object::EndpointSlice(s)) = store.get(&key) else {
+            continue;
+        };
+        let l = s.metadata.labels.clone().unwrap_or_default();
+        if l.get(MANAGED_BY).map(String::as_str) != Some(MIRROR_CONTROLLER) {
+            continue;
+        }
+        let svc = l.get(SERVICE_NAME_LABEL).cloned().unwrap_or_default();
+        if !mirrored.contains(&(key.namespace.clone(), svc)) {
+            store.remove(&key);
+        }
+    }
+}
+
+/// The mirroring controller's desired slices: subsets with the same ports
+/// share one slice; each subset contributes at most 1000 addresses; invalid
+/// IPs and duplicates are skipped; only the `ready` condition is set.
+fn mirrored_slices(eps: &Endpoints) -> Vec<(Vec<SlicePort>, Vec<Endpoint>)> {
+    let mut out: Vec<(PortKey, Vec<SlicePort>, Vec<Endpoint>)> = Vec::new();
+    for subset in eps.subsets.iter().flatten() {
+        let ports: Vec<SlicePort> = subset
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| SlicePort {
+                name: Some(p.name.clone().unwrap_or_default()),
+                port: Some(p.port),
+                protocol: Some(p.protocol.clone().unwrap_or_else(|| "TCP".into())),
+                app_protocol: p.app_protocol.clone(),
+            })
+            .collect();
+        let key = port_key(&ports);
+        let i = match out.iter().position(|g| g.0 == key) {
+            Some(i) => i,
+            None => {
+                out.push((key, ports, Vec::new()));
+                out.len() - 1
+            }
+        };
+        let mut added = 0;
+        for (list, ready) in [
+            (&subset.addresses, true),
+            (&subset.not_ready_addresses, false),
+        ] {
+            for a in list.iter().flatten() {
+                if added >= MAX_MIRRORED_PER_SUBSET {
+                    break;
+                }
+                let Ok(ip) = a.ip.parse::<std::net::IpAddr>() else {
+                    continue;
+                };
+                added += 1;
+                let ep = Endpoint {
+                    addresses: vec![ip.to_string()],
+                    conditions: Some(EndpointConditions {
+                        ready: Some(ready),
+                        serving: None,
+                        terminating: None,
+                    }),
+                    hostname: a.hostname.clone().filter(|h| !h.is_empty()),
+                    node_name: a.node_name.clone(),
+                    target_ref: a.target_ref.clone(),
+                    ..Default::default()
+                };
+                if !out[i].2.contains(&ep) {
+                    out[i].2.push(ep);
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .filter(|g| !g.2.is_empty())
+        .map(|(_, p, e)| (p, e))
+        .collect()
+}
+
+/// What the garbage collector and the Endpoints controller remove: slices
+/// whose owner (Service or Endpoints, by uid) is gone, and controller-made
+/// Endpoints whose Service is gone.
+fn collect_garbage(store: &mut Store) {
+    for key in store.keys(Kind::EndpointSlice) {
+        let Some(owner) = store.get(&key).and_then(|o| {
+            o.meta()
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|r| r.controller == Some(true))
+                .cloned()
+        }) else {
+            continue;
+        };
+        let kind = match owner.kind.as_str() {
+            "Service" => Kind::Service,
+            "Endpoints" => Kind::Endpoints,
+            _ => continue,
+        };
+        let alive = store
+            .get(&Key::new(kind, &key.namespace, &owner.name))
+            .is_some_and(|o| o.meta().uid.as_deref() == Some(owner.uid.as_str()));
+        if !alive {
             store.remove(&key);
         }
     }
@@ -174,16 +735,16 @@ pub fn reconcile(store: &mut Store) {
             o.meta()
                 .labels
                 .as_ref()
-                .is_some_and(|l| l.contains_key(MANAGED_BY_EP))
+                .is_some_and(|l| l.get(EP_MANAGED_BY).map(String::as_str) == Some(EP_CONTROLLER))
         });
-        if controller_made && !svc_exists && !managed_eps.contains(&key) {
+        if controller_made && !svc_exists {
             store.remove(&key);
         }
     }
 }
 
-const MANAGED_BY_EP: &str = "endpoints.kubernetes.io/managed-by";
-
+/// Create or update, keeping what the store assigned (uid, creation time,
+/// generation) and annotations others set.
 fn put(store: &mut Store, obj: Object) {
     let key = Key::of(&obj);
     match store.get(&key) {
@@ -197,349 +758,13 @@ fn put(store: &mut Store, obj: Object) {
             meta.uid = m.uid;
             meta.creation_timestamp = m.creation_timestamp;
             meta.generation = m.generation;
+            if meta.annotations.is_none() && key.kind == Kind::Endpoints {
+                meta.annotations = m.annotations;
+            }
             store.update(obj);
         }
     }
 }
 
-fn owner(svc: &Service) -> OwnerReference {
-    OwnerReference {
-        api_version: "v1".into(),
-        kind: "Service".into(),
-        name: svc.metadata.name.clone().unwrap_or_default(),
-        uid: svc.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
-}
-
-fn slice_object(
-    svc: &Service,
-    name: String,
-    ports: Vec<SlicePort>,
-    endpoints: Vec<Endpoint>,
-) -> EndpointSlice {
-    let svc_name = svc.metadata.name.clone().unwrap_or_default();
-    EndpointSlice {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: svc.metadata.namespace.clone(),
-            labels: Some(BTreeMap::from([
-                (SERVICE_NAME_LABEL.to_string(), svc_name),
-                (
-                    MANAGED_BY.to_string(),
-                    "endpointslice-controller.k8s.io".to_string(),
-                ),
-            ])),
-            owner_references: Some(vec![owner(svc)]),
-            ..Default::default()
-        },
-        address_type: "IPv4".into(),
-        endpoints: Some(endpoints),
-        ports: Some(ports),
-    }
-}
-
-fn target_ref(p: &Pod) -> ObjectReference {
-    ObjectReference {
-        kind: Some("Pod".into()),
-        name: p.metadata.name.clone(),
-        namespace: p.metadata.namespace.clone(),
-        uid: p.metadata.uid.clone(),
-        ..Default::default()
-    }
-}
-
-fn build(
-    svc: &Service,
-    spec: &k8s_openapi::api::core::v1::ServiceSpec,
-    cands: &[Candidate<'_>],
-) -> (Endpoints, Vec<EndpointSlice>) {
-    let name = svc.metadata.name.clone().unwrap_or_default();
-    // Group pods by their resolved port set.
-    let mut groups: BTreeMap<Vec<(String, i32, String)>, Vec<&Candidate<'_>>> = BTreeMap::new();
-    for c in cands {
-        let mut ports = Vec::new();
-        for p in spec.ports.iter().flatten() {
-            let proto = p.protocol.clone().unwrap_or_else(|| "TCP".into());
-            if let Some(n) = resolve_target_port(c.pod, p.target_port.as_ref(), p.port, &proto) {
-                ports.push((p.name.clone().unwrap_or_default(), n, proto));
-            }
-        }
-        if ports.is_empty() && spec.ports.as_ref().is_some_and(|p| !p.is_empty()) {
-            continue;
-        }
-        groups.entry(ports).or_default().push(c);
-    }
-    let hostname = |c: &Candidate<'_>| {
-        let s = c.pod.spec.as_ref()?;
-        (s.subdomain.as_deref() == Some(name.as_str()))
-            .then(|| s.hostname.clone())
-            .flatten()
-    };
-    let mut subsets = Vec::new();
-    let mut slices = Vec::new();
-    for (i, (ports, members)) in groups.iter().enumerate() {
-        let addr = |c: &&Candidate<'_>| EndpointAddress {
-            ip: c.ip.clone(),
-            hostname: hostname(c),
-            node_name: c.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-            target_ref: Some(target_ref(c.pod)),
-        };
-        let ready: Vec<EndpointAddress> = members.iter().filter(|c| c.ready).map(addr).collect();
-        let not_ready: Vec<EndpointAddress> = members
-            .iter()
-            .filter(|c| !c.ready && !c.terminating)
-            .map(addr)
-            .collect();
-        if !ready.is_empty() || !not_ready.is_empty() {
-            subsets.push(EndpointSubset {
-                addresses: Some(ready).filter(|v| !v.is_empty()),
-                not_ready_addresses: Some(not_ready).filter(|v| !v.is_empty()),
-                ports: Some(
-                    ports
-                        .iter()
-                        .map(|(n, p, proto)| EndpointPort {
-                            name: Some(n.clone()).filter(|n| !n.is_empty()),
-                            port: *p,
-                            protocol: Some(proto.clone()),
-                            app_protocol: None,
-                        })
-                        .collect(),
-                ),
-            });
-        }
-        let endpoints = members
-            .iter()
-            .map(|c| Endpoint {
-                addresses: vec![c.ip.clone()],
-                conditions: Some(EndpointConditions {
-                    ready: Some(c.ready),
-                    serving: Some(c.serving),
-                    terminating: Some(c.terminating),
-                }),
-                hostname: hostname(c),
-                node_name: c.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-                target_ref: Some(target_ref(c.pod)),
-                ..Default::default()
-            })
-            .collect();
-        let slice_ports = ports
-            .iter()
-            .map(|(n, p, proto)| SlicePort {
-                name: Some(n.clone()),
-                port: Some(*p),
-                protocol: Some(proto.clone()),
-                app_protocol: None,
-            })
-            .collect();
-        let slice_name = if i == 0 {
-            format!("{name}-slice")
-        } else {
-            format!("{name}-slice-{i}")
-        };
-        slices.push(slice_object(svc, slice_name, slice_ports, endpoints));
-    }
-    if slices.is_empty() {
-        // An empty slice still carries the service's ports, as Kubernetes does.
-        slices.push(slice_object(
-            svc,
-            format!("{name}-slice"),
-            Vec::new(),
-            Vec::new(),
-        ));
-    }
-    let eps = Endpoints {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: svc.metadata.namespace.clone(),
-            labels: Some(
-                svc.metadata
-                    .labels
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .chain([(MANAGED_BY_EP.to_string(), "endpoint-controller".to_string())])
-                    .collect(),
-            ),
-            ..Default::default()
-        },
-        subsets: Some(subsets).filter(|s| !s.is_empty()),
-    };
-    (eps, slices)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn pod(name: &str, ip: &str, ready: bool, terminating: bool, app: &str) -> Object {
-        let mut v = json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
-            "spec": {"containers": [{"name": "c", "image": "x", "command": ["x"],
-                "ports": [{"name": "http", "containerPort": 8080}, {"name": "dns", "containerPort": 53, "protocol": "UDP"}]}]},
-            "status": {"podIP": ip, "phase": "Running",
-                "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}
-        });
-        if terminating {
-            v["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
-        }
-        Object::from_json(Kind::Pod, v).unwrap()
-    }
-
-    fn svc(ports: serde_json::Value) -> Object {
-        Object::from_json(
-            Kind::Service,
-            json!({"apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": "web", "namespace": "default"},
-                "spec": {"selector": {"app": "web"}, "ports": ports}}),
-        )
-        .unwrap()
-    }
-
-    fn slice(store: &Store) -> EndpointSlice {
-        match store.get(&Key::new(Kind::EndpointSlice, "default", "web-slice")) {
-            Some(Object::EndpointSlice(s)) => s.clone(),
-            _ => panic!("no slice"),
-        }
-    }
-
-    #[test]
-    fn conditions_follow_pods() {
-        let mut s = Store::default();
-        s.create(svc(json!([{"port": 80, "targetPort": 8080}])))
-            .unwrap();
-        s.create(pod("a", "10.244.0.2", true, false, "web"))
-            .unwrap();
-        s.create(pod("b", "10.244.0.3", false, false, "web"))
-            .unwrap();
-        s.create(pod("c", "10.244.0.4", true, true, "web")).unwrap();
-        s.create(pod("d", "10.244.0.5", true, false, "other"))
-            .unwrap();
-        reconcile(&mut s);
-        let sl = slice(&s);
-        let cond: BTreeMap<_, _> = sl
-            .endpoints
-            .iter()
-            .flatten()
-            .map(|e| {
-                let c = e.conditions.clone().unwrap();
-                (
-                    e.addresses[0].clone(),
-                    (c.ready.unwrap(), c.serving.unwrap(), c.terminating.unwrap()),
-                )
-            })
-            .collect();
-        assert_eq!(cond.len(), 3);
-        assert_eq!(cond["10.244.0.2"], (true, true, false));
-        assert_eq!(cond["10.244.0.3"], (false, false, false));
-        assert_eq!(cond["10.244.0.4"], (false, true, true));
-        assert_eq!(sl.ports.as_ref().unwrap()[0].port, Some(8080));
-        let Some(Object::Endpoints(eps)) = s.get(&Key::new(Kind::Endpoints, "default", "web"))
-        else {
-            panic!()
-        };
-        let sub = &eps.subsets.as_ref().unwrap()[0];
-        assert_eq!(sub.addresses.as_ref().unwrap().len(), 1);
-        // The terminating pod left Endpoints at once; the unready one is notReady.
-        assert_eq!(
-            sub.not_ready_addresses.as_ref().unwrap()[0].ip,
-            "10.244.0.3"
-        );
-    }
-
-    #[test]
-    fn named_ports_and_multi_port() {
-        let mut s = Store::default();
-        s.create(svc(json!([
-            {"name": "http", "port": 80, "targetPort": "http"},
-            {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": "dns"},
-        ])))
-        .unwrap();
-        s.create(pod("a", "10.244.0.2", true, false, "web"))
-            .unwrap();
-        reconcile(&mut s);
-        let ports: Vec<_> = slice(&s)
-            .ports
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p.name.clone().unwrap(),
-                    p.port.unwrap(),
-                    p.protocol.clone().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            ports,
-            [
-                ("http".into(), 8080, "TCP".into()),
-                ("dns".into(), 53, "UDP".into())
-            ]
-        );
-    }
-
-    #[test]
-    fn service_deletion_removes_objects_and_publish_not_ready() {
-        let mut s = Store::default();
-        let mut sv = svc(json!([{"port": 80}]));
-        if let Object::Service(x) = &mut sv {
-            x.spec.as_mut().unwrap().publish_not_ready_addresses = Some(true);
-        }
-        s.create(sv).unwrap();
-        s.create(pod("b", "10.244.0.3", false, false, "web"))
-            .unwrap();
-        reconcile(&mut s);
-        assert_eq!(
-            slice(&s).endpoints.unwrap()[0]
-                .conditions
-                .as_ref()
-                .unwrap()
-                .ready,
-            Some(true)
-        );
-        s.remove(&Key::new(Kind::Service, "default", "web"));
-        reconcile(&mut s);
-        assert_eq!(s.list(Kind::EndpointSlice, None).count(), 0);
-        assert_eq!(s.list(Kind::Endpoints, None).count(), 0);
-    }
-
-    #[test]
-    fn selectorless_service_mirrors_hand_written_endpoints() {
-        let mut s = Store::default();
-        s.create(
-            Object::from_json(
-                Kind::Service,
-                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext", "namespace": "default"},
-                    "spec": {"ports": [{"port": 80}]}}),
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        s.create(
-            Object::from_json(
-                Kind::Endpoints,
-                json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "ext", "namespace": "default"},
-                    "subsets": [{"addresses": [{"ip": "10.244.0.9"}], "ports": [{"port": 9376}]}]}),
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        reconcile(&mut s);
-        let Some(Object::EndpointSlice(sl)) =
-            s.get(&Key::new(Kind::EndpointSlice, "default", "ext-mirror"))
-        else {
-            panic!()
-        };
-        assert_eq!(sl.endpoints.as_ref().unwrap()[0].addresses[0], "10.244.0.9");
-        assert_eq!(sl.ports.as_ref().unwrap()[0].port, Some(9376));
-        // The hand-written Endpoints stay.
-        assert!(
-            s.get(&Key::new(Kind::Endpoints, "default", "ext"))
-                .is_some()
-        );
-    }
-}
+mod tests;

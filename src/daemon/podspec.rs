@@ -168,6 +168,24 @@ pub fn resolv_conf(pod: &Pod, cfg: &ClusterConfig, host_resolv: &str) -> String 
             });
         }
     }
+    // As the kubelet composes it: duplicates dropped (first kept), then at
+    // most 3 nameservers, 32 search domains of at most 253 characters, and
+    // a search line of at most 2048 characters (domains cut from the end).
+    let dedup = |v: Vec<String>| {
+        let mut seen = std::collections::HashSet::new();
+        v.into_iter()
+            .filter(|x| seen.insert(x.clone()))
+            .collect::<Vec<_>>()
+    };
+    let servers = dedup(servers);
+    let mut search: Vec<String> = dedup(search)
+        .into_iter()
+        .take(32)
+        .filter(|d| d.len() <= 253)
+        .collect();
+    while search.join(" ").len() > 2048 {
+        search.pop();
+    }
     let mut out = String::new();
     if !search.is_empty() {
         out.push_str(&format!("search {}\n", search.join(" ")));
@@ -677,6 +695,66 @@ mod tests {
         assert_eq!(env["BACKEND_SERVICE_PORT_53_UDP_PROTO"], "udp");
         assert_eq!(env["KUBERNETES_SERVICE_HOST"], "10.96.0.1");
         assert_eq!(env["HOSTNAME"], "client");
+    }
+
+    #[test]
+    fn resolv_conf_duplicates_and_limits_as_kubelet() {
+        // ClusterFirst + dnsConfig: the kubelet appends dnsConfig to the
+        // cluster's entries, drops duplicates (first kept), keeps 3
+        // nameservers and 32 search domains.
+        let (st, pod) = setup(&POD.replace(
+            "spec:\n",
+            "spec:\n  dnsConfig: {nameservers: [10.96.0.10, 1.2.3.4, 1.2.3.4], searches: [svc.cluster.local, x.y, x.y]}\n",
+        ));
+        let p = prep(&st, &pod);
+        assert_eq!(
+            p.files.resolv_conf,
+            "search default.svc.cluster.local svc.cluster.local cluster.local x.y\nnameserver 10.96.0.10\nnameserver 1.2.3.4\noptions ndots:5\n"
+        );
+        // dnsPolicy Default: the host's nameserver first, then dnsConfig's;
+        // more than 3 distinct ones are cut to 3.
+        let (st, pod) = setup(&POD.replace(
+            "spec:\n",
+            "spec:\n  dnsPolicy: Default\n  dnsConfig: {nameservers: [192.0.2.1, 1.1.1.1, 2.2.2.2]}\n",
+        ));
+        let mut p = prep(&st, &pod);
+        assert_eq!(
+            p.files.resolv_conf,
+            "search corp.example\nnameserver 192.0.2.1\nnameserver 1.1.1.1\nnameserver 2.2.2.2\n"
+        );
+        let mut pod = pod;
+        pod.spec
+            .as_mut()
+            .unwrap()
+            .dns_config
+            .as_mut()
+            .unwrap()
+            .nameservers = Some(vec!["1.1.1.1".into(), "2.2.2.2".into(), "3.3.3.3".into()]);
+        p = prep(&st, &pod);
+        assert_eq!(
+            p.files.resolv_conf,
+            "search corp.example\nnameserver 192.0.2.1\nnameserver 1.1.1.1\nnameserver 2.2.2.2\n"
+        );
+        let many: Vec<String> = (0..40).map(|i| format!("d{i}.example")).collect();
+        let (st, pod) = setup(&POD.replace(
+            "spec:\n",
+            &format!(
+                "spec:\n  dnsPolicy: None\n  dnsConfig: {{nameservers: [1.2.3.4], searches: [{}]}}\n",
+                many[..30].join(", ")
+            ),
+        ));
+        let mut pod = pod;
+        // 40 domains (past validation's 32, as an old object could hold).
+        pod.spec
+            .as_mut()
+            .unwrap()
+            .dns_config
+            .as_mut()
+            .unwrap()
+            .searches = Some(many.clone());
+        let p = prep(&st, &pod);
+        let line = p.files.resolv_conf.lines().next().unwrap().to_string();
+        assert_eq!(line, format!("search {}", many[..32].join(" ")));
     }
 
     #[test]

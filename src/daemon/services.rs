@@ -100,6 +100,7 @@ pub fn view(store: &Store) -> ServicesView {
             };
             let pname = p.name.clone().unwrap_or_default();
             let mut endpoints = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for sl in &my_slices {
                 let Some(sp) = sl.ports.iter().flatten().find(|sp| {
                     sp.name.clone().unwrap_or_default() == pname
@@ -110,21 +111,26 @@ pub fn view(store: &Store) -> ServicesView {
                 let Some(target) = sp.port.and_then(|p| u16::try_from(p).ok()) else {
                     continue;
                 };
+                // As kube-proxy reads a slice: the first address of each
+                // endpoint, nil conditions as ready/serving and not
+                // terminating, an IP:port already seen in another slice
+                // kept as first seen.
                 for e in sl.endpoints.iter().flatten() {
                     let c = e.conditions.clone().unwrap_or_default();
-                    for a in &e.addresses {
-                        let Ok(ip) = a.parse::<Ipv4Addr>() else {
-                            continue;
-                        };
-                        endpoints.push(EndpointView {
-                            ip,
-                            port: target,
-                            ready: c.ready.unwrap_or(true),
-                            serving: c.serving.or(c.ready).unwrap_or(true),
-                            terminating: c.terminating.unwrap_or(false),
-                        });
-                        out.target_ports.insert((proto, target));
+                    let Some(Ok(ip)) = e.addresses.first().map(|a| a.parse::<Ipv4Addr>()) else {
+                        continue;
+                    };
+                    if !seen.insert((ip, target)) {
+                        continue;
                     }
+                    endpoints.push(EndpointView {
+                        ip,
+                        port: target,
+                        ready: c.ready.unwrap_or(true),
+                        serving: c.serving.unwrap_or(true),
+                        terminating: c.terminating.unwrap_or(false),
+                    });
+                    out.target_ports.insert((proto, target));
                 }
             }
             out.ports.push(PortView {
@@ -199,5 +205,79 @@ mod tests {
             v.target_ports,
             [(Proto::Tcp, 8080), (Proto::Udp, 53)].into_iter().collect()
         );
+    }
+
+    #[test]
+    fn terminating_endpoints_as_kube_proxy_sees_them() {
+        use crate::dataplane::table::{Backend, ServicePort};
+        // (publishNotReadyAddresses, pod Ready) for one terminating pod next
+        // to a ready one → is the terminating pod still a target for new
+        // flows? kube-proxy sends new flows to `ready` endpoints, so only
+        // with publishNotReadyAddresses (ready stays true while terminating).
+        for (publish, pod_ready, in_rotation) in [
+            (false, true, false),
+            (true, true, true),
+            (true, false, true),
+        ] {
+            let cfg = ClusterConfig::new("t", "10.244.0.0/16", "10.96.0.0/12").unwrap();
+            let mut st = State::new(cfg, Store::default());
+            st.ensure_system_objects();
+            let pod = |n: &str| {
+                format!(
+                    "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {n}, labels: {{app: web}}}}\nspec:\n  containers: [{{name: c, image: x, command: [x]}}]\n"
+                )
+            };
+            let yaml = format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  selector: {{app: web}}\n  publishNotReadyAddresses: {publish}\n  ports: [{{port: 80}}]\n{}{}",
+                pod("a"),
+                pod("b")
+            );
+            st.apply(&parse_documents("f", &yaml).unwrap(), "default", false)
+                .unwrap();
+            for (name, ip, ready, terminating) in [
+                ("a", "10.244.0.5", true, false),
+                ("b", "10.244.0.6", pod_ready, true),
+            ] {
+                let key = crate::store::Key::new(Kind::Pod, "default", name);
+                let Some(Object::Pod(mut p)) = st.store.get(&key).cloned() else {
+                    panic!()
+                };
+                p.status = Some(
+                    serde_json::from_value(serde_json::json!({"podIP": ip, "phase": "Running",
+                        "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}))
+                    .unwrap(),
+                );
+                if terminating {
+                    p.metadata.deletion_timestamp = Some(crate::model::now_time());
+                }
+                st.store.update(Object::Pod(p));
+            }
+            crate::controller::reconcile(&mut st.store);
+            let v = view(&st.store);
+            let web = v.ports.iter().find(|p| p.service == "default/web").unwrap();
+            let sp = ServicePort {
+                id: web.id.clone(),
+                service: web.service.clone(),
+                endpoints: web
+                    .endpoints
+                    .iter()
+                    .map(|e| Backend {
+                        ip: e.ip,
+                        port: e.port,
+                        ready: e.ready,
+                        serving: e.serving,
+                        terminating: e.terminating,
+                    })
+                    .collect(),
+                affinity_timeout: None,
+            };
+            let eligible: Vec<Ipv4Addr> = sp.eligible().map(|b| b.ip).collect();
+            assert_eq!(
+                eligible.contains(&Ipv4Addr::new(10, 244, 0, 6)),
+                in_rotation,
+                "publish={publish} ready={pod_ready}: {eligible:?}"
+            );
+            assert!(eligible.contains(&Ipv4Addr::new(10, 244, 0, 5)));
+        }
     }
 }

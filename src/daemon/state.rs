@@ -8,6 +8,8 @@ use crate::ipam::{Ipam, IpamError};
 use crate::model::parse::{Document, decode};
 use crate::model::{Kind, Namespace, Object};
 use crate::store::{Key, Store};
+use k8s_openapi::api::core::v1::ServiceSpec;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::net::Ipv4Addr;
 
 pub const SYSTEM_NAMESPACES: [&str; 4] =
@@ -241,7 +243,7 @@ impl State {
                 "{label} is being deleted; try again once it is gone"
             ));
         }
-        let merged = merge(&old, obj, &label)?;
+        let merged = merge(&old, obj, &label, &mut self.svc_ipam)?;
         Ok(if self.store.update(merged) {
             format!("{label} configured")
         } else {
@@ -253,62 +255,17 @@ impl State {
         match obj {
             Object::Service(s) => {
                 let spec = s.spec.get_or_insert_with(Default::default);
-                let ty = spec.type_.clone().unwrap_or_else(|| "ClusterIP".into());
-                spec.type_ = Some(ty.clone());
-                spec.session_affinity.get_or_insert_with(|| "None".into());
-                if spec.session_affinity.as_deref() == Some("ClientIP") {
-                    let cfg = spec
-                        .session_affinity_config
-                        .get_or_insert_with(Default::default);
-                    let cip = cfg.client_ip.get_or_insert_with(Default::default);
-                    cip.timeout_seconds.get_or_insert(10800);
+                default_service_spec(spec);
+                // NormalizeClusterIPs on create: a clusterIP alone fills clusterIPs.
+                if let Some(ip) = spec.cluster_ip.clone().filter(|ip| !ip.is_empty())
+                    && spec.cluster_ips.as_ref().is_none_or(Vec::is_empty)
+                {
+                    spec.cluster_ips = Some(vec![ip]);
                 }
-                for p in spec.ports.iter_mut().flatten() {
-                    p.protocol.get_or_insert_with(|| "TCP".into());
-                    if p.target_port.is_none() {
-                        p.target_port = Some(
-                            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p.port),
-                        );
-                    }
+                check_cluster_ip_fields(spec)?;
+                if needs_cluster_ip(spec) {
+                    allocate_cluster_ip(&mut self.svc_ipam, spec)?;
                 }
-                if ty == "ExternalName" {
-                    return Ok(());
-                }
-                let requested = spec.cluster_ip.clone().unwrap_or_default();
-                let ip = match requested.as_str() {
-                    "None" => {
-                        spec.cluster_ips = Some(vec!["None".into()]);
-                        return Ok(());
-                    }
-                    "" => self.svc_ipam.allocate().map_err(|e| match e {
-                        IpamError::Exhausted(n) => {
-                            format!("spec.clusterIP: failed to allocate a ClusterIP: the service range {n} is full")
-                        }
-                        e => e.to_string(),
-                    })?,
-                    s => {
-                        let ip: Ipv4Addr = s.parse().map_err(|_| format!("spec.clusterIP: Invalid value: {s:?}"))?;
-                        self.svc_ipam.claim(ip).map_err(|e| match e {
-                            IpamError::InUse(_) => format!(
-                                "spec.clusterIP: Invalid value: {s:?}: provided IP is already allocated"
-                            ),
-                            IpamError::OutOfRange { net, .. } => format!(
-                                "spec.clusterIP: Invalid value: {s:?}: provided IP is not in the valid range. The range of valid IPs is {net}"
-                            ),
-                            IpamError::Reserved(_) => {
-                                format!("spec.clusterIP: Invalid value: {s:?}: provided IP is reserved")
-                            }
-                            e => e.to_string(),
-                        })?;
-                        ip
-                    }
-                };
-                spec.cluster_ip = Some(ip.to_string());
-                spec.cluster_ips = Some(vec![ip.to_string()]);
-                spec.ip_families = Some(vec!["IPv4".into()]);
-                spec.ip_family_policy = Some("SingleStack".into());
-                spec.internal_traffic_policy
-                    .get_or_insert_with(|| "Cluster".into());
             }
             Object::Pod(p) => {
                 if let Some(spec) = p.spec.as_mut() {
@@ -517,6 +474,223 @@ spec:
     )
 }
 
+/// The API server's defaults for a Service spec (type, sessionAffinity and
+/// its ClientIP timeout, each port's protocol and targetPort).
+fn default_service_spec(spec: &mut ServiceSpec) {
+    spec.type_.get_or_insert_with(|| "ClusterIP".into());
+    spec.session_affinity.get_or_insert_with(|| "None".into());
+    if spec.session_affinity.as_deref() == Some("ClientIP") {
+        spec.session_affinity_config
+            .get_or_insert_with(Default::default)
+            .client_ip
+            .get_or_insert_with(Default::default)
+            .timeout_seconds
+            .get_or_insert(10800);
+    }
+    for p in spec.ports.iter_mut().flatten() {
+        p.protocol.get_or_insert_with(|| "TCP".into());
+        if p.target_port.is_none() {
+            p.target_port = Some(IntOrString::Int(p.port));
+        }
+    }
+}
+
+/// `needsClusterIP`: every type but ExternalName (`None` counts as a value).
+fn needs_cluster_ip(spec: &ServiceSpec) -> bool {
+    spec.type_.as_deref() != Some("ExternalName")
+}
+
+/// A `[]string` as the API server prints an invalid value (Go's `%#v`).
+fn go_strings(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
+    format!("[]string{{{}}}", items.join(", "))
+}
+
+/// The API server's checks of clusterIP, clusterIPs and the IP-family
+/// fields against the type (`validateServiceFields`,
+/// `ValidateServiceClusterIPsRelatedFields`), after normalisation.
+fn check_cluster_ip_fields(spec: &ServiceSpec) -> Result<(), String> {
+    let ips = spec.cluster_ips.clone().unwrap_or_default();
+    if !needs_cluster_ip(spec) {
+        if !ips.is_empty() || spec.cluster_ip.as_deref().is_some_and(|ip| !ip.is_empty()) {
+            return Err(
+                "spec.clusterIPs: Forbidden: may not be set for ExternalName services".into(),
+            );
+        }
+        if spec.ip_families.as_ref().is_some_and(|f| !f.is_empty()) {
+            return Err(
+                "spec.ipFamilies: Forbidden: may not be set for ExternalName services".into(),
+            );
+        }
+        if spec.ip_family_policy.is_some() {
+            return Err(
+                "spec.ipFamilyPolicy: Forbidden: may not be set for ExternalName services".into(),
+            );
+        }
+        return Ok(());
+    }
+    match spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty()) {
+        Some(ip) => match ips.first() {
+            None => return Err("spec.clusterIPs: Required value".into()),
+            Some(first) if first != ip => {
+                return Err(format!(
+                    "spec.clusterIPs: Invalid value: {}: first value must match `clusterIP`",
+                    go_strings(&ips)
+                ));
+            }
+            _ => {}
+        },
+        None if !ips.is_empty() => {
+            return Err(format!(
+                "spec.clusterIPs: Invalid value: {}: must be empty when `clusterIP` is not specified",
+                go_strings(&ips)
+            ));
+        }
+        None => {}
+    }
+    if ips.len() > 1 {
+        return Err(format!(
+            "spec.clusterIPs: Invalid value: {}: lab is single-stack IPv4: a Service has at most one cluster IP",
+            go_strings(&ips)
+        ));
+    }
+    Ok(())
+}
+
+/// Give a Service that needs one its ClusterIP: the requested address if it
+/// is in range and free, `None` for headless, else the next free one; then
+/// the fields the API server sets with it.
+fn allocate_cluster_ip(ipam: &mut Ipam, spec: &mut ServiceSpec) -> Result<(), String> {
+    let requested = spec.cluster_ip.clone().unwrap_or_default();
+    let ip = match requested.as_str() {
+        "None" => "None".to_string(),
+        "" => ipam
+            .allocate()
+            .map_err(|e| match e {
+                IpamError::Exhausted(n) => {
+                    format!("spec.clusterIP: failed to allocate a ClusterIP: the service range {n} is full")
+                }
+                e => e.to_string(),
+            })?
+            .to_string(),
+        s => {
+            let ip: Ipv4Addr = s
+                .parse()
+                .map_err(|_| format!("spec.clusterIP: Invalid value: {s:?}"))?;
+            ipam.claim(ip).map_err(|e| match e {
+                IpamError::InUse(_) => format!(
+                    "spec.clusterIP: Invalid value: {s:?}: provided IP is already allocated"
+                ),
+                IpamError::OutOfRange { net, .. } => format!(
+                    "spec.clusterIP: Invalid value: {s:?}: provided IP is not in the valid range. The range of valid IPs is {net}"
+                ),
+                IpamError::Reserved(_) => {
+                    format!("spec.clusterIP: Invalid value: {s:?}: provided IP is reserved")
+                }
+                e => e.to_string(),
+            })?;
+            ip.to_string()
+        }
+    };
+    spec.cluster_ip = Some(ip.clone());
+    spec.cluster_ips = Some(vec![ip]);
+    spec.ip_families = Some(vec!["IPv4".into()]);
+    spec.ip_family_policy = Some("SingleStack".into());
+    spec.internal_traffic_policy
+        .get_or_insert_with(|| "Cluster".into());
+    Ok(())
+}
+
+/// A Service update as the API server runs it: defaults,
+/// `patchAllocatedValues` (a client that left clusterIP/clusterIPs out keeps
+/// them), `NormalizeClusterIPs`, `dropTypeDependentFields` (switching to
+/// ExternalName clears the unchanged clusterIP and family fields), the
+/// clusterIP immutability rule (except to/from ExternalName), the field
+/// checks, then the allocation: the ClusterIP is released when the Service
+/// becomes ExternalName and allocated when it stops being one.
+fn update_service_spec(
+    old: &ServiceSpec,
+    spec: &mut ServiceSpec,
+    ipam: &mut Ipam,
+) -> Result<(), String> {
+    default_service_spec(spec);
+    let (old_needs, new_needs) = (needs_cluster_ip(old), needs_cluster_ip(spec));
+    let old_ip = old.cluster_ip.clone().unwrap_or_default();
+    let old_ips = old.cluster_ips.clone().unwrap_or_default();
+    if old_needs && new_needs {
+        if spec.cluster_ip.as_deref().is_none_or(str::is_empty) {
+            spec.cluster_ip = old.cluster_ip.clone();
+        }
+        if spec.cluster_ips.as_ref().is_none_or(Vec::is_empty) && !old_ips.is_empty() {
+            spec.cluster_ips = Some(old_ips.clone());
+        }
+    }
+    let new_ip = spec.cluster_ip.clone().unwrap_or_default();
+    let mut new_ips = spec.cluster_ips.clone().unwrap_or_default();
+    if !old_ips.is_empty() && new_ips.is_empty() && old_ip == new_ip {
+        new_ips = old_ips.clone();
+    }
+    if old_ip != new_ip && new_ips == old_ips {
+        new_ips = if !old_ip.is_empty() && new_ip.is_empty() {
+            Vec::new()
+        } else {
+            vec![new_ip.clone()]
+        };
+    }
+    spec.cluster_ips = Some(new_ips.clone()).filter(|v| !v.is_empty());
+    if old_needs && !new_needs {
+        if new_ip == old_ip && new_ips == old_ips {
+            spec.cluster_ip = None;
+            spec.cluster_ips = None;
+        }
+        if spec.ip_families == old.ip_families {
+            spec.ip_families = None;
+        }
+        if spec.ip_family_policy == old.ip_family_policy {
+            spec.ip_family_policy = None;
+        }
+    }
+    let both_headless = old_ip == "None" && new_ip == "None";
+    if old_needs && new_needs && !both_headless {
+        let new_ips = spec.cluster_ips.clone().unwrap_or_default();
+        if new_ips.len() >= old_ips.len() {
+            if let Some(i) = (0..old_ips.len()).find(|&i| old_ips[i] != new_ips[i]) {
+                return Err(format!(
+                    "spec.clusterIPs[{i}]: Invalid value: {}: may not change once set",
+                    go_strings(&new_ips)
+                ));
+            }
+        } else if new_ips.is_empty() {
+            return Err(format!(
+                "spec.clusterIPs[0]: Invalid value: {}: primary clusterIP can not be unset",
+                go_strings(&new_ips)
+            ));
+        }
+    }
+    check_cluster_ip_fields(spec)?;
+    match (old_needs, new_needs) {
+        (true, false) => {
+            if let Ok(ip) = old_ip.parse::<Ipv4Addr>() {
+                ipam.release(ip);
+            }
+        }
+        (false, true) => allocate_cluster_ip(ipam, spec)?,
+        (true, true) => {
+            if spec.ip_families.as_ref().is_none_or(Vec::is_empty) {
+                spec.ip_families = old.ip_families.clone();
+            }
+            if spec.ip_family_policy.is_none() {
+                spec.ip_family_policy = old.ip_family_policy.clone();
+            }
+            if spec.internal_traffic_policy.is_none() {
+                spec.internal_traffic_policy = old.internal_traffic_policy.clone();
+            }
+        }
+        (false, false) => {}
+    }
+    Ok(())
+}
+
 fn default_pod_spec(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
     spec.restart_policy.get_or_insert_with(|| "Always".into());
     spec.termination_grace_period_seconds.get_or_insert(30);
@@ -540,7 +714,7 @@ fn default_pod_spec(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
 
 /// Merge an applied object into the stored one: user fields replace, server
 /// fields (uid, status, allocations) stay; immutable fields are checked.
-fn merge(old: &Object, new: Object, label: &str) -> Result<Object, String> {
+fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<Object, String> {
     let mut out = old.clone();
     {
         let m = out.meta_mut();
@@ -566,46 +740,7 @@ fn merge(old: &Object, new: Object, label: &str) -> Result<Object, String> {
         (Object::Service(o), Object::Service(mut n)) => {
             let old_spec = o.spec.clone().unwrap_or_default();
             let spec = n.spec.get_or_insert_with(Default::default);
-            match spec.cluster_ip.as_deref() {
-                None | Some("") => spec.cluster_ip = old_spec.cluster_ip.clone(),
-                Some(ip) if Some(ip) != old_spec.cluster_ip.as_deref() => {
-                    return Err(format!(
-                        "{label}: spec.clusterIP: Invalid value: {ip:?}: field is immutable"
-                    ));
-                }
-                _ => {}
-            }
-            spec.cluster_ips = old_spec.cluster_ips.clone();
-            spec.ip_families = old_spec.ip_families.clone();
-            spec.ip_family_policy = old_spec.ip_family_policy.clone();
-            spec.internal_traffic_policy = spec
-                .internal_traffic_policy
-                .clone()
-                .or(old_spec.internal_traffic_policy);
-            spec.type_.get_or_insert_with(|| "ClusterIP".into());
-            if spec.type_ != old_spec.type_ {
-                return Err(format!(
-                    "{label}: spec.type: changing the type of a Service is not supported by lab"
-                ));
-            }
-            spec.session_affinity.get_or_insert_with(|| "None".into());
-            if spec.session_affinity.as_deref() == Some("ClientIP") {
-                let cfg = spec
-                    .session_affinity_config
-                    .get_or_insert_with(Default::default);
-                cfg.client_ip
-                    .get_or_insert_with(Default::default)
-                    .timeout_seconds
-                    .get_or_insert(10800);
-            }
-            for p in spec.ports.iter_mut().flatten() {
-                p.protocol.get_or_insert_with(|| "TCP".into());
-                if p.target_port.is_none() {
-                    p.target_port = Some(
-                        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p.port),
-                    );
-                }
-            }
+            update_service_spec(&old_spec, spec, svc_ipam).map_err(|e| format!("{label}: {e}"))?;
             o.spec = n.spec;
         }
         (Object::Deployment(o), Object::Deployment(mut n)) => {
@@ -774,7 +909,12 @@ mod tests {
             &SVC.replace("ports:", "clusterIP: 10.96.5.6\n  ports:"),
         )
         .unwrap_err();
-        assert!(e[0].contains("immutable"), "{e:?}");
+        assert!(
+            e[0].ends_with(
+                "spec.clusterIPs[0]: Invalid value: []string{\"10.96.5.6\"}: may not change once set"
+            ),
+            "{e:?}"
+        );
         let other = SVC
             .replace("name: web", "name: other")
             .replace("ports:", "clusterIP: 10.96.5.5\n  ports:");
@@ -784,6 +924,184 @@ mod tests {
         st.delete(&Key::new(Kind::Service, "default", "web"), None)
             .unwrap();
         apply(&mut st, &other).unwrap();
+    }
+
+    fn svc_spec(st: &State, name: &str) -> k8s_openapi::api::core::v1::ServiceSpec {
+        match st.store.get(&Key::new(Kind::Service, "default", name)) {
+            Some(Object::Service(s)) => s.spec.clone().unwrap(),
+            _ => panic!("no service {name}"),
+        }
+    }
+
+    const EXT: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: ExternalName\n  externalName: example.com\n";
+
+    #[test]
+    fn service_updates_the_api_server_allows() {
+        let mut st = state();
+        apply(&mut st, SVC).unwrap();
+        assert_eq!(
+            svc_spec(&st, "web").cluster_ip.as_deref(),
+            Some("10.96.0.2")
+        );
+        // Ports, selector and affinity change in place; the ClusterIP stays.
+        let changed = SVC.replace("{app: web}", "{app: web2}").replace(
+            "[{port: 80}]",
+            "[{name: a, port: 80}, {name: b, port: 8080}]",
+        ) + "  sessionAffinity: ClientIP\n";
+        assert_eq!(
+            apply(&mut st, &changed).unwrap().results,
+            ["service/web configured"]
+        );
+        let spec = svc_spec(&st, "web");
+        assert_eq!(spec.cluster_ip.as_deref(), Some("10.96.0.2"));
+        assert_eq!(spec.ports.unwrap().len(), 2);
+        assert_eq!(
+            spec.session_affinity_config
+                .unwrap()
+                .client_ip
+                .unwrap()
+                .timeout_seconds,
+            Some(10800)
+        );
+        // To ExternalName: the ClusterIP and the family fields go, and the
+        // address is free again.
+        assert_eq!(
+            apply(&mut st, EXT).unwrap().results,
+            ["service/web configured"]
+        );
+        let spec = svc_spec(&st, "web");
+        assert_eq!(
+            (
+                spec.cluster_ip,
+                spec.cluster_ips,
+                spec.ip_families,
+                spec.ip_family_policy
+            ),
+            (None, None, None, None)
+        );
+        // The released address can be claimed again.
+        apply(
+            &mut st,
+            &SVC.replace("name: web", "name: other")
+                .replace("ports:", "clusterIP: 10.96.0.2\n  ports:"),
+        )
+        .unwrap();
+        // Back to ClusterIP: a new address is allocated (or the requested one).
+        apply(&mut st, SVC).unwrap();
+        let ip = svc_spec(&st, "web").cluster_ip.unwrap();
+        assert!(ip.parse::<Ipv4Addr>().is_ok() && ip != "10.96.0.2", "{ip}");
+        apply(&mut st, EXT).unwrap();
+        apply(
+            &mut st,
+            &SVC.replace("ports:", "clusterIP: 10.96.7.7\n  ports:"),
+        )
+        .unwrap();
+        let spec = svc_spec(&st, "web");
+        assert_eq!(spec.cluster_ip.as_deref(), Some("10.96.7.7"));
+        assert_eq!(spec.cluster_ips, Some(vec!["10.96.7.7".to_string()]));
+    }
+
+    #[test]
+    fn service_update_as_kubectl_apply_patches_it() {
+        // kubectl's patch is applied to the stored object, so the update
+        // carries the allocated clusterIP, clusterIPs and family fields:
+        // switching to ExternalName clears them as dropTypeDependentFields
+        // does, as long as they are unchanged.
+        let mut st = state();
+        apply(&mut st, SVC).unwrap();
+        let stored = st
+            .store
+            .get(&Key::new(Kind::Service, "default", "web"))
+            .unwrap()
+            .to_json();
+        let mut v = stored.clone();
+        v["spec"]["type"] = serde_json::json!("ExternalName");
+        v["spec"]["externalName"] = serde_json::json!("example.com");
+        let doc = crate::model::parse::Document {
+            source: "patch".into(),
+            index: 1,
+            value: v.clone(),
+        };
+        st.apply(&[doc], "default", false).unwrap();
+        assert_eq!(svc_spec(&st, "web").cluster_ip, None);
+        // The same with a changed clusterIP is refused as the API server does.
+        let mut st = state();
+        apply(&mut st, SVC).unwrap();
+        v["spec"]["clusterIP"] = serde_json::json!("10.96.0.77");
+        v["spec"]["clusterIPs"] = serde_json::json!(["10.96.0.77"]);
+        let doc = crate::model::parse::Document {
+            source: "patch".into(),
+            index: 1,
+            value: v,
+        };
+        let e = st.apply(&[doc], "default", false).unwrap_err();
+        assert!(
+            e[0].ends_with("spec.clusterIPs: Forbidden: may not be set for ExternalName services"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn service_changes_the_api_server_refuses() {
+        // (first manifest, second manifest or "" for a create, message).
+        let headless = SVC.replace("ports:", "clusterIP: None\n  ports:");
+        let cases = [
+            (
+                SVC.to_string(),
+                headless.clone(),
+                "spec.clusterIPs[0]: Invalid value: []string{\"None\"}: may not change once set",
+            ),
+            (
+                headless,
+                SVC.replace("ports:", "clusterIP: 10.96.0.40\n  ports:"),
+                "spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.40\"}: may not change once set",
+            ),
+            (
+                SVC.replace(
+                    "ports:",
+                    "clusterIP: 10.96.0.40\n  clusterIPs: [10.96.0.41]\n  ports:",
+                ),
+                String::new(),
+                "spec.clusterIPs: Invalid value: []string{\"10.96.0.41\"}: first value must match `clusterIP`",
+            ),
+            (
+                SVC.replace("ports:", "clusterIPs: [10.96.0.41]\n  ports:"),
+                String::new(),
+                "spec.clusterIPs: Invalid value: []string{\"10.96.0.41\"}: must be empty when `clusterIP` is not specified",
+            ),
+            (
+                EXT.replace("example.com", "example.com\n  clusterIP: 10.96.0.40"),
+                String::new(),
+                "spec.clusterIPs: Forbidden: may not be set for ExternalName services",
+            ),
+            (
+                EXT.replace("example.com", "example.com\n  ipFamilyPolicy: SingleStack"),
+                String::new(),
+                "spec.ipFamilyPolicy: Forbidden: may not be set for ExternalName services",
+            ),
+            (
+                SVC.to_string(),
+                EXT.replace("example.com", "example.com\n  clusterIP: 10.96.0.40"),
+                "spec.clusterIPs: Forbidden: may not be set for ExternalName services",
+            ),
+        ];
+        for (first, second, want) in cases {
+            let mut st = state();
+            let rv = st.store.resource_version();
+            let e = if second.is_empty() {
+                apply(&mut st, &first).unwrap_err()
+            } else {
+                apply(&mut st, &first).unwrap();
+                let rv2 = st.store.resource_version();
+                let e = apply(&mut st, &second).unwrap_err();
+                assert_eq!(st.store.resource_version(), rv2, "nothing applied: {want}");
+                e
+            };
+            assert!(e[0].ends_with(want), "{first}\n{second}\n{e:?}");
+            if second.is_empty() {
+                assert_eq!(st.store.resource_version(), rv);
+            }
+        }
     }
 
     #[test]

@@ -691,17 +691,7 @@ fn pod_spec(spec: &PodSpec, at: &str, warnings: &mut Vec<String>) -> Result<(), 
             ),
         ));
     }
-    if spec.dns_policy.as_deref() == Some("None")
-        && spec
-            .dns_config
-            .as_ref()
-            .is_none_or(|c| c.nameservers.as_ref().is_none_or(Vec::is_empty))
-    {
-        return Err(fe(
-            format!("{at}.dnsConfig.nameservers"),
-            "must provide at least one DNS nameserver when dnsPolicy is None",
-        ));
-    }
+    dns_config(spec, at)?;
     if let Some(sc) = &spec.security_context {
         let f = format!("{at}.securityContext");
         ids(sc.run_as_user, sc.run_as_group, &f)?;
@@ -713,6 +703,113 @@ fn pod_spec(spec: &PodSpec, at: &str, warnings: &mut Vec<String>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// `validatePodDNSConfig`: limits from libc's resolver (3 nameservers, 32
+/// search domains, 2048 characters), valid IPs and domains, named options.
+fn dns_config(spec: &k8s_openapi::api::core::v1::PodSpec, at: &str) -> Result<(), FieldError> {
+    let f = format!("{at}.dnsConfig");
+    if spec.dns_policy.as_deref() == Some("None") {
+        let Some(c) = &spec.dns_config else {
+            return Err(fe(
+                f,
+                "Required value: must provide `dnsConfig` when `dnsPolicy` is None",
+            ));
+        };
+        if c.nameservers.as_ref().is_none_or(Vec::is_empty) {
+            return Err(fe(
+                format!("{f}.nameservers"),
+                "Required value: must provide at least one DNS nameserver when `dnsPolicy` is None",
+            ));
+        }
+    }
+    let Some(c) = &spec.dns_config else {
+        return Ok(());
+    };
+    let servers = c.nameservers.clone().unwrap_or_default();
+    if servers.len() > 3 {
+        return Err(fe(
+            format!("{f}.nameservers"),
+            format!(
+                "Invalid value: {}: must not have more than 3 nameservers",
+                go_strings(&servers)
+            ),
+        ));
+    }
+    for (i, ns) in servers.iter().enumerate() {
+        if ns.parse::<std::net::IpAddr>().is_err() {
+            return Err(fe(
+                format!("{f}.nameservers[{i}]"),
+                format!(
+                    "Invalid value: {ns:?}: must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+                ),
+            ));
+        }
+    }
+    let searches = c.searches.clone().unwrap_or_default();
+    if searches.len() > 32 {
+        return Err(fe(
+            format!("{f}.searches"),
+            format!(
+                "Invalid value: {}: must not have more than 32 search paths",
+                go_strings(&searches)
+            ),
+        ));
+    }
+    if searches.join(" ").len() > 2048 {
+        return Err(fe(
+            format!("{f}.searches"),
+            format!(
+                "Invalid value: {}: must not have more than 2048 characters (including spaces) in the search list",
+                go_strings(&searches)
+            ),
+        ));
+    }
+    for (i, d) in searches.iter().enumerate() {
+        // A trailing dot is fine.
+        let d = d.strip_suffix('.').unwrap_or(d);
+        is_dns1123_subdomain(d).map_err(|m| {
+            fe(
+                format!("{f}.searches[{i}]"),
+                format!("Invalid value: {d:?}: {m}"),
+            )
+        })?;
+    }
+    for (i, o) in c.options.iter().flatten().enumerate() {
+        if o.name.as_deref().is_none_or(str::is_empty) {
+            return Err(fe(
+                format!("{f}.options[{i}]"),
+                "Required value: must not be empty",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A `[]string` as the API server prints an invalid value (Go's `%#v`).
+fn go_strings(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
+    format!("[]string{{{}}}", items.join(", "))
+}
+
+/// `IsDNS1123Subdomain`, with the API server's message.
+fn is_dns1123_subdomain(s: &str) -> Result<(), String> {
+    if s.len() > 253 {
+        return Err("must be no more than 253 characters".into());
+    }
+    let ok = !s.is_empty()
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(r"a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into())
+    }
 }
 
 fn container(
@@ -962,12 +1059,18 @@ fn service(s: &k8s_openapi::api::core::v1::Service) -> Result<(), FieldError> {
     match ty {
         "ClusterIP" => {}
         "ExternalName" => {
-            if spec.external_name.as_deref().is_none_or(str::is_empty) {
-                return Err(fe(
-                    "spec.externalName",
-                    "Required value for type ExternalName",
-                ));
+            // The CNAME target may end in a dot (fully qualified).
+            let v = spec.external_name.as_deref().unwrap_or_default();
+            let cname = v.strip_suffix('.').unwrap_or(v);
+            if cname.is_empty() {
+                return Err(fe("spec.externalName", "Required value"));
             }
+            is_dns1123_subdomain(cname).map_err(|m| {
+                fe(
+                    "spec.externalName",
+                    format!("Invalid value: {cname:?}: {m}"),
+                )
+            })?;
         }
         "NodePort" | "LoadBalancer" => {
             return Err(fe(
@@ -1305,6 +1408,80 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.contains("timeoutSeconds"), "{e}");
+    }
+
+    #[test]
+    fn external_names_and_dns_configs_as_the_api_server() {
+        let ext = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: ExternalName\n  externalName: ";
+        // A trailing dot is allowed (fully qualified).
+        for ok in ["example.com", "example.com.", "db.prod.svc.cluster.local"] {
+            assert!(check(&format!("{ext}{ok}\n")).is_ok(), "{ok}");
+        }
+        for (bad, want) in [
+            (
+                "Example.com",
+                "spec.externalName: Invalid value: \"Example.com\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+            ),
+            (
+                "a..b",
+                "spec.externalName: Invalid value: \"a..b\": a lowercase RFC 1123 subdomain",
+            ),
+            ("'-a.com'", "spec.externalName: Invalid value: \"-a.com\""),
+            ("'.'", "spec.externalName: Required value"),
+        ] {
+            let e = check(&format!("{ext}{bad}\n")).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+        let pod = |extra: &str| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n{extra}  containers:\n  - {{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}}\n"
+            )
+        };
+        assert!(
+            check(&pod(
+                "  dnsConfig: {nameservers: [1.1.1.1, 1.1.1.2, 1.1.1.3], searches: [a.b, c.d.]}\n"
+            ))
+            .is_ok()
+        );
+        let many: Vec<String> = (0..33).map(|i| format!("s{i}.x")).collect();
+        let long: Vec<String> = (0..9).map(|i| format!("{i}{}", "a".repeat(250))).collect();
+        for (extra, want) in [
+            (
+                "  dnsConfig: {nameservers: [1.1.1.1, 1.1.1.2, 1.1.1.3, 1.1.1.4]}\n".to_string(),
+                "spec.dnsConfig.nameservers: Invalid value: []string{\"1.1.1.1\", \"1.1.1.2\", \"1.1.1.3\", \"1.1.1.4\"}: must not have more than 3 nameservers",
+            ),
+            (
+                "  dnsConfig: {nameservers: [not-an-ip]}\n".to_string(),
+                "spec.dnsConfig.nameservers[0]: Invalid value: \"not-an-ip\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            ),
+            (
+                format!("  dnsConfig: {{searches: [{}]}}\n", many.join(", ")),
+                "\"s32.x\"}: must not have more than 32 search paths",
+            ),
+            (
+                format!("  dnsConfig: {{searches: [{}]}}\n", long.join(", ")),
+                "must not have more than 2048 characters (including spaces) in the search list",
+            ),
+            (
+                "  dnsConfig: {searches: [UPPER.case]}\n".to_string(),
+                "spec.dnsConfig.searches[0]: Invalid value: \"UPPER.case\": a lowercase RFC 1123 subdomain",
+            ),
+            (
+                "  dnsConfig: {options: [{value: '1'}]}\n".to_string(),
+                "spec.dnsConfig.options[0]: Required value: must not be empty",
+            ),
+            (
+                "  dnsPolicy: None\n".to_string(),
+                "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None",
+            ),
+            (
+                "  dnsPolicy: None\n  dnsConfig: {searches: [a.b]}\n".to_string(),
+                "spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None",
+            ),
+        ] {
+            let e = check(&pod(&extra)).unwrap_err();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
     }
 
     #[test]

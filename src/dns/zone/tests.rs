@@ -444,3 +444,34 @@ fn odd_objects_are_skipped_not_fatal() {
     let ans = ask(&z, "y.d.svc.cluster.local.", RecordType::A);
     assert_eq!(ans.rcode, ResponseCode::NXDomain);
 }
+
+#[test]
+fn headless_answers_follow_the_ready_condition_as_coredns() {
+    // CoreDNS publishes an endpoint when `ready` is true or nil, whatever
+    // `serving` and `terminating` say: a terminating pod of a
+    // publishNotReadyAddresses Service (ready stays true) is still answered,
+    // an ordinary terminating pod (ready false) is not.
+    let cfg = ZoneConfig::new(
+        "10.96.0.0/16".parse().unwrap(),
+        "10.244.0.0/16".parse().unwrap(),
+        "10.96.0.10".parse().unwrap(),
+    );
+    let services = vec![svc("default", "peers", "None", json!([]))];
+    let slices = vec![slice(
+        "default",
+        "peers",
+        json!([
+            {"addresses": ["10.244.0.5"], "conditions": {"ready": true, "serving": false, "terminating": true}},
+            {"addresses": ["10.244.0.6"], "conditions": {"ready": false, "serving": true, "terminating": true}},
+            {"addresses": ["10.244.0.7"]}
+        ]),
+        json!([]),
+    )];
+    let z = Zone::build(cfg, &services, &slices, &[], 1);
+    let mut got = a_of(&ask(&z, "peers.default.svc.cluster.local.", RecordType::A));
+    got.sort();
+    assert_eq!(
+        got,
+        [Ipv4Addr::new(10, 244, 0, 5), Ipv4Addr::new(10, 244, 0, 7)]
+    );
+}
