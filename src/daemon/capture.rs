@@ -6,7 +6,9 @@
 //!   a drop and its reason, a generated reply, an injected delay) — so one
 //!   capture shows the DNAT. A delayed packet appears on `svc0-out` when it
 //!   actually leaves. The packets are the IP packets as the TUN carries
-//!   them (raw IPv4, link type 101): with offload on, a GSO super-packet is
+//!   them (raw IPv4, link type 228 `IPV4`: libpcap reads several interfaces
+//!   of one file only when their link types match as stored, which `RAW`
+//!   (101) does not): with offload on, a GSO super-packet is
 //!   one large packet (as tcpdump shows it on a TUN with offload).
 //! - **pod/NAME**: an `AF_PACKET` socket opened inside the pod's netns on
 //!   `eth0` (both directions, Ethernet frames).
@@ -485,12 +487,12 @@ mod tests {
             Iface {
                 name: "svc0-in",
                 description: "in".into(),
-                link: DataLink::RAW,
+                link: DataLink::IPV4,
             },
             Iface {
                 name: "svc0-out",
                 description: "out".into(),
-                link: DataLink::RAW,
+                link: DataLink::IPV4,
             },
         ];
         let (tx, mut brx) = tokio::sync::mpsc::channel(16);
@@ -528,9 +530,194 @@ mod tests {
         let EnhancedPacketOption::Comment(c) = &pkts[1].2[0] else {
             panic!()
         };
-        assert_eq!(
-            c,
-            "nat: rewritten: dst 10.96.0.20:53 -> 10.244.0.7:5353"
-        );
+        assert_eq!(c, "nat: rewritten: dst 10.96.0.20:53 -> 10.244.0.7:5353");
     }
+}
+
+/// Why a capture cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(
+        "invalid capture target {0:?}: want svc0, svc/NAME or pod/NAME (e.g. lab capture svc/web -w web.pcapng)"
+    )]
+    Target(String),
+    #[error("{kind} {name:?} not found in namespace {namespace:?}")]
+    NotFound {
+        kind: &'static str,
+        name: String,
+        namespace: String,
+    },
+    #[error(
+        "service {0:?} is headless (clusterIP: None): its traffic goes straight to pod IPs and never crosses svc0; capture a pod instead (lab capture pod/NAME)"
+    )]
+    Headless(String),
+    #[error("pod {0:?} is not running")]
+    NotRunning(String),
+    #[error("opening a packet socket on eth0 of pod {pod:?}: {error}")]
+    Socket { pod: String, error: String },
+    #[error("starting the capture: {0}")]
+    Internal(String),
+}
+
+/// Start a capture for `q` and return the pcapng stream as a response body
+/// (chunks of whole blocks; ends at the count, the duration, or when the
+/// client goes away).
+pub async fn start(
+    d: Arc<super::runtime::Daemon>,
+    q: crate::api::CaptureQuery,
+) -> Result<axum::response::Response, CaptureError> {
+    use crate::model::{Kind, Object};
+    use crate::store::Key;
+    use axum::response::IntoResponse;
+    let limits = Limits {
+        count: q.count,
+        duration: q.duration_ms.map(Duration::from_millis),
+    };
+    let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);
+    let ns = q.namespace.clone();
+    let target = q.target.trim().to_string();
+    let tun_ifaces = |what: &str| {
+        vec![
+            Iface {
+                name: "svc0-in",
+                description: format!(
+                    "{what}: packets as they arrived from the TUN svc0, before lab's NAT"
+                ),
+                link: DataLink::IPV4,
+            },
+            Iface {
+                name: "svc0-out",
+                description: format!(
+                    "{what}: packets as lab's NAT wrote them back to svc0 (after DNAT / reverse NAT)"
+                ),
+                link: DataLink::IPV4,
+            },
+        ]
+    };
+    let spawn_err = |e: std::io::Error| CaptureError::Internal(e.to_string());
+    if target == "svc0" || target.starts_with("svc/") || target.starts_with("service/") {
+        let (filter, what) = if target == "svc0" {
+            (
+                Filter {
+                    all: true,
+                    ..Default::default()
+                },
+                "svc0".to_string(),
+            )
+        } else {
+            let name = target.split_once('/').map(|x| x.1).unwrap_or_default();
+            let st = d.lock();
+            let Some(Object::Service(s)) = st.store.get(&Key::new(Kind::Service, &ns, name)) else {
+                return Err(CaptureError::NotFound {
+                    kind: "service",
+                    name: name.to_string(),
+                    namespace: ns,
+                });
+            };
+            let vip = s
+                .spec
+                .as_ref()
+                .and_then(|s| s.cluster_ip.as_deref())
+                .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+                .ok_or_else(|| CaptureError::Headless(name.to_string()))?;
+            let view = super::services::view(&st.store);
+            let id = format!("{ns}/{name}");
+            let endpoints = view
+                .ports
+                .iter()
+                .filter(|p| p.service == id)
+                .flat_map(|p| p.endpoints.iter().map(|e| (e.ip, e.port)))
+                .collect();
+            (
+                Filter {
+                    all: false,
+                    ips: [vip].into(),
+                    endpoints,
+                },
+                format!("svc/{name} ({vip})"),
+            )
+        };
+        let enc =
+            Encoder::new(&tun_ifaces(&what)).map_err(|e| CaptureError::Internal(e.to_string()))?;
+        let hub = d.dataplane.capture.clone();
+        let (sub, rx) = hub.subscribe(filter);
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || {
+                let s2 = sub.clone();
+                let (n, dropped) = pump(rx, enc, limits, tx, move || {
+                    s2.dropped.load(Ordering::Relaxed)
+                });
+                hub.unsubscribe(&sub);
+                tracing::info!(target = %what, packets = n, dropped, "capture ended");
+            })
+            .map_err(spawn_err)?;
+    } else if let Some(pod) = target
+        .strip_prefix("pod/")
+        .or_else(|| target.strip_prefix("po/"))
+        .or_else(|| target.strip_prefix("pods/"))
+    {
+        let uid = {
+            let st = d.lock();
+            match st.store.get(&Key::new(Kind::Pod, &ns, pod)) {
+                Some(Object::Pod(p)) => p.metadata.uid.clone().unwrap_or_default(),
+                _ => {
+                    return Err(CaptureError::NotFound {
+                        kind: "pod",
+                        name: pod.to_string(),
+                        namespace: ns,
+                    });
+                }
+            }
+        };
+        let netns = d.layout.pod_netns(&ns, pod, &uid);
+        if !crate::sys::netns::exists(&netns) {
+            return Err(CaptureError::NotRunning(pod.to_string()));
+        }
+        let sock_err = |error: String| CaptureError::Socket {
+            pod: pod.to_string(),
+            error,
+        };
+        let t = crate::sys::netns::NetnsThread::spawn_async(&netns)
+            .await
+            .map_err(|e| sock_err(e.to_string()))?;
+        let sock = t
+            .run_async(|| crate::sys::packet::PacketSocket::open("eth0"))
+            .await
+            .map_err(|e| sock_err(e.to_string()))?
+            .map_err(|e| sock_err(e.to_string()))?;
+        drop(t);
+        let enc = Encoder::new(&[Iface {
+            name: "eth0",
+            description: format!("eth0 of pod {ns}/{pod} (AF_PACKET, both directions)"),
+            link: DataLink::ETHERNET,
+        }])
+        .map_err(|e| CaptureError::Internal(e.to_string()))?;
+        let (rtx, rx) = std::sync::mpsc::sync_channel(CHANNEL_PACKETS);
+        let stop = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (s2, d2) = (stop.clone(), dropped.clone());
+        std::thread::Builder::new()
+            .name("capture-pod".into())
+            .spawn(move || read_packets(sock, rtx, s2, d2))
+            .map_err(spawn_err)?;
+        let what = format!("pod/{pod}");
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || {
+                let d3 = dropped.clone();
+                let (n, dr) = pump(rx, enc, limits, tx, move || d3.load(Ordering::Relaxed));
+                stop.store(true, Ordering::Relaxed);
+                tracing::info!(target = %what, packets = n, dropped = dr, "capture ended");
+            })
+            .map_err(spawn_err)?;
+    } else {
+        return Err(CaptureError::Target(target));
+    }
+    let stream =
+        futures::stream::unfold(
+            body_rx,
+            |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
+        );
+    Ok(axum::body::Body::from_stream(stream).into_response())
 }

@@ -268,6 +268,19 @@ impl DataPlane {
                 before.extend_from_slice(&buf[..n]);
             }
             let verdict = self.core.process(&mut w, self.now(), &mut buf[..n]);
+            // Recorded before it is written, so a reply the kernel turns
+            // around at once cannot be recorded ahead of it.
+            if capturing {
+                let after = match verdict {
+                    Verdict::Forward | Verdict::Delay(_) => Some(&buf[..n]),
+                    Verdict::Reply(len) => {
+                        let out = w.out();
+                        Some(&out[..len.min(out.len())])
+                    }
+                    Verdict::Drop(_) => None,
+                };
+                self.capture.record(&before, after, &verdict);
+            }
             let res = match verdict {
                 Verdict::Forward => dev.send(&buf[..n]),
                 Verdict::Reply(len) => {
@@ -280,17 +293,6 @@ impl DataPlane {
                     Ok(0)
                 }
             };
-            if capturing {
-                let after = match verdict {
-                    Verdict::Forward | Verdict::Delay(_) => Some(&buf[..n]),
-                    Verdict::Reply(len) => {
-                        let out = w.out();
-                        Some(&out[..len.min(out.len())])
-                    }
-                    Verdict::Drop(_) => None,
-                };
-                self.capture.record(&before, after, &verdict);
-            }
             if let Err(e) = res {
                 tracing::debug!("writing {TUN_NAME}: {e}");
             }
@@ -386,6 +388,17 @@ impl DataPlane {
                     s.total.as_millis()
                 )
                 .into(),
+            );
+        }
+        let (queued, sent, dropped) = (
+            self.delayer.queued(),
+            self.delayer.sent.load(Ordering::Relaxed),
+            self.delayer.dropped.load(Ordering::Relaxed),
+        );
+        if queued + sent as usize + dropped as usize > 0 {
+            m.insert(
+                "Fault delays".into(),
+                format!("{queued} queued, {sent} sent, {dropped} dropped (queue full)").into(),
             );
         }
         m.insert(

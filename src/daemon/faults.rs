@@ -243,7 +243,7 @@ impl Faults {
                     FaultSpec::Down | FaultSpec::Bandwidth { .. } => {}
                     FaultSpec::Delay { .. } | FaultSpec::Drop { .. } => {
                         return Err(FaultError::Invalid(format!(
-                            "{} on a pod's link needs the kernel's netem qdisc, which this kernel does not have (CONFIG_NET_SCH_NETEM is not set) and lab does not use; put it on the Service instead, where lab's NAT does it in user space: lab fault svc/NAME {}",
+                            "{} on a pod's link would need the kernel's netem qdisc, which lab does not use (many kernels, this project's test machine's among them, are built without CONFIG_NET_SCH_NETEM); put it on the Service, where lab's NAT does it in user space: lab fault svc/NAME {}",
                             f.describe(),
                             f.describe()
                         )));
@@ -391,18 +391,38 @@ impl Faults {
         Ok(lines)
     }
 
-    fn veth(&self, d: &Daemon, ns: &str, pod: &str) -> Result<String, FaultError> {
+    /// The pod's host-side veth, its IP and its netns.
+    fn veth(
+        &self,
+        d: &Daemon,
+        ns: &str,
+        pod: &str,
+    ) -> Result<(String, std::net::Ipv4Addr, String), FaultError> {
         let st = d.lock();
-        let ip = st
-            .store
-            .get(&Key::new(Kind::Pod, ns, pod))
+        let obj = st.store.get(&Key::new(Kind::Pod, ns, pod));
+        let ip = obj
             .and_then(super::state::pod_ip)
             .ok_or_else(|| FaultError::NotFound {
                 kind: "pod",
                 name: pod.to_string(),
                 namespace: ns.to_string(),
             })?;
-        Ok(crate::cluster::host_veth(ip))
+        let uid = obj.and_then(|o| o.meta().uid.clone()).unwrap_or_default();
+        Ok((
+            crate::cluster::host_veth(ip),
+            ip,
+            d.layout.pod_netns(ns, pod, &uid),
+        ))
+    }
+
+    /// Run `f` with a netlink handle inside the pod's netns.
+    async fn in_pod<F, Fut>(&self, netns: &str, f: F) -> crate::sys::net::Result<()>
+    where
+        F: FnOnce(NetnsHandle) -> Fut,
+        Fut: std::future::Future<Output = crate::sys::net::Result<()>>,
+    {
+        let h = NetnsHandle::open(netns).await?;
+        f(h).await
     }
 
     async fn apply_link(
@@ -412,11 +432,20 @@ impl Faults {
         pod: &str,
         f: &FaultSpec,
     ) -> Result<(), FaultError> {
-        let veth = self.veth(d, ns, pod)?;
+        let (veth, _, netns) = self.veth(d, ns, pod)?;
         let r = match f {
             FaultSpec::Down => self.node.set_link_down(&veth).await,
+            // Both ways: towards the pod on the host side of its veth, from
+            // the pod on its eth0.
             FaultSpec::Bandwidth { bits_per_second } => {
-                self.node.set_tbf(&veth, *bits_per_second).await
+                let bps = *bits_per_second;
+                match self.node.set_tbf(&veth, bps).await {
+                    Ok(()) => {
+                        self.in_pod(&netns, |h| async move { h.set_tbf("eth0", bps).await })
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
             }
             _ => return Ok(()),
         };
@@ -431,12 +460,32 @@ impl Faults {
         f: &FaultSpec,
     ) -> Result<(), FaultError> {
         // A pod that is gone took its veth with it.
-        let Ok(veth) = self.veth(d, ns, pod) else {
+        let Ok((veth, ip, netns)) = self.veth(d, ns, pod) else {
             return Ok(());
         };
         let r = match f {
-            FaultSpec::Down => self.node.set_link_up(&veth).await,
-            FaultSpec::Bandwidth { .. } => self.node.del_root_qdisc(&veth).await.map(|_| ()),
+            // Taking a link down removed its routes: put the pod's /32 back.
+            FaultSpec::Down => match self.node.set_link_up(&veth).await {
+                Ok(()) => {
+                    self.node
+                        .add_route_dev(
+                            ipnetwork::Ipv4Network::from(ip),
+                            &veth,
+                            crate::sys::net::TABLE_MAIN,
+                        )
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+            FaultSpec::Bandwidth { .. } => match self.node.del_root_qdisc(&veth).await {
+                Ok(_) => {
+                    self.in_pod(&netns, |h| async move {
+                        h.del_root_qdisc("eth0").await.map(|_| ())
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            },
             _ => return Ok(()),
         };
         r.map_err(|e| FaultError::Link(format!("pod {pod}: {e}")))
@@ -563,17 +612,32 @@ impl Delayer {
             }
             if !due.is_empty() {
                 drop(q);
-                let fd = lock(&self.fd);
+                let mut fd = lock(&self.fd);
                 for w in &due {
+                    if capture.active() {
+                        capture.departed(&w.pkt, now.duration_since(w.queued));
+                    }
                     let ok = match fd.as_ref() {
-                        Some(fd) => nix::unistd::write(fd.as_fd(), &w.pkt).is_ok(),
+                        Some(f) => match nix::unistd::write(f.as_fd(), &w.pkt) {
+                            Ok(_) => true,
+                            Err(e) => {
+                                // The queue behind it died: the next queue
+                                // run offers a new descriptor.
+                                if matches!(
+                                    e,
+                                    nix::errno::Errno::EBADF
+                                        | nix::errno::Errno::EBADFD
+                                        | nix::errno::Errno::ENODEV
+                                ) {
+                                    *fd = None;
+                                }
+                                false
+                            }
+                        },
                         None => false,
                     };
                     if ok {
                         self.sent.fetch_add(1, Ordering::Relaxed);
-                        if capture.active() {
-                            capture.departed(&w.pkt, now.duration_since(w.queued));
-                        }
                     } else {
                         self.dropped.fetch_add(1, Ordering::Relaxed);
                     }
@@ -594,12 +658,6 @@ impl Delayer {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
-    }
-
-    /// Forget the descriptor (its queue died); the next queue run offers
-    /// a new one.
-    pub fn reset_fd(&self) {
-        *lock(&self.fd) = None;
     }
 }
 
@@ -625,7 +683,14 @@ mod tests {
         assert!(d.push(Duration::from_millis(30), &[2]));
         assert!(d.push(Duration::from_millis(10), &[1]));
         let q = lock(&d.q);
-        let order: Vec<u8> = q.heap.clone().into_sorted_vec().iter().rev().map(|w| w.pkt[0]).collect();
+        let order: Vec<u8> = q
+            .heap
+            .clone()
+            .into_sorted_vec()
+            .iter()
+            .rev()
+            .map(|w| w.pkt[0])
+            .collect();
         assert_eq!(order, [1, 2]);
         drop(q);
         let big = vec![0u8; DELAY_MAX_BYTES];

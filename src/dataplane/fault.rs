@@ -303,11 +303,9 @@ mod tests {
         assert_eq!(mark, MARK_DROP);
         // Replies are never dropped by --drop.
         let mut m2 = 0;
-        assert!(
-            (0..1000)
-                .all(|_| decide(&pf, &mut rng, Duration::ZERO, false, &mut m2, ip, 100)
-                    == Action::Pass)
-        );
+        assert!((0..1000).all(
+            |_| decide(&pf, &mut rng, Duration::ZERO, false, &mut m2, ip, 100) == Action::Pass
+        ));
     }
 
     #[test]
@@ -328,9 +326,7 @@ mod tests {
                 Ipv4Addr::LOCALHOST,
                 1,
             );
-            let Action::Delay(d) = a else {
-                panic!("{a:?}")
-            };
+            let Action::Delay(d) = a else { panic!("{a:?}") };
             assert!(d >= Duration::from_millis(80) && d <= Duration::from_millis(120));
         }
         assert_eq!(marker_names(mark), ["delay"]);
@@ -358,7 +354,10 @@ mod tests {
             decide(&pf, &mut rng, Duration::ZERO, true, &mut m, other, 1),
             Action::Reset
         );
-        assert_eq!(marker_names(MARK_BLACKHOLE | MARK_RESET), ["blackhole", "reset"]);
+        assert_eq!(
+            marker_names(MARK_BLACKHOLE | MARK_RESET),
+            ["blackhole", "reset"]
+        );
     }
 
     #[test]

@@ -776,7 +776,14 @@ impl Nat {
     /// A reset flow's client packet (still as the client sent it): answer
     /// with a TCP RST from the VIP (UDP: ICMP port unreachable) into `out`;
     /// the packet itself goes nowhere.
-    fn fault_reset(&mut self, pkt: &[u8], l: &L4, out: &mut [u8], port: u32, service: u32) -> Verdict {
+    fn fault_reset(
+        &mut self,
+        pkt: &[u8],
+        l: &L4,
+        out: &mut [u8],
+        port: u32,
+        service: u32,
+    ) -> Verdict {
         self.counters.count_drop(DropReason::Fault);
         if l.udp {
             return self.reject(pkt, l.ihl, out, Some(port), Some(service));
