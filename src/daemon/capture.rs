@@ -163,6 +163,9 @@ pub fn describe(before: &[u8], after: Option<&[u8]>, verdict: &Verdict) -> Strin
             d.as_secs_f64() * 1000.0,
             after.map(rewrite).unwrap_or_default()
         ),
+        Verdict::Drop(crate::dataplane::DropReason::Fault) => {
+            "dropped by an injected fault (lab fault list)".to_string()
+        }
         Verdict::Drop(r) => format!("dropped: {r}"),
         Verdict::Reply(_) => {
             let what = after
@@ -519,7 +522,11 @@ mod tests {
         let mut pkts = Vec::new();
         while let Some(b) = r.next_block() {
             if let pcap_file::pcapng::Block::EnhancedPacket(p) = b.unwrap() {
-                pkts.push((p.interface_id, p.data.to_vec(), p.options.clone()));
+                let comment = p.options.iter().find_map(|o| match o {
+                    EnhancedPacketOption::Comment(c) => Some(c.to_string()),
+                    _ => None,
+                });
+                pkts.push((p.interface_id, p.data.to_vec(), comment));
             }
         }
         assert_eq!(pkts.len(), 2);
@@ -527,10 +534,10 @@ mod tests {
         assert_eq!(&pkts[0].1[16..20], &[10, 96, 0, 20]);
         assert_eq!(pkts[1].0, IF_OUT);
         assert_eq!(&pkts[1].1[16..20], &[10, 244, 0, 7]);
-        let EnhancedPacketOption::Comment(c) = &pkts[1].2[0] else {
-            panic!()
-        };
-        assert_eq!(c, "nat: rewritten: dst 10.96.0.20:53 -> 10.244.0.7:5353");
+        assert_eq!(
+            pkts[1].2.as_deref(),
+            Some("nat: rewritten: dst 10.96.0.20:53 -> 10.244.0.7:5353")
+        );
     }
 }
 

@@ -784,10 +784,10 @@ impl Nat {
         port: u32,
         service: u32,
     ) -> Verdict {
-        self.counters.count_drop(DropReason::Fault);
         if l.udp {
             return self.reject(pkt, l.ihl, out, Some(port), Some(service));
         }
+        self.counters.count_drop(DropReason::Fault);
         self.with_counters(Some(port), Some(service), |c| c.drops += 1);
         let ihl = l.ihl;
         let len = 40;
