@@ -184,6 +184,51 @@ impl Client {
     }
 }
 
+impl Client {
+    /// GET and copy the body to `out` chunk by chunk (each written whole)
+    /// until it ends, `stop` completes (Ctrl-C) or `limit` passes; returns
+    /// the bytes copied (for `lab capture`).
+    pub async fn stream_until<Q: Serialize>(
+        &self,
+        path: &str,
+        query: &Q,
+        out: &mut (dyn std::io::Write + Send),
+        stop: impl std::future::Future<Output = ()>,
+        limit: Option<std::time::Duration>,
+    ) -> Result<u64, ClientError> {
+        let q = query_string(query);
+        let resp = self
+            .send(Method::GET, &format!("{path}?{q}"), Vec::new())
+            .await?;
+        let mut body = resp.into_body();
+        let mut n = 0u64;
+        let deadline = async {
+            match limit {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(stop);
+        tokio::pin!(deadline);
+        loop {
+            let frame = tokio::select! {
+                f = body.frame() => f,
+                _ = &mut stop => break,
+                _ = &mut deadline => break,
+            };
+            let Some(frame) = frame else { break };
+            let frame = frame.map_err(|e| ClientError::Transport(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                out.write_all(data)
+                    .map_err(|e| ClientError::Transport(e.to_string()))?;
+                out.flush().ok();
+                n += data.len() as u64;
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Encode a flat struct as a query string (via its JSON form).
 pub fn query_string<Q: Serialize>(q: &Q) -> String {
     let v = serde_json::to_value(q).unwrap_or_default();

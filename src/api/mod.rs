@@ -12,10 +12,15 @@
 //! | GET | `/v1/exec` | [`PodRef`] | [`ExecTarget`] |
 //! | GET | `/v1/watch` | `?since=RV&timeout_ms=N` | [`WatchReply`] once the store passes RV |
 //! | POST | `/v1/shutdown` | | stops every pod, removes the node, exits |
+//! | GET | `/v1/capture` | [`CaptureQuery`] | pcapng, streamed |
+//! | POST | `/v1/faults` | [`fault::FaultRequest`] | [`Lines`] |
+//! | GET | `/v1/faults` | [`fault::FaultListQuery`] | [`fault::FaultList`] |
+//! | POST | `/v1/faults/clear` | [`fault::FaultClearRequest`] | [`Lines`] |
 //!
 //! Errors are `{"error": "...", "errors": [...]}` with a 4xx/5xx status.
 
 pub mod client;
+pub mod fault;
 
 use crate::model::parse::Document;
 
@@ -181,4 +186,18 @@ pub struct ApplyOutcome {
     /// kubectl-style lines: `deployment.apps/backend created`.
     pub results: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+/// `lab capture`: what to capture and when to stop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaptureQuery {
+    pub namespace: String,
+    /// `svc0`, `svc/NAME` or `pod/NAME`.
+    pub target: String,
+    /// Stop after this many packets (0 or absent: no limit).
+    #[serde(default)]
+    pub count: u64,
+    /// Stop after this long.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
 }

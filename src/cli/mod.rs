@@ -1,5 +1,6 @@
 //! The `lab` command line: kubectl's grammar over the daemon's API.
 
+mod observe;
 pub mod up;
 
 use crate::print;
@@ -192,6 +193,10 @@ pub enum Command {
     },
     /// Show the cluster: daemon, CIDRs, counts, data plane.
     Status,
+    /// Capture packets as pcapng: svc0 (before and after lab's NAT), svc/NAME or pod/NAME.
+    Capture(observe::CaptureArgs),
+    /// Inject faults: lab fault svc/NAME --delay 100ms | --drop 10% | --reset 5% | --blackhole pod/NAME | --bandwidth 1mbit; pod/NAME --down; lab fault list; lab fault clear [TARGET].
+    Fault(observe::FaultArgs),
     /// Print the cluster's kubeconfig (for kubectl and client libraries).
     Kubeconfig,
     /// Run the cluster daemon in the foreground (used by `lab up`).
@@ -475,6 +480,8 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
             wait(&c, &args, &for_, selector, &timeout, &ns, all_namespaces).await
         }
         Command::Status => status(&c).await,
+        Command::Capture(a) => observe::capture(&c, a).await,
+        Command::Fault(a) => observe::fault(&c, a).await,
         Command::Daemon { .. }
         | Command::Shim { .. }
         | Command::Agnhost { .. }

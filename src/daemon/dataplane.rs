@@ -11,7 +11,7 @@ use crate::cluster::ClusterConfig;
 use crate::dataplane::{self as dp, Sharded, SnapshotStats, Verdict};
 use crate::sys;
 use std::collections::{HashMap, HashSet};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,6 +49,10 @@ pub struct DataPlane {
     /// Serialises snapshot writers (the thread and a final save).
     save_lock: Mutex<()>,
     pub queues: usize,
+    /// Running `lab capture`s of svc0 (one atomic flag when none).
+    pub capture: Arc<super::capture::Hub>,
+    /// Packets held back by injected delays (`lab fault --delay`).
+    pub delayer: Arc<super::faults::Delayer>,
 }
 
 /// Why a queue's run ended.
@@ -92,6 +96,8 @@ impl DataPlane {
             last_snapshot: Mutex::new(None),
             save_lock: Mutex::new(()),
             queues: devs.len(),
+            capture: Arc::new(super::capture::Hub::default()),
+            delayer: Arc::new(super::faults::Delayer::default()),
         });
         let mut threads = Vec::new();
         for (i, dev) in devs.into_iter().enumerate() {
@@ -115,6 +121,13 @@ impl DataPlane {
             std::thread::Builder::new()
                 .name("svc0-snapshot".into())
                 .spawn(move || p.snapshotter())
+                .map_err(|e| e.to_string())?,
+        );
+        let p = plane.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("svc0-delay".into())
+                .spawn(move || p.delayer.run(&p.stop, &p.capture))
                 .map_err(|e| e.to_string())?,
         );
         *plane.threads.lock().unwrap_or_else(|e| e.into_inner()) = threads;
@@ -223,9 +236,12 @@ impl DataPlane {
             return QueueEnd::Failed(format!("{TUN_NAME}: non-blocking mode: {e}"), false);
         }
         let fd = dev.as_raw_fd();
+        self.delayer.offer_fd(dev.as_fd());
         let mut w = self.core.worker();
         // Room for a 64 KiB GSO super-packet plus its virtio-net header.
         let mut buf = vec![0u8; 65_536 + 64];
+        // The packet as it arrived, kept while a capture runs.
+        let mut before: Vec<u8> = Vec::new();
         while !self.stopping() {
             let n = match dev.recv(&mut buf) {
                 Ok(n) => n,
@@ -246,7 +262,25 @@ impl DataPlane {
                     return QueueEnd::Failed(format!("reading {TUN_NAME}: {e}"), dead);
                 }
             };
+            let capturing = self.capture.active();
+            if capturing {
+                before.clear();
+                before.extend_from_slice(&buf[..n]);
+            }
             let verdict = self.core.process(&mut w, self.now(), &mut buf[..n]);
+            // Recorded before it is written, so a reply the kernel turns
+            // around at once cannot be recorded ahead of it.
+            if capturing {
+                let after = match verdict {
+                    Verdict::Forward | Verdict::Delay(_) => Some(&buf[..n]),
+                    Verdict::Reply(len) => {
+                        let out = w.out();
+                        Some(&out[..len.min(out.len())])
+                    }
+                    Verdict::Drop(_) => None,
+                };
+                self.capture.record(&before, after, &verdict);
+            }
             let res = match verdict {
                 Verdict::Forward => dev.send(&buf[..n]),
                 Verdict::Reply(len) => {
@@ -254,6 +288,10 @@ impl DataPlane {
                     dev.send(&out[..len.min(out.len())])
                 }
                 Verdict::Drop(_) => Ok(0),
+                Verdict::Delay(d) => {
+                    self.delayer.push(d, &buf[..n]);
+                    Ok(0)
+                }
             };
             if let Err(e) = res {
                 tracing::debug!("writing {TUN_NAME}: {e}");
@@ -352,11 +390,27 @@ impl DataPlane {
                 .into(),
             );
         }
+        let (queued, sent, dropped) = (
+            self.delayer.queued(),
+            self.delayer.sent.load(Ordering::Relaxed),
+            self.delayer.dropped.load(Ordering::Relaxed),
+        );
+        if queued + sent as usize + dropped as usize > 0 {
+            m.insert(
+                "Fault delays".into(),
+                format!("{queued} queued, {sent} sent, {dropped} dropped (queue full)").into(),
+            );
+        }
         m.insert(
             "Counters".into(),
             serde_json::to_value(self.core.counters()).unwrap_or_default(),
         );
         m
+    }
+
+    /// Install the injected faults' rules (`lab fault`).
+    pub fn set_faults(&self, rules: Vec<dp::fault::FaultRule>) {
+        self.core.set_faults(rules);
     }
 
     /// Per-service counters (`ns/name` → counter → value).

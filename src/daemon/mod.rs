@@ -1,6 +1,8 @@
 //! The cluster daemon.
 
+pub(crate) mod capture;
 pub mod dataplane;
+pub(crate) mod faults;
 pub(crate) mod kube;
 pub(crate) mod lifecycle;
 pub mod podspec;

@@ -58,6 +58,8 @@ pub struct Daemon {
     pub(crate) routing: super::routing::ServiceRouting,
     /// Pod sandboxes on the machine (netns, network, files, shim).
     lifecycle: lifecycle::Lifecycle,
+    /// Injected faults (`lab fault`), saved beside the state.
+    pub faults: super::faults::Faults,
     /// Serialises saves; the resource version last saved.
     persist_lock: Mutex<Option<u64>>,
     host_resolv: String,
@@ -335,6 +337,7 @@ impl Daemon {
         };
         self.routing.sync(&view.target_ports).await;
         self.dataplane.update(&self.cfg, view);
+        self.faults.refresh(self);
         if *self.rv.borrow() != rv {
             self.persist();
             self.rv.send_replace(rv);
@@ -868,6 +871,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     forget_dead_containers(&mut state, &layout);
     let rv = state.store.resource_version();
     let lab_exe = std::env::current_exe()?;
+    let faults = super::faults::Faults::load(layout.state_dir.join("faults.json"), netlink.clone());
     let lifecycle = lifecycle::Lifecycle::new(Arc::new(lifecycle::HostSys {
         node: netlink,
         lab_exe: lab_exe.clone(),
@@ -885,6 +889,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         dataplane,
         routing,
         lifecycle,
+        faults,
         persist_lock: Mutex::new(None),
         host_resolv: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     });
@@ -932,6 +937,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     daemon.reconcile().await;
+    daemon.faults.reapply_links(&daemon).await;
     let mut graceful = false;
     loop {
         tokio::select! {

@@ -80,6 +80,9 @@ pub async fn serve(listener: tokio::net::UnixListener, d: D, stop: mpsc::Sender<
         .route("/v1/exec", get(exec))
         .route("/v1/watch", get(watch_rv))
         .route("/v1/shutdown", post(shutdown))
+        .route("/v1/capture", get(capture))
+        .route("/v1/faults", get(fault_list).post(fault_set))
+        .route("/v1/faults/clear", post(fault_clear))
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(Ctx { d, stop });
     if let Err(e) = axum::serve(listener, app).await {
@@ -429,4 +432,65 @@ async fn shutdown(State(c): State<Ctx>) -> Json<Lines> {
     Json(Lines {
         lines: vec![format!("cluster {:?} is shutting down", c.d.cfg.name)],
     })
+}
+
+/// `lab capture`: a pcapng stream (see [`crate::daemon::capture`]).
+async fn capture(
+    State(c): State<Ctx>,
+    Query(q): Query<CaptureQuery>,
+) -> Result<Response, ApiError> {
+    use crate::daemon::capture::CaptureError;
+    crate::daemon::capture::start(c.d.clone(), q)
+        .await
+        .map_err(|e| match e {
+            CaptureError::NotFound { .. } => not_found(e.to_string()),
+            _ => bad(e.to_string()),
+        })
+}
+
+fn fault_error(e: crate::daemon::faults::FaultError) -> ApiError {
+    use crate::daemon::faults::FaultError;
+    match e {
+        FaultError::NotFound { .. } => not_found(e.to_string()),
+        FaultError::Invalid(_) => bad(e.to_string()),
+        _ => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), Vec::new()),
+    }
+}
+
+/// `lab fault TARGET --…`.
+async fn fault_set(
+    State(c): State<Ctx>,
+    Json(req): Json<fault::FaultRequest>,
+) -> Result<Json<Lines>, ApiError> {
+    let lines =
+        c.d.faults
+            .set(&c.d, &req.namespace, &req.target, req.port, req.faults)
+            .await
+            .map_err(fault_error)?;
+    Ok(Json(Lines { lines }))
+}
+
+/// `lab fault list`.
+async fn fault_list(
+    State(c): State<Ctx>,
+    Query(q): Query<fault::FaultListQuery>,
+) -> Json<fault::FaultList> {
+    let ns = (!q.all_namespaces).then_some(q.namespace.as_str());
+    Json(fault::FaultList {
+        items: c.d.faults.list_status(&c.d, ns),
+    })
+}
+
+/// `lab fault clear [TARGET]`.
+async fn fault_clear(
+    State(c): State<Ctx>,
+    Json(req): Json<fault::FaultClearRequest>,
+) -> Result<Json<Lines>, ApiError> {
+    let ns = (!req.all_namespaces).then_some(req.namespace.as_str());
+    let lines =
+        c.d.faults
+            .clear(&c.d, ns, req.target.as_deref())
+            .await
+            .map_err(fault_error)?;
+    Ok(Json(Lines { lines }))
 }

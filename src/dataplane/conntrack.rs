@@ -212,6 +212,9 @@ pub struct Flow {
     /// A packet came back from the backend.
     pub replied: bool,
     pub expires: Duration,
+    /// Which injected faults acted on this flow (bits of
+    /// [`super::fault`]'s `MARK_*`; names: [`super::fault::marker_names`]).
+    pub fault: u8,
 }
 
 impl Flow {
@@ -516,6 +519,7 @@ mod tests {
             fin_reply: false,
             replied: established,
             expires: Duration::from_secs(expires),
+            fault: 0,
         }
     }
 

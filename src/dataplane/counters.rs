@@ -31,10 +31,13 @@ pub enum DropReason {
     NoSnatPort,
     /// `out` is too small for the generated reply.
     ReplyBufferTooSmall,
+    /// Dropped by an injected fault (`lab fault`: drop, blackhole, a
+    /// shaper's full backlog, a reset flow's replies).
+    Fault,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::Malformed,
@@ -46,6 +49,7 @@ impl DropReason {
         DropReason::StrayRst,
         DropReason::NoSnatPort,
         DropReason::ReplyBufferTooSmall,
+        DropReason::Fault,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +65,7 @@ impl DropReason {
             DropReason::StrayRst => "stray_rst",
             DropReason::NoSnatPort => "no_snat_port",
             DropReason::ReplyBufferTooSmall => "reply_buffer_too_small",
+            DropReason::Fault => "fault",
         }
     }
 }
@@ -108,6 +113,7 @@ pub struct Counters {
     pub drop_stray_rst: u64,
     pub drop_no_snat_port: u64,
     pub drop_reply_buffer_too_small: u64,
+    pub drop_fault: u64,
 }
 
 impl Counters {
@@ -124,6 +130,7 @@ impl Counters {
             DropReason::StrayRst => &mut self.drop_stray_rst,
             DropReason::NoSnatPort => &mut self.drop_no_snat_port,
             DropReason::ReplyBufferTooSmall => &mut self.drop_reply_buffer_too_small,
+            DropReason::Fault => &mut self.drop_fault,
         }
     }
 
@@ -145,6 +152,7 @@ impl Counters {
             DropReason::StrayRst => self.drop_stray_rst,
             DropReason::NoSnatPort => self.drop_no_snat_port,
             DropReason::ReplyBufferTooSmall => self.drop_reply_buffer_too_small,
+            DropReason::Fault => self.drop_fault,
         }
     }
 

@@ -12,6 +12,8 @@
 //!   states with nf_conntrack's timeouts).
 //! - [`affinity`]: `sessionAffinity: ClientIP`.
 //! - [`counters`]: global, per-service-port and per-service counters.
+//! - [`fault`]: injected faults (`lab fault svc/…`), decided per flow and
+//!   per packet.
 //! - [`nat`]: [`Nat::process`] and friends.
 //! - [`shard`]: [`Sharded`], the NAT split by client (address, port) so
 //!   several queues run without a global lock.
@@ -21,6 +23,7 @@ pub mod affinity;
 pub mod checksum;
 pub mod conntrack;
 pub mod counters;
+pub mod fault;
 pub mod nat;
 pub mod shard;
 pub mod snapshot;

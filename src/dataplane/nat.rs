@@ -38,6 +38,7 @@ use super::affinity::{AffinityKey, SharedAffinity};
 use super::checksum;
 use super::conntrack::{ACK, Dir, Flow, RST, SYN, TCP, Table, TcpState, Tuple, UDP};
 use super::counters::{Counters, DropReason, ServiceCounters};
+use super::fault::{self, Action};
 use super::shard;
 pub use super::snapshot::RestoreError;
 use super::snapshot::{self as snap, SavedFlow};
@@ -72,6 +73,9 @@ pub enum Verdict {
     /// and drop the original.
     Reply(usize),
     Drop(DropReason),
+    /// Write `buf` (rewritten as for `Forward`) after this long: an injected
+    /// delay or a shaper's queue (`lab fault`, [`super::fault`]).
+    Delay(Duration),
 }
 
 /// Where the L4 checksum is and how to update it.
@@ -463,6 +467,7 @@ impl Nat {
             fin_reply: s.fin_reply,
             replied: s.replied,
             expires: Duration::ZERO,
+            fault: 0,
         };
         f.expires = now + s.left.min(f.timeout());
         self.grow(s.port as usize + 1, s.service as usize + 1);
@@ -697,13 +702,14 @@ impl Nat {
             None => None,
         };
         match found {
-            Some((i, dir)) => self.translate(now, pkt, &l, i, dir, flags),
+            Some((i, dir)) => self.translate(now, pkt, &l, i, dir, flags, out),
             None if to_svc => self.new_flow(now, pkt, &l, t, flags, out),
             None => self.unchanged(),
         }
     }
 
-    /// Rewrite a packet of an existing flow.
+    /// Rewrite a packet of an existing flow (applying injected faults).
+    #[allow(clippy::too_many_arguments)]
     fn translate(
         &mut self,
         now: Duration,
@@ -712,6 +718,7 @@ impl Nat {
         i: usize,
         dir: Dir,
         flags: u8,
+        out: &mut [u8],
     ) -> Verdict {
         let Some(f) = self.flows.get_mut(i) else {
             return self.unchanged();
@@ -721,7 +728,25 @@ impl Nat {
             return self.drop_for(DropReason::BadVnetHeader, Some(p), Some(s));
         }
         f.track(dir, flags, now);
+        let mut action = Action::Pass;
+        if let Some(pf) = self.compiled.faults.as_ref().and_then(|t| t.get(f.port)) {
+            let backend = f.reply.src;
+            action = fault::decide(
+                pf,
+                &mut self.rng,
+                now,
+                dir == Dir::Orig,
+                &mut f.fault,
+                backend,
+                l.bytes,
+            );
+        }
         let f = *f;
+        match action {
+            Action::Pass | Action::Delay(_) => {}
+            Action::Drop => return self.drop_for(DropReason::Fault, Some(f.port), Some(f.service)),
+            Action::Reset => return self.fault_reset(pkt, l, out, f.port, f.service),
+        }
         match dir {
             Dir::Orig => {
                 set_endpoint(pkt, l, 16, f.reply.src, l.ihl + 2, f.reply.sport);
@@ -742,7 +767,66 @@ impl Nat {
             c.packets += segs;
             c.bytes += bytes;
         });
-        Verdict::Forward
+        match action {
+            Action::Delay(d) => Verdict::Delay(d),
+            _ => Verdict::Forward,
+        }
+    }
+
+    /// A reset flow's client packet (still as the client sent it): answer
+    /// with a TCP RST from the VIP (UDP: ICMP port unreachable) into `out`;
+    /// the packet itself goes nowhere.
+    fn fault_reset(
+        &mut self,
+        pkt: &[u8],
+        l: &L4,
+        out: &mut [u8],
+        port: u32,
+        service: u32,
+    ) -> Verdict {
+        if l.udp {
+            return self.reject(pkt, l.ihl, out, Some(port), Some(service));
+        }
+        self.counters.count_drop(DropReason::Fault);
+        self.with_counters(Some(port), Some(service), |c| c.drops += 1);
+        let ihl = l.ihl;
+        let len = 40;
+        let Some(o) = out.get_mut(..vnet::LEN + len) else {
+            return self.drop_for(DropReason::ReplyBufferTooSmall, Some(port), Some(service));
+        };
+        let tcp = &pkt[ihl..];
+        let flags = tcp[13];
+        let seq = rd32(tcp, 4);
+        let ack = rd32(tcp, 8);
+        let doff = usize::from(tcp[12] >> 4) * 4;
+        let payload = tcp.len().saturating_sub(doff) as u32;
+        let seglen = payload + u32::from(flags & SYN != 0) + u32::from(flags & 0x01 != 0);
+        VnetHdr::default().write(o);
+        let o = &mut o[vnet::LEN..];
+        o.fill(0);
+        o[0] = 0x45;
+        wr16(o, 2, len as u16);
+        o[8] = 64;
+        o[9] = TCP;
+        o[12..16].copy_from_slice(&pkt[16..20]); // from the VIP
+        o[16..20].copy_from_slice(&pkt[12..16]); // to the client
+        let c = checksum::checksum(&o[..20]);
+        wr16(o, 10, c);
+        o[20..22].copy_from_slice(&tcp[2..4]);
+        o[22..24].copy_from_slice(&tcp[0..2]);
+        if flags & ACK != 0 {
+            wr32(o, 24, ack);
+            o[33] = RST;
+        } else {
+            wr32(o, 28, seq.wrapping_add(seglen));
+            o[33] = RST | ACK;
+        }
+        o[32] = 5 << 4;
+        let (src, dst) = ([o[12], o[13], o[14], o[15]], [o[16], o[17], o[18], o[19]]);
+        let ph = checksum::pseudo_header(src, dst, TCP, 20);
+        let c = !checksum::fold(checksum::sum(&o[20..40], u32::from(ph)));
+        wr16(o, 36, c);
+        Verdict::Reply(vnet::LEN + len)
     }
 
     /// A free `dport` for `reply` (its other fields fixed), probing random
@@ -853,6 +937,11 @@ impl Nat {
         } else {
             TcpState::Established
         });
+        let fault = compiled
+            .faults
+            .as_ref()
+            .and_then(|ft| ft.get(meta.port))
+            .map_or(0, |pf| fault::on_new_flow(pf, &mut self.rng));
         let flow = Flow {
             orig: t,
             reply,
@@ -863,6 +952,7 @@ impl Nat {
             fin_reply: false,
             replied: false,
             expires: now,
+            fault,
         };
         let (i, evicted) = self.flows.insert(flow);
         if evicted.is_some() {
@@ -875,7 +965,7 @@ impl Nat {
         }
         self.counters.flows_created += 1;
         self.with_counters(mp, ms, |c| c.flows += 1);
-        self.translate(now, pkt, l, i, Dir::Orig, flags)
+        self.translate(now, pkt, l, i, Dir::Orig, flags, out)
     }
 
     /// ICMP port unreachable from the VIP to the client, quoting the original

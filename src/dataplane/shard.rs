@@ -16,6 +16,7 @@
 use super::affinity::SharedAffinity;
 use super::conntrack::{Flow, TCP, Tuple, UDP};
 use super::counters::{Counters, ServiceCounters};
+use super::fault::{FaultRule, FaultTable};
 use super::nat::{AFFINITY_SWEEP_BUDGET, Nat, RestoreError, Verdict, restore_affinity};
 use super::snapshot::{self as snap, SavedFlow};
 use super::table::{Compiled, Registry, ServiceTable};
@@ -186,6 +187,8 @@ pub struct Sharded {
     registry: Mutex<Registry>,
     current: Mutex<Arc<Compiled>>,
     generation: AtomicU64,
+    /// Injected faults, compiled into every published table.
+    faults: Mutex<Arc<Vec<FaultRule>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -213,6 +216,7 @@ impl Sharded {
             registry: Mutex::new(Registry::default()),
             current: Mutex::new(Arc::new(Compiled::default())),
             generation: AtomicU64::new(0),
+            faults: Mutex::new(Arc::new(Vec::new())),
         }
     }
 
@@ -224,10 +228,30 @@ impl Sharded {
     /// the caller's thread; queues pick it up by pointer on their next
     /// packet, shards on their next packet or expiry pass.
     pub fn set_table(&self, table: Arc<ServiceTable>) {
-        let c = lock(&self.registry).compile(table);
+        let mut reg = lock(&self.registry);
+        self.publish(&mut reg, table);
+    }
+
+    /// Compile `table` with the faults and publish it (the registry lock
+    /// held by the caller orders concurrent publishers).
+    fn publish(&self, reg: &mut Registry, table: Arc<ServiceTable>) {
+        let rules = Arc::clone(&lock(&self.faults));
+        let mut c = reg.compile(table);
+        if let Some(m) = Arc::get_mut(&mut c) {
+            m.faults = FaultTable::compile(&rules, m).map(Arc::new);
+        }
         let generation = c.generation;
         *lock(&self.current) = c;
         self.generation.store(generation, Ordering::Release);
+    }
+
+    /// Replace the injected faults (`lab fault`): the current service table
+    /// is republished with them compiled in.
+    pub fn set_faults(&self, rules: Vec<FaultRule>) {
+        let mut reg = lock(&self.registry);
+        *lock(&self.faults) = Arc::new(rules);
+        let table = Arc::clone(&self.current().table);
+        self.publish(&mut reg, table);
     }
 
     fn current(&self) -> Arc<Compiled> {

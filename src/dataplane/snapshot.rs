@@ -366,6 +366,7 @@ mod tests {
             fin_reply: false,
             replied: true,
             expires: now + Duration::from_millis(1234),
+            fault: 0,
         };
         let dead = Flow { expires: now, ..f };
         let s = Sticky {

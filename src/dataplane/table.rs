@@ -131,6 +131,9 @@ pub struct Compiled {
     pub vip_service: HashMap<Ipv4Addr, u32>,
     pub port_names: Arc<Vec<String>>,
     pub service_names: Arc<Vec<String>>,
+    /// Injected faults by port index (`lab fault`); `None` when there are
+    /// none, so the packet path tests one pointer.
+    pub faults: Option<Arc<super::fault::FaultTable>>,
 }
 
 impl Compiled {
@@ -201,6 +204,7 @@ impl Registry {
             vip_service,
             port_names: Arc::clone(&self.port_names),
             service_names: Arc::clone(&self.service_names),
+            faults: None,
         })
     }
 }

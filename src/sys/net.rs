@@ -360,6 +360,89 @@ impl NetnsHandle {
             .map_err(|e| self.err(format!("set link {name} up"), e))
     }
 
+    /// `ip link set NAME down` (`lab fault pod/NAME --down`).
+    pub async fn set_link_down(&self, name: &str) -> Result<()> {
+        validate_ifname(name)?;
+        self.handle
+            .link()
+            .change(LinkUnspec::new_with_name(name).down().build())
+            .execute()
+            .await
+            .map_err(|e| self.err(format!("set link {name} down"), e))
+    }
+
+    /// `tc qdisc replace dev NAME root tbf rate RATE burst … limit …`: a
+    /// token bucket on the link's egress (built as raw TCA_TBF_* attributes;
+    /// rtnetlink has no tbf type). Burst: 20 ms at the rate, at least 16 KB;
+    /// queue limit: 100 ms at the rate plus the burst.
+    pub async fn set_tbf(&self, name: &str, bits_per_second: u64) -> Result<()> {
+        use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption};
+        use rtnetlink::packet_core::{
+            DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+        };
+        let index = self.link_index(name).await?;
+        let bytes_per_s = (bits_per_second / 8).max(1);
+        let burst = (bytes_per_s / 50).max(16_000).min(u64::from(u32::MAX)) as u32;
+        let limit = (bytes_per_s / 10 + u64::from(burst)).min(u64::from(u32::MAX)) as u32;
+        // struct tc_tbf_qopt: rate (tc_ratespec, 12 bytes), peakrate (12),
+        // limit, buffer, mtu (u32 each); native byte order.
+        let mut parms = vec![0u8; 36];
+        parms[1] = 1; // rate.linklayer = TC_LINKLAYER_ETHERNET (no rate table)
+        let rate32 = bytes_per_s.min(u64::from(u32::MAX)) as u32;
+        parms[8..12].copy_from_slice(&rate32.to_ne_bytes());
+        parms[24..28].copy_from_slice(&limit.to_ne_bytes());
+        let mut options = vec![
+            TcOption::Other(DefaultNla::new(1, parms)), // TCA_TBF_PARMS
+            TcOption::Other(DefaultNla::new(6, burst.to_ne_bytes().to_vec())), // TCA_TBF_BURST
+        ];
+        if bytes_per_s > u64::from(u32::MAX) {
+            // TCA_TBF_RATE64
+            options.push(TcOption::Other(DefaultNla::new(
+                4,
+                bytes_per_s.to_ne_bytes().to_vec(),
+            )));
+        }
+        let mut msg = TcMessage::with_index(index as i32);
+        msg.header.parent = TcHandle::ROOT;
+        msg.header.handle = TcHandle { major: 1, minor: 0 };
+        msg.attributes.push(TcAttribute::Kind("tbf".to_string()));
+        msg.attributes.push(TcAttribute::Options(options));
+        let mut req = NetlinkMessage::from(
+            netlink_packet_route::RouteNetlinkMessage::NewQueueDiscipline(msg),
+        );
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+        let op = format!("add tbf qdisc on {name}");
+        let mut handle = self.handle.clone();
+        let mut resp = handle.request(req).map_err(|e| self.err(op.clone(), e))?;
+        use futures::StreamExt;
+        while let Some(m) = resp.next().await {
+            if let rtnetlink::packet_core::NetlinkPayload::Error(e) = m.payload
+                && e.code.is_some()
+            {
+                return Err(self.err(op, rtnetlink::Error::NetlinkError(e)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove the root qdisc of `name` (back to the default); Ok(false) if
+    /// it had none of its own.
+    pub async fn del_root_qdisc(&self, name: &str) -> Result<bool> {
+        use netlink_packet_route::tc::TcHandle;
+        let index = self.link_index(name).await?;
+        let mut req = self.handle.qdisc().del(index as i32);
+        req.message_mut().header.parent = TcHandle::ROOT;
+        match req.execute().await {
+            Ok(()) => Ok(true),
+            Err(rtnetlink::Error::NetlinkError(e))
+                if matches!(e.raw_code().abs(), libc::ENOENT | libc::EINVAL) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.err(format!("delete root qdisc of {name}"), e)),
+        }
+    }
+
     async fn set_index_up(&self, index: u32, name: &str) -> Result<()> {
         self.handle
             .link()

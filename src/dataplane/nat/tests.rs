@@ -1108,7 +1108,9 @@ fn check(n: &mut Nat, now: Duration, mut b: Vec<u8>, out_len: usize) -> Result<(
         Verdict::Forward if c.forwarded_unchanged > before.forwarded_unchanged => {
             prop_assert_eq!(&b, &orig)
         }
-        Verdict::Forward => prop_assert_eq!(c.translated, before.translated + 1),
+        Verdict::Forward | Verdict::Delay(_) => {
+            prop_assert_eq!(c.translated, before.translated + 1)
+        }
     }
     prop_assert!(n.flow_count() <= 32);
     Ok(())
@@ -1270,4 +1272,103 @@ mod sharded {
             }
         }
     }
+}
+
+// --- injected faults (lab fault) -------------------------------------------
+
+fn with_faults(n: &mut Nat, rules: &[fault::FaultRule]) {
+    let mut c = n.registry.compile(Arc::clone(&n.compiled.table));
+    if let Some(m) = Arc::get_mut(&mut c) {
+        m.faults = fault::FaultTable::compile(rules, m).map(Arc::new);
+    }
+    n.install(c);
+}
+
+fn rule(effect: fault::Effect) -> fault::FaultRule {
+    fault::FaultRule {
+        service: "default/web".into(),
+        port: None,
+        effect,
+    }
+}
+
+#[test]
+fn reset_answers_the_syn_with_a_rst_from_the_vip() {
+    let mut n = nat(vec![up(B1)]);
+    with_faults(&mut n, &[rule(fault::Effect::Reset { ppm: 1_000_000 })]);
+    let mut syn = packet(TCP, CLIENT, 40000, VIP, 80, SYN, &[]);
+    wr32(&mut syn[vnet::LEN..], 24, 1000); // seq
+    let (v, _, out) = run_at(&mut n, T0, syn);
+    assert!(matches!(v, Verdict::Reply(_)), "{v:?}");
+    assert_eq!(verify(&out), (VIP, 80, CLIENT, 40000));
+    let t = &out[vnet::LEN + 20..];
+    assert_eq!(t[13], RST | ACK);
+    assert_eq!(rd32(t, 8), 1001, "acknowledges the SYN");
+    let f = n.flows().next().copied().unwrap();
+    assert_eq!(fault::marker_names(f.fault), ["reset"]);
+    // UDP flows get a port unreachable instead.
+    let (v, _, out) = run_at(&mut n, T0, packet(UDP, CLIENT, 40001, VIP, 80, 0, b"x"));
+    assert!(matches!(v, Verdict::Reply(_)));
+    assert_eq!(out[vnet::LEN + 20], 3, "ICMP destination unreachable");
+    assert_eq!(n.counters().drops(DropReason::Fault), 1);
+    assert_eq!(n.counters().rejects, 1);
+}
+
+#[test]
+fn blackhole_drops_only_flows_to_that_backend_both_ways() {
+    let mut n = nat(vec![up(B1), up(B2)]);
+    with_faults(&mut n, &[rule(fault::Effect::Blackhole { ip: B1 })]);
+    let (mut to_b1, mut to_b2) = (0, 0);
+    for port in 40000..40040 {
+        let (v, b, _) = run_at(&mut n, T0, packet(TCP, CLIENT, port, VIP, 80, SYN, &[]));
+        match v {
+            Verdict::Drop(DropReason::Fault) => to_b1 += 1,
+            Verdict::Forward => {
+                assert_eq!(verify(&b).2, B2);
+                to_b2 += 1;
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+    assert!(to_b1 > 0 && to_b2 > 0, "{to_b1} / {to_b2}");
+    for f in n.flows() {
+        let hit = f.fault & fault::MARK_BLACKHOLE != 0;
+        assert_eq!(hit, f.backend().0 == B1);
+    }
+    // A reply from the blackholed backend is dropped too.
+    let f = *n.flows().find(|f| f.backend().0 == B1).unwrap();
+    let reply = packet(TCP, B1, 8080, CLIENT, f.orig.sport, SYN | ACK, &[]);
+    assert_eq!(run_at(&mut n, T0, reply).0, Verdict::Drop(DropReason::Fault));
+}
+
+#[test]
+fn delay_holds_rewritten_requests_and_lets_replies_pass() {
+    let mut n = nat(vec![up(B1)]);
+    let d = Duration::from_millis(100);
+    with_faults(
+        &mut n,
+        &[rule(fault::Effect::Delay {
+            base: d,
+            jitter: Duration::ZERO,
+        })],
+    );
+    let (v, b, _) = run_at(&mut n, T0, packet(TCP, CLIENT, 40000, VIP, 80, SYN, &[]));
+    assert_eq!(v, Verdict::Delay(d));
+    assert_eq!(verify(&b), (CLIENT, 40000, B1, 8080), "rewritten before it waits");
+    let (v, b, _) = run_at(
+        &mut n,
+        T0,
+        packet(TCP, B1, 8080, CLIENT, 40000, SYN | ACK, &[]),
+    );
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(verify(&b), (VIP, 80, CLIENT, 40000));
+    // Another service is untouched, and so are flows without faults.
+    let (v, _, _) = run_at(&mut n, T0, packet(TCP, CLIENT, 40001, VIP2, 80, SYN, &[]));
+    assert_eq!(v, Verdict::Forward);
+    let other = n.flows().find(|f| f.orig.dst == VIP2).unwrap();
+    assert_eq!(other.fault, 0);
+    // Clearing the faults restores plain forwarding.
+    with_faults(&mut n, &[]);
+    let (v, _, _) = run_at(&mut n, T0, packet(TCP, CLIENT, 40000, VIP, 80, ACK, &[]));
+    assert_eq!(v, Verdict::Forward);
 }
