@@ -28,7 +28,9 @@ pub(crate) mod sys {
     pub mod net;
     pub mod netns;
     pub mod pidfd;
+    pub mod podexec;
     pub mod process;
+    pub mod pty;
     pub mod ready;
     pub mod security;
     pub mod tun;
