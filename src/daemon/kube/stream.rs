@@ -216,6 +216,14 @@ pub fn exit_status(result: &Result<i32, String>) -> serde_json::Value {
     }
 }
 
+/// A resize message's `{"Width":…,"Height":…}` (both non-zero).
+pub fn parse_size(json: &[u8]) -> Option<(u16, u16)> {
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let w = u16::try_from(v["Width"].as_u64()?).ok()?;
+    let h = u16::try_from(v["Height"].as_u64()?).ok()?;
+    (w > 0 && h > 0).then_some((w, h))
+}
+
 fn frame(channel: u8, data: &[u8]) -> Message {
     let mut v = Vec::with_capacity(data.len() + 1);
     v.push(channel);
@@ -270,6 +278,7 @@ fn spawn_command(
     t: &crate::api::ExecTarget,
     argv: &[String],
     o: &Options,
+    size: Option<(u16, u16)>,
 ) -> std::io::Result<Spawned> {
     let wd = t.working_dir.as_deref().map(std::path::Path::new);
     let target = podexec::Target {
@@ -282,7 +291,7 @@ fn spawn_command(
         security: &t.security,
     };
     if o.tty {
-        let p = pty::open(None)?;
+        let p = pty::open(size)?;
         let master = Arc::new(AsyncFdIo::new(p.master)?);
         let process = podexec::spawn(&target, argv, podexec::Stdio::Tty(p.slave))?;
         return Ok(Spawned {
@@ -342,7 +351,31 @@ async fn exec_session(
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel::<Message>(64);
     let writer = tokio::spawn(writer(sink, rx));
-    let spawned = match spawn_command(&target, &argv, &o) {
+    // kubectl sends the terminal's size first: start the command on a
+    // terminal of that size (waiting briefly; input read meanwhile is kept).
+    let mut pending: Vec<axum::body::Bytes> = Vec::new();
+    let mut size = None;
+    if o.tty {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        while size.is_none() {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => match b.split_first() {
+                    Some((&RESIZE, rest)) => size = parse_size(rest),
+                    _ => pending.push(b),
+                },
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => {
+                    drop(tx);
+                    let _ = writer.await;
+                    return;
+                }
+                Ok(Some(Ok(_))) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    let mut stream =
+        futures::stream::iter(pending.into_iter().map(|b| Ok(Message::Binary(b)))).chain(stream);
+    let spawned = match spawn_command(&target, &argv, &o, size) {
         Ok(s) => s,
         Err(e) => {
             let st = exit_status(&Err(e.to_string()));
@@ -386,23 +419,13 @@ async fn exec_session(
                     }
                 }
                 RESIZE => {
-                    if let (Some(t), Ok(size)) =
-                        (&terminal, serde_json::from_slice::<serde_json::Value>(rest))
-                    {
-                        let w = size["Width"].as_u64().unwrap_or(0).min(u16::MAX as u64);
-                        let h = size["Height"].as_u64().unwrap_or(0).min(u16::MAX as u64);
-                        if w > 0 && h > 0 {
-                            let _ = pty::set_size(t.fd(), w as u16, h as u16);
-                        }
+                    if let (Some(t), Some((w, h))) = (&terminal, parse_size(rest)) {
+                        let _ = pty::set_size(t.fd(), w, h);
                     }
                 }
-                CLOSE if v5 => {
-                    if rest.first() == Some(&STDIN) {
-                        // EOF for the command's stdin (a pipe's write end
-                        // closes here; a terminal stays open for output).
-                        stdin = None;
-                    }
-                }
+                // EOF for the command's stdin (a pipe's write end closes
+                // here; a terminal stays open for output).
+                CLOSE if v5 && rest.first() == Some(&STDIN) => stdin = None,
                 _ => {}
             }
         }
@@ -557,7 +580,7 @@ async fn attach_session(
             file = tokio::fs::File::open(&path).await.ok();
         }
         checks += 1;
-        if checks % 5 == 0 {
+        if checks.is_multiple_of(5) {
             // The run is over when the container's process changed or the
             // pod stopped running.
             let now = k.d.exec_target(&ns, &name, Some(&target.container));
@@ -592,6 +615,13 @@ mod tests {
         assert_eq!(o.command, vec!["sh", "-c", "echo a&b"]);
         assert_eq!(o.container.as_deref(), Some("c1"));
         assert!(o.stdin && o.stdout && !o.stderr && !o.tty);
+    }
+
+    #[test]
+    fn resize_messages_parse() {
+        assert_eq!(parse_size(br#"{"Width":120,"Height":40}"#), Some((120, 40)));
+        assert_eq!(parse_size(br#"{"Width":0,"Height":40}"#), None);
+        assert_eq!(parse_size(b"junk"), None);
     }
 
     #[test]
