@@ -29,6 +29,9 @@ use tokio::sync::{mpsc, oneshot};
 
 pub const PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
 
+/// Forwarded connections open at once per session.
+const MAX_CONNECTIONS: usize = 1024;
+
 /// How long a connection attempt inside the pod may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -166,6 +169,11 @@ async fn session(k: Arc<Kube>, socket: WebSocket, ns: String, name: String, shim
                     match headers.get("streamtype").map(String::as_str) {
                         Some("error") => {
                             errors.insert(request, id);
+                        }
+                        Some("data") if data.len() >= MAX_CONNECTIONS => {
+                            // Bounded: refuse a connection beyond the limit.
+                            errors.remove(&request);
+                            let _ = out.send(spdy::rst_stream(id, spdy::REFUSED_STREAM)).await;
                         }
                         Some("data") => {
                             let err_id = errors.remove(&request);

@@ -27,8 +27,9 @@ pub const PING: u16 = 6;
 pub const GOAWAY: u16 = 7;
 pub const HEADERS: u16 = 8;
 
-/// The RST_STREAM status used here.
+/// RST_STREAM statuses used here.
 pub const PROTOCOL_ERROR: u32 = 1;
+pub const REFUSED_STREAM: u32 = 3;
 
 /// The largest frame accepted (a data frame's length field allows 16 MiB;
 /// client-go writes at most 32 KiB at a time).
