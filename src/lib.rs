@@ -29,7 +29,9 @@ pub(crate) mod sys {
     pub mod netns;
     pub mod packet;
     pub mod pidfd;
+    pub mod podexec;
     pub mod process;
+    pub mod pty;
     pub mod ready;
     pub mod security;
     pub mod tun;

@@ -1,6 +1,7 @@
 //! The `lab` command line: kubectl's grammar over the daemon's API.
 
 mod observe;
+pub mod portforward;
 pub mod up;
 
 use crate::print;
@@ -159,6 +160,12 @@ pub enum Command {
         #[command(flatten)]
         ns: NsArgs,
     },
+    /// Forward local ports to a pod: pod/NAME, svc/NAME or deploy/NAME [LOCAL:]REMOTE…
+    ///
+    /// Listens on the host's 127.0.0.1 (--address) and makes each connection
+    /// inside the pod's network namespace. A Service forwards to one of its
+    /// ready pods at its targetPort. Ends on Ctrl-C, or when the pod goes away.
+    PortForward(portforward::PortForwardArgs),
     /// Set the replicas of a Deployment or ReplicaSet.
     Scale {
         /// deployment/NAME, or TYPE NAME
@@ -446,6 +453,7 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
             c.stream("/v1/logs", &q, &mut out).await?;
             Ok(0)
         }
+        Command::PortForward(args) => portforward::run(&c, args).await,
         Command::Scale { args, replicas, ns } => {
             let t = parse_targets(&args, false).map_err(|e| ClientError::Api(e, vec![]))?;
             for t in t {

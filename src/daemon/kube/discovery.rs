@@ -80,7 +80,13 @@ pub const RESOURCES: &[Info] = &[
         short: &["po"],
         categories: &["all"],
         verbs: RW,
-        subresources: &[("log", "Pod", &["get"]), ("status", "Pod", &["get"])],
+        subresources: &[
+            ("attach", "PodAttachOptions", &["create", "get"]),
+            ("exec", "PodExecOptions", &["create", "get"]),
+            ("log", "Pod", &["get"]),
+            ("portforward", "PodPortForwardOptions", &["create", "get"]),
+            ("status", "Pod", &["get"]),
+        ],
     },
     Info {
         res: Res::Obj(Kind::Service),

@@ -9,9 +9,12 @@ pub mod kubeconfig;
 pub mod openapi;
 pub mod paging;
 pub mod patch;
+pub mod portforward;
 pub mod resources;
 pub mod select;
+pub mod spdy;
 pub mod status;
+pub mod stream;
 pub mod table;
 pub mod tls;
 pub mod watch;
@@ -74,7 +77,9 @@ async fn serve(k: Arc<Kube>, listener: tokio::net::TcpListener, config: Arc<rust
             }
         })
     });
-    let app = axum::Router::new().fallback(dispatch).with_state(k);
+    let app = stream::routes(axum::Router::new())
+        .fallback(dispatch)
+        .with_state(k);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     loop {
         let (tcp, _) = match listener.accept().await {
@@ -111,6 +116,7 @@ async fn serve(k: Arc<Kube>, listener: tokio::net::TcpListener, config: Arc<rust
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .with_upgrades()
                 .await;
         });
     }

@@ -1,0 +1,326 @@
+//! `pods/portforward` as kubectl ≥ 1.30 speaks it: a WebSocket with the
+//! subprotocol `SPDY/3.1+portforward.k8s.io` whose binary messages carry a
+//! SPDY/3.1 connection as a byte stream (client-go's tunneling dialer). In
+//! it, kubectl opens two streams per local connection, both with headers
+//! `streamtype` (`error` / `data`), `port` and `requestid`: the data
+//! stream carries the bytes, the error stream (written by the server only)
+//! carries an error message, if any, and ends when the connection is done.
+//!
+//! Each data stream becomes a TCP connection to `127.0.0.1:<port>` made
+//! inside the pod's network namespace (as the kubelet dials localhost in
+//! the sandbox), from a thread that entered it. The session ends when the
+//! client leaves or the pod goes away (then the WebSocket closes, and
+//! kubectl reports that it lost the connection to the pod).
+
+use super::Kube;
+use super::spdy::{self, Frame};
+use super::status::{self, KubeError};
+use super::stream::not_websocket;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+pub const PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+
+/// Forwarded connections open at once per session.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// How long a connection attempt inside the pod may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn handler(
+    State(k): State<Arc<Kube>>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    match start(k, ns, name, &headers, ws) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn start(
+    k: Arc<Kube>,
+    ns: String,
+    name: String,
+    headers: &HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, KubeError> {
+    let Ok(ws) = ws else {
+        return Err(not_websocket(headers, "portforward", PROTOCOL));
+    };
+    let target = k.d.exec_target(&ns, &name, None).map_err(|e| {
+        if e.contains("not found") {
+            status::not_found("pods", "", &name)
+        } else {
+            status::bad_request(e)
+        }
+    })?;
+    let offered: Vec<String> = ws
+        .requested_protocols()
+        .filter_map(|v| v.to_str().ok().map(String::from))
+        .collect();
+    let ws = ws.protocols([PROTOCOL]);
+    if ws.selected_protocol().is_none() {
+        return Err(status::bad_request(format!(
+            "no supported WebSocket subprotocol: the client offered {offered:?}; lab serves \
+             pods/portforward as {PROTOCOL} (kubectl 1.30 and later)"
+        )));
+    }
+    tracing::info!(namespace = %ns, pod = %name, "port-forward");
+    Ok(ws.on_upgrade(move |socket| async move {
+        session(k, socket, ns, name, target.shim_pid).await;
+    }))
+}
+
+struct DataStream {
+    to_pod: Option<mpsc::Sender<Vec<u8>>>,
+    cancel: Option<oneshot::Sender<()>>,
+}
+
+async fn session(k: Arc<Kube>, socket: WebSocket, ns: String, name: String, shim_pid: u32) {
+    let (mut sink, mut source) = socket.split();
+    let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
+    let (close_tx, mut close_rx) = oneshot::channel::<()>();
+    let writer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                f = out_rx.recv() => match f {
+                    Some(f) => {
+                        if sink.send(Message::Binary(f.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => break,
+                },
+                _ = &mut close_rx => break,
+            }
+        }
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: 1000,
+                reason: "".into(),
+            })))
+            .await;
+        let _ = sink.close().await;
+    });
+    let netns_path = format!("/proc/{shim_pid}/ns/net");
+    let netns = match crate::sys::netns::NetnsThread::spawn_async(&netns_path).await {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            tracing::warn!(namespace = %ns, pod = %name, error = %e, "port-forward: entering the pod's netns");
+            drop(out);
+            let _ = writer.await;
+            return;
+        }
+    };
+    let mut buf: Vec<u8> = Vec::new();
+    let mut inflater = spdy::Inflater::new();
+    let mut deflater = spdy::Deflater::default();
+    let mut errors: HashMap<String, u32> = HashMap::new();
+    let mut data: HashMap<u32, DataStream> = HashMap::new();
+    let mut conns = tokio::task::JoinSet::new();
+    let mut alive = tokio::time::interval(Duration::from_millis(500));
+    let why = 'session: loop {
+        let msg = tokio::select! {
+            m = source.next() => m,
+            _ = alive.tick() => {
+                let same = k
+                    .d
+                    .exec_target(&ns, &name, None)
+                    .is_ok_and(|t| t.shim_pid == shim_pid);
+                if !same {
+                    break 'session "the pod is gone";
+                }
+                continue;
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let bytes = match msg {
+            Some(Ok(Message::Binary(b))) => b,
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break "the client left",
+            Some(Ok(_)) => continue,
+        };
+        if buf.len() + bytes.len() > spdy::MAX_FRAME + 8 {
+            break "frame too large";
+        }
+        buf.extend_from_slice(&bytes);
+        loop {
+            let frame = match spdy::next_frame(&mut buf, &mut inflater) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, pod = %name, error = %e, "port-forward: bad SPDY frame");
+                    break 'session "protocol error";
+                }
+            };
+            match frame {
+                Frame::SynStream { id, headers, .. } => {
+                    let _ = out.send(spdy::syn_reply(id, &mut deflater)).await;
+                    let request = headers.get("requestid").cloned().unwrap_or_default();
+                    match headers.get("streamtype").map(String::as_str) {
+                        Some("error") => {
+                            errors.insert(request, id);
+                        }
+                        Some("data") if data.len() >= MAX_CONNECTIONS => {
+                            // Bounded: refuse a connection beyond the limit.
+                            errors.remove(&request);
+                            let _ = out.send(spdy::rst_stream(id, spdy::REFUSED_STREAM)).await;
+                        }
+                        Some("data") => {
+                            let err_id = errors.remove(&request);
+                            let port = headers.get("port").cloned().unwrap_or_default();
+                            let (to_pod, rx) = mpsc::channel(16);
+                            let (cancel, cancelled) = oneshot::channel();
+                            data.insert(
+                                id,
+                                DataStream {
+                                    to_pod: Some(to_pod),
+                                    cancel: Some(cancel),
+                                },
+                            );
+                            conns.spawn(forward(
+                                netns.clone(),
+                                Conn {
+                                    id,
+                                    err_id,
+                                    port,
+                                    pod: format!("{ns}/{name}"),
+                                },
+                                rx,
+                                cancelled,
+                                out.clone(),
+                            ));
+                        }
+                        _ => {
+                            let _ = out.send(spdy::rst_stream(id, spdy::PROTOCOL_ERROR)).await;
+                        }
+                    }
+                }
+                Frame::Data { id, flags, data: d } => {
+                    if let Some(s) = data.get_mut(&id) {
+                        if !d.is_empty()
+                            && let Some(tx) = &s.to_pod
+                            && tx.send(d).await.is_err()
+                        {
+                            s.to_pod = None;
+                        }
+                        if flags & spdy::FLAG_FIN != 0 {
+                            s.to_pod = None;
+                        }
+                    }
+                }
+                Frame::RstStream { id, .. } => {
+                    if let Some(mut s) = data.remove(&id)
+                        && let Some(c) = s.cancel.take()
+                    {
+                        let _ = c.send(());
+                    }
+                }
+                Frame::Ping(id) => {
+                    let _ = out.send(spdy::ping(id)).await;
+                }
+                Frame::GoAway => break 'session "the client left",
+                Frame::Ignored(_) => {}
+            }
+        }
+    };
+    tracing::info!(namespace = %ns, pod = %name, reason = why, "port-forward ended");
+    conns.abort_all();
+    drop(out);
+    let _ = close_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+struct Conn {
+    id: u32,
+    err_id: Option<u32>,
+    port: String,
+    pod: String,
+}
+
+/// One forwarded connection: dial inside the pod, copy both ways until both
+/// sides are done or the client resets the stream, then end the error
+/// stream (with a message if it failed).
+async fn forward(
+    netns: Arc<crate::sys::netns::NetnsThread>,
+    c: Conn,
+    mut from_client: mpsc::Receiver<Vec<u8>>,
+    mut cancelled: oneshot::Receiver<()>,
+    out: mpsc::Sender<Vec<u8>>,
+) {
+    let result = async {
+        let port: u16 = c
+            .port
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("invalid port {:?}", c.port))?;
+        let tcp = netns
+            .run_async(move || {
+                std::net::TcpStream::connect_timeout(
+                    &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                    CONNECT_TIMEOUT,
+                )
+                .and_then(|s| s.set_nonblocking(true).map(|_| s))
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| {
+                format!(
+                    "error forwarding port {port} to pod {}: failed to connect to localhost:{port} inside the pod's network namespace: {e}",
+                    c.pod
+                )
+            })?;
+        let tcp = tokio::net::TcpStream::from_std(tcp).map_err(|e| e.to_string())?;
+        let (mut rd, mut wr) = tcp.into_split();
+        let id = c.id;
+        let out2 = out.clone();
+        let to_client = async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if out2.send(spdy::data(id, false, &buf[..n])).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = out2.send(spdy::data(id, true, &[])).await;
+        };
+        let to_pod = async move {
+            while let Some(d) = from_client.recv().await {
+                if wr.write_all(&d).await.is_err() {
+                    return;
+                }
+            }
+            let _ = wr.shutdown().await;
+        };
+        tokio::select! {
+            _ = async { tokio::join!(to_client, to_pod) } => {}
+            _ = &mut cancelled => {}
+        }
+        Ok::<(), String>(())
+    }
+    .await;
+    if let Err(msg) = &result {
+        tracing::info!(pod = %c.pod, port = %c.port, error = %msg, "port-forward connection failed");
+        let _ = out.send(spdy::data(c.id, true, &[])).await;
+    }
+    if let Some(e) = c.err_id {
+        if let Err(msg) = result {
+            let _ = out.send(spdy::data(e, false, msg.as_bytes())).await;
+        }
+        let _ = out.send(spdy::data(e, true, &[])).await;
+    }
+}

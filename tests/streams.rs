@@ -1,0 +1,350 @@
+//! The streaming subresources driven by the real `kubectl` against a real
+//! cluster: `exec` (output, exit codes, stdin, `-it` under a pty with its
+//! size), SPDY-only clients refused with a clear message, `attach`,
+//! `port-forward` to a pod and a Service (curl from the host loopback
+//! answers from the pod), `lab port-forward` for pod/svc/deploy, and a
+//! forward to a pod that is deleted ending (kubectl's and lab's).
+//!
+//! kubectl must be on PATH (`scripts/provision` installs Debian's
+//! kubernetes-client): without it these tests fail, they do not skip.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn kubeconfig(c: &Cluster) -> String {
+    format!("/var/lib/lab/{}/kubeconfig", c.name)
+}
+
+fn kubectl_cmd(c: &Cluster, args: &[&str]) -> Command {
+    let mut cmd = Command::new("kubectl");
+    cmd.env("KUBECONFIG", kubeconfig(c))
+        .env("HOME", std::env::temp_dir())
+        .env_remove("KUBECTL_REMOTE_COMMAND_WEBSOCKETS")
+        .env_remove("KUBECTL_PORT_FORWARD_WEBSOCKETS")
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn kubectl(c: &Cluster, args: &[&str]) -> Output {
+    kubectl_cmd(c, args)
+        .output()
+        .expect("kubectl must be installed (scripts/provision installs kubernetes-client)")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// A background process killed when the test is done (or fails).
+struct Bg {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    err: std::thread::JoinHandle<String>,
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Bg {
+    fn start(mut cmd: Command) -> Bg {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines() {
+                let Ok(l) = l else { return };
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+        });
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut err, &mut s);
+            s
+        });
+        Bg { child, lines, err }
+    }
+
+    /// The first stdout line satisfying `f`, within `timeout`.
+    fn line(&self, timeout: Duration, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if f(&l) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {what} within {timeout:?}"),
+            }
+        }
+    }
+
+    /// The local port from `Forwarding from 127.0.0.1:PORT -> REMOTE`.
+    fn forwarding_port(&self, remote: u16) -> u16 {
+        let l = self.line(Duration::from_secs(30), "Forwarding from", |l| {
+            l.starts_with("Forwarding from 127.0.0.1:")
+        });
+        assert!(l.ends_with(&format!("-> {remote}")), "{l}");
+        l.trim_start_matches("Forwarding from 127.0.0.1:")
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Wait for the process to end by itself: (exit code, stderr).
+    fn ends_within(mut self, timeout: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                let err = std::mem::replace(&mut self.err, std::thread::spawn(String::new));
+                return (st.code(), err.join().unwrap_or_default());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the process did not end within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn curl(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10", url])
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "curl {url}: {}", out.status);
+    text(&out.stdout)
+}
+
+const TICKER: &str = "
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ticker
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: ticker
+    image: registry.k8s.io/e2e-test-images/agnhost:2.47
+    command: [\"sh\", \"-c\", \"i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done\"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: victim
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: v
+    image: registry.k8s.io/e2e-test-images/agnhost:2.47
+    args: [\"netexec\", \"--http-port=8080\"]
+    ports:
+    - name: http
+      containerPort: 8080
+";
+
+/// `kubectl exec -it` under a real terminal (python3's pty module) of
+/// 40 rows × 120 columns: the command sees a terminal of that size, reads a
+/// line typed into it, and its exit code comes back.
+const PTY_DRIVER: &str = r#"
+import os, pty, sys, time, select, fcntl, termios, struct
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    os.execvp("kubectl", ["kubectl", "exec", "-it", "client", "--", "sh", "-c",
+        "stty size; echo in-tty; read x; echo got:$x; exit 7"])
+out = b""
+deadline = time.time() + 30
+sent = False
+while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.5)
+    if r:
+        try:
+            d = os.read(fd, 4096)
+        except OSError:
+            break
+        if not d:
+            break
+        out += d
+    if b"in-tty" in out and not sent:
+        os.write(fd, b"hello\r")
+        sent = True
+_, st = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.stdout.write("\nexit=%d\n" % os.waitstatus_to_exitcode(st))
+"#;
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn kubectl_exec_attach_and_port_forward() {
+    require_root!();
+    let c = Cluster::up("strm", &[]);
+    c.apply(TICKER);
+    c.wait_ready(&["pod", "--all"], "60s");
+
+    // exec: output, exit codes, stdin.
+    let out = kubectl(&c, &["exec", "client", "--", "echo", "hi"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hi\n");
+    let out = kubectl(
+        &c,
+        &[
+            "exec",
+            "client",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "out\n");
+    let err = text(&out.stderr);
+    assert!(err.contains("err\n"), "{err}");
+    assert!(err.contains("command terminated with exit code 3"), "{err}");
+    let mut cat = kubectl_cmd(&c, &["exec", "-i", "client", "--", "cat"]);
+    cat.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cat.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"x\nsecond line\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "x\nsecond line\n");
+    let out = kubectl(&c, &["exec", "client", "--", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no-such-command"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // exec -it under a pty.
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PTY_DRIVER)
+        .env("KUBECONFIG", kubeconfig(&c))
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .expect("python3");
+    let o = text(&out.stdout);
+    assert!(o.contains("40 120"), "{o}");
+    assert!(o.contains("got:hello"), "{o}");
+    assert!(o.contains("exit=7"), "{o}");
+
+    // A client that only speaks SPDY is told what to use.
+    let mut spdy = kubectl_cmd(&c, &["exec", "client", "--", "true"]);
+    spdy.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+    let out = spdy.output().unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("BadRequest") && err.contains("WebSocket only"),
+        "{err}"
+    );
+
+    // attach streams what the container writes from now on.
+    let attach = Bg::start(kubectl_cmd(&c, &["attach", "ticker"]));
+    let first = attach.line(Duration::from_secs(20), "tick", |l| l.starts_with("tick "));
+    let n: u64 = first[5..].parse().unwrap();
+    let next = attach.line(Duration::from_secs(5), "the next tick", |l| {
+        l.starts_with("tick ")
+    });
+    assert!(next[5..].parse::<u64>().unwrap() > n, "{first} then {next}");
+    drop(attach);
+
+    // port-forward to a pod, then to a Service (one of its ready pods, at
+    // its targetPort), from the host's loopback.
+    let pf = Bg::start(kubectl_cmd(&c, &["port-forward", "pod/client", "0:8080"]));
+    let port = pf.forwarding_port(8080);
+    for _ in 0..3 {
+        assert_eq!(curl(&format!("http://127.0.0.1:{port}/hostname")), "client");
+    }
+    drop(pf);
+    let pf = Bg::start(kubectl_cmd(
+        &c,
+        &["port-forward", "svc/backend-service", "0:80"],
+    ));
+    let port = pf.forwarding_port(8080);
+    let host = curl(&format!("http://127.0.0.1:{port}/hostname"));
+    assert!(host.starts_with("backend-"), "{host}");
+    drop(pf);
+
+    // The same natively, for pod, svc (named target port) and deploy.
+    let lab = |args: &[&str]| {
+        let mut cmd = Command::new(lab_bin());
+        cmd.arg("--cluster")
+            .arg(&c.name)
+            .arg("port-forward")
+            .args(args);
+        Bg::start(cmd)
+    };
+    let pf = lab(&["svc/backend-service", ":80"]);
+    let port = pf.forwarding_port(8080);
+    assert!(curl(&format!("http://127.0.0.1:{port}/hostname")).starts_with("backend-"));
+    drop(pf);
+    let pf = lab(&["deploy/frontend", "0:http"]);
+    let port = pf.forwarding_port(8080);
+    assert!(curl(&format!("http://127.0.0.1:{port}/hostname")).starts_with("frontend-"));
+    drop(pf);
+    let out = c.run(&["port-forward", "svc/backend-service", "9999"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("does not have a service port 9999"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A forward to a pod that is deleted ends, and its open connection with it.
+    let kpf = Bg::start(kubectl_cmd(&c, &["port-forward", "pod/victim", "0:8080"]));
+    let lpf = lab(&["pod/victim", "0:http"]);
+    kpf.forwarding_port(8080);
+    let lport = lpf.forwarding_port(8080);
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{lport}/hostname")),
+        "victim"
+    );
+    let held = Command::new("curl")
+        .args(["-s", "-m", "30"])
+        .arg(format!("http://127.0.0.1:{lport}/shell?cmd=sleep+25"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    c.ok(&["delete", "pod", "victim"]);
+    let (code, err) = kpf.ends_within(Duration::from_secs(15));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("lost connection to pod"), "{err}");
+    let (code, err) = lpf.ends_within(Duration::from_secs(15));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("lost connection to pod"), "{err}");
+    let mut held = held;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the forwarded connection outlived the pod"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("forwards ended {:?} after the delete began", t0.elapsed());
+}
