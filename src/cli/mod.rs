@@ -158,7 +158,7 @@ pub enum Command {
         #[command(flatten)]
         ns: NsArgs,
     },
-    /// Set the replicas of a Deployment or ReplicaSet.
+    /// Set the replicas of a Deployment, ReplicaSet or StatefulSet.
     Scale {
         /// deployment/NAME, or TYPE NAME
         #[arg(required = true)]
@@ -847,9 +847,12 @@ async fn logs_pod(c: &Client, ns: &str, arg: &str) -> Result<String, ClientError
         "pod" | "pods" | "po" => return Ok(name.to_string()),
         "deploy" | "deployment" | "deployments" => "deployments",
         "rs" | "replicaset" | "replicasets" => "replicasets",
+        "sts" | "statefulset" | "statefulsets" => "statefulsets",
         _ => {
             return Err(ClientError::Api(
-                format!("cannot get logs of {kind:?}: use pod/NAME, deploy/NAME or rs/NAME"),
+                format!(
+                    "cannot get logs of {kind:?}: use pod/NAME, deploy/NAME, rs/NAME or sts/NAME"
+                ),
                 vec![],
             ));
         }
@@ -1079,7 +1082,7 @@ pub fn fields_markdown() -> String {
     };
     section(
         &mut out,
-        "Pod `spec` (also Deployment/ReplicaSet `spec.template.spec`)",
+        "Pod `spec` (also Deployment/ReplicaSet/StatefulSet `spec.template.spec`)",
         POD_HONOURED,
         POD_WARNED,
     );
@@ -1096,7 +1099,13 @@ pub fn fields_markdown() -> String {
         REPLICASET_HONOURED,
         REPLICASET_WARNED,
     );
-    out.push_str("\n## ConfigMap\n\nHonoured: `data`, `immutable`. (`binaryData` is rejected.)\n\n## Endpoints\n\nHonoured: `subsets` (for Services without a selector).\n\n## Rejected, with a clear message\n\nEverything else the Kubernetes API defines, for example: `hostNetwork`, `initContainers`, `lifecycle`, `startupProbe`, `envFrom[].secretRef`, `env[].valueFrom.secretKeyRef`, volume types other than `emptyDir`/`configMap`/`hostPath`, Service `type: NodePort`/`LoadBalancer`, SCTP ports, `hostPort`, kinds other than Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet; an image other than the built-in `registry.k8s.io/e2e-test-images/agnhost` and `lab.dev/dns` without a `command`.\n");
+    section(
+        &mut out,
+        "StatefulSet `spec`",
+        STATEFULSET_HONOURED,
+        STATEFULSET_WARNED,
+    );
+    out.push_str("\n## ConfigMap\n\nHonoured: `data`, `immutable`. (`binaryData` is rejected.)\n\n## Endpoints\n\nHonoured: `subsets` (for Services without a selector).\n\n## Rejected, with a clear message\n\nEverything else the Kubernetes API defines, for example: `hostNetwork`, `initContainers`, `lifecycle`, `startupProbe`, `envFrom[].secretRef`, `env[].valueFrom.secretKeyRef`, volume types other than `emptyDir`/`configMap`/`hostPath`/`persistentVolumeClaim`, StatefulSet `updateStrategy.rollingUpdate.maxUnavailable` and `persistentVolumeClaimRetentionPolicy` `Delete`, a volume claim template with `volumeMode: Block`, Service `type: NodePort`/`LoadBalancer`, SCTP ports, `hostPort`, kinds other than Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet, StatefulSet; an image other than the built-in `registry.k8s.io/e2e-test-images/agnhost` and `lab.dev/dns` without a `command`.\n");
     out
 }
 

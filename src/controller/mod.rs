@@ -4,6 +4,7 @@
 
 pub mod endpoints;
 pub mod podstatus;
+pub mod statefulset;
 pub mod workload;
 
 use crate::store::Store;
@@ -15,6 +16,7 @@ pub fn reconcile(store: &mut Store) {
         workload::garbage_collect(store);
         workload::deployments(store);
         workload::replicasets(store);
+        statefulset::statefulsets(store);
         endpoints::reconcile(store);
         if store.resource_version() == before {
             break;

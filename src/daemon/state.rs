@@ -20,6 +20,10 @@ pub struct State {
     pub store: Store,
     pub pod_ipam: Ipam,
     pub svc_ipam: Ipam,
+    /// The last address of each StatefulSet pod that is gone (`ns/name`):
+    /// a re-created `db-0` asks for it again (in memory only; Kubernetes
+    /// itself gives a re-created pod a new address).
+    pub sticky_ips: std::collections::HashMap<String, Ipv4Addr>,
 }
 
 fn service_ip(obj: &Object) -> Option<Ipv4Addr> {
@@ -38,9 +42,36 @@ impl State {
             store,
             pod_ipam,
             svc_ipam,
+            sticky_ips: Default::default(),
         };
         st.rebuild_ipam();
         st
+    }
+
+    /// Remember the address of a StatefulSet pod that is going away, so its
+    /// successor of the same name gets it back if it is still free.
+    pub fn remember_ip(&mut self, pod: &Object, ip: Ipv4Addr) {
+        let by_set = pod
+            .meta()
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true) && o.kind == "StatefulSet");
+        if by_set {
+            let key = format!("{}/{}", pod.namespace(), pod.name());
+            self.sticky_ips.insert(key, ip);
+        }
+    }
+
+    /// A new address for a pod: its predecessor's if it had one (a
+    /// StatefulSet pod of the same name) and it is free, else the next one.
+    pub fn allocate_pod_ip(&mut self, namespace: &str, name: &str) -> Result<Ipv4Addr, IpamError> {
+        if let Some(ip) = self.sticky_ips.remove(&format!("{namespace}/{name}"))
+            && self.pod_ipam.claim(ip).is_ok()
+        {
+            return Ok(ip);
+        }
+        self.pod_ipam.allocate()
     }
 
     /// Re-derive allocations from the stored objects (after a restart).
@@ -327,6 +358,7 @@ impl State {
                     default_pod_spec(spec);
                 }
             }
+            Object::StatefulSet(s) => default_statefulset(&mut s.spec),
             Object::Namespace(n) => {
                 n.status = Some(k8s_openapi::api::core::v1::NamespaceStatus {
                     phase: Some("Active".into()),
@@ -432,9 +464,13 @@ impl State {
                 r.spec.replicas = Some(replicas);
                 self.store.update(Object::ReplicaSet(r));
             }
+            Some(Object::StatefulSet(mut s)) => {
+                s.spec.replicas = Some(replicas);
+                self.store.update(Object::StatefulSet(s));
+            }
             Some(_) => {
                 return Err(format!(
-                    "{label} cannot be scaled (only deployments and replicasets)"
+                    "{label} cannot be scaled (only deployments, replicasets and statefulsets)"
                 ));
             }
             None => return Err(format!("{} {:?} not found", key.kind.plural(), key.name)),
@@ -614,6 +650,28 @@ fn merge(old: &Object, new: Object, label: &str) -> Result<Object, String> {
                 o.metadata.generation = Some(o.metadata.generation.unwrap_or(1) + 1);
             }
         }
+        (Object::StatefulSet(o), Object::StatefulSet(mut n)) => {
+            default_statefulset(&mut n.spec);
+            // What the API server lets an update change; the rest is fixed.
+            let mut fixed = n.spec.clone();
+            fixed.replicas = o.spec.replicas;
+            fixed.ordinals = o.spec.ordinals.clone();
+            fixed.template = o.spec.template.clone();
+            fixed.update_strategy = o.spec.update_strategy.clone();
+            fixed.revision_history_limit = o.spec.revision_history_limit;
+            fixed.persistent_volume_claim_retention_policy =
+                o.spec.persistent_volume_claim_retention_policy.clone();
+            fixed.min_ready_seconds = o.spec.min_ready_seconds;
+            if fixed != o.spec {
+                return Err(format!(
+                    "{label}: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+                ));
+            }
+            if o.spec != n.spec {
+                o.spec = n.spec;
+                o.metadata.generation = Some(o.metadata.generation.unwrap_or(1) + 1);
+            }
+        }
         (Object::ConfigMap(o), Object::ConfigMap(n)) => {
             if o.immutable == Some(true) && (o.data != n.data || n.immutable != Some(true)) {
                 return Err(format!(
@@ -629,6 +687,39 @@ fn merge(old: &Object, new: Object, label: &str) -> Result<Object, String> {
         _ => return Err(format!("{label}: kind mismatch")),
     }
     Ok(out)
+}
+
+/// The API server's defaults for a StatefulSet spec.
+fn default_statefulset(spec: &mut k8s_openapi::api::apps::v1::StatefulSetSpec) {
+    use k8s_openapi::api::apps::v1::{
+        RollingUpdateStatefulSetStrategy, StatefulSetPersistentVolumeClaimRetentionPolicy,
+    };
+    spec.replicas.get_or_insert(1);
+    spec.revision_history_limit.get_or_insert(10);
+    spec.pod_management_policy
+        .get_or_insert_with(|| "OrderedReady".into());
+    let u = spec.update_strategy.get_or_insert_with(Default::default);
+    let t = u.type_.get_or_insert_with(|| "RollingUpdate".into());
+    if t == "RollingUpdate" {
+        u.rolling_update
+            .get_or_insert_with(RollingUpdateStatefulSetStrategy::default)
+            .partition
+            .get_or_insert(0);
+    }
+    let p = spec
+        .persistent_volume_claim_retention_policy
+        .get_or_insert_with(StatefulSetPersistentVolumeClaimRetentionPolicy::default);
+    p.when_deleted.get_or_insert_with(|| "Retain".into());
+    p.when_scaled.get_or_insert_with(|| "Retain".into());
+    for c in spec.volume_claim_templates.iter_mut().flatten() {
+        c.spec
+            .get_or_insert_with(Default::default)
+            .volume_mode
+            .get_or_insert_with(|| "Filesystem".into());
+    }
+    if let Some(s) = spec.template.spec.as_mut() {
+        default_pod_spec(s);
+    }
 }
 
 pub fn namespace(name: &str) -> Object {
