@@ -453,7 +453,8 @@ mod tests {
             start: 5,
             ..spec(2)
         };
-        let cases: Vec<(&str, Spec, BTreeMap<i32, Replica>, Vec<Step>)> = vec![
+        type Case = (&'static str, Spec, BTreeMap<i32, Replica>, Vec<Step>);
+        let cases: Vec<Case> = vec![
             (
                 "OrderedReady creates only the first",
                 spec(3),
