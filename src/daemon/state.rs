@@ -854,6 +854,71 @@ mod tests {
     }
 
     #[test]
+    fn statefulset_defaults_updates_scale_and_sticky_ips() {
+        let mut st = state();
+        let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      containers:\n      - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [ARG]}\n";
+        let first = sts.replace("ARG", "pause");
+        assert_eq!(
+            apply(&mut st, &first).unwrap().results,
+            ["statefulset.apps/db created"]
+        );
+        assert_eq!(
+            apply(&mut st, &first).unwrap().results,
+            ["statefulset.apps/db unchanged"]
+        );
+        let key = Key::new(Kind::StatefulSet, "default", "db");
+        let get = |st: &State| match st.store.get(&key) {
+            Some(Object::StatefulSet(s)) => (**s).clone(),
+            _ => panic!(),
+        };
+        let s = get(&st);
+        assert_eq!(s.spec.replicas, Some(1));
+        assert_eq!(
+            s.spec.pod_management_policy.as_deref(),
+            Some("OrderedReady")
+        );
+        let u = s.spec.update_strategy.unwrap();
+        assert_eq!(u.type_.as_deref(), Some("RollingUpdate"));
+        assert_eq!(u.rolling_update.unwrap().partition, Some(0));
+        // The template may change (a new generation); serviceName may not.
+        apply(&mut st, &sts.replace("ARG", "netexec")).unwrap();
+        assert_eq!(get(&st).metadata.generation, Some(2));
+        let e = apply(
+            &mut st,
+            &first.replace("serviceName: db", "serviceName: other"),
+        )
+        .unwrap_err();
+        assert!(
+            e[0].contains("Forbidden") && e[0].contains("'replicas'"),
+            "{e:?}"
+        );
+        assert_eq!(
+            st.scale(&key, 3).unwrap(),
+            "statefulset.apps/db scaled".to_string()
+        );
+        assert_eq!(get(&st).spec.replicas, Some(3));
+
+        // A StatefulSet pod's address is offered to its successor.
+        crate::controller::reconcile(&mut st.store);
+        let pod = st
+            .store
+            .get(&Key::new(Kind::Pod, "default", "db-0"))
+            .cloned()
+            .expect("db-0 made by the controller");
+        let ip = st.allocate_pod_ip("default", "db-0").unwrap();
+        st.pod_ipam.release(ip);
+        st.remember_ip(&pod, ip);
+        let other = st.allocate_pod_ip("default", "x").unwrap();
+        assert_ne!(other, ip);
+        assert_eq!(st.allocate_pod_ip("default", "db-0").unwrap(), ip);
+        // Taken by someone else meanwhile: a fresh one.
+        st.pod_ipam.release(ip);
+        st.remember_ip(&pod, ip);
+        st.pod_ipam.claim(ip).unwrap();
+        assert_ne!(st.allocate_pod_ip("default", "db-0").unwrap(), ip);
+    }
+
+    #[test]
     fn all_or_nothing() {
         let mut st = state();
         let rv = st.store.resource_version();
