@@ -260,6 +260,13 @@ impl Layout {
         self.state_dir.join("pods").join(uid)
     }
 
+    /// A persistent volume claim's directory (StatefulSet
+    /// `volumeClaimTemplates`): `/var/lib/lab/<cluster>/claims/<ns>/<claim>`.
+    /// Outlives its pods and its StatefulSet; removed by `lab down`.
+    pub fn claim_dir(&self, namespace: &str, claim: &str) -> PathBuf {
+        self.state_dir.join("claims").join(namespace).join(claim)
+    }
+
     /// `/var/log/lab/<cluster>/pods/<ns>_<pod>_<uid>`, as the kubelet names it.
     pub fn pod_log_dir(&self, namespace: &str, pod: &str, uid: &str) -> PathBuf {
         self.log_dir

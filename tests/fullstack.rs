@@ -137,4 +137,59 @@ fn full_stack_sample_flows_through_every_tier_and_survives_a_backend_loss() {
             (b != victim && !backends.contains(&b)).then_some(())
         },
     );
+
+    // MariaDB and Redis are StatefulSets behind headless Services: their
+    // pods have stable names and per-pod DNS names, and their data lives in
+    // claims that outlive the pods.
+    for (pod, svc) in [("mariadb-0", "mysql"), ("redis-0", "redis-service")] {
+        let ip = c.json(&["pod", "-n", "fullstack", pod])["status"]["podIP"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (code, out) = exec(&[
+            "dig",
+            "+short",
+            "+tries=1",
+            "+timeout=2",
+            &format!("{pod}.{svc}.fullstack.svc.cluster.local"),
+        ]);
+        assert_eq!(
+            (code, out.trim()),
+            (0, ip.as_str()),
+            "{pod} by its own name"
+        );
+        let (code, out) = exec(&["dig", "+short", "+search", "+tries=1", "+timeout=2", svc]);
+        assert_eq!((code, out.trim()), (0, ip.as_str()), "headless {svc}");
+    }
+    let v = c.eventually(Duration::from_secs(20), "a request", || get().ok());
+    let (hits, visits) = (v["hits"].as_i64().unwrap(), v["visits"].as_i64().unwrap());
+    c.ok(&["delete", "pod", "mariadb-0", "redis-0", "-n", "fullstack"]);
+    for tier in ["database", "cache"] {
+        c.ok(&[
+            "wait",
+            "--for=condition=Ready",
+            "pods",
+            "-l",
+            &format!("tier={tier}"),
+            "-n",
+            "fullstack",
+            "--timeout",
+            "90s",
+        ]);
+    }
+    let names: Vec<String> = c
+        .items(&["pods", "-n", "fullstack", "-l", "tier in (database,cache)"])
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["mariadb-0", "redis-0"]);
+    let v = c.eventually(
+        Duration::from_secs(30),
+        "a request after the restart",
+        || get().ok(),
+    );
+    assert!(
+        v["hits"].as_i64().unwrap() > hits && v["visits"].as_i64().unwrap() > visits,
+        "the counters continue from their claims: {v} (before: {hits} hits, {visits} visits)"
+    );
 }

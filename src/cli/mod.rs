@@ -166,7 +166,7 @@ pub enum Command {
     /// inside the pod's network namespace. A Service forwards to one of its
     /// ready pods at its targetPort. Ends on Ctrl-C, or when the pod goes away.
     PortForward(portforward::PortForwardArgs),
-    /// Set the replicas of a Deployment or ReplicaSet.
+    /// Set the replicas of a Deployment, ReplicaSet or StatefulSet.
     Scale {
         /// deployment/NAME, or TYPE NAME
         #[arg(required = true)]
@@ -906,9 +906,12 @@ async fn logs_pod(c: &Client, ns: &str, arg: &str) -> Result<String, ClientError
         "pod" | "pods" | "po" => return Ok(name.to_string()),
         "deploy" | "deployment" | "deployments" => "deployments",
         "rs" | "replicaset" | "replicasets" => "replicasets",
+        "sts" | "statefulset" | "statefulsets" => "statefulsets",
         _ => {
             return Err(ClientError::Api(
-                format!("cannot get logs of {kind:?}: use pod/NAME, deploy/NAME or rs/NAME"),
+                format!(
+                    "cannot get logs of {kind:?}: use pod/NAME, deploy/NAME, rs/NAME or sts/NAME"
+                ),
                 vec![],
             ));
         }
@@ -1138,7 +1141,7 @@ pub fn fields_markdown() -> String {
     };
     section(
         &mut out,
-        "Pod `spec` (also Deployment/ReplicaSet `spec.template.spec`)",
+        "Pod `spec` (also Deployment/ReplicaSet/StatefulSet `spec.template.spec`)",
         POD_HONOURED,
         POD_WARNED,
     );
@@ -1155,7 +1158,13 @@ pub fn fields_markdown() -> String {
         REPLICASET_HONOURED,
         REPLICASET_WARNED,
     );
-    out.push_str("\n## ConfigMap\n\nHonoured: `data`, `immutable`. (`binaryData` is rejected.)\n\n## Endpoints\n\nHonoured: `subsets` (for Services without a selector).\n\n## Rejected, with a clear message\n\nEverything else the Kubernetes API defines, for example: `hostNetwork`, `initContainers`, `lifecycle`, `startupProbe`, `envFrom[].secretRef`, `env[].valueFrom.secretKeyRef`, volume types other than `emptyDir`/`configMap`/`hostPath`, Service `type: NodePort`/`LoadBalancer`, SCTP ports, `hostPort`, kinds other than Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet; an image other than the built-in `registry.k8s.io/e2e-test-images/agnhost` and `lab.dev/dns` without a `command`.\n");
+    section(
+        &mut out,
+        "StatefulSet `spec`",
+        STATEFULSET_HONOURED,
+        STATEFULSET_WARNED,
+    );
+    out.push_str("\n## ConfigMap\n\nHonoured: `data`, `immutable`. (`binaryData` is rejected.)\n\n## Endpoints\n\nHonoured: `subsets` (for Services without a selector).\n\n## Rejected, with a clear message\n\nEverything else the Kubernetes API defines, for example: `hostNetwork`, `initContainers`, `lifecycle`, `startupProbe`, `envFrom[].secretRef`, `env[].valueFrom.secretKeyRef`, volume types other than `emptyDir`/`configMap`/`hostPath`/`persistentVolumeClaim`, StatefulSet `updateStrategy.rollingUpdate.maxUnavailable` and `persistentVolumeClaimRetentionPolicy` `Delete`, a volume claim template with `volumeMode: Block`, Service `type: NodePort`/`LoadBalancer`, SCTP ports, `hostPort`, kinds other than Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet, StatefulSet; an image other than the built-in `registry.k8s.io/e2e-test-images/agnhost` and `lab.dev/dns` without a `command`.\n");
     out.push_str("\n## Checked as the API server checks them\n\nWith the API server's messages (`spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.99\"}: may not change once set`, …):\n\n- Service `externalName`: required for `type: ExternalName`, a lowercase RFC 1123 subdomain (a trailing dot is allowed); an ExternalName Service has no `clusterIP`, `clusterIPs`, `ipFamilies` or `ipFamilyPolicy`.\n- Service `clusterIPs`: its first value must match `clusterIP`, and it must be empty when `clusterIP` is not specified (lab is single-stack IPv4: one address).\n- Service updates: `clusterIP` may not change once set, except when the Service changes to or from `type: ExternalName` (the address is released, or a new one allocated); an update that leaves `clusterIP`/`clusterIPs` out keeps them; ports, selector, `sessionAffinity` and `publishNotReadyAddresses` may change.\n- Pod `dnsConfig`: at most 3 `nameservers` (valid IPs), at most 32 `searches` (RFC 1123 subdomains, 2048 characters in all), every `options[]` named; `dnsPolicy: None` needs `dnsConfig` with a nameserver.\n");
     out
 }

@@ -5,6 +5,7 @@
 pub mod endpoints;
 pub mod events;
 pub mod podstatus;
+pub mod statefulset;
 pub mod workload;
 
 use crate::store::Store;
@@ -16,6 +17,7 @@ pub fn reconcile(store: &mut Store) {
         workload::garbage_collect(store);
         workload::deployments(store);
         workload::replicasets(store);
+        statefulset::statefulsets(store);
         endpoints::reconcile(store);
         if store.resource_version() == before {
             break;

@@ -449,6 +449,17 @@ pub fn prepare(
                 }
             }
             p
+        } else if let Some(c) = &v.persistent_volume_claim {
+            let n = &c.claim_name;
+            if n.is_empty() || n.contains('/') || n.starts_with('.') {
+                return Err(format!(
+                    "claim name {n:?} is not valid (volume {:?})",
+                    v.name
+                ));
+            }
+            let p = layout.claim_dir(&ns, n);
+            files.dirs.push(p.clone());
+            p
         } else {
             return Err(format!("volume {:?} has no supported source", v.name));
         };

@@ -417,7 +417,7 @@ impl Daemon {
                 .and_then(|s| s.parse().ok())
             {
                 Some(ip) => ip,
-                None => match st.pod_ipam.allocate() {
+                None => match st.allocate_pod_ip(&key.namespace, &key.name) {
                     Ok(ip) => ip,
                     Err(e) => {
                         drop(st);
@@ -623,6 +623,7 @@ impl Daemon {
             && let Some(ip) = super::state::pod_ip(&o)
         {
             st.pod_ipam.release(ip);
+            st.remember_ip(&o, ip);
         }
         drop(st);
         self.pods_lock().remove(&uid);

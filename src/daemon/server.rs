@@ -235,11 +235,12 @@ async fn delete(
     {
         let mut st = c.d.lock();
         for key in &keys {
+            let uid = st.store.get(key).and_then(|o| o.meta().uid.clone());
             match st.delete(key, req.grace_period) {
                 Ok(true) => {
                     lines.push(format!("{}/{} deleted", key.kind.qualified(), key.name));
                     if key.kind == Kind::Pod {
-                        pods.push(key.clone());
+                        pods.push((key.clone(), uid));
                     }
                 }
                 Ok(false) if req.ignore_not_found => {}
@@ -254,7 +255,11 @@ async fn delete(
         while tokio::time::Instant::now() < deadline {
             let left = {
                 let st = c.d.lock();
-                pods.iter().filter(|k| st.store.get(k).is_some()).count()
+                // By uid, as kubectl waits: a StatefulSet's pod comes back
+                // under the same name at once.
+                pods.iter()
+                    .filter(|(k, uid)| st.store.get(k).is_some_and(|o| o.meta().uid == *uid))
+                    .count()
             };
             if left == 0 {
                 break;

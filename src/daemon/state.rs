@@ -22,6 +22,10 @@ pub struct State {
     pub store: Store,
     pub pod_ipam: Ipam,
     pub svc_ipam: Ipam,
+    /// The last address of each StatefulSet pod that is gone (`ns/name`):
+    /// a re-created `db-0` asks for it again (in memory only; Kubernetes
+    /// itself gives a re-created pod a new address).
+    pub sticky_ips: std::collections::HashMap<String, Ipv4Addr>,
 }
 
 fn service_ip(obj: &Object) -> Option<Ipv4Addr> {
@@ -40,9 +44,36 @@ impl State {
             store,
             pod_ipam,
             svc_ipam,
+            sticky_ips: Default::default(),
         };
         st.rebuild_ipam();
         st
+    }
+
+    /// Remember the address of a StatefulSet pod that is going away, so its
+    /// successor of the same name gets it back if it is still free.
+    pub fn remember_ip(&mut self, pod: &Object, ip: Ipv4Addr) {
+        let by_set = pod
+            .meta()
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true) && o.kind == "StatefulSet");
+        if by_set {
+            let key = format!("{}/{}", pod.namespace(), pod.name());
+            self.sticky_ips.insert(key, ip);
+        }
+    }
+
+    /// A new address for a pod: its predecessor's if it had one (a
+    /// StatefulSet pod of the same name) and it is free, else the next one.
+    pub fn allocate_pod_ip(&mut self, namespace: &str, name: &str) -> Result<Ipv4Addr, IpamError> {
+        if let Some(ip) = self.sticky_ips.remove(&format!("{namespace}/{name}"))
+            && self.pod_ipam.claim(ip).is_ok()
+        {
+            return Ok(ip);
+        }
+        self.pod_ipam.allocate()
     }
 
     /// Re-derive allocations from the stored objects (after a restart).
@@ -284,6 +315,7 @@ impl State {
                     default_pod_spec(spec);
                 }
             }
+            Object::StatefulSet(s) => default_statefulset(&mut s.spec),
             Object::Namespace(n) => {
                 n.status = Some(k8s_openapi::api::core::v1::NamespaceStatus {
                     phase: Some("Active".into()),
@@ -413,9 +445,13 @@ impl State {
                 r.spec.replicas = Some(replicas);
                 self.store.update(Object::ReplicaSet(r));
             }
+            Some(Object::StatefulSet(mut s)) => {
+                s.spec.replicas = Some(replicas);
+                self.store.update(Object::StatefulSet(s));
+            }
             Some(_) => {
                 return Err(format!(
-                    "{label} cannot be scaled (only deployments and replicasets)"
+                    "{label} cannot be scaled (only deployments, replicasets and statefulsets)"
                 ));
             }
             None => return Err(format!("{} {:?} not found", key.kind.plural(), key.name)),
@@ -773,6 +809,28 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
                 o.metadata.generation = Some(o.metadata.generation.unwrap_or(1) + 1);
             }
         }
+        (Object::StatefulSet(o), Object::StatefulSet(mut n)) => {
+            default_statefulset(&mut n.spec);
+            // What the API server lets an update change; the rest is fixed.
+            let mut fixed = n.spec.clone();
+            fixed.replicas = o.spec.replicas;
+            fixed.ordinals = o.spec.ordinals.clone();
+            fixed.template = o.spec.template.clone();
+            fixed.update_strategy = o.spec.update_strategy.clone();
+            fixed.revision_history_limit = o.spec.revision_history_limit;
+            fixed.persistent_volume_claim_retention_policy =
+                o.spec.persistent_volume_claim_retention_policy.clone();
+            fixed.min_ready_seconds = o.spec.min_ready_seconds;
+            if fixed != o.spec {
+                return Err(format!(
+                    "{label}: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+                ));
+            }
+            if o.spec != n.spec {
+                o.spec = n.spec;
+                o.metadata.generation = Some(o.metadata.generation.unwrap_or(1) + 1);
+            }
+        }
         (Object::ConfigMap(o), Object::ConfigMap(n)) => {
             if o.immutable == Some(true) && (o.data != n.data || n.immutable != Some(true)) {
                 return Err(format!(
@@ -788,6 +846,39 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
         _ => return Err(format!("{label}: kind mismatch")),
     }
     Ok(out)
+}
+
+/// The API server's defaults for a StatefulSet spec.
+fn default_statefulset(spec: &mut k8s_openapi::api::apps::v1::StatefulSetSpec) {
+    use k8s_openapi::api::apps::v1::{
+        RollingUpdateStatefulSetStrategy, StatefulSetPersistentVolumeClaimRetentionPolicy,
+    };
+    spec.replicas.get_or_insert(1);
+    spec.revision_history_limit.get_or_insert(10);
+    spec.pod_management_policy
+        .get_or_insert_with(|| "OrderedReady".into());
+    let u = spec.update_strategy.get_or_insert_with(Default::default);
+    let t = u.type_.get_or_insert_with(|| "RollingUpdate".into());
+    if t == "RollingUpdate" {
+        u.rolling_update
+            .get_or_insert_with(RollingUpdateStatefulSetStrategy::default)
+            .partition
+            .get_or_insert(0);
+    }
+    let p = spec
+        .persistent_volume_claim_retention_policy
+        .get_or_insert_with(StatefulSetPersistentVolumeClaimRetentionPolicy::default);
+    p.when_deleted.get_or_insert_with(|| "Retain".into());
+    p.when_scaled.get_or_insert_with(|| "Retain".into());
+    for c in spec.volume_claim_templates.iter_mut().flatten() {
+        c.spec
+            .get_or_insert_with(Default::default)
+            .volume_mode
+            .get_or_insert_with(|| "Filesystem".into());
+    }
+    if let Some(s) = spec.template.spec.as_mut() {
+        default_pod_spec(s);
+    }
 }
 
 pub fn namespace(name: &str) -> Object {
@@ -1102,6 +1193,71 @@ mod tests {
                 assert_eq!(st.store.resource_version(), rv);
             }
         }
+    }
+
+    #[test]
+    fn statefulset_defaults_updates_scale_and_sticky_ips() {
+        let mut st = state();
+        let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      containers:\n      - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [ARG]}\n";
+        let first = sts.replace("ARG", "pause");
+        assert_eq!(
+            apply(&mut st, &first).unwrap().results,
+            ["statefulset.apps/db created"]
+        );
+        assert_eq!(
+            apply(&mut st, &first).unwrap().results,
+            ["statefulset.apps/db unchanged"]
+        );
+        let key = Key::new(Kind::StatefulSet, "default", "db");
+        let get = |st: &State| match st.store.get(&key) {
+            Some(Object::StatefulSet(s)) => (**s).clone(),
+            _ => panic!(),
+        };
+        let s = get(&st);
+        assert_eq!(s.spec.replicas, Some(1));
+        assert_eq!(
+            s.spec.pod_management_policy.as_deref(),
+            Some("OrderedReady")
+        );
+        let u = s.spec.update_strategy.unwrap();
+        assert_eq!(u.type_.as_deref(), Some("RollingUpdate"));
+        assert_eq!(u.rolling_update.unwrap().partition, Some(0));
+        // The template may change (a new generation); serviceName may not.
+        apply(&mut st, &sts.replace("ARG", "netexec")).unwrap();
+        assert_eq!(get(&st).metadata.generation, Some(2));
+        let e = apply(
+            &mut st,
+            &first.replace("serviceName: db", "serviceName: other"),
+        )
+        .unwrap_err();
+        assert!(
+            e[0].contains("Forbidden") && e[0].contains("'replicas'"),
+            "{e:?}"
+        );
+        assert_eq!(
+            st.scale(&key, 3).unwrap(),
+            "statefulset.apps/db scaled".to_string()
+        );
+        assert_eq!(get(&st).spec.replicas, Some(3));
+
+        // A StatefulSet pod's address is offered to its successor.
+        crate::controller::reconcile(&mut st.store);
+        let pod = st
+            .store
+            .get(&Key::new(Kind::Pod, "default", "db-0"))
+            .cloned()
+            .expect("db-0 made by the controller");
+        let ip = st.allocate_pod_ip("default", "db-0").unwrap();
+        st.pod_ipam.release(ip);
+        st.remember_ip(&pod, ip);
+        let other = st.allocate_pod_ip("default", "x").unwrap();
+        assert_ne!(other, ip);
+        assert_eq!(st.allocate_pod_ip("default", "db-0").unwrap(), ip);
+        // Taken by someone else meanwhile: a fresh one.
+        st.pod_ipam.release(ip);
+        st.remember_ip(&pod, ip);
+        st.pod_ipam.claim(ip).unwrap();
+        assert_ne!(st.allocate_pod_ip("default", "db-0").unwrap(), ip);
     }
 
     #[test]

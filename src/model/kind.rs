@@ -12,13 +12,14 @@ pub enum Kind {
     EndpointSlice,
     Deployment,
     ReplicaSet,
+    StatefulSet,
     Pod,
     /// Recorded by the cluster (controllers, scheduler, kubelet), never applied.
     Event,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Service,
@@ -26,16 +27,23 @@ impl Kind {
         Kind::EndpointSlice,
         Kind::Deployment,
         Kind::ReplicaSet,
+        Kind::StatefulSet,
         Kind::Pod,
         Kind::Event,
     ];
 
     /// The kinds `kubectl get all` shows, in its order.
-    pub const GET_ALL: [Kind; 4] = [Kind::Pod, Kind::Service, Kind::Deployment, Kind::ReplicaSet];
+    pub const GET_ALL: [Kind; 5] = [
+        Kind::Pod,
+        Kind::Service,
+        Kind::Deployment,
+        Kind::ReplicaSet,
+        Kind::StatefulSet,
+    ];
 
     pub fn api_version(self) -> &'static str {
         match self {
-            Kind::Deployment | Kind::ReplicaSet => "apps/v1",
+            Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet => "apps/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
             _ => "v1",
         }
@@ -50,6 +58,7 @@ impl Kind {
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Deployment => "Deployment",
             Kind::ReplicaSet => "ReplicaSet",
+            Kind::StatefulSet => "StatefulSet",
             Kind::Pod => "Pod",
             Kind::Event => "Event",
         }
@@ -65,6 +74,7 @@ impl Kind {
             Kind::EndpointSlice => "endpointslices",
             Kind::Deployment => "deployments",
             Kind::ReplicaSet => "replicasets",
+            Kind::StatefulSet => "statefulsets",
             Kind::Pod => "pods",
             Kind::Event => "events",
         }
@@ -81,6 +91,7 @@ impl Kind {
             Kind::EndpointSlice => "endpointslice.discovery.k8s.io",
             Kind::Deployment => "deployment.apps",
             Kind::ReplicaSet => "replicaset.apps",
+            Kind::StatefulSet => "statefulset.apps",
             Kind::Pod => "pod",
             Kind::Event => "event",
         }
@@ -109,6 +120,7 @@ impl Kind {
             "endpointslice" | "endpointslices" => Kind::EndpointSlice,
             "deployment" | "deployments" | "deploy" => Kind::Deployment,
             "replicaset" | "replicasets" | "rs" => Kind::ReplicaSet,
+            "statefulset" | "statefulsets" | "sts" => Kind::StatefulSet,
             "pod" | "pods" | "po" => Kind::Pod,
             "event" | "events" | "ev" => Kind::Event,
             _ => return None,
@@ -125,11 +137,12 @@ impl Kind {
             "EndpointSlice" => Kind::EndpointSlice,
             "Deployment" => Kind::Deployment,
             "ReplicaSet" => Kind::ReplicaSet,
+            "StatefulSet" => Kind::StatefulSet,
             "Pod" => Kind::Pod,
             "Event" => Kind::Event,
             other => {
                 return Err(format!(
-                    "kind {other:?} is not supported by lab (supported: Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet)"
+                    "kind {other:?} is not supported by lab (supported: Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet, StatefulSet)"
                 ));
             }
         };
@@ -164,6 +177,7 @@ mod tests {
         assert_eq!(Kind::from_resource("po"), Some(Kind::Pod));
         assert_eq!(Kind::from_resource("deploy"), Some(Kind::Deployment));
         assert_eq!(Kind::from_resource("svc"), Some(Kind::Service));
+        assert_eq!(Kind::from_resource("sts"), Some(Kind::StatefulSet));
         assert_eq!(Kind::from_resource("bogus"), None);
     }
 

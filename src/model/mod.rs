@@ -7,7 +7,7 @@ pub mod labels;
 pub mod parse;
 pub mod validate;
 
-pub use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+pub use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 pub use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Pod, Service};
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -25,6 +25,7 @@ pub enum Object {
     ConfigMap(ConfigMap),
     Deployment(Box<Deployment>),
     ReplicaSet(Box<ReplicaSet>),
+    StatefulSet(Box<StatefulSet>),
     Endpoints(Endpoints),
     EndpointSlice(EndpointSlice),
     Event(Box<Event>),
@@ -39,6 +40,7 @@ macro_rules! each_object {
             Object::ConfigMap($o) => $body,
             Object::Deployment($o) => $body,
             Object::ReplicaSet($o) => $body,
+            Object::StatefulSet($o) => $body,
             Object::Endpoints($o) => $body,
             Object::EndpointSlice($o) => $body,
             Object::Event($o) => $body,
@@ -55,6 +57,7 @@ impl Object {
             Object::ConfigMap(_) => Kind::ConfigMap,
             Object::Deployment(_) => Kind::Deployment,
             Object::ReplicaSet(_) => Kind::ReplicaSet,
+            Object::StatefulSet(_) => Kind::StatefulSet,
             Object::Endpoints(_) => Kind::Endpoints,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Event(_) => Kind::Event,
@@ -93,6 +96,7 @@ impl Object {
             Kind::ConfigMap => Object::ConfigMap(serde_json::from_value(v)?),
             Kind::Deployment => Object::Deployment(serde_json::from_value(v)?),
             Kind::ReplicaSet => Object::ReplicaSet(serde_json::from_value(v)?),
+            Kind::StatefulSet => Object::StatefulSet(serde_json::from_value(v)?),
             Kind::Endpoints => Object::Endpoints(serde_json::from_value(v)?),
             Kind::EndpointSlice => Object::EndpointSlice(serde_json::from_value(v)?),
             Kind::Event => Object::Event(serde_json::from_value(v)?),

@@ -235,6 +235,7 @@ pub fn decode(doc: &Document) -> Result<Decoded, ManifestError> {
         Kind::ConfigMap => strict(value).map(Object::ConfigMap),
         Kind::Deployment => strict(value).map(Object::Deployment),
         Kind::ReplicaSet => strict(value).map(Object::ReplicaSet),
+        Kind::StatefulSet => strict(value).map(Object::StatefulSet),
         Kind::Endpoints => strict(value).map(Object::Endpoints),
         Kind::EndpointSlice => strict(value).map(Object::EndpointSlice),
         Kind::Event => Err((

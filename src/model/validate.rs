@@ -77,6 +77,7 @@ pub const POD_HONOURED: &[&str] = &[
     "volumes[].emptyDir",
     "volumes[].configMap",
     "volumes[].hostPath",
+    "volumes[].persistentVolumeClaim.claimName",
     "hostname",
     "subdomain",
     "dnsPolicy",
@@ -102,6 +103,7 @@ pub const POD_WARNED: &[&str] = &[
     "containers[].ports[].hostIP",
     "containers[].securityContext",
     "containers[].resizePolicy",
+    "volumes[].persistentVolumeClaim.readOnly",
     "nodeSelector",
     "nodeName",
     "tolerations",
@@ -153,6 +155,31 @@ pub const DEPLOYMENT_WARNED: &[&str] = &[
 ];
 pub const REPLICASET_HONOURED: &[&str] = &["replicas", "selector", "template.metadata"];
 pub const REPLICASET_WARNED: &[&str] = &["minReadySeconds"];
+pub const STATEFULSET_HONOURED: &[&str] = &[
+    "replicas",
+    "selector",
+    "template.metadata",
+    "serviceName",
+    "podManagementPolicy",
+    "updateStrategy.type",
+    "updateStrategy.rollingUpdate.partition",
+    "ordinals.start",
+    "persistentVolumeClaimRetentionPolicy",
+    "volumeClaimTemplates[].apiVersion",
+    "volumeClaimTemplates[].kind",
+    "volumeClaimTemplates[].metadata.name",
+    "volumeClaimTemplates[].spec.volumeMode",
+];
+pub const STATEFULSET_WARNED: &[&str] = &[
+    "revisionHistoryLimit",
+    "minReadySeconds",
+    "volumeClaimTemplates[].metadata.labels",
+    "volumeClaimTemplates[].metadata.annotations",
+    "volumeClaimTemplates[].spec.accessModes",
+    "volumeClaimTemplates[].spec.resources",
+    "volumeClaimTemplates[].spec.storageClassName",
+    "volumeClaimTemplates[].status",
+];
 
 use super::images::builtin_image;
 
@@ -237,6 +264,9 @@ fn unsupported_reason(path: &str) -> &'static str {
             "field is not supported by lab (every pod has its own namespaces)"
         }
         "initContainers" => "field is not supported by lab (init containers are not run)",
+        "maxUnavailable" if path.starts_with("spec.updateStrategy") => {
+            "field is not supported by lab (an alpha feature of Kubernetes; StatefulSets update one pod at a time)"
+        }
         _ => "field is not supported by lab",
     }
 }
@@ -259,11 +289,11 @@ pub fn field_lists(kind: Kind) -> (Vec<String>, Vec<String>) {
             honoured.extend(prefixed("spec.", POD_HONOURED));
             warned.extend(prefixed("spec.", POD_WARNED));
         }
-        Kind::Deployment | Kind::ReplicaSet => {
-            let (h, w) = if kind == Kind::Deployment {
-                (DEPLOYMENT_HONOURED, DEPLOYMENT_WARNED)
-            } else {
-                (REPLICASET_HONOURED, REPLICASET_WARNED)
+        Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet => {
+            let (h, w) = match kind {
+                Kind::Deployment => (DEPLOYMENT_HONOURED, DEPLOYMENT_WARNED),
+                Kind::StatefulSet => (STATEFULSET_HONOURED, STATEFULSET_WARNED),
+                _ => (REPLICASET_HONOURED, REPLICASET_WARNED),
             };
             honoured.extend(prefixed("spec.", h));
             warned.extend(prefixed("spec.", w));
@@ -386,6 +416,7 @@ pub fn validate(obj: &Object) -> Result<Vec<String>, FieldError> {
                 .ok_or_else(|| fe("spec.template", "required field is missing"))?;
             workload(spec.replicas, &spec.selector, template, &mut warnings)?;
         }
+        Object::StatefulSet(s) => stateful_set(s, &mut warnings)?,
         Object::Service(s) => service(s)?,
         Object::ConfigMap(c) => {
             let size: usize = c
@@ -607,6 +638,124 @@ fn workload(
     Ok(())
 }
 
+/// A StatefulSet: the API server's checks on its own fields, then the
+/// template as a pod would see it (one `persistentVolumeClaim` volume per
+/// claim template, so `volumeMounts` may name the claims).
+fn stateful_set(
+    s: &k8s_openapi::api::apps::v1::StatefulSet,
+    warnings: &mut Vec<String>,
+) -> Result<(), FieldError> {
+    let spec = &s.spec;
+    non_negative(spec.min_ready_seconds, "spec.minReadySeconds")?;
+    non_negative(spec.revision_history_limit, "spec.revisionHistoryLimit")?;
+    if let Some(n) = spec.service_name.as_deref().filter(|n| !n.is_empty()) {
+        dns1035_label(n).map_err(|m| fe("spec.serviceName", m))?;
+    }
+    if let Some(p) = spec.pod_management_policy.as_deref()
+        && !matches!(p, "OrderedReady" | "Parallel")
+    {
+        return Err(fe(
+            "spec.podManagementPolicy",
+            format!("Unsupported value: {p:?}: supported values: \"OrderedReady\", \"Parallel\""),
+        ));
+    }
+    if let Some(u) = &spec.update_strategy {
+        let t = u.type_.as_deref().unwrap_or("RollingUpdate");
+        match t {
+            "RollingUpdate" => {}
+            "OnDelete" if u.rolling_update.is_none() => {}
+            "OnDelete" => {
+                return Err(fe(
+                    "spec.updateStrategy.rollingUpdate",
+                    "may not be specified when strategy `type` is 'OnDelete'",
+                ));
+            }
+            t => {
+                return Err(fe(
+                    "spec.updateStrategy.type",
+                    format!(
+                        "Unsupported value: {t:?}: supported values: \"OnDelete\", \"RollingUpdate\""
+                    ),
+                ));
+            }
+        }
+        non_negative(
+            u.rolling_update.as_ref().and_then(|r| r.partition),
+            "spec.updateStrategy.rollingUpdate.partition",
+        )?;
+    }
+    non_negative(
+        spec.ordinals.as_ref().and_then(|o| o.start),
+        "spec.ordinals.start",
+    )?;
+    if let Some(p) = &spec.persistent_volume_claim_retention_policy {
+        for (f, v) in [
+            ("whenDeleted", &p.when_deleted),
+            ("whenScaled", &p.when_scaled),
+        ] {
+            match v.as_deref() {
+                None | Some("Retain") => {}
+                Some("Delete") => {
+                    return Err(fe(
+                        format!("spec.persistentVolumeClaimRetentionPolicy.{f}"),
+                        "\"Delete\" is not supported by lab: claim directories are kept until `lab down` (use \"Retain\")",
+                    ));
+                }
+                Some(o) => {
+                    return Err(fe(
+                        format!("spec.persistentVolumeClaimRetentionPolicy.{f}"),
+                        format!(
+                            "Unsupported value: {o:?}: supported values: \"Retain\", \"Delete\""
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let mut template = spec.template.clone();
+    let mut claims = HashSet::new();
+    for (i, c) in spec.volume_claim_templates.iter().flatten().enumerate() {
+        let f = format!("spec.volumeClaimTemplates[{i}]");
+        let name = c.metadata.name.as_deref().unwrap_or("");
+        if name.is_empty() {
+            return Err(fe(
+                format!("{f}.metadata.name"),
+                "required field is missing",
+            ));
+        }
+        dns_label(name).map_err(|m| fe(format!("{f}.metadata.name"), m))?;
+        if !claims.insert(name.to_string()) {
+            return Err(fe(
+                format!("{f}.metadata.name"),
+                format!("Duplicate value: {name:?}"),
+            ));
+        }
+        if let Some(m) = c.spec.as_ref().and_then(|s| s.volume_mode.as_deref())
+            && m != "Filesystem"
+        {
+            return Err(fe(
+                format!("{f}.spec.volumeMode"),
+                format!("{m:?} is not supported by lab (a claim is a directory: \"Filesystem\")"),
+            ));
+        }
+        if let Some(ps) = template.spec.as_mut() {
+            let vols = ps.volumes.get_or_insert_with(Vec::new);
+            vols.retain(|v| v.name != name);
+            vols.push(k8s_openapi::api::core::v1::Volume {
+                name: name.to_string(),
+                persistent_volume_claim: Some(
+                    k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource {
+                        claim_name: format!("{name}-x-0"),
+                        read_only: None,
+                    },
+                ),
+                ..Default::default()
+            });
+        }
+    }
+    workload(spec.replicas, &spec.selector, &template, warnings)
+}
+
 fn pod_spec(spec: &PodSpec, at: &str, warnings: &mut Vec<String>) -> Result<(), FieldError> {
     if spec.containers.is_empty() {
         return Err(fe(
@@ -634,13 +783,14 @@ fn pod_spec(spec: &PodSpec, at: &str, warnings: &mut Vec<String>) -> Result<(), 
             v.empty_dir.is_some(),
             v.config_map.is_some(),
             v.host_path.is_some(),
+            v.persistent_volume_claim.is_some(),
         ];
         match sources.iter().filter(|s| **s).count() {
             1 => {}
             0 => {
                 return Err(fe(
                     f,
-                    "volume type not supported by lab (supported: emptyDir, configMap, hostPath)",
+                    "volume type not supported by lab (supported: emptyDir, configMap, hostPath, persistentVolumeClaim)",
                 ));
             }
             _ => return Err(fe(f, "may not specify more than 1 volume type")),
@@ -649,6 +799,10 @@ fn pod_spec(spec: &PodSpec, at: &str, warnings: &mut Vec<String>) -> Result<(), 
             && !h.path.starts_with('/')
         {
             return Err(fe(format!("{f}.hostPath.path"), "must be an absolute path"));
+        }
+        if let Some(c) = &v.persistent_volume_claim {
+            dns_subdomain(&c.claim_name)
+                .map_err(|m| fe(format!("{f}.persistentVolumeClaim.claimName"), m))?;
         }
     }
     let mut names = HashSet::new();
@@ -1296,6 +1450,69 @@ mod tests {
     }
 
     const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: registry.k8s.io/e2e-test-images/agnhost:2.47\n    args: [netexec]\n";
+
+    #[test]
+    fn statefulsets() {
+        let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n  replicas: 3\n  selector: {matchLabels: {app: db}}\n  EXTRA\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      containers:\n      - name: c\n        image: registry.k8s.io/e2e-test-images/agnhost:2.47\n        args: [pause]\n        volumeMounts: [{name: data, mountPath: /data}]\n  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec: {accessModes: [ReadWriteOnce], VOLUMEMODE resources: {requests: {storage: 1Gi}}}\n";
+        let ok = |extra: &str| check(&sts.replace("EXTRA", extra).replace("VOLUMEMODE", ""));
+        let w = ok("podManagementPolicy: Parallel").unwrap();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("volumeClaimTemplates[0].spec.accessModes")),
+            "{w:?}"
+        );
+        assert!(ok("updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 2}}").is_ok());
+        assert!(ok("updateStrategy: {type: OnDelete}").is_ok());
+        assert!(ok("ordinals: {start: 5}").is_ok());
+        for (extra, field) in [
+            ("podManagementPolicy: Random", "spec.podManagementPolicy"),
+            (
+                "updateStrategy: {type: Recreate}",
+                "spec.updateStrategy.type",
+            ),
+            (
+                "updateStrategy: {type: OnDelete, rollingUpdate: {partition: 1}}",
+                "spec.updateStrategy.rollingUpdate",
+            ),
+            (
+                "updateStrategy: {rollingUpdate: {partition: -1}}",
+                "spec.updateStrategy.rollingUpdate.partition",
+            ),
+            (
+                "updateStrategy: {rollingUpdate: {maxUnavailable: 2}}",
+                "spec.updateStrategy.rollingUpdate.maxUnavailable",
+            ),
+            (
+                "persistentVolumeClaimRetentionPolicy: {whenScaled: Delete}",
+                "spec.persistentVolumeClaimRetentionPolicy.whenScaled",
+            ),
+            ("minReadySeconds: -1", "spec.minReadySeconds"),
+        ] {
+            let e = ok(extra).unwrap_err();
+            assert!(e.contains(field), "{extra}: {e}");
+        }
+        let e = check(
+            &sts.replace("serviceName: db", "serviceName: Db")
+                .replace("EXTRA", "")
+                .replace("VOLUMEMODE", ""),
+        )
+        .unwrap_err();
+        assert!(e.contains("spec.serviceName"), "{e}");
+        let e = check(
+            &sts.replace("EXTRA", "")
+                .replace("VOLUMEMODE", "volumeMode: Block,"),
+        )
+        .unwrap_err();
+        assert!(e.contains("volumeMode") && e.contains("directory"), "{e}");
+        // A mount must name a volume or a claim template.
+        let e = check(
+            &sts.replace("EXTRA", "")
+                .replace("VOLUMEMODE", "")
+                .replace("name: data, mountPath", "name: other, mountPath"),
+        )
+        .unwrap_err();
+        assert!(e.contains("volumeMounts"), "{e}");
+    }
 
     #[test]
     fn builtin_images() {

@@ -43,6 +43,7 @@ pub fn describe(obj: &Object, related: &Related, now: SystemTime) -> String {
         Object::Service(s) => describe_service(&mut d, s, related),
         Object::Deployment(dep) => describe_deployment(&mut d, dep, related),
         Object::ReplicaSet(r) => describe_replicaset(&mut d, r, related),
+        Object::StatefulSet(s) => describe_statefulset(&mut d, s, related),
         Object::Endpoints(e) => describe_endpoints(&mut d, e, related),
         Object::EndpointSlice(s) => describe_endpointslice(&mut d, s, related),
         Object::ConfigMap(c) => describe_configmap(&mut d, c, related),
@@ -1212,6 +1213,102 @@ pub(crate) fn replicasets_by_labels(rss: &[&ReplicaSet]) -> String {
     } else {
         list
     }
+}
+
+/// kubectl's StatefulSet describer (pods counted from the status: ready
+/// ones as Running, the rest as Waiting, as for ReplicaSets).
+pub(crate) fn describe_statefulset(d: &mut Desc, s: &StatefulSet, related: &Related) {
+    let meta = &s.metadata;
+    let spec = &s.spec;
+    let status = s.status.clone().unwrap_or_default();
+    name_namespace(d, meta);
+    w!(
+        d,
+        0,
+        "CreationTimestamp:\t{}\n",
+        rfc1123z_opt(meta.creation_timestamp.as_ref())
+    );
+    w!(
+        d,
+        0,
+        "Selector:\t{}\n",
+        format_label_selector(&spec.selector)
+    );
+    labels_multiline(d, "Labels", meta.labels.as_ref());
+    annotations_multiline(d, "Annotations", meta.annotations.as_ref());
+    w!(
+        d,
+        0,
+        "Replicas:\t{} desired | {} total\n",
+        spec.replicas.unwrap_or(1),
+        status.replicas
+    );
+    let strategy = spec.update_strategy.clone().unwrap_or_default();
+    w!(
+        d,
+        0,
+        "Update Strategy:\t{}\n",
+        strategy.type_.as_deref().unwrap_or("RollingUpdate")
+    );
+    if let Some(p) = strategy.rolling_update.as_ref().and_then(|r| r.partition) {
+        w!(d, 1, "Partition:\t{p}\n");
+    }
+    let ready = status.ready_replicas.unwrap_or(0);
+    w!(
+        d,
+        0,
+        "Pods Status:\t{} Running / {} Waiting / 0 Succeeded / 0 Failed\n",
+        ready,
+        (status.replicas - ready).max(0)
+    );
+    describe_pod_template(d, Some(&spec.template));
+    match spec.volume_claim_templates.as_deref() {
+        Some(claims) if !claims.is_empty() => {
+            d.w(0, "Volume Claims:\n");
+            for c in claims {
+                let cs = c.spec.clone().unwrap_or_default();
+                w!(d, 1, "Name:\t{}\n", opt_str(&c.metadata.name));
+                w!(
+                    d,
+                    1,
+                    "StorageClass:\t{}\n",
+                    cs.storage_class_name.as_deref().unwrap_or("")
+                );
+                for (title, m) in [
+                    ("Labels", c.metadata.labels.as_ref()),
+                    ("Annotations", c.metadata.annotations.as_ref()),
+                ] {
+                    w!(d, 1, "{title}:\t");
+                    match m {
+                        Some(m) if !m.is_empty() => {
+                            for (i, (k, v)) in m.iter().enumerate() {
+                                if i != 0 {
+                                    d.w(1, "\t");
+                                }
+                                w!(d, 0, "{k}={v}\n");
+                            }
+                        }
+                        _ => d.w(0, "<none>\n"),
+                    }
+                }
+                let capacity = cs
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.requests.as_ref())
+                    .and_then(|r| r.get("storage"))
+                    .map_or_else(|| "<default>".to_string(), |q| q.0.clone());
+                w!(d, 1, "Capacity:\t{capacity}\n");
+                w!(
+                    d,
+                    1,
+                    "Access Modes:\t[{}]\n",
+                    cs.access_modes.unwrap_or_default().join(" ")
+                );
+            }
+        }
+        _ => d.w(0, "Volume Claims:\t<none>\n"),
+    }
+    describe_events(d, &related.events);
 }
 
 pub(crate) fn describe_replicaset(d: &mut Desc, rs: &ReplicaSet, related: &Related) {

@@ -14,7 +14,7 @@
 
 use crate::model::{
     ConfigMap, Deployment, EndpointSlice, Endpoints, Event, Kind, Namespace, Object, ObjectMeta,
-    Pod, ReplicaSet, Service,
+    Pod, ReplicaSet, Service, StatefulSet,
 };
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStatus, EnvVar, PodSpec, PodTemplateSpec, Probe,

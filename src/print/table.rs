@@ -29,6 +29,7 @@ pub(crate) fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
             &["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
             &["CONTAINERS", "IMAGES", "SELECTOR"],
         ),
+        Kind::StatefulSet => (&["NAME", "READY", "AGE"], &["CONTAINERS", "IMAGES"]),
         Kind::ConfigMap => (&["NAME", "DATA", "AGE"], &[]),
         Kind::Namespace => (&["NAME", "STATUS", "AGE"], &[]),
         // The API server's event columns: no NAME first (it comes last, wide).
@@ -61,6 +62,7 @@ pub(crate) fn row_cells(obj: &Object, wide: bool, now: SystemTime) -> Vec<String
         ],
         Object::Deployment(d) => deployment_row(d, wide, now),
         Object::ReplicaSet(r) => replicaset_row(r, wide, now),
+        Object::StatefulSet(s) => statefulset_row(s, wide, now),
         Object::ConfigMap(c) => vec![
             (c.data.as_ref().map_or(0, |d| d.len())
                 + c.binary_data.as_ref().map_or(0, |d| d.len()))
@@ -444,6 +446,26 @@ pub(crate) fn replicaset_row(r: &ReplicaSet, wide: bool, now: SystemTime) -> Vec
         let (names, images) = container_cells(pod_template_containers(spec.template.as_ref()));
         let selector = format_label_selector(&spec.selector);
         cells.extend([names, images, selector]);
+    }
+    cells
+}
+
+/// kubectl's StatefulSet columns: READY is `readyReplicas/replicas`.
+pub(crate) fn statefulset_row(s: &StatefulSet, wide: bool, now: SystemTime) -> Vec<String> {
+    let mut cells = vec![
+        format!(
+            "{}/{}",
+            s.status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
+            s.spec.replicas.unwrap_or(1)
+        ),
+        since(s.metadata.creation_timestamp.as_ref(), now),
+    ];
+    if wide {
+        let (names, images) = container_cells(pod_template_containers(Some(&s.spec.template)));
+        cells.extend([names, images]);
     }
     cells
 }

@@ -607,6 +607,59 @@ fn replicasets_table() {
     );
 }
 
+// --- statefulsets ----------------------------------------------------------------
+
+fn statefulset() -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "default",
+                     "creationTimestamp": "2024-01-01T00:00:00Z"},
+        "spec": {
+            "replicas": 3, "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+            "template": {"metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [{"name": "db", "image": "mariadb:11", "command": ["mariadbd"]}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]
+        },
+        "status": {"replicas": 3, "readyReplicas": 2, "currentReplicas": 3, "updatedReplicas": 3}
+    })
+}
+
+#[test]
+fn statefulsets_table_and_describe() {
+    let objs = [obj(Kind::StatefulSet, statefulset())];
+    assert_eq!(
+        render(&objs, TableOpts::default()),
+        "NAME   READY   AGE\n\
+         db     2/3     10m\n"
+    );
+    assert_eq!(
+        render(
+            &objs,
+            TableOpts {
+                wide: true,
+                show_kind: true,
+                ..Default::default()
+            }
+        ),
+        "NAME                  READY   AGE   CONTAINERS   IMAGES\n\
+         statefulset.apps/db   2/3     10m   db           mariadb:11\n"
+    );
+    let out = describe(&objs[0], &Related::default(), now());
+    for line in [
+        "Name:               db\n",
+        "Selector:           app=db\n",
+        "Replicas:           3 desired | 3 total\n",
+        "Update Strategy:    RollingUpdate\n  Partition:        0\n",
+        "Pods Status:        2 Running / 1 Waiting / 0 Succeeded / 0 Failed\n",
+        "Volume Claims:\n  Name:          data\n  StorageClass:  \n  Labels:        <none>\n  Annotations:   <none>\n  Capacity:      1Gi\n  Access Modes:  [ReadWriteOnce]\n",
+    ] {
+        assert!(out.contains(line), "{line:?} in:\n{out}");
+    }
+}
+
 // --- configmaps and namespaces -------------------------------------------------
 
 #[test]

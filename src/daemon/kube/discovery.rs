@@ -175,6 +175,22 @@ pub const RESOURCES: &[Info] = &[
         ],
     },
     Info {
+        res: Res::Obj(Kind::StatefulSet),
+        group: "apps",
+        version: "v1",
+        plural: "statefulsets",
+        singular: "statefulset",
+        kind: "StatefulSet",
+        namespaced: true,
+        short: &["sts"],
+        categories: &["all"],
+        verbs: RW,
+        subresources: &[
+            ("scale", "Scale", &["get", "patch", "update"]),
+            ("status", "StatefulSet", &["get"]),
+        ],
+    },
+    Info {
         res: Res::Obj(Kind::EndpointSlice),
         group: "discovery.k8s.io",
         version: "v1",

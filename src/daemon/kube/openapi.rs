@@ -167,6 +167,10 @@ fn schemas(group: &str, version: &str) -> Map<String, Value> {
                 g.subschema_for::<api::apps::v1::ReplicaSet>();
                 "io.k8s.api.apps.v1.ReplicaSet"
             }
+            Res::Obj(Kind::StatefulSet) => {
+                g.subschema_for::<api::apps::v1::StatefulSet>();
+                "io.k8s.api.apps.v1.StatefulSet"
+            }
             Res::Node => {
                 g.subschema_for::<api::core::v1::Node>();
                 "io.k8s.api.core.v1.Node"

@@ -803,6 +803,11 @@ impl Kube {
                 r.status.as_ref().map_or(0, |s| s.replicas),
                 crate::print::selector_string(&r.spec.selector),
             ),
+            Object::StatefulSet(s) => (
+                s.spec.replicas.unwrap_or(1),
+                s.status.as_ref().map_or(0, |s| s.replicas),
+                crate::print::selector_string(&s.spec.selector),
+            ),
             _ => (0, 0, None),
         };
         let m = o.meta();

@@ -108,6 +108,28 @@ impl EventLog {
                         present.insert(key);
                         continue;
                     }
+                    // Deleted and created again under the same name (a
+                    // StatefulSet's `db-0`) between two syncs: a watcher
+                    // sees the old one go and the new one come, as from
+                    // the API server, not one object changing its uid.
+                    Some((_, old))
+                        if old.pointer("/metadata/uid")
+                            != o.meta()
+                                .uid
+                                .as_ref()
+                                .map(|u| Value::String(u.clone()))
+                                .as_ref() =>
+                    {
+                        let mut gone = (**old).clone();
+                        gone["metadata"]["resourceVersion"] = Value::String(rv.clone());
+                        new_events.push(Event {
+                            rv: rv.parse().unwrap_or(now),
+                            ty: EventType::Deleted,
+                            key: key.clone(),
+                            object: Arc::new(gone),
+                        });
+                        EventType::Added
+                    }
                     Some(_) => EventType::Modified,
                     None => EventType::Added,
                 };
@@ -207,5 +229,33 @@ mod tests {
         assert_eq!(log.since(mid).unwrap().len(), 1);
         assert_eq!(log.synced_rv(), store.resource_version());
         assert!(log.since(start - 1).is_none(), "older than the log: 410");
+    }
+
+    #[test]
+    fn a_name_re_created_between_syncs_is_deleted_then_added() {
+        let mut store = Store::default();
+        store.create(ns("a")).unwrap();
+        let log = EventLog::new(&store);
+        let start = store.resource_version();
+        let old_uid = store
+            .get(&Key::new(Kind::Namespace, "", "a"))
+            .and_then(|o| o.meta().uid.clone());
+        store.remove(&Key::new(Kind::Namespace, "", "a"));
+        store.create(ns("a")).unwrap();
+        log.sync(&store);
+        let ev = log.since(start).unwrap();
+        let summary: Vec<(EventType, Option<&str>)> = ev
+            .iter()
+            .map(|e| {
+                (
+                    e.ty,
+                    e.object.pointer("/metadata/uid").and_then(|u| u.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(summary.len(), 2, "{summary:?}");
+        assert_eq!(summary[0], (EventType::Deleted, old_uid.as_deref()));
+        assert_eq!(summary[1].0, EventType::Added);
+        assert_ne!(summary[1].1, old_uid.as_deref());
     }
 }
