@@ -32,7 +32,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort as SlicePort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
@@ -175,6 +175,16 @@ pub fn reconcile_with(store: &mut Store, suffix: &mut dyn FnMut() -> String) {
             _ => None,
         })
         .collect();
+    let index = slice_index(store);
+    let mut pods_by_ns: HashMap<String, Vec<Pod>> = HashMap::new();
+    for o in store.list(Kind::Pod, None) {
+        if let Object::Pod(p) = o {
+            pods_by_ns
+                .entry(p.metadata.namespace.clone().unwrap_or_default())
+                .or_default()
+                .push((**p).clone());
+        }
+    }
     for svc in &services {
         let spec = svc.spec.clone().unwrap_or_default();
         if spec.type_.as_deref() == Some("ExternalName") {
@@ -182,20 +192,19 @@ pub fn reconcile_with(store: &mut Store, suffix: &mut dyn FnMut() -> String) {
         }
         let Some(sel) = selector(&spec) else { continue };
         let ns = svc.metadata.namespace.clone().unwrap_or_default();
-        let pods: Vec<Pod> = store
-            .list(Kind::Pod, Some(&ns))
-            .filter_map(|o| match o {
-                Object::Pod(p) => Some(&**p),
-                _ => None,
-            })
-            .filter(|p| sel.matches(&p.metadata.labels.clone().unwrap_or_default()))
+        let no_labels = BTreeMap::new();
+        let pods: Vec<Pod> = pods_by_ns
+            .get(&ns)
+            .into_iter()
+            .flatten()
+            .filter(|p| sel.matches(p.metadata.labels.as_ref().unwrap_or(&no_labels)))
             .cloned()
             .collect();
         put(store, Object::Endpoints(endpoints_object(svc, &pods)));
         let desired = desired_slices(svc, &pods);
-        sync_slices(store, svc_slice_owner(svc), desired, suffix);
+        sync_slices(store, &index, svc_slice_owner(svc), desired, suffix);
     }
-    mirror(store, suffix);
+    mirror(store, &index, suffix);
     collect_garbage(store);
 }
 
@@ -351,23 +360,31 @@ fn slice_prefix(name: &str) -> String {
     }
 }
 
-/// The slices one controller manages for one service, by name.
-fn managed_slices(store: &Store, ns: &str, service: &str, controller: &str) -> Vec<EndpointSlice> {
-    store
-        .list(Kind::EndpointSlice, Some(ns))
-        .filter_map(|o| match o {
-            Object::EndpointSlice(s) => Some(s),
-            _ => None,
-        })
-        .filter(|s| {
-            let l = s.metadata.labels.as_ref();
-            l.and_then(|l| l.get(SERVICE_NAME_LABEL))
-                .map(String::as_str)
-                == Some(service)
-                && l.and_then(|l| l.get(MANAGED_BY)).map(String::as_str) == Some(controller)
-        })
-        .cloned()
-        .collect()
+/// (namespace, service, managing controller).
+type SliceKey = (String, String, String);
+
+/// Every controller-managed slice, by namespace, service and controller
+/// (built once per pass: a pass only rewrites each service's own slices).
+fn slice_index(store: &Store) -> HashMap<SliceKey, Vec<EndpointSlice>> {
+    let mut out: HashMap<SliceKey, Vec<EndpointSlice>> = HashMap::new();
+    for o in store.list(Kind::EndpointSlice, None) {
+        let Object::EndpointSlice(s) = o else {
+            continue;
+        };
+        let Some(l) = s.metadata.labels.as_ref() else {
+            continue;
+        };
+        if let (Some(svc), Some(by)) = (l.get(SERVICE_NAME_LABEL), l.get(MANAGED_BY)) {
+            out.entry((
+                s.metadata.namespace.clone().unwrap_or_default(),
+                svc.clone(),
+                by.clone(),
+            ))
+            .or_default()
+            .push(s.clone());
+        }
+    }
+    out
 }
 
 /// Make the slices `owner` manages equal `desired`: a desired slice keeps
@@ -377,20 +394,27 @@ fn managed_slices(store: &Store, ns: &str, service: &str, controller: &str) -> V
 /// left over are deleted.
 fn sync_slices(
     store: &mut Store,
+    index: &HashMap<SliceKey, Vec<EndpointSlice>>,
     owner: SliceOwner,
     desired: Vec<(Vec<SlicePort>, Vec<Endpoint>)>,
     suffix: &mut dyn FnMut() -> String,
 ) {
-    let (existing, foreign): (Vec<EndpointSlice>, Vec<EndpointSlice>) =
-        managed_slices(store, &owner.namespace, &owner.service, owner.controller)
-            .into_iter()
-            .partition(|s| {
-                s.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|r| r.uid == owner.owner.uid && r.kind == owner.owner.kind)
-            });
+    let (existing, foreign): (Vec<EndpointSlice>, Vec<EndpointSlice>) = index
+        .get(&(
+            owner.namespace.clone(),
+            owner.service.clone(),
+            owner.controller.to_string(),
+        ))
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .partition(|s| {
+            s.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|r| r.uid == owner.owner.uid && r.kind == owner.owner.kind)
+        });
     // Slices of an earlier object of the same name (`ownedBy` fails) go.
     for s in foreign {
         let name = s.metadata.name.unwrap_or_default();
@@ -571,13 +595,32 @@ fn endpoints_object(svc: &Service, pods: &[Pod]) -> Endpoints {
 /// The mirroring controller, for every Endpoints object: mirror it when its
 /// Service exists without a selector and it carries neither the skip-mirror
 /// label nor a leader-election annotation; otherwise delete its mirrors.
-fn mirror(store: &mut Store, suffix: &mut dyn FnMut() -> String) {
+fn mirror(
+    store: &mut Store,
+    index: &HashMap<SliceKey, Vec<EndpointSlice>>,
+    suffix: &mut dyn FnMut() -> String,
+) {
+    // Only Endpoints of selector-less Services are candidates (checked
+    // before cloning: most Endpoints are the Endpoints controller's).
     let all: Vec<Endpoints> = store
         .list(Kind::Endpoints, None)
         .filter_map(|o| match o {
-            Object::Endpoints(e) => Some(e.clone()),
+            Object::Endpoints(e) => Some(e),
             _ => None,
         })
+        .filter(|e| {
+            let ns = e.metadata.namespace.as_deref().unwrap_or_default();
+            let name = e.metadata.name.as_deref().unwrap_or_default();
+            matches!(
+                store.get(&Key::new(Kind::Service, ns, name)),
+                Some(Object::Service(s)) if s
+                    .spec
+                    .as_ref()
+                    .and_then(|sp| sp.selector.as_ref())
+                    .is_none_or(|m| m.is_empty())
+            )
+        })
+        .cloned()
         .collect();
     let mut mirrored = BTreeSet::new();
     for eps in all {
@@ -620,7 +663,7 @@ fn mirror(store: &mut Store, suffix: &mut dyn FnMut() -> String) {
             labels,
             annotations: Some(annotations).filter(|a| !a.is_empty()),
         };
-        sync_slices(store, owner, mirrored_slices(&eps), suffix);
+        sync_slices(store, index, owner, mirrored_slices(&eps), suffix);
     }
     // Mirrors of Endpoints that are gone or no longer to be mirrored.
     for key in store.keys(Kind::EndpointSlice) {

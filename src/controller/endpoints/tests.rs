@@ -711,3 +711,34 @@ fn named_ports_resolve_per_protocol_and_sidecars() {
         ]
     );
 }
+
+#[test]
+fn many_services_one_slice_each_and_a_quiet_steady_state() {
+    let mut s = Store::default();
+    let n = 300;
+    for i in 0..n {
+        let mut v = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": format!("s{i}"), "namespace": "default"},
+            "spec": svc_spec(json!({}))});
+        v["spec"]["selector"] = json!({"app": format!("a{i}")});
+        v["spec"]["clusterIP"] = json!(format!("10.96.{}.{}", i / 250, i % 250 + 1));
+        s.create(Object::from_json(Kind::Service, v).unwrap())
+            .unwrap();
+        let mut p = pod_json(p("x", "10.244.0.2", true, false), http_ports());
+        p["metadata"]["name"] = json!(format!("p{i}"));
+        p["metadata"]["labels"] = json!({"app": format!("a{i}")});
+        p["status"]["podIP"] = json!(format!("10.244.{}.{}", i / 250, i % 250 + 1));
+        s.create(Object::from_json(Kind::Pod, p).unwrap()).unwrap();
+    }
+    reconcile(&mut s);
+    assert_eq!(s.list(Kind::EndpointSlice, None).count(), n);
+    assert_eq!(s.list(Kind::Endpoints, None).count(), n);
+    for i in [0, n / 2, n - 1] {
+        let sl = slices(&s, &format!("s{i}"));
+        assert_eq!(sl.len(), 1);
+        assert_eq!(sl[0].endpoints.as_ref().unwrap().len(), 1);
+    }
+    let rv = s.resource_version();
+    reconcile(&mut s);
+    assert_eq!(s.resource_version(), rv, "a second pass writes nothing");
+}
