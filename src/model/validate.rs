@@ -1346,6 +1346,28 @@ mod tests {
 
     const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: registry.k8s.io/e2e-test-images/agnhost:2.47\n    args: [netexec]\n";
 
+    /// The shipped samples pass validation (the full-stack one needs root
+    /// and Debian packages to run: tests/fullstack.rs).
+    #[test]
+    fn samples_validate() {
+        for (name, text) in [
+            (
+                "lab/full-stack.yaml",
+                include_str!("../../lab/full-stack.yaml"),
+            ),
+            (
+                "lab/sample-app.yaml",
+                include_str!("../../lab/sample-app.yaml"),
+            ),
+        ] {
+            for d in parse_documents(name, text).unwrap() {
+                if let Err(e) = decode(&d) {
+                    panic!("{e}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn statefulsets() {
         let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n  replicas: 3\n  selector: {matchLabels: {app: db}}\n  EXTRA\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      containers:\n      - name: c\n        image: registry.k8s.io/e2e-test-images/agnhost:2.47\n        args: [pause]\n        volumeMounts: [{name: data, mountPath: /data}]\n  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec: {accessModes: [ReadWriteOnce], VOLUMEMODE resources: {requests: {storage: 1Gi}}}\n";
