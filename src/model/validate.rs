@@ -644,6 +644,20 @@ fn stateful_set(
     warnings: &mut Vec<String>,
 ) -> Result<(), FieldError> {
     let spec = &s.spec;
+    // The pods' names are their hostnames (DNS labels): on a real cluster a
+    // set whose `<name>-<ordinal>` is not one cannot create its pods.
+    if let Some(name) = s.metadata.name.as_deref().filter(|n| !n.is_empty()) {
+        let last = spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0)
+            + spec.replicas.unwrap_or(1).max(1)
+            - 1;
+        let pod = format!("{name}-{last}");
+        dns_label(&pod).map_err(|m| {
+            fe(
+                "metadata.name",
+                format!("the pods' names (and hostnames) would be invalid: {m}"),
+            )
+        })?;
+    }
     non_negative(spec.min_ready_seconds, "spec.minReadySeconds")?;
     non_negative(spec.revision_history_limit, "spec.revisionHistoryLimit")?;
     if let Some(n) = spec.service_name.as_deref().filter(|n| !n.is_empty()) {
@@ -1407,6 +1421,20 @@ mod tests {
         ] {
             let e = ok(extra).unwrap_err();
             assert!(e.contains(field), "{extra}: {e}");
+        }
+        for bad in [
+            "name: db.x".to_string(),
+            format!("name: {}", "d".repeat(62)),
+        ] {
+            let yaml = sts
+                .replace("EXTRA", "")
+                .replace("VOLUMEMODE", "")
+                .replace("{name: db}", &format!("{{{bad}}}"));
+            let e = check(&yaml).unwrap_err();
+            assert!(
+                e.contains("metadata.name") && e.contains("hostnames"),
+                "{e}"
+            );
         }
         let e = check(
             &sts.replace("serviceName: db", "serviceName: Db")
