@@ -187,6 +187,17 @@ fn ordered_start_per_pod_dns_and_stable_identity() {
         [pod(&pods, "db-2").unwrap().2.clone()]
     );
 
+    // The EndpointSlice names each endpoint by the pod's hostname, which is
+    // what the DNS records come from (as CoreDNS reads them).
+    let slices = c.items(&["endpointslices", "-n", NS]);
+    let mut hosts: Vec<String> = slices
+        .iter()
+        .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e["hostname"].as_str().map(str::to_string))
+        .collect();
+    hosts.sort();
+    assert_eq!(hosts, ["db-0", "db-1", "db-2"], "{slices:?}");
+
     // The claim directory is the pod's /data; it outlives the pod.
     in_pod(&c, "db-0", &["sh", "-c", "echo kept > /data/mark"]);
     let claim = format!("/var/lib/lab/{}/claims/{NS}/data-db-0/mark", c.name);
@@ -249,6 +260,12 @@ fn scale_down_from_the_top_and_rolling_update_in_reverse_with_kubectl() {
     require_root!();
     let c = Cluster::up("stsup", &["--empty"]);
     c.apply(&manifest(3, "Parallel"));
+    // Parallel: every pod is created in the same pass, ready or not.
+    let first = c.eventually(Duration::from_secs(30), "the first pods", || {
+        let pods = set_pods(&c);
+        (!pods.is_empty()).then_some(pods)
+    });
+    assert_eq!(first.len(), 3, "{first:?}");
     c.eventually(Duration::from_secs(60), "3 ready pods", || {
         let pods = set_pods(&c);
         (pods.len() == 3 && pods.iter().all(|p| p.3)).then_some(())

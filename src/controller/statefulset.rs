@@ -334,7 +334,9 @@ fn statefulset(store: &mut Store, s: &StatefulSet) {
                     None => new_pod(s, &s.spec.template, &update_revision, ordinal),
                 };
                 if let Err(e) = store.create(Object::Pod(Box::new(pod))) {
-                    tracing::warn!(pod = %e.name(), set = %set, "a pod of that name exists and is not the set's");
+                    // Kubernetes retries with back-off and records an event;
+                    // this pass runs on every change, so say it quietly.
+                    tracing::debug!(pod = %e.name(), set = %set, "a pod of that name exists and is not the set's");
                 }
             }
             Step::Delete(ordinal) => {

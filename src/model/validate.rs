@@ -646,6 +646,20 @@ fn stateful_set(
     warnings: &mut Vec<String>,
 ) -> Result<(), FieldError> {
     let spec = &s.spec;
+    // The pods' names are their hostnames (DNS labels): on a real cluster a
+    // set whose `<name>-<ordinal>` is not one cannot create its pods.
+    if let Some(name) = s.metadata.name.as_deref().filter(|n| !n.is_empty()) {
+        let last = spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0)
+            + spec.replicas.unwrap_or(1).max(1)
+            - 1;
+        let pod = format!("{name}-{last}");
+        dns_label(&pod).map_err(|m| {
+            fe(
+                "metadata.name",
+                format!("the pods' names (and hostnames) would be invalid: {m}"),
+            )
+        })?;
+    }
     non_negative(spec.min_ready_seconds, "spec.minReadySeconds")?;
     non_negative(spec.revision_history_limit, "spec.revisionHistoryLimit")?;
     if let Some(n) = spec.service_name.as_deref().filter(|n| !n.is_empty()) {
@@ -1451,6 +1465,28 @@ mod tests {
 
     const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: registry.k8s.io/e2e-test-images/agnhost:2.47\n    args: [netexec]\n";
 
+    /// The shipped samples pass validation (the full-stack one needs root
+    /// and Debian packages to run: tests/fullstack.rs).
+    #[test]
+    fn samples_validate() {
+        for (name, text) in [
+            (
+                "lab/full-stack.yaml",
+                include_str!("../../lab/full-stack.yaml"),
+            ),
+            (
+                "lab/sample-app.yaml",
+                include_str!("../../lab/sample-app.yaml"),
+            ),
+        ] {
+            for d in parse_documents(name, text).unwrap() {
+                if let Err(e) = decode(&d) {
+                    panic!("{e}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn statefulsets() {
         let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n  replicas: 3\n  selector: {matchLabels: {app: db}}\n  EXTRA\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      containers:\n      - name: c\n        image: registry.k8s.io/e2e-test-images/agnhost:2.47\n        args: [pause]\n        volumeMounts: [{name: data, mountPath: /data}]\n  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec: {accessModes: [ReadWriteOnce], VOLUMEMODE resources: {requests: {storage: 1Gi}}}\n";
@@ -1490,6 +1526,20 @@ mod tests {
         ] {
             let e = ok(extra).unwrap_err();
             assert!(e.contains(field), "{extra}: {e}");
+        }
+        for bad in [
+            "name: db.x".to_string(),
+            format!("name: {}", "d".repeat(62)),
+        ] {
+            let yaml = sts
+                .replace("EXTRA", "")
+                .replace("VOLUMEMODE", "")
+                .replace("{name: db}", &format!("{{{bad}}}"));
+            let e = check(&yaml).unwrap_err();
+            assert!(
+                e.contains("metadata.name") && e.contains("hostnames"),
+                "{e}"
+            );
         }
         let e = check(
             &sts.replace("serviceName: db", "serviceName: Db")

@@ -276,5 +276,9 @@ mod tests {
         );
         assert!(s.get("io.k8s.api.apps.v1.DeploymentSpec").is_some());
         assert!(s.get("io.k8s.api.core.v1.PodSpec").is_some());
+        let p = &d["paths"]["/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}"]["patch"];
+        assert_eq!(p["x-kubernetes-group-version-kind"]["kind"], "StatefulSet");
+        assert!(s.get("io.k8s.api.apps.v1.StatefulSetSpec").is_some());
+        assert!(s.get("io.k8s.api.core.v1.PersistentVolumeClaim").is_some());
     }
 }
