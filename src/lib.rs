@@ -27,6 +27,7 @@ pub(crate) mod sys {
     pub mod lock;
     pub mod net;
     pub mod netns;
+    pub mod netwatch;
     pub mod pidfd;
     pub mod process;
     pub mod ready;

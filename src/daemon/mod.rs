@@ -4,6 +4,7 @@ pub mod dataplane;
 pub(crate) mod kube;
 pub(crate) mod lifecycle;
 pub mod podspec;
+pub(crate) mod repair;
 pub(crate) mod routing;
 pub mod runtime;
 pub(crate) mod server;
