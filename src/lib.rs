@@ -30,6 +30,7 @@ pub(crate) mod sys {
     pub mod netwatch;
     pub mod pidfd;
     pub mod process;
+    pub mod pty;
     pub mod ready;
     pub mod security;
     pub mod tun;

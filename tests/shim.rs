@@ -115,6 +115,7 @@ impl Pod {
                 PathBuf::from("/run/lab"),
                 d.join("does-not-exist"),
             ],
+            root_files: vec![],
             restart_policy: RestartPolicy::Always,
             termination_grace_period_seconds: 5,
             containers,
