@@ -121,7 +121,7 @@ fn agnhost_is_at_the_root_of_its_pods_and_nowhere_on_the_host() {
     let c = Cluster::up("agnroot", &["--empty"]);
     // As the e2e suite runs it: the image's /agnhost from a shell.
     c.apply(&format!(
-        "{CLIENT}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: srv, labels: {{app: srv}}}}\nspec:\n  containers:\n  - name: c\n    image: registry.k8s.io/e2e-test-images/agnhost:2.47\n    command: [sh, -c, \"/agnhost netexec --http-port=8080\"]\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: srv}}\nspec:\n  selector: {{app: srv}}\n  ports: [{{port: 80, targetPort: 8080}}]\n"
+        "{CLIENT}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: srv, labels: {{app: srv}}}}\nspec:\n  containers:\n  - name: c\n    image: registry.k8s.io/e2e-test-images/agnhost:2.47\n    command: [sh, -c, \"/agnhost netexec --http-port=8080\"]\n    volumeMounts: [{{name: cfg, mountPath: /tmp/cfg}}, {{name: scratch, mountPath: /run/scratch}}]\n  volumes:\n  - {{name: cfg, configMap: {{name: cfg}}}}\n  - {{name: scratch, emptyDir: {{}}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{greeting: hello}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: srv}}\nspec:\n  selector: {{app: srv}}\n  ports: [{{port: 80, targetPort: 8080}}]\n"
     ));
     c.wait_ready(&["pod/client", "pod/srv"], "30s");
     // By VIP: the DNS pods of an --empty cluster may still be starting.
@@ -155,6 +155,17 @@ fn agnhost_is_at_the_root_of_its_pods_and_nowhere_on_the_host() {
         );
     }
     assert!(!out.contains(".lab-root"), "{out}");
+    // Volumes still bind (their sources are reached by descriptor, below
+    // the moved root).
+    let (code, out, err) = c.exec(
+        "srv",
+        &[
+            "sh",
+            "-c",
+            "cat /tmp/cfg/greeting && touch /run/scratch/f && test -x /agnhost",
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "hello"), "{err}");
     // Nothing of it on the host.
     assert!(
         !std::path::Path::new("/agnhost").exists(),
