@@ -104,6 +104,13 @@ fn exec_it_runs_an_interactive_shell_on_its_own_pty() {
         "job control on its terminal: {line}"
     );
     assert!(out.contains("/dev/pts/"), "stdin is a pty:\n{out}");
+    // -t without a terminal on stdin: kubectl's warning, then no pty.
+    let o = c.run(&["exec", "-it", "client", "--", "sh", "-c", "tty; exit 4"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Unable to use a TTY"),
+        "{o:?}"
+    );
     // Without -t: no pty, no TERM, still HOME; exit codes pass through.
     let (code, o, e) = c.exec(
         "client",

@@ -1280,6 +1280,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn exec_env_adds_what_a_runtime_adds() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nweb:x:1000:1000::/home/web:/bin/sh\nnohome:x:1001:1001:::/bin/sh\n";
+        assert_eq!(home_of(passwd, 0), "/root");
+        assert_eq!(home_of(passwd, 1000), "/home/web");
+        assert_eq!(home_of(passwd, 1001), "/");
+        assert_eq!(home_of(passwd, 4242), "/");
+        assert_eq!(home_of("garbage", 0), "/");
+        let given = vec![
+            ("PATH".to_string(), "/bin".to_string()),
+            ("HOME".into(), "/x".into()),
+        ];
+        assert_eq!(exec_env(&given, 0, false), given);
+        let env = exec_env(&[], 0, true);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("PATH"), Some(DEFAULT_PATH));
+        assert_eq!(get("TERM"), Some("xterm"));
+        assert!(get("HOME").is_some());
+        assert!(exec_env(&[], 0, false).iter().all(|(k, _)| k != "TERM"));
+    }
+
+    #[test]
     fn mountinfo_escapes() {
         assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
         assert_eq!(unescape_mountinfo("/x\\011y\\134z"), "/x\ty\\z");
