@@ -45,19 +45,24 @@ pub(crate) fn spawn(daemon: Arc<Daemon>) -> tokio::task::JoinHandle<()> {
 async fn run(daemon: Arc<Daemon>) {
     let wake = Arc::new(Notify::new());
     let netns = daemon.routing.netns().to_string();
-    let w = wake.clone();
-    let watcher = match netwatch::watch(&netns, move |ev| {
-        if relevant(&ev) {
-            w.notify_one();
-        }
-    }) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::error!(netns, error = %e, every = ?RESYNC_EVERY,
-                "cannot listen for route, rule and link changes; checking periodically only");
-            None
+    let start_watch = |logged: bool| {
+        let w = wake.clone();
+        match netwatch::watch(&netns, move |ev| {
+            if relevant(&ev) {
+                w.notify_one();
+            }
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                if !logged {
+                    tracing::error!(netns, error = %e, every = ?RESYNC_EVERY,
+                        "cannot listen for route, rule and link changes; checking periodically (and retrying)");
+                }
+                None
+            }
         }
     };
+    let mut watcher = start_watch(false);
     let mut shutting = daemon.shutting_down.subscribe();
     let mut retry: Option<Duration> = None;
     // The last failure logged (each distinct one once; repeats at powers of two).
@@ -75,6 +80,11 @@ async fn run(daemon: Arc<Daemon>) {
         let stopping = *daemon.shutting_down.borrow();
         if stopping {
             break;
+        }
+        // A watcher that could not start or whose socket failed: again (the
+        // check below covers what it may have missed).
+        if watcher.as_ref().is_none_or(netwatch::NetWatch::ended) {
+            watcher = start_watch(true);
         }
         match daemon.routing.repair().await {
             Ok(gone) if gone == [Missing::Tun] || gone.first() == Some(&Missing::Tun) => {

@@ -61,6 +61,14 @@ pub enum WatchError {
 #[derive(Debug)]
 pub struct NetWatch {
     stop: Arc<AtomicBool>,
+    ended: Arc<AtomicBool>,
+}
+
+impl NetWatch {
+    /// Whether the thread has ended (its socket failed): start a new one.
+    pub fn ended(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for NetWatch {
@@ -91,6 +99,8 @@ pub fn watch(
     let path = netns::path_of(netns_name)?;
     let file = netns::open(netns_name)?;
     let stop = Arc::new(AtomicBool::new(false));
+    let ended = Arc::new(AtomicBool::new(false));
+    let ended_t = ended.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<io::Result<()>>(1);
     let name = netns_name.to_string();
     let stop_t = stop.clone();
@@ -111,13 +121,14 @@ pub fn watch(
             drop(file);
             let _ = ready_tx.send(Ok(()));
             run(&sock, &stop_t, &on_event, &path);
+            ended_t.store(true, Ordering::Relaxed);
         })
         .map_err(|source| WatchError::Socket {
             netns: name.clone(),
             source,
         })?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(NetWatch { stop }),
+        Ok(Ok(())) => Ok(NetWatch { stop, ended }),
         Ok(Err(source)) => Err(WatchError::Socket {
             netns: name,
             source,
