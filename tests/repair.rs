@@ -9,7 +9,7 @@ use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const APP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: c\n        image: registry.k8s.io/e2e-test-images/agnhost:2.47\n        args: [netexec, --http-port=8080, --udp-port=8081]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers:\n  - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports:\n  - {name: http, port: 80, targetPort: 8080}\n  - {name: udp, port: 81, targetPort: 8081, protocol: UDP}\n";
+const APP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: c\n        image: registry.k8s.io/e2e-test-images/agnhost:2.47\n        args: [netexec, --http-port=8080, --udp-port=8081]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers:\n  - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports:\n  - {name: http, port: 80, targetPort: 8080}\n  - {name: udp, port: 81, targetPort: 8081, protocol: UDP}\n  - {name: closed, port: 82, targetPort: 9999, protocol: UDP}\n";
 
 fn ip(args: &[&str]) -> (bool, String) {
     let out = Command::new("ip").args(args).output().expect("run ip");
@@ -58,6 +58,33 @@ impl Probe {
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)
+    }
+
+    /// UDP to a port nothing listens on: the backend's ICMP port
+    /// unreachable comes back through the `ipproto icmp` rule and the NAT
+    /// (translated), so the client is refused instead of timing out. The
+    /// backend's kernel rate-limits those errors per destination (a burst
+    /// of 6, then one a second), so a few tries are allowed.
+    fn udp_refused(&self) -> bool {
+        (0..4).any(|_| {
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &self.client_ns,
+                    lab_bin(),
+                    "agnhost",
+                    "connect",
+                ])
+                .arg(format!("{}:82", self.vip))
+                .args(["--protocol=udp", "--timeout=700ms"])
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout).contains("REFUSED")
+                        || String::from_utf8_lossy(&o.stderr).contains("REFUSED")
+                })
+                .unwrap_or(false)
+        })
     }
 
     /// Time from `since` until TCP and then UDP succeed again (bounded).
@@ -151,6 +178,7 @@ fn deleted_routes_rules_and_tun_come_back_within_a_second() {
     let p = Probe { client_ns, vip };
     assert!(p.tcp(), "TCP through the VIP before any break");
     assert!(p.udp(), "UDP through the VIP before any break");
+    assert!(p.udp_refused(), "ICMP errors translated before any break");
     assert_eq!(repairs(&c), 0);
 
     assert!(route_main(&node).contains(&format!("{svc_cidr} dev svc0")));
@@ -235,6 +263,7 @@ fn deleted_routes_rules_and_tun_come_back_within_a_second() {
         ip_ok(&args);
         let state = wait_for(name, || back(&node));
         let traffic = p.recovers(t0);
+        assert!(p.udp_refused(), "{name}: ICMP errors are translated again");
         report.push(format!(
             "{name}: kernel state back after {state:?}, traffic after {traffic:?}"
         ));
