@@ -28,10 +28,12 @@ pub(crate) mod sys {
     pub mod net;
     pub mod netns;
     pub mod packet;
+    pub mod netwatch;
     pub mod pidfd;
     pub mod podexec;
     pub mod process;
     pub mod pty;
+    pub mod tty;
     pub mod ready;
     pub mod security;
     pub mod tun;

@@ -115,6 +115,7 @@ impl Pod {
                 PathBuf::from("/run/lab"),
                 d.join("does-not-exist"),
             ],
+            root_files: vec![],
             restart_policy: RestartPolicy::Always,
             termination_grace_period_seconds: 5,
             log_rotation: Default::default(),
@@ -1073,11 +1074,12 @@ fn enter_and_exec_runs_in_the_pod() {
         .unwrap(),
         5
     );
-    // Exactly the given env (plus PATH), cwd, user.
+    // Exactly the given env (plus PATH, and HOME from /etc/passwd as a
+    // container runtime adds it), cwd, user.
     let env = vec![("A".into(), "b".into())];
     assert_eq!(
         exec(
-            "test \"$A\" = b && test \"$(pwd)\" = /tmp && test -z \"$HOME\" && exit 6",
+            "test \"$A\" = b && test \"$(pwd)\" = /tmp && test \"$HOME\" = /root && test -z \"$TERM\" && exit 6",
             &env,
             None
         )

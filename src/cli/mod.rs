@@ -133,7 +133,8 @@ pub enum Command {
         /// Pass stdin (always on: stdin is inherited).
         #[arg(short = 'i', long = "stdin")]
         stdin: bool,
-        /// Allocate a TTY (the command inherits the terminal).
+        /// Allocate a TTY: the command runs on a pty of its own, as a
+        /// session leader with it as its controlling terminal.
         #[arg(short = 't', long = "tty")]
         tty: bool,
         #[command(flatten)]
@@ -266,6 +267,15 @@ pub fn main() -> i32 {
     if argv.get(1).map(String::as_str) == Some("agnhost") {
         return crate::agnhost::main(&argv[2..]);
     }
+    // Called as `/agnhost …` (the path pods of the agnhost image have, as in
+    // the real image).
+    if argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .is_some_and(|n| n == "agnhost")
+    {
+        return crate::agnhost::main(&argv[1..]);
+    }
     let cli = Cli::parse();
     if let Err(e) = validate_name(&cli.cluster) {
         return fail(&[e]);
@@ -314,8 +324,16 @@ pub fn main() -> i32 {
             container,
             ns,
             command,
+            tty,
             ..
-        } => exec(&cli.cluster, &ns.ns(), &pod, container.as_deref(), command),
+        } => exec(
+            &cli.cluster,
+            &ns.ns(),
+            &pod,
+            container.as_deref(),
+            command,
+            tty,
+        ),
         command => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -819,7 +837,14 @@ async fn object_events(c: &Client, obj: &Object) -> Vec<String> {
     print::event_lines(&events, SystemTime::now())
 }
 
-fn exec(cluster: &str, ns: &str, pod: &str, container: Option<&str>, command: Vec<String>) -> i32 {
+fn exec(
+    cluster: &str,
+    ns: &str,
+    pod: &str,
+    container: Option<&str>,
+    command: Vec<String>,
+    tty: bool,
+) -> i32 {
     let pod = pod.trim_start_matches("pod/").trim_start_matches("pods/");
     let target: Result<ExecTarget, ClientError> = (|| {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -849,7 +874,15 @@ fn exec(cluster: &str, ns: &str, pod: &str, container: Option<&str>, command: Ve
             .unwrap_or_else(|_| "lab".into());
         argv.splice(0..1, [exe, "agnhost".to_string()]);
     }
-    match crate::shim::enter_and_exec(
+    // `-t` without a terminal on stdin: run without one, as kubectl does.
+    let tty = tty && {
+        let t = crate::sys::tty::stdin_is_tty();
+        if !t {
+            eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
+        }
+        t
+    };
+    match crate::shim::enter_and_exec_tty(
         target.shim_pid,
         &argv,
         &target.env,
@@ -858,6 +891,7 @@ fn exec(cluster: &str, ns: &str, pod: &str, container: Option<&str>, command: Ve
         target.run_as_group,
         target.container_pid,
         &target.security,
+        tty,
     ) {
         Ok(code) => code,
         Err(e) => fail(&[format!("exec in pod {pod}: {e}")]),

@@ -48,6 +48,10 @@ pub struct DataPlane {
     last_snapshot: Mutex<Option<SnapshotStats>>,
     /// Serialises snapshot writers (the thread and a final save).
     save_lock: Mutex<()>,
+    /// Woken when a queue re-attached to the TUN after losing it (the device
+    /// was deleted and re-created): its link state, routes and rules need
+    /// putting back ([`super::repair`] waits on this).
+    pub tun_reattached: tokio::sync::Notify,
     pub queues: usize,
     /// Running `lab capture`s of svc0 (one atomic flag when none).
     pub capture: Arc<super::capture::Hub>,
@@ -95,6 +99,7 @@ impl DataPlane {
             queue_restarts: AtomicU64::new(0),
             last_snapshot: Mutex::new(None),
             save_lock: Mutex::new(()),
+            tun_reattached: tokio::sync::Notify::new(),
             queues: devs.len(),
             capture: Arc::new(super::capture::Hub::default()),
             delayer: Arc::new(super::faults::Delayer::default()),
@@ -169,6 +174,7 @@ impl DataPlane {
                 None => match sys::tun::open(&self.node, TUN_NAME, 1) {
                     Ok(mut v) if !v.is_empty() => {
                         tracing::info!("{TUN_NAME} queue {i} re-attached");
+                        self.tun_reattached.notify_one();
                         v.remove(0)
                     }
                     Ok(_) => {
@@ -219,7 +225,12 @@ impl DataPlane {
                 last = Some(msg);
                 repeats = 0;
             }
-            if !dead {
+            if dead {
+                // The device went away (deleted by hand): re-open at once
+                // rather than after a grown delay, so Services come back
+                // within a second; a re-open that fails backs off above.
+                backoff = BACKOFF_MIN;
+            } else {
                 dev = Some(d);
             }
             if !self.nap(backoff) {

@@ -468,6 +468,7 @@ mod tests {
             resolv_conf: state.join("resolv.conf"),
             hosts: state.join("hosts"),
             hide_paths: Vec::new(),
+            root_files: Vec::new(),
             restart_policy: Default::default(),
             termination_grace_period_seconds: 30,
             containers: Vec::new(),

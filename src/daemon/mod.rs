@@ -6,6 +6,7 @@ pub(crate) mod faults;
 pub(crate) mod kube;
 pub(crate) mod lifecycle;
 pub mod podspec;
+pub(crate) mod repair;
 pub(crate) mod routing;
 pub mod runtime;
 pub(crate) mod server;

@@ -634,6 +634,16 @@ pub fn prepare(
                 .map(|d| d.parent().unwrap_or(d).to_path_buf())
                 .chain(["/run/netns", "/etc/netns"].map(PathBuf::from))
                 .collect(),
+            // The agnhost image has its binary at /agnhost; so do pods
+            // running it here (`sh -c "/agnhost connect …"`).
+            root_files: if spec.containers.iter().any(|c| {
+                builtin_image(c.image.as_deref().unwrap_or(""))
+                    .is_some_and(|b| b.subcommand() == "agnhost")
+            }) {
+                vec![("agnhost".into(), lab_exe.to_path_buf())]
+            } else {
+                Vec::new()
+            },
             restart_policy,
             termination_grace_period_seconds: spec
                 .termination_grace_period_seconds

@@ -895,6 +895,9 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         host_resolv: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     });
     daemon.persist();
+    // Put back routes, rules and the TUN's link state when someone deletes
+    // them (src/daemon/repair.rs); ends when the daemon shuts down.
+    let repair = super::repair::spawn(daemon.clone());
 
     // The Kubernetes API (HTTPS on 127.0.0.1; src/api/kube), before the
     // socket API: `lab up` returns once that answers, and the kubeconfig
@@ -966,5 +969,6 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     server.abort();
     ro_server.abort();
     kube_server.abort();
+    repair.abort();
     Ok(())
 }

@@ -130,6 +130,7 @@ async fn status(State(c): State<Ctx>) -> Json<StatusReply> {
         dataplane: {
             let mut m = d.dataplane.stats();
             m.insert("Policy rules".into(), d.routing.rule_count().into());
+            m.insert("Repairs".into(), d.routing.repairs().into());
             m
         },
         service_counters: d.dataplane.service_counters().into_iter().collect(),

@@ -196,7 +196,7 @@ impl State {
             out.warnings
                 .extend(dec.warnings.iter().map(|w| format!("Warning: {w}")));
             let label = format!("{}: document {}", doc.source, doc.index);
-            match next.apply_one(dec.object, default_ns, explicit_ns) {
+            match next.apply_one(dec.object, default_ns, explicit_ns, &doc.value) {
                 Ok(line) => out.results.push(line),
                 Err(e) => errors.push(format!("{label}: {e}")),
             }
@@ -213,6 +213,7 @@ impl State {
         mut obj: Object,
         default_ns: &str,
         explicit_ns: bool,
+        doc: &serde_json::Value,
     ) -> Result<String, String> {
         let kind = obj.kind();
         if !kind.user_writable() {
@@ -259,6 +260,16 @@ impl State {
             m.deletion_timestamp = None;
             m.deletion_grace_period_seconds = None;
             m.self_link = None;
+        }
+        // As `kubectl apply`: remember what was applied, so the next apply
+        // (lab's or kubectl's) can tell the user's keys from the server's.
+        {
+            let ns = obj.meta().namespace.clone();
+            let applied = crate::model::applied::last_applied(doc, ns.as_deref());
+            obj.meta_mut()
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(crate::model::applied::LAST_APPLIED.into(), applied);
         }
         let key = Key::of(&obj);
         let label = format!("{}/{}", kind.qualified(), obj.name());
@@ -750,12 +761,30 @@ fn default_pod_spec(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
 
 /// Merge an applied object into the stored one: user fields replace, server
 /// fields (uid, status, allocations) stay; immutable fields are checked.
+/// Labels and annotations merge three-way, as `kubectl apply` merges them:
+/// keys the server or a controller set stay, keys the previous apply set
+/// and this one drops go.
 fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<Object, String> {
+    use crate::model::applied::{LAST_APPLIED, applied_keys, merge_map};
     let mut out = old.clone();
     {
+        let prev = old
+            .meta()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(LAST_APPLIED))
+            .map(String::as_str);
         let m = out.meta_mut();
-        m.labels = new.meta().labels.clone();
-        m.annotations = new.meta().annotations.clone();
+        m.labels = merge_map(
+            old.meta().labels.as_ref(),
+            &applied_keys(prev, "labels"),
+            new.meta().labels.as_ref(),
+        );
+        m.annotations = merge_map(
+            old.meta().annotations.as_ref(),
+            &applied_keys(prev, "annotations"),
+            new.meta().annotations.as_ref(),
+        );
     }
     match (&mut out, new) {
         (Object::Pod(o), Object::Pod(mut n)) => {

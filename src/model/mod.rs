@@ -1,6 +1,7 @@
 //! The object model: Kubernetes API types (from `k8s-openapi`), the kinds lab
 //! serves, manifest parsing with strict field checking, and validation.
 
+pub mod applied;
 pub mod images;
 pub mod kind;
 pub mod labels;

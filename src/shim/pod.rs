@@ -373,6 +373,7 @@ mod tests {
             resolv_conf: PathBuf::new(),
             hosts: PathBuf::new(),
             hide_paths: vec![],
+            root_files: vec![],
             restart_policy: policy,
             termination_grace_period_seconds: 30,
             log_rotation: Default::default(),

@@ -276,12 +276,11 @@ impl Shell {
         }
     }
 
+    /// The container's environment plus `PATH` and `HOME` when missing, as
+    /// a container runtime sets them.
     fn env_of(&self, i: usize) -> Vec<(String, String)> {
-        let mut env = self.spec.containers[i].env.clone();
-        if !env.iter().any(|(k, _)| k == "PATH") {
-            env.push(("PATH".into(), sys::DEFAULT_PATH.into()));
-        }
-        env
+        let c = &self.spec.containers[i];
+        sys::exec_env(&c.env, c.run_as_user.unwrap_or(0), false)
     }
 
     fn start(&mut self, i: usize) {

@@ -232,6 +232,11 @@ fn set_up_pod(spec: ShimSpec, ready: &File, run_dir: &File, log_dir: &File) -> i
             make_mount_point(true, w);
         }
     }
+    let root_files: Vec<(&str, File)> = spec
+        .root_files
+        .iter()
+        .map(|(name, src)| Ok((name.as_str(), sys::open_path(src)?)))
+        .collect::<io::Result<_>>()?;
     // Bound by descriptor too: their paths may lie anywhere.
     let etc_files = [
         (sys::open_path(&spec.resolv_conf)?, "/etc/resolv.conf"),
@@ -297,6 +302,11 @@ fn set_up_pod(spec: ShimSpec, ready: &File, run_dir: &File, log_dir: &File) -> i
             sys::mount_empty_tmpfs_ro(p)?;
         }
     }
+    if !root_files.is_empty() {
+        let extra: Vec<(&str, &File)> = root_files.iter().map(|(n, f)| (*n, f)).collect();
+        sys::enter_mirror_root(&extra).map_err(wrap("giving the pod a root of its own"))?;
+    }
+    drop(root_files);
     sys::set_hostname(&spec.hostname)?;
     let null = File::open("/dev/null").map_err(wrap("opening /dev/null"))?;
     sys::redirect_stdio(&null, &log)?;
@@ -380,10 +390,11 @@ pub fn is_alive(run_dir: &Path) -> Option<u32> {
 
 /// `kubectl exec`: run `argv` in the pod whose shim is `shim_pid` (its PID,
 /// UTS, IPC, network and mount namespaces), with exactly `env` (plus a
-/// default `PATH`), as `run_as_user`/`run_as_group` if given, with the
-/// container's `security` (capabilities, no_new_privs, seccomp). Stdio is
-/// inherited (a terminal works as is: no pty is allocated). Returns the
-/// exit code, 128 + signal if it was killed.
+/// default `PATH` and the user's `HOME` when missing), as
+/// `run_as_user`/`run_as_group` if given, with the container's `security`
+/// (capabilities, no_new_privs, seccomp). Stdio is inherited (no pty; see
+/// [`enter_and_exec_tty`]). Returns the exit code, 128 + signal if it was
+/// killed.
 #[allow(clippy::too_many_arguments)]
 pub fn enter_and_exec(
     shim_pid: u32,
@@ -395,6 +406,34 @@ pub fn enter_and_exec(
     container_pid: Option<u32>,
     security: &sys::Security,
 ) -> Result<i32, Error> {
+    enter_and_exec_tty(
+        shim_pid,
+        argv,
+        env,
+        working_dir,
+        run_as_user,
+        run_as_group,
+        container_pid,
+        security,
+        false,
+    )
+}
+
+/// [`enter_and_exec`], with `tty`: the command runs on a new pty as a
+/// session leader whose controlling terminal it is (`TERM=xterm` unless
+/// set), while this process relays the user's terminal (raw mode) to it.
+#[allow(clippy::too_many_arguments)]
+pub fn enter_and_exec_tty(
+    shim_pid: u32,
+    argv: &[String],
+    env: &[(String, String)],
+    working_dir: Option<&Path>,
+    run_as_user: Option<u32>,
+    run_as_group: Option<u32>,
+    container_pid: Option<u32>,
+    security: &sys::Security,
+    tty: bool,
+) -> Result<i32, Error> {
     sys::enter_and_exec(
         shim_pid,
         argv,
@@ -404,6 +443,7 @@ pub fn enter_and_exec(
         run_as_group,
         container_pid,
         security,
+        tty,
     )
     .map_err(|e| Error::Exec(e.to_string()))
 }

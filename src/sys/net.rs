@@ -114,7 +114,6 @@ pub struct Link {
 
 /// An IPv4 route as listed by [`NetnsHandle::routes`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg(test)]
 pub struct Route {
     pub dst: Ipv4Network,
     pub oif: Option<u32>,
@@ -227,7 +226,6 @@ fn link_from(msg: &netlink_packet_route::link::LinkMessage) -> Link {
     }
 }
 
-#[cfg(test)]
 fn route_table(msg: &netlink_packet_route::route::RouteMessage) -> u32 {
     use netlink_packet_route::route::RouteAttribute;
     msg.attributes
@@ -567,7 +565,6 @@ impl NetnsHandle {
     }
 
     /// IPv4 unicast routes of one table.
-    #[cfg(test)]
     pub async fn routes(&self, table: u32) -> Result<Vec<Route>> {
         use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
         let msgs: Vec<RouteMessage> = self

@@ -104,6 +104,107 @@ pub fn bind_mount(source: &Path, target: &Path, read_only: bool) -> io::Result<(
     Ok(())
 }
 
+/// Where [`enter_mirror_root`] builds the new root: on the pod's own `/run`
+/// tmpfs, so nothing is created on the host.
+const MIRROR_ROOT: &str = "/run/.lab-root";
+
+/// Give the calling process's mount namespace a root of its own that
+/// mirrors the current one and adds `extra` files at its top: a small
+/// tmpfs holding, for every entry of `/`, a recursive bind of it (symlinks
+/// copied as symlinks), plus each `(name, file)` bound read-only at
+/// `/<name>`. Nothing is written to the host: the tmpfs lives on the pod's
+/// `/run` and is then moved over `/` (as `switch_root` does), so a process
+/// that joins the namespace later (`setns`, e.g. `lab exec`) starts in it,
+/// and the mounts of the old root stay in the namespace, covered (open
+/// descriptors into them keep working for binds). The tmpfs itself ends
+/// read-only. The caller must be single-threaded and in a mount namespace
+/// of its own whose `/` is not shared; `/run` must be its own tmpfs.
+pub fn enter_mirror_root(extra: &[(&str, &File)]) -> io::Result<()> {
+    let base = Path::new(MIRROR_ROOT);
+    let io_ctx =
+        |what: String| move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+    std::fs::create_dir(base).map_err(io_ctx(format!("mkdir {MIRROR_ROOT}")))?;
+    mount_tmpfs(base, "mode=0755,size=1024k", MsFlags::empty())?;
+    // Unbindable: the recursive bind of /run below must not copy the new
+    // root into itself.
+    nix::mount::mount(
+        None::<&str>,
+        base,
+        None::<&str>,
+        MsFlags::MS_UNBINDABLE,
+        None::<&str>,
+    )
+    .map_err(|e| ctx("making the new root unbindable", e))?;
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir("/")
+        .map_err(io_ctx("reading /".into()))?
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    names.sort();
+    for name in &names {
+        let src = Path::new("/").join(name);
+        let dst = base.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&src) else {
+            continue;
+        };
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let to =
+                std::fs::read_link(&src).map_err(io_ctx(format!("readlink {}", src.display())))?;
+            std::os::unix::fs::symlink(&to, &dst)
+                .map_err(io_ctx(format!("symlink {}", dst.display())))?;
+        } else if ft.is_dir() {
+            std::fs::create_dir(&dst).map_err(io_ctx(format!("mkdir {}", dst.display())))?;
+            nix::mount::mount(
+                Some(&src),
+                &dst,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| ctx(format_args!("binding {}", src.display()), e))?;
+        } else if ft.is_file() {
+            File::create(&dst).map_err(io_ctx(format!("creating {}", dst.display())))?;
+            nix::mount::mount(
+                Some(&src),
+                &dst,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| ctx(format_args!("binding {}", src.display()), e))?;
+        }
+        // Sockets, FIFOs and device nodes at the top of / are left out.
+    }
+    for (name, file) in extra {
+        let dst = base.join(name);
+        if !dst.exists() {
+            File::create(&dst).map_err(io_ctx(format!("creating {}", dst.display())))?;
+        }
+        let src = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        bind_mount(&src, &dst, true)?;
+    }
+    let ro = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    nix::mount::mount(None::<&str>, base, None::<&str>, ro, None::<&str>)
+        .map_err(|e| ctx("making the new root read-only", e))?;
+    nix::unistd::chdir(base).map_err(|e| ctx("chdir to the new root", e))?;
+    nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+        .map_err(|e| ctx("moving the new root over /", e))?;
+    nix::unistd::chroot(".").map_err(|e| ctx("chroot into the new root", e))?;
+    nix::unistd::chdir("/").map_err(|e| ctx("chdir /", e))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| ctx("making the new root private", e))?;
+    // The mount point it was built on, now an empty directory of the pod's /run.
+    let _ = std::fs::remove_dir(MIRROR_ROOT);
+    Ok(())
+}
+
 const TMPFS: &CStr = c"tmpfs";
 const HIDE_OPTS: &CStr = c"size=4k,mode=0555";
 const HIDE_FLAGS: libc::c_ulong =
@@ -843,6 +944,7 @@ pub fn enter_and_exec(
     gid: Option<u32>,
     container_pid: Option<u32>,
     security: &Security,
+    tty: bool,
 ) -> io::Result<i32> {
     let privileges = Prepared::new(security, uid, gid)?;
     // After joining the pod's namespaces, /proc is the pod's: the container's
@@ -865,10 +967,22 @@ pub fn enter_and_exec(
         (open("pid")?, libc::CLONE_NEWPID),
         (open("mnt")?, libc::CLONE_NEWNS),
     ];
-    let mut env: Vec<(String, String)> = env.to_vec();
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        env.push(("PATH".into(), DEFAULT_PATH.into()));
-    }
+    let env = exec_env(env, uid.unwrap_or(0), tty);
+    // With a terminal: a pty whose slave side becomes the command's
+    // controlling terminal (see below and [`super::pty`]).
+    let pty = if tty {
+        let ptmx = PathBuf::from(format!("/proc/{ns_pid}/root/dev/pts/ptmx"));
+        Some(
+            super::tty::Pty::open_in(&ptmx)
+                .map_err(|e| io::Error::new(e.kind(), format!("opening a pty: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let (master_fd, slave_fd) = pty
+        .as_ref()
+        .map(|p| (p.master.as_raw_fd(), p.slave.as_raw_fd()))
+        .unwrap_or((-1, -1));
     let path = env
         .iter()
         .find(|(k, _)| k == "PATH")
@@ -941,6 +1055,21 @@ pub fn enter_and_exec(
                 fail(err_wfd, 2);
             }
             if b == 0 {
+                if slave_fd >= 0 {
+                    // A session of its own with the pty as its controlling
+                    // terminal (it is then the terminal's foreground process
+                    // group): an interactive shell can do job control and
+                    // does not complain it "cannot set tty process group".
+                    libc::close(master_fd);
+                    if libc::setsid() < 0
+                        || libc::ioctl(slave_fd, libc::TIOCSCTTY, 0) < 0
+                        || libc::dup2(slave_fd, 0) < 0
+                        || libc::dup2(slave_fd, 1) < 0
+                        || libc::dup2(slave_fd, 2) < 0
+                    {
+                        fail(err_wfd, 4);
+                    }
+                }
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut set);
                 libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
@@ -967,6 +1096,12 @@ pub fn enter_and_exec(
                 *libc::__errno_location() = last;
                 fail(err_wfd, 5);
             }
+            if slave_fd >= 0 {
+                // Only the command holds the pty's slave side, so the relay
+                // sees it close when the command (and what it left) ends.
+                libc::close(slave_fd);
+                libc::close(master_fd);
+            }
             let mut status = 0;
             while libc::waitpid(b, &mut status, 0) < 0 {
                 if *libc::__errno_location() != libc::EINTR {
@@ -984,8 +1119,17 @@ pub fn enter_and_exec(
         }
     }
     drop(err_w);
+    let master = pty.map(|p| {
+        drop(p.slave);
+        p.master
+    });
     let result = if a < 0 {
         Err(io::Error::last_os_error())
+    } else if let Some(m) = &master {
+        let raw = super::tty::RawMode::enter();
+        let r = super::tty::relay(m, a as u32).map(Exit::code);
+        drop(raw);
+        r
     } else {
         wait_child(a as u32).map(Exit::code)
     };
@@ -1008,6 +1152,7 @@ pub fn enter_and_exec(
             1 => "entering the pod's namespaces".to_string(),
             2 => "fork".to_string(),
             3 => format!("chdir {}", working_dir.unwrap_or(Path::new("")).display()),
+            4 => "making the pty the controlling terminal".to_string(),
             10 => Stage::Capabilities.describe().to_string(),
             11 => Stage::NoNewPrivs.describe().to_string(),
             12 => Stage::Seccomp.describe().to_string(),
@@ -1017,6 +1162,39 @@ pub fn enter_and_exec(
         return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
     }
     Ok(code)
+}
+
+/// The environment of `lab exec`: the container's, plus what a container
+/// runtime adds when it is missing — `PATH` (the default image PATH),
+/// `HOME` (the user's home from `/etc/passwd`, `/` if none, as runc) and,
+/// with a terminal, `TERM=xterm` (as containerd and CRI-O).
+pub fn exec_env(env: &[(String, String)], uid: u32, tty: bool) -> Vec<(String, String)> {
+    let mut env = env.to_vec();
+    let has = |env: &[(String, String)], k: &str| env.iter().any(|(n, _)| n == k);
+    if !has(&env, "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    if !has(&env, "HOME") {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        env.push(("HOME".into(), home_of(&passwd, uid)));
+    }
+    if tty && !has(&env, "TERM") {
+        env.push(("TERM".into(), "xterm".into()));
+    }
+    env
+}
+
+/// The home directory of `uid` in a passwd file's text; `/` if it has none.
+pub fn home_of(passwd: &str, uid: u32) -> String {
+    passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid) && !f[5].is_empty())
+                .then(|| f[5].to_string())
+        })
+        .next()
+        .unwrap_or_else(|| "/".into())
 }
 
 /// Write `bytes` to `path` atomically (temp file in the same directory, then
@@ -1100,6 +1278,27 @@ pub fn open_append_at(dir: &File, sub: &str, file: &str) -> io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_env_adds_what_a_runtime_adds() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nweb:x:1000:1000::/home/web:/bin/sh\nnohome:x:1001:1001:::/bin/sh\n";
+        assert_eq!(home_of(passwd, 0), "/root");
+        assert_eq!(home_of(passwd, 1000), "/home/web");
+        assert_eq!(home_of(passwd, 1001), "/");
+        assert_eq!(home_of(passwd, 4242), "/");
+        assert_eq!(home_of("garbage", 0), "/");
+        let given = vec![
+            ("PATH".to_string(), "/bin".to_string()),
+            ("HOME".into(), "/x".into()),
+        ];
+        assert_eq!(exec_env(&given, 0, false), given);
+        let env = exec_env(&[], 0, true);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("PATH"), Some(DEFAULT_PATH));
+        assert_eq!(get("TERM"), Some("xterm"));
+        assert!(get("HOME").is_some());
+        assert!(exec_env(&[], 0, false).iter().all(|(k, _)| k != "TERM"));
+    }
 
     #[test]
     fn mountinfo_escapes() {

@@ -39,6 +39,12 @@ pub struct ShimSpec {
     /// e.g. `/var/lib/lab`, `/var/log/lab`, `/etc/netns` (all of the host's
     /// `/run` is replaced by the pod's own tmpfs anyway).
     pub hide_paths: Vec<PathBuf>,
+    /// Files that must exist at `/<name>` in the pod's view, as an image
+    /// would carry them (`agnhost` → the lab binary, for `sh -c "/agnhost
+    /// …"`): the pod then gets a root of its own mirroring the host's (see
+    /// `sys::process::enter_mirror_root`); nothing is created on the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub root_files: Vec<(String, PathBuf)>,
     pub restart_policy: RestartPolicy,
     pub termination_grace_period_seconds: u64,
     pub containers: Vec<ContainerSpec>,
