@@ -269,7 +269,10 @@ fn kubectl_exec_attach_and_port_forward() {
         l.starts_with("tick ")
     });
     assert!(next[5..].parse::<u64>().unwrap() > n, "{first} then {next}");
-    drop(attach);
+    // It ends (successfully) when the container's run ends.
+    c.ok(&["delete", "pod", "ticker", "--wait=false"]);
+    let (code, err) = attach.ends_within(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{err}");
 
     // port-forward to a pod, then to a Service (one of its ready pods, at
     // its targetPort), from the host's loopback.

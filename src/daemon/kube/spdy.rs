@@ -452,6 +452,38 @@ mod tests {
         }
     }
 
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Two header blocks as a peer writes them: one zlib stream at best
+    /// compression with the dictionary, sync-flushed after each block (made
+    /// with Python's zlib: `compressobj(9, zdict=…)`, `flush(Z_SYNC_FLUSH)`).
+    /// The first refers into the dictionary, the second into the first.
+    #[test]
+    fn a_peers_compressed_header_blocks_inflate() {
+        assert_eq!(adler32(dictionary()), 0xe3c6_a7c2);
+        let mut i = Inflater::new();
+        let b1 = hex(
+            "78f9e3c6a7c202253a703a2b294a4dcc851625aca9a0808614cb45e01c6061606100a4398b20d198094ade8c0600000000ffff",
+        );
+        let h = parse_header_block(&i.inflate(&b1, 1 << 16).unwrap()).unwrap();
+        assert_eq!(h["streamtype"], "error");
+        assert_eq!(h["port"], "8080");
+        assert_eq!(h["requestid"], "0");
+        let b2 = hex("c2aa19540e2512d60b000000ffff");
+        let h = parse_header_block(&i.inflate(&b2, 1 << 16).unwrap()).unwrap();
+        assert_eq!(h["streamtype"], "data");
+        assert_eq!(h["port"], "8080");
+        // A stream made with another dictionary is refused, not misread.
+        let mut other = b1.clone();
+        other[5] ^= 1;
+        assert!(Inflater::new().inflate(&other, 1 << 16).is_err());
+    }
+
     #[test]
     fn frames_parse_whole_and_wait_for_the_rest() {
         let mut d = Deflater::default();
