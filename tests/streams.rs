@@ -1,6 +1,6 @@
 //! The streaming subresources driven by the real `kubectl` against a real
-//! cluster: `exec` (output, exit codes, stdin, `-it` under a pty with its
-//! size), SPDY-only clients refused with a clear message, `attach`,
+//! cluster: `exec` (output, exit codes, stdin, `cp` both ways, `-it` under a
+//! pty with its size), SPDY-only clients refused with a clear message, `attach`,
 //! `port-forward` to a pod and a Service (curl from the host loopback
 //! answers from the pod), `lab port-forward` for pod/svc/deploy, and a
 //! forward to a pod that is deleted ending (kubectl's and lab's).
@@ -236,6 +236,32 @@ fn kubectl_exec_attach_and_port_forward() {
         "{}",
         text(&out.stderr)
     );
+
+    // kubectl cp is tar over exec: binary stdin and stdout, both ways.
+    let dir = std::env::temp_dir().join(format!("{}-cp", c.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.join("in.bin"), &data).unwrap();
+    let src = dir.join("in.bin").to_string_lossy().to_string();
+    let back = dir.join("back.bin").to_string_lossy().to_string();
+    for args in [
+        ["cp", src.as_str(), "client:/tmp/in.bin"],
+        ["cp", "client:/tmp/in.bin", back.as_str()],
+    ] {
+        let out = kubectl(&c, &args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "kubectl cp changed the bytes"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 
     // exec -it under a pty.
     let out = Command::new("python3")
