@@ -333,7 +333,14 @@ fn kubectl_exec_attach_and_port_forward() {
     let pf = lab(&["deploy/frontend", "0:http"]);
     let port = pf.forwarding_port(8080);
     assert!(curl(&format!("http://127.0.0.1:{port}/hostname")).starts_with("frontend-"));
-    drop(pf);
+    // Ctrl-C ends it quietly.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pf.child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let (code, err) = pf.ends_within(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{err}");
     let out = c.run(&["port-forward", "svc/backend-service", "9999"]);
     assert!(!out.status.success());
     assert!(
