@@ -484,6 +484,36 @@ mod tests {
         assert!(Inflater::new().inflate(&other, 1 << 16).is_err());
     }
 
+    proptest::proptest! {
+        /// Garbage from a client is an error or a frame, never a panic.
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600), ctl in proptest::bool::ANY, kind in 0u16..10, zlib in proptest::bool::ANY) {
+            let mut buf = bytes.clone();
+            if ctl && buf.len() >= 8 {
+                // Make it a SPDY/3 control frame whose length fits.
+                buf[0] = 0x80;
+                buf[1] = 3;
+                buf[2..4].copy_from_slice(&kind.to_be_bytes());
+                let len = (buf.len() - 8) as u32;
+                buf[5..8].copy_from_slice(&len.to_be_bytes()[1..]);
+                if zlib && buf.len() >= 26 {
+                    // A valid zlib header with the dictionary: garbage deflate after it.
+                    let at = if kind == SYN_STREAM { 18 } else { 12 };
+                    buf[at] = 0x78;
+                    buf[at + 1] = 0xf9;
+                    buf[at + 2..at + 6].copy_from_slice(&adler32(dictionary()).to_be_bytes());
+                }
+            }
+            let mut i = Inflater::new();
+            for _ in 0..8 {
+                match next_frame(&mut buf, &mut i) {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+
     #[test]
     fn frames_parse_whole_and_wait_for_the_rest() {
         let mut d = Deflater::default();
