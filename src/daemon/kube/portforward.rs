@@ -356,7 +356,7 @@ async fn session(k: Arc<Kube>, socket: WebSocket, ns: String, name: String, shim
                     let _ = out.send(spdy::syn_reply(id, &mut deflater)).await;
                     let request = headers.get("requestid").cloned().unwrap_or_default();
                     match headers.get("streamtype").map(String::as_str) {
-                        Some("error") => {
+                        Some("error") if errors.len() < MAX_CONNECTIONS => {
                             errors.insert(request, id);
                         }
                         Some("data") if data.len() >= MAX_CONNECTIONS => {
