@@ -1,9 +1,10 @@
 //! The streaming subresources driven by the real `kubectl` against a real
-//! cluster: `exec` (output, exit codes, stdin, `-it` under a pty with its
-//! size), SPDY-only clients refused with a clear message, `attach`,
+//! cluster: `exec` (output, exit codes, stdin, `cp` both ways, `-it` under a
+//! pty with its size), SPDY-only clients refused with a clear message, `attach`,
 //! `port-forward` to a pod and a Service (curl from the host loopback
 //! answers from the pod), `lab port-forward` for pod/svc/deploy, and a
-//! forward to a pod that is deleted ending (kubectl's and lab's).
+//! forward to a pod that is deleted ending (kubectl's and lab's); and the
+//! `kube` crate exec'ing and forwarding a port (the older channel protocol).
 //!
 //! kubectl must be on PATH (`scripts/provision` installs Debian's
 //! kubernetes-client): without it these tests fail, they do not skip.
@@ -237,6 +238,32 @@ fn kubectl_exec_attach_and_port_forward() {
         text(&out.stderr)
     );
 
+    // kubectl cp is tar over exec: binary stdin and stdout, both ways.
+    let dir = std::env::temp_dir().join(format!("{}-cp", c.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.join("in.bin"), &data).unwrap();
+    let src = dir.join("in.bin").to_string_lossy().to_string();
+    let back = dir.join("back.bin").to_string_lossy().to_string();
+    for args in [
+        ["cp", src.as_str(), "client:/tmp/in.bin"],
+        ["cp", "client:/tmp/in.bin", back.as_str()],
+    ] {
+        let out = kubectl(&c, &args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "kubectl cp changed the bytes"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
     // exec -it under a pty.
     let out = Command::new("python3")
         .arg("-c")
@@ -269,7 +296,10 @@ fn kubectl_exec_attach_and_port_forward() {
         l.starts_with("tick ")
     });
     assert!(next[5..].parse::<u64>().unwrap() > n, "{first} then {next}");
-    drop(attach);
+    // It ends (successfully) when the container's run ends.
+    c.ok(&["delete", "pod", "ticker", "--wait=false"]);
+    let (code, err) = attach.ends_within(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{err}");
 
     // port-forward to a pod, then to a Service (one of its ready pods, at
     // its targetPort), from the host's loopback.
@@ -304,7 +334,14 @@ fn kubectl_exec_attach_and_port_forward() {
     let pf = lab(&["deploy/frontend", "0:http"]);
     let port = pf.forwarding_port(8080);
     assert!(curl(&format!("http://127.0.0.1:{port}/hostname")).starts_with("frontend-"));
-    drop(pf);
+    // Ctrl-C ends it quietly.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pf.child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let (code, err) = pf.ends_within(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{err}");
     let out = c.run(&["port-forward", "svc/backend-service", "9999"]);
     assert!(!out.status.success());
     assert!(
@@ -347,4 +384,78 @@ fn kubectl_exec_attach_and_port_forward() {
         std::thread::sleep(Duration::from_millis(50));
     }
     eprintln!("forwards ended {:?} after the delete began", t0.elapsed());
+}
+
+const WEB: &str = "
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+  - name: web
+    image: registry.k8s.io/e2e-test-images/agnhost:2.47
+    args: [\"netexec\", \"--http-port=8080\"]
+";
+
+/// A client library (the `kube` crate) execs and forwards a port: it
+/// speaks v5/v4.channel.k8s.io for exec and the older channel protocol
+/// (`?ports=`) for port-forward.
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn kube_client_execs_and_forwards_a_port() {
+    require_root!();
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, AttachParams};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = Cluster::up("kstrm", &["--empty"]);
+    c.apply(WEB);
+    c.wait_ready(&["pod/web"], "60s");
+    let path = kubeconfig(&c);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        let pods: Api<Pod> = Api::namespaced(kube::Client::try_from(cfg).unwrap(), "default");
+        let limit = Duration::from_secs(20);
+
+        let mut p = pods
+            .exec(
+                "web",
+                ["sh", "-c", "echo from-kube; exit 4"],
+                &AttachParams::default().stderr(false),
+            )
+            .await
+            .unwrap();
+        let mut out = String::new();
+        let mut stdout = p.stdout().unwrap();
+        tokio::time::timeout(limit, stdout.read_to_string(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, "from-kube\n");
+        let st = tokio::time::timeout(limit, p.take_status().unwrap())
+            .await
+            .unwrap()
+            .expect("a Status on the error channel");
+        assert_eq!(st.reason.as_deref(), Some("NonZeroExitCode"), "{st:?}");
+        let causes = st.details.and_then(|d| d.causes).unwrap_or_default();
+        assert_eq!(causes[0].message.as_deref(), Some("4"));
+
+        let mut pf = pods.portforward("web", &[8080]).await.unwrap();
+        let mut s = pf.take_stream(8080).unwrap();
+        s.write_all(b"GET /hostname HTTP/1.0\r\nHost: web\r\n\r\n")
+            .await
+            .unwrap();
+        let mut resp = Vec::new();
+        tokio::time::timeout(limit, s.read_to_end(&mut resp))
+            .await
+            .expect("the forwarded connection ends after the answer")
+            .unwrap();
+        let resp = String::from_utf8_lossy(&resp);
+        assert!(resp.starts_with("HTTP/1.0 200"), "{resp}");
+        assert!(resp.ends_with("\r\n\r\nweb"), "{resp}");
+    });
 }

@@ -17,7 +17,7 @@ use super::spdy::{self, Frame};
 use super::status::{self, KubeError};
 use super::stream::not_websocket;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
@@ -38,10 +38,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn handler(
     State(k): State<Arc<Kube>>,
     Path((ns, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    match start(k, ns, name, &headers, ws) {
+    match start(k, ns, name, query, &headers, ws) {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -51,6 +52,7 @@ fn start(
     k: Arc<Kube>,
     ns: String,
     name: String,
+    query: Option<String>,
     headers: &HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, KubeError> {
@@ -68,17 +70,204 @@ fn start(
         .requested_protocols()
         .filter_map(|v| v.to_str().ok().map(String::from))
         .collect();
-    let ws = ws.protocols([PROTOCOL]);
-    if ws.selected_protocol().is_none() {
-        return Err(status::bad_request(format!(
+    let ws = ws.protocols([PROTOCOL, super::stream::V4]);
+    match ws.selected_protocol().and_then(|p| p.to_str().ok()) {
+        Some(PROTOCOL) => {
+            tracing::info!(namespace = %ns, pod = %name, "port-forward");
+            Ok(ws.on_upgrade(move |socket| async move {
+                session(k, socket, ns, name, target.shim_pid).await;
+            }))
+        }
+        Some(_) => {
+            let o = super::stream::parse_options(query.as_deref())?;
+            let ports = o
+                .ports
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<u16>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| status::bad_request(format!("invalid port {p:?}")))
+                })
+                .collect::<Result<Vec<u16>, _>>()?;
+            if ports.is_empty() || ports.len() > 64 {
+                return Err(status::bad_request(
+                    "pods/portforward over v4.channel.k8s.io needs ports=P[,P…] (1 to 64)",
+                ));
+            }
+            tracing::info!(namespace = %ns, pod = %name, ?ports, "port-forward (channels)");
+            Ok(ws.on_upgrade(move |socket| async move {
+                channel_session(k, socket, ns, name, target.shim_pid, ports).await;
+            }))
+        }
+        None => Err(status::bad_request(format!(
             "no supported WebSocket subprotocol: the client offered {offered:?}; lab serves \
-             pods/portforward as {PROTOCOL} (kubectl 1.30 and later)"
-        )));
+             pods/portforward as {PROTOCOL} (kubectl 1.30 and later) or {} with ?ports=",
+            super::stream::V4
+        ))),
     }
-    tracing::info!(namespace = %ns, pod = %name, "port-forward");
-    Ok(ws.on_upgrade(move |socket| async move {
-        session(k, socket, ns, name, target.shim_pid).await;
-    }))
+}
+
+/// The older WebSocket port-forward protocol (client libraries such as
+/// kube-rs and the Python client): `?ports=P1,P2`, subprotocol
+/// `v4.channel.k8s.io`; port i has data channel 2i and error channel 2i+1,
+/// each opened by the server with the port as two little-endian bytes. One
+/// connection per port is made at once; the WebSocket closes when every
+/// connection has ended (there is no half-close per channel), when the
+/// client leaves, or when the pod goes away.
+async fn channel_session(
+    k: Arc<Kube>,
+    socket: WebSocket,
+    ns: String,
+    name: String,
+    shim_pid: u32,
+    ports: Vec<u16>,
+) {
+    let (mut sink, mut source) = socket.split();
+    let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(f) = out_rx.recv().await {
+            if sink.send(Message::Binary(f.into())).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: 1000,
+                reason: "".into(),
+            })))
+            .await;
+        let _ = sink.close().await;
+    });
+    let netns_path = format!("/proc/{shim_pid}/ns/net");
+    let Ok(netns) = crate::sys::netns::NetnsThread::spawn_async(&netns_path).await else {
+        drop(out);
+        let _ = writer.await;
+        return;
+    };
+    let netns = Arc::new(netns);
+    let mut to_pod = Vec::new();
+    let mut conns = tokio::task::JoinSet::new();
+    for (i, port) in ports.iter().enumerate() {
+        let ch = (2 * i) as u8;
+        for c in [ch, ch + 1] {
+            let mut m = vec![c];
+            m.extend_from_slice(&port.to_le_bytes());
+            let _ = out.send(m).await;
+        }
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(16);
+        to_pod.push(Some(tx));
+        conns.spawn(channel_forward(
+            netns.clone(),
+            ch,
+            *port,
+            format!("{ns}/{name}"),
+            rx,
+            out.clone(),
+        ));
+    }
+    let mut alive = tokio::time::interval(Duration::from_millis(500));
+    let why = loop {
+        tokio::select! {
+            m = source.next() => match m {
+                Some(Ok(Message::Binary(b))) => {
+                    let Some((&ch, rest)) = b.split_first() else { continue };
+                    let i = usize::from(ch / 2);
+                    if ch % 2 == 0
+                        && !rest.is_empty()
+                        && let Some(slot) = to_pod.get_mut(i)
+                        && let Some(tx) = slot
+                        && tx.send(rest.to_vec()).await.is_err()
+                    {
+                        *slot = None;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break "the client left",
+                Some(Ok(_)) => {}
+            },
+            done = conns.join_next() => {
+                if done.is_none() {
+                    break "every connection ended";
+                }
+            }
+            _ = alive.tick() => {
+                if !k.d.exec_target(&ns, &name, None).is_ok_and(|t| t.shim_pid == shim_pid) {
+                    break "the pod is gone";
+                }
+            }
+        }
+    };
+    tracing::info!(namespace = %ns, pod = %name, reason = why, "port-forward ended");
+    conns.abort_all();
+    drop(out);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+/// One port of a channel session: its connection inside the pod, copied to
+/// and from channel `ch` (an error goes to `ch + 1`).
+async fn channel_forward(
+    netns: Arc<crate::sys::netns::NetnsThread>,
+    ch: u8,
+    port: u16,
+    pod: String,
+    mut from_client: mpsc::Receiver<Vec<u8>>,
+    out: mpsc::Sender<Vec<u8>>,
+) {
+    let tcp = netns
+        .run_async(move || {
+            std::net::TcpStream::connect_timeout(
+                &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                CONNECT_TIMEOUT,
+            )
+            .and_then(|s| s.set_nonblocking(true).map(|_| s))
+        })
+        .await;
+    let tcp = match tcp {
+        Ok(Ok(s)) => tokio::net::TcpStream::from_std(s),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    };
+    let tcp = match tcp {
+        Ok(t) => t,
+        Err(e) => {
+            let mut m = vec![ch + 1];
+            m.extend_from_slice(
+                format!("error forwarding port {port} to pod {pod}: failed to connect to localhost:{port} inside the pod's network namespace: {e}").as_bytes(),
+            );
+            let _ = out.send(m).await;
+            return;
+        }
+    };
+    let (mut rd, mut wr) = tcp.into_split();
+    let to_pod = async move {
+        while let Some(d) = from_client.recv().await {
+            if wr.write_all(&d).await.is_err() {
+                return;
+            }
+        }
+        let _ = wr.shutdown().await;
+    };
+    let to_client = async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match rd.read(&mut buf[1..]).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    buf[0] = ch;
+                    if out.send(buf[..n + 1].to_vec()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    // The pod closing its side ends this port (the protocol has no
+    // per-channel close to pass on).
+    tokio::select! {
+        _ = to_client => {}
+        _ = async { to_pod.await; std::future::pending::<()>().await } => {}
+    }
 }
 
 struct DataStream {
@@ -167,7 +356,7 @@ async fn session(k: Arc<Kube>, socket: WebSocket, ns: String, name: String, shim
                     let _ = out.send(spdy::syn_reply(id, &mut deflater)).await;
                     let request = headers.get("requestid").cloned().unwrap_or_default();
                     match headers.get("streamtype").map(String::as_str) {
-                        Some("error") => {
+                        Some("error") if errors.len() < MAX_CONNECTIONS => {
                             errors.insert(request, id);
                         }
                         Some("data") if data.len() >= MAX_CONNECTIONS => {

@@ -452,6 +452,68 @@ mod tests {
         }
     }
 
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Two header blocks as a peer writes them: one zlib stream at best
+    /// compression with the dictionary, sync-flushed after each block (made
+    /// with Python's zlib: `compressobj(9, zdict=…)`, `flush(Z_SYNC_FLUSH)`).
+    /// The first refers into the dictionary, the second into the first.
+    #[test]
+    fn a_peers_compressed_header_blocks_inflate() {
+        assert_eq!(adler32(dictionary()), 0xe3c6_a7c2);
+        let mut i = Inflater::new();
+        let b1 = hex(
+            "78f9e3c6a7c202253a703a2b294a4dcc851625aca9a0808614cb45e01c6061606100a4398b20d198094ade8c0600000000ffff",
+        );
+        let h = parse_header_block(&i.inflate(&b1, 1 << 16).unwrap()).unwrap();
+        assert_eq!(h["streamtype"], "error");
+        assert_eq!(h["port"], "8080");
+        assert_eq!(h["requestid"], "0");
+        let b2 = hex("c2aa19540e2512d60b000000ffff");
+        let h = parse_header_block(&i.inflate(&b2, 1 << 16).unwrap()).unwrap();
+        assert_eq!(h["streamtype"], "data");
+        assert_eq!(h["port"], "8080");
+        // A stream made with another dictionary is refused, not misread.
+        let mut other = b1.clone();
+        other[5] ^= 1;
+        assert!(Inflater::new().inflate(&other, 1 << 16).is_err());
+    }
+
+    proptest::proptest! {
+        /// Garbage from a client is an error or a frame, never a panic.
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600), ctl in proptest::bool::ANY, kind in 0u16..10, zlib in proptest::bool::ANY) {
+            let mut buf = bytes.clone();
+            if ctl && buf.len() >= 8 {
+                // Make it a SPDY/3 control frame whose length fits.
+                buf[0] = 0x80;
+                buf[1] = 3;
+                buf[2..4].copy_from_slice(&kind.to_be_bytes());
+                let len = (buf.len() - 8) as u32;
+                buf[5..8].copy_from_slice(&len.to_be_bytes()[1..]);
+                if zlib && buf.len() >= 26 {
+                    // A valid zlib header with the dictionary: garbage deflate after it.
+                    let at = if kind == SYN_STREAM { 18 } else { 12 };
+                    buf[at] = 0x78;
+                    buf[at + 1] = 0xf9;
+                    buf[at + 2..at + 6].copy_from_slice(&adler32(dictionary()).to_be_bytes());
+                }
+            }
+            let mut i = Inflater::new();
+            for _ in 0..8 {
+                match next_frame(&mut buf, &mut i) {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+
     #[test]
     fn frames_parse_whole_and_wait_for_the_rest() {
         let mut d = Deflater::default();
