@@ -168,11 +168,11 @@ pub enum Command {
         #[command(flatten)]
         ns: NsArgs,
     },
-    /// Wait for a condition: --for=condition=Ready or --for=delete.
+    /// Wait for a condition: --for=condition=Ready (Available, Complete, Failed…) or --for=delete.
     Wait {
         /// pod/NAME… (or TYPE NAME…)
         args: Vec<String>,
-        /// condition=Ready (any condition type) or delete.
+        /// condition=Ready (any condition type: complete, failed…) or delete.
         #[arg(long = "for", required = true)]
         for_: String,
         /// Wait for every object matching this label selector.
@@ -810,30 +810,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::duration::parse(s.trim()).map_err(|e| e.to_string())
 }
 
+/// `--for=condition=TYPE`: a `status.conditions` entry of that type (case
+/// insensitive, as kubectl) whose status is True.
 fn condition_met(o: &Object, cond: &str) -> bool {
     let want = cond.to_ascii_lowercase();
-    match o {
-        Object::Pod(p) => p
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.type_.to_ascii_lowercase() == want && c.status == "True")
-            }),
-        Object::Deployment(d) => d
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter().any(|c| {
-                    c.type_.as_deref().map(str::to_ascii_lowercase).as_deref()
-                        == Some(want.as_str())
-                        && c.status.as_deref() == Some("True")
-                })
-            }),
-        _ => false,
-    }
+    o.to_json()
+        .pointer("/status/conditions")
+        .and_then(|c| c.as_array())
+        .is_some_and(|c| {
+            c.iter().any(|c| {
+                c.get("type")
+                    .and_then(|t| t.as_str())
+                    .is_some_and(|t| t.to_ascii_lowercase() == want)
+                    && c.get("status").and_then(|s| s.as_str()) == Some("True")
+            })
+        })
 }
 
 /// The pod `lab logs` reads: `NAME`, `pod/NAME`, or as kubectl does for
@@ -847,9 +838,12 @@ async fn logs_pod(c: &Client, ns: &str, arg: &str) -> Result<String, ClientError
         "pod" | "pods" | "po" => return Ok(name.to_string()),
         "deploy" | "deployment" | "deployments" => "deployments",
         "rs" | "replicaset" | "replicasets" => "replicasets",
+        "job" | "jobs" => "jobs",
         _ => {
             return Err(ClientError::Api(
-                format!("cannot get logs of {kind:?}: use pod/NAME, deploy/NAME or rs/NAME"),
+                format!(
+                    "cannot get logs of {kind:?}: use pod/NAME, deploy/NAME, rs/NAME or job/NAME"
+                ),
                 vec![],
             ));
         }
@@ -1096,7 +1090,10 @@ pub fn fields_markdown() -> String {
         REPLICASET_HONOURED,
         REPLICASET_WARNED,
     );
-    out.push_str("\n## ConfigMap\n\nHonoured: `data`, `immutable`. (`binaryData` is rejected.)\n\n## Endpoints\n\nHonoured: `subsets` (for Services without a selector).\n\n## Rejected, with a clear message\n\nEverything else the Kubernetes API defines, for example: `hostNetwork`, `initContainers`, `lifecycle`, `startupProbe`, `envFrom[].secretRef`, `env[].valueFrom.secretKeyRef`, volume types other than `emptyDir`/`configMap`/`hostPath`, Service `type: NodePort`/`LoadBalancer`, SCTP ports, `hostPort`, kinds other than Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet; an image other than the built-in `registry.k8s.io/e2e-test-images/agnhost` and `lab.dev/dns` without a `command`.\n");
+    section(&mut out, "Job `spec`", JOB_HONOURED, JOB_WARNED);
+    out.push_str("\nA Job's `spec.template.spec.restartPolicy` must be `OnFailure` or `Never`; `completionMode` must be `NonIndexed` and `suspend` false; `selector` is generated (giving one is refused, as without `manualSelector`).\n");
+    out.push_str("\n## Secret\n\nHonoured: `data` (base64), `stringData` (merged into `data` on write), `type` (`Opaque`, `kubernetes.io/basic-auth`, `kubernetes.io/tls`, or a custom type, treated as Opaque), `immutable`.\n");
+    out.push_str("\n## ConfigMap\n\nHonoured: `data`, `immutable`. (`binaryData` is rejected.)\n\n## Endpoints\n\nHonoured: `subsets` (for Services without a selector).\n\n## Rejected, with a clear message\n\nEverything else the Kubernetes API defines, for example: `hostNetwork`, `initContainers`, `lifecycle`, `startupProbe`, volume types other than `emptyDir`/`configMap`/`secret`/`hostPath`, Service `type: NodePort`/`LoadBalancer`, SCTP ports, `hostPort`, kinds other than Namespace, Pod, Service, ConfigMap, Secret, Endpoints, Deployment, ReplicaSet, Job; Secret types `kubernetes.io/service-account-token`, `dockercfg`, `dockerconfigjson`, `ssh-auth`, bootstrap tokens; an image other than the built-in `registry.k8s.io/e2e-test-images/agnhost` and `lab.dev/dns` without a `command`.\n");
     out
 }
 

@@ -3,6 +3,7 @@
 //! change (event-driven), then acts on what the passes decided.
 
 pub mod endpoints;
+pub mod job;
 pub mod podstatus;
 pub mod workload;
 
@@ -15,6 +16,7 @@ pub fn reconcile(store: &mut Store) {
         workload::garbage_collect(store);
         workload::deployments(store);
         workload::replicasets(store);
+        job::jobs(store, std::time::SystemTime::now());
         endpoints::reconcile(store);
         if store.resource_version() == before {
             break;

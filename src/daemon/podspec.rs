@@ -3,6 +3,7 @@
 //! resolv.conf, /etc/hosts, volumes and probes → a [`ShimSpec`].
 
 use crate::cluster::{CLUSTER_DOMAIN, ClusterConfig, Layout};
+use crate::daemon::runtime::POD_READABLE;
 use crate::model::images::builtin_image;
 use crate::model::validate::probe_port;
 use crate::model::{Kind, Object, Pod};
@@ -22,9 +23,15 @@ pub struct PodFiles {
     pub hosts: String,
     /// Directories to create (emptyDir, hostPath DirectoryOrCreate).
     pub dirs: Vec<PathBuf>,
-    /// Files to write (configMap volumes): path → content.
-    pub files: Vec<(PathBuf, String)>,
+    /// Directories only root may enter (the parent of secret volumes).
+    pub private_dirs: Vec<PathBuf>,
+    /// Files to write (configMap and secret volumes): path, content, mode.
+    pub files: Vec<(PathBuf, Vec<u8>, u32)>,
 }
+
+/// A Secret volume's file mode when neither `defaultMode` nor the item's
+/// `mode` says otherwise (the API server's default, 0644).
+pub const SECRET_DEFAULT_MODE: u32 = 0o644;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
@@ -287,6 +294,20 @@ fn field_ref(pod: &Pod, ip: Ipv4Addr, node: &str, path: &str) -> Option<String> 
     })
 }
 
+fn secret_data<'a>(
+    store: &'a Store,
+    ns: &str,
+    name: &str,
+) -> Option<std::borrow::Cow<'a, BTreeMap<String, k8s_openapi::ByteString>>> {
+    match store.get(&Key::new(Kind::Secret, ns, name)) {
+        Some(Object::Secret(s)) => Some(match &s.data {
+            Some(d) => std::borrow::Cow::Borrowed(d),
+            None => std::borrow::Cow::Owned(BTreeMap::new()),
+        }),
+        _ => None,
+    }
+}
+
 fn config_map<'a>(store: &'a Store, ns: &str, name: &str) -> Option<&'a BTreeMap<String, String>> {
     match store.get(&Key::new(Kind::ConfigMap, ns, name)) {
         Some(Object::ConfigMap(c)) => Some(c.data.as_ref()?),
@@ -382,6 +403,7 @@ pub fn prepare(
         resolv_conf: resolv_conf(pod, cfg, host_resolv),
         hosts: hosts_file(pod, ip),
         dirs: Vec::new(),
+        private_dirs: Vec::new(),
         files: Vec::new(),
     };
     let mut volumes: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -413,12 +435,18 @@ pub fn prepare(
                             let content = data.get(&it.key).ok_or_else(|| {
                                 format!("configmap {cm_name:?} has no key {:?}", it.key)
                             })?;
-                            files.files.push((p.join(&it.path), content.clone()));
+                            files.files.push((
+                                p.join(&it.path),
+                                content.clone().into_bytes(),
+                                POD_READABLE,
+                            ));
                         }
                     }
                     None => {
                         for (k, val) in data {
-                            files.files.push((p.join(k), val.clone()));
+                            files
+                                .files
+                                .push((p.join(k), val.clone().into_bytes(), POD_READABLE));
                         }
                     }
                 },
@@ -426,6 +454,58 @@ pub fn prepare(
                 None => {
                     return Err(format!(
                         "configmap {cm_name:?} not found (volume {:?})",
+                        v.name
+                    ));
+                }
+            }
+            p
+        } else if let Some(sv) = &v.secret {
+            // On tmpfs (/run), as the kubelet keeps secret volumes off the
+            // disk, under a directory only root may enter: the files are
+            // readable inside the pod (mode 0644 by default) and by no other
+            // user of the host.
+            let base = layout.pod_run_dir(&uid).join("volumes");
+            if !files.private_dirs.contains(&base) {
+                files.private_dirs.push(base.clone());
+            }
+            let p = base.join("secret").join(&v.name);
+            files.dirs.push(p.clone());
+            let secret_name = sv.secret_name.clone().unwrap_or_default();
+            let optional = sv.optional == Some(true);
+            let mode = |m: Option<i32>| {
+                m.or(sv.default_mode)
+                    .map_or(SECRET_DEFAULT_MODE, |m| (m as u32) & 0o777)
+            };
+            match secret_data(store, &ns, &secret_name) {
+                Some(data) => match &sv.items {
+                    Some(items) => {
+                        for it in items {
+                            match data.get(&it.key) {
+                                Some(content) => files.files.push((
+                                    p.join(&it.path),
+                                    content.0.clone(),
+                                    mode(it.mode),
+                                )),
+                                None if optional => {}
+                                None => {
+                                    return Err(format!(
+                                        "secret {secret_name:?} has no key {:?} (volume {:?})",
+                                        it.key, v.name
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        for (k, val) in data.iter() {
+                            files.files.push((p.join(k), val.0.clone(), mode(None)));
+                        }
+                    }
+                },
+                None if optional => {}
+                None => {
+                    return Err(format!(
+                        "secret {secret_name:?} not found (volume {:?})",
                         v.name
                     ));
                 }
@@ -467,6 +547,25 @@ pub fn prepare(
                     }
                 }
             }
+            if let Some(r) = &from.secret_ref {
+                match secret_data(store, &ns, &r.name) {
+                    Some(data) => {
+                        for (k, v) in data.iter() {
+                            env.push((
+                                format!("{}{k}", from.prefix.clone().unwrap_or_default()),
+                                String::from_utf8_lossy(&v.0).into_owned(),
+                            ));
+                        }
+                    }
+                    None if r.optional == Some(true) => {}
+                    None => {
+                        return Err(format!(
+                            "secret {:?} not found (envFrom of container {:?})",
+                            r.name, c.name
+                        ));
+                    }
+                }
+            }
         }
         let mut vars: BTreeMap<String, String> = env.iter().cloned().collect();
         for e in c.env.iter().flatten() {
@@ -486,6 +585,28 @@ pub fn prepare(
                         return Err(format!(
                             "configmap {:?} key {:?} not found (env {} of container {:?})",
                             r.name, r.key, e.name, c.name
+                        ));
+                    }
+                }
+            } else if let Some(r) = e
+                .value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref())
+            {
+                let data = secret_data(store, &ns, &r.name);
+                match data.as_ref().and_then(|d| d.get(&r.key)) {
+                    Some(v) => String::from_utf8_lossy(&v.0).into_owned(),
+                    None if r.optional == Some(true) => continue,
+                    None if data.is_none() => {
+                        return Err(format!(
+                            "secret {:?} not found (env {} of container {:?})",
+                            r.name, e.name, c.name
+                        ));
+                    }
+                    None => {
+                        return Err(format!(
+                            "couldn't find key {} in Secret {ns}/{} (env {} of container {:?})",
+                            r.key, r.name, e.name, c.name
                         ));
                     }
                 }
@@ -719,7 +840,7 @@ mod tests {
         assert_eq!(c.mounts.len(), 2);
         assert!(c.mounts[1].read_only);
         assert_eq!(p.files.files.len(), 1);
-        assert_eq!(p.files.files[0].1, "x=1");
+        assert_eq!(p.files.files[0].1, b"x=1");
         assert!(
             p.files
                 .hosts

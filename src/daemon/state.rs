@@ -327,6 +327,25 @@ impl State {
                     default_pod_spec(spec);
                 }
             }
+            Object::Job(j) => {
+                let spec = j.spec.get_or_insert_with(Default::default);
+                if let Some(sel) = &spec.selector {
+                    let labels: Vec<String> = sel
+                        .match_labels
+                        .iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    return Err(format!(
+                        "spec.selector: Invalid value: {:?}: `selector` not auto-generated (lab generates it from the Job's uid, as the API server does without manualSelector)",
+                        labels.join(",")
+                    ));
+                }
+                let uid = crate::store::new_uid();
+                j.metadata.uid = Some(uid.clone());
+                let name = j.metadata.name.clone().unwrap_or_default();
+                default_job_spec(spec, &name, &uid);
+            }
             Object::Namespace(n) => {
                 n.status = Some(k8s_openapi::api::core::v1::NamespaceStatus {
                     phase: Some("Active".into()),
@@ -493,6 +512,45 @@ spec:
     )
 }
 
+/// The API server's Job defaults, with the selector and template labels it
+/// generates from the Job's uid.
+fn default_job_spec(spec: &mut k8s_openapi::api::batch::v1::JobSpec, name: &str, uid: &str) {
+    use crate::controller::job::{
+        CONTROLLER_UID, JOB_NAME, LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME,
+    };
+    if spec.parallelism.is_none() && spec.completions.is_none() {
+        spec.completions = Some(1);
+    }
+    spec.parallelism.get_or_insert(1);
+    spec.backoff_limit.get_or_insert(6);
+    spec.completion_mode
+        .get_or_insert_with(|| "NonIndexed".into());
+    spec.suspend.get_or_insert(false);
+    spec.selector = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some([(CONTROLLER_UID.to_string(), uid.to_string())].into()),
+            match_expressions: None,
+        },
+    );
+    let labels = spec
+        .template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(Default::default);
+    for (k, v) in [
+        (CONTROLLER_UID, uid),
+        (JOB_NAME, name),
+        (LEGACY_CONTROLLER_UID, uid),
+        (LEGACY_JOB_NAME, name),
+    ] {
+        labels.insert(k.to_string(), v.to_string());
+    }
+    if let Some(s) = spec.template.spec.as_mut() {
+        default_pod_spec(s);
+    }
+}
+
 fn default_pod_spec(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
     spec.restart_policy.get_or_insert_with(|| "Always".into());
     spec.termination_grace_period_seconds.get_or_insert(30);
@@ -623,6 +681,53 @@ fn merge(old: &Object, new: Object, label: &str) -> Result<Object, String> {
             o.data = n.data;
             o.binary_data = n.binary_data;
             o.immutable = n.immutable;
+        }
+        (Object::Secret(o), Object::Secret(n)) => {
+            if o.type_ != n.type_ {
+                return Err(format!(
+                    "{label}: type: Invalid value: {:?}: field is immutable",
+                    n.type_.as_deref().unwrap_or("")
+                ));
+            }
+            if o.immutable == Some(true) && (o.data != n.data || n.immutable != Some(true)) {
+                return Err(format!(
+                    "{label}: data: Forbidden: field is immutable when `immutable` is set"
+                ));
+            }
+            o.data = n.data;
+            o.string_data = None;
+            o.immutable = n.immutable;
+        }
+        (Object::Job(o), Object::Job(mut n)) => {
+            let old_spec = o.spec.clone().unwrap_or_default();
+            let spec = n.spec.get_or_insert_with(Default::default);
+            if spec.selector.is_some() && spec.selector != old_spec.selector {
+                return Err(format!(
+                    "{label}: spec.selector: Invalid value: field is immutable"
+                ));
+            }
+            let uid = o.metadata.uid.clone().unwrap_or_default();
+            let name = o.metadata.name.clone().unwrap_or_default();
+            default_job_spec(spec, &name, &uid);
+            if spec.template != old_spec.template {
+                return Err(format!(
+                    "{label}: spec.template: Invalid value: field is immutable"
+                ));
+            }
+            if spec.completions != old_spec.completions {
+                return Err(format!(
+                    "{label}: spec.completions: Invalid value: field is immutable"
+                ));
+            }
+            if spec.completion_mode != old_spec.completion_mode {
+                return Err(format!(
+                    "{label}: spec.completionMode: Invalid value: field is immutable"
+                ));
+            }
+            if o.spec != n.spec {
+                o.spec = n.spec;
+                o.metadata.generation = Some(o.metadata.generation.unwrap_or(1) + 1);
+            }
         }
         (Object::Endpoints(o), Object::Endpoints(n)) => o.subsets = n.subsets,
         (Object::Namespace(_), Object::Namespace(_)) => {}

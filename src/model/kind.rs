@@ -13,10 +13,12 @@ pub enum Kind {
     Deployment,
     ReplicaSet,
     Pod,
+    Secret,
+    Job,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Service,
@@ -25,15 +27,24 @@ impl Kind {
         Kind::Deployment,
         Kind::ReplicaSet,
         Kind::Pod,
+        Kind::Secret,
+        Kind::Job,
     ];
 
     /// The kinds `kubectl get all` shows, in its order.
-    pub const GET_ALL: [Kind; 4] = [Kind::Pod, Kind::Service, Kind::Deployment, Kind::ReplicaSet];
+    pub const GET_ALL: [Kind; 5] = [
+        Kind::Pod,
+        Kind::Service,
+        Kind::Deployment,
+        Kind::ReplicaSet,
+        Kind::Job,
+    ];
 
     pub fn api_version(self) -> &'static str {
         match self {
             Kind::Deployment | Kind::ReplicaSet => "apps/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
+            Kind::Job => "batch/v1",
             _ => "v1",
         }
     }
@@ -48,6 +59,8 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::ReplicaSet => "ReplicaSet",
             Kind::Pod => "Pod",
+            Kind::Secret => "Secret",
+            Kind::Job => "Job",
         }
     }
 
@@ -62,6 +75,8 @@ impl Kind {
             Kind::Deployment => "deployments",
             Kind::ReplicaSet => "replicasets",
             Kind::Pod => "pods",
+            Kind::Secret => "secrets",
+            Kind::Job => "jobs",
         }
     }
 
@@ -77,6 +92,8 @@ impl Kind {
             Kind::Deployment => "deployment.apps",
             Kind::ReplicaSet => "replicaset.apps",
             Kind::Pod => "pod",
+            Kind::Secret => "secret",
+            Kind::Job => "job.batch",
         }
     }
 
@@ -104,6 +121,8 @@ impl Kind {
             "deployment" | "deployments" | "deploy" => Kind::Deployment,
             "replicaset" | "replicasets" | "rs" => Kind::ReplicaSet,
             "pod" | "pods" | "po" => Kind::Pod,
+            "secret" | "secrets" => Kind::Secret,
+            "job" | "jobs" => Kind::Job,
             _ => return None,
         })
     }
@@ -119,9 +138,11 @@ impl Kind {
             "Deployment" => Kind::Deployment,
             "ReplicaSet" => Kind::ReplicaSet,
             "Pod" => Kind::Pod,
+            "Secret" => Kind::Secret,
+            "Job" => Kind::Job,
             other => {
                 return Err(format!(
-                    "kind {other:?} is not supported by lab (supported: Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet)"
+                    "kind {other:?} is not supported by lab (supported: Namespace, Pod, Service, ConfigMap, Secret, Endpoints, Deployment, ReplicaSet, Job)"
                 ));
             }
         };
@@ -163,7 +184,9 @@ mod tests {
     fn wrong_api_version_is_named() {
         let e = Kind::from_manifest("v1", "Deployment").unwrap_err();
         assert!(e.contains("apps/v1"), "{e}");
-        let e = Kind::from_manifest("v1", "Secret").unwrap_err();
-        assert!(e.contains("Secret"), "{e}");
+        let e = Kind::from_manifest("v1", "StatefulSetX").unwrap_err();
+        assert!(e.contains("StatefulSetX"), "{e}");
+        let e = Kind::from_manifest("v1", "Job").unwrap_err();
+        assert!(e.contains("batch/v1"), "{e}");
     }
 }

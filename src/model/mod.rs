@@ -8,7 +8,8 @@ pub mod parse;
 pub mod validate;
 
 pub use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-pub use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Pod, Service};
+pub use k8s_openapi::api::batch::v1::Job;
+pub use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Pod, Secret, Service};
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 pub use kind::Kind;
@@ -27,6 +28,8 @@ pub enum Object {
     ReplicaSet(Box<ReplicaSet>),
     Endpoints(Endpoints),
     EndpointSlice(EndpointSlice),
+    Secret(Secret),
+    Job(Box<Job>),
 }
 
 macro_rules! each_object {
@@ -40,6 +43,8 @@ macro_rules! each_object {
             Object::ReplicaSet($o) => $body,
             Object::Endpoints($o) => $body,
             Object::EndpointSlice($o) => $body,
+            Object::Secret($o) => $body,
+            Object::Job($o) => $body,
         }
     };
 }
@@ -55,6 +60,8 @@ impl Object {
             Object::ReplicaSet(_) => Kind::ReplicaSet,
             Object::Endpoints(_) => Kind::Endpoints,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::Secret(_) => Kind::Secret,
+            Object::Job(_) => Kind::Job,
         }
     }
 
@@ -92,6 +99,8 @@ impl Object {
             Kind::ReplicaSet => Object::ReplicaSet(serde_json::from_value(v)?),
             Kind::Endpoints => Object::Endpoints(serde_json::from_value(v)?),
             Kind::EndpointSlice => Object::EndpointSlice(serde_json::from_value(v)?),
+            Kind::Secret => Object::Secret(serde_json::from_value(v)?),
+            Kind::Job => Object::Job(serde_json::from_value(v)?),
         })
     }
 }

@@ -13,8 +13,8 @@
 //! Time is an argument (`now`), so everything here is deterministic.
 
 use crate::model::{
-    ConfigMap, Deployment, EndpointSlice, Endpoints, Kind, Namespace, Object, ObjectMeta, Pod,
-    ReplicaSet, Service,
+    ConfigMap, Deployment, EndpointSlice, Endpoints, Job, Kind, Namespace, Object, ObjectMeta, Pod,
+    ReplicaSet, Secret, Service,
 };
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStatus, EnvVar, PodSpec, PodTemplateSpec, Probe,
