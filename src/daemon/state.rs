@@ -345,6 +345,14 @@ impl State {
                 j.metadata.uid = Some(uid.clone());
                 let name = j.metadata.name.clone().unwrap_or_default();
                 default_job_spec(spec, &name, &uid);
+                // As the API server: a Job without labels gets its template's.
+                if j.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
+                    j.metadata.labels = spec
+                        .template
+                        .metadata
+                        .as_ref()
+                        .and_then(|m| m.labels.clone());
+                }
             }
             Object::Namespace(n) => {
                 n.status = Some(k8s_openapi::api::core::v1::NamespaceStatus {
@@ -706,6 +714,11 @@ fn merge(old: &Object, new: Object, label: &str) -> Result<Object, String> {
                     "{label}: spec.selector: Invalid value: field is immutable"
                 ));
             }
+            // An applied manifest that leaves completions out keeps the
+            // stored (defaulted) value, as kubectl apply's patch would.
+            if spec.completions.is_none() {
+                spec.completions = old_spec.completions;
+            }
             let uid = o.metadata.uid.clone().unwrap_or_default();
             let name = o.metadata.name.clone().unwrap_or_default();
             default_job_spec(spec, &name, &uid);
@@ -723,6 +736,13 @@ fn merge(old: &Object, new: Object, label: &str) -> Result<Object, String> {
                 return Err(format!(
                     "{label}: spec.completionMode: Invalid value: field is immutable"
                 ));
+            }
+            if o.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
+                o.metadata.labels = spec
+                    .template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.labels.clone());
             }
             if o.spec != n.spec {
                 o.spec = n.spec;
@@ -948,5 +968,87 @@ mod tests {
                 .get(&Key::new(Kind::Namespace, "", "team"))
                 .is_none()
         );
+    }
+
+    const JOB: &str = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - {name: c, image: curl, command: [curl, web]}\n";
+
+    #[test]
+    fn jobs_get_the_api_servers_defaults_selector_and_labels() {
+        let mut st = state();
+        assert_eq!(
+            apply(&mut st, JOB).unwrap().results,
+            ["job.batch/j created"]
+        );
+        let Some(Object::Job(j)) = st.store.get(&Key::new(Kind::Job, "default", "j")).cloned()
+        else {
+            panic!()
+        };
+        let uid = j.metadata.uid.clone().unwrap();
+        let spec = j.spec.clone().unwrap();
+        assert_eq!(
+            (spec.parallelism, spec.completions, spec.backoff_limit),
+            (Some(1), Some(1), Some(6))
+        );
+        assert_eq!(spec.completion_mode.as_deref(), Some("NonIndexed"));
+        let sel = spec.selector.unwrap().match_labels.unwrap();
+        assert_eq!(sel["batch.kubernetes.io/controller-uid"], uid);
+        let labels = spec.template.metadata.unwrap().labels.unwrap();
+        assert_eq!(labels["job-name"], "j");
+        assert_eq!(labels["controller-uid"], uid);
+        assert_eq!(
+            j.metadata.labels.unwrap()["batch.kubernetes.io/job-name"],
+            "j"
+        );
+        // Re-applying the manifest changes nothing; the template is immutable,
+        // parallelism is not.
+        assert_eq!(
+            apply(&mut st, JOB).unwrap().results,
+            ["job.batch/j unchanged"]
+        );
+        let e = apply(&mut st, &JOB.replace("[curl, web]", "[curl, other]")).unwrap_err();
+        assert!(
+            e[0].contains("spec.template") && e[0].contains("immutable"),
+            "{e:?}"
+        );
+        assert_eq!(
+            apply(
+                &mut st,
+                &JOB.replace("spec:\n  template", "spec:\n  parallelism: 2\n  template")
+            )
+            .unwrap()
+            .results,
+            ["job.batch/j configured"]
+        );
+        // A user's selector is refused, as without manualSelector.
+        let e = apply(
+            &mut st,
+            &JOB.replace("name: j}", "name: k}").replace(
+                "spec:\n  template",
+                "spec:\n  selector: {matchLabels: {a: b}}\n  template",
+            ),
+        )
+        .unwrap_err();
+        assert!(e[0].contains("not auto-generated"), "{e:?}");
+    }
+
+    #[test]
+    fn secrets_keep_their_type_and_immutability() {
+        let mut st = state();
+        let s = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {a: b}\n";
+        assert_eq!(apply(&mut st, s).unwrap().results, ["secret/s created"]);
+        assert_eq!(apply(&mut st, s).unwrap().results, ["secret/s unchanged"]);
+        let e = apply(
+            &mut st,
+            &s.replace("stringData", "type: example.com/x\nstringData"),
+        )
+        .unwrap_err();
+        assert!(e[0].contains("type") && e[0].contains("immutable"), "{e:?}");
+        let frozen = s.replace("stringData", "immutable: true\nstringData");
+        assert_eq!(
+            apply(&mut st, &frozen).unwrap().results,
+            ["secret/s configured"]
+        );
+        let e = apply(&mut st, &frozen.replace("{a: b}", "{a: c}")).unwrap_err();
+        assert!(e[0].contains("immutable"), "{e:?}");
     }
 }
