@@ -402,6 +402,42 @@ fn kubectl_creates_secrets_and_runs_jobs() {
         &["create", "secret", "generic", "bad", "--from-literal=a b=c"],
     );
     assert!(!ok, "{err}");
+    // The other generators that send protobuf work the same way.
+    assert!(kok(&c, &["create", "namespace", "team"]).contains("namespace/team created"));
+    let out = kok(
+        &c,
+        &[
+            "create",
+            "configmap",
+            "cm",
+            "-n",
+            "team",
+            "--from-literal=k=v",
+        ],
+    );
+    assert!(out.contains("configmap/cm created"), "{out}");
+    let v = kok(
+        &c,
+        &["get", "cm", "cm", "-n", "team", "-o", "jsonpath={.data.k}"],
+    );
+    assert_eq!(v, "v");
+    let out = kok(
+        &c,
+        &[
+            "create",
+            "secret",
+            "tls",
+            "cert",
+            &format!("--cert=/var/lib/lab/{}/pki/admin.crt", c.name),
+            &format!("--key=/var/lib/lab/{}/pki/admin.key", c.name),
+        ],
+    );
+    assert!(out.contains("secret/cert created"), "{out}");
+    let out = kok(&c, &["get", "secret", "cert"]);
+    assert!(
+        out.contains("kubernetes.io/tls") && out.contains(" 2 "),
+        "{out}"
+    );
 
     // A Job through kubectl: apply, wait, get.
     let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\nspec:\n  template:\n    spec:\n      restartPolicy: OnFailure\n      containers:\n      - {name: c, image: debian, command: [sh, -c, 'echo done']}\n";

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod kubeconfig;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod select;
 pub mod status;
