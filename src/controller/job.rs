@@ -619,15 +619,12 @@ mod tests {
             let mut s = Store::default();
             let k = new_job(&mut s, serde_json::json!({"backoffLimit": limit}), "Never");
             let mut t = 0;
-            let mut made = 0;
-            for _ in 0..tries {
+            for failed_so_far in 1..=tries {
                 jobs(&mut s, at(t));
                 let running = live(&s);
-                assert_eq!(running.len(), 1, "limit {limit}: try {made}");
-                made += 1;
+                assert_eq!(running.len(), 1, "limit {limit}: try {failed_so_far}");
                 finish(&mut s, &running[0], 1, at(t + 1));
                 // Before the delay is over no new pod starts.
-                let failed_so_far = made;
                 jobs(&mut s, at(t + 2));
                 if failed_so_far <= limit {
                     assert!(live(&s).is_empty(), "limit {limit}: replaced too early");

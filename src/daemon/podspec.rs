@@ -851,6 +851,154 @@ mod tests {
         assert_eq!(p.spec.hostname, "web-0");
     }
 
+    const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {user: app, password: pw}\n---\n";
+
+    fn secret_pod(env: &str, volumes: &str) -> Result<Prepared, String> {
+        let yaml = format!(
+            "{SECRET}apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  volumes: {volumes}\n  containers:\n  - name: c\n    image: x\n    command: [sleep, '1']\n{env}"
+        );
+        let (st, pod) = setup(&yaml);
+        let cfg = st.config.clone();
+        prepare(
+            &pod,
+            Ipv4Addr::new(10, 244, 0, 9),
+            "t-default-p",
+            &st.store,
+            &cfg,
+            &cfg.layout(),
+            Path::new("/usr/bin/lab"),
+            "",
+        )
+    }
+
+    /// Secret env: (env/envFrom, expected variables or the error).
+    #[test]
+    fn secret_env() {
+        type Vars = &'static [(&'static str, &'static str)];
+        let cases: &[(&str, Result<Vars, &str>)] = &[
+            (
+                "    env: [{name: PW, valueFrom: {secretKeyRef: {name: db, key: password}}}]\n",
+                Ok(&[("PW", "pw")]),
+            ),
+            (
+                "    envFrom: [{secretRef: {name: db}, prefix: DB_}]\n",
+                Ok(&[("DB_password", "pw"), ("DB_user", "app")]),
+            ),
+            (
+                "    env: [{name: X, valueFrom: {secretKeyRef: {name: db, key: nope, optional: true}}}]\n",
+                Ok(&[]),
+            ),
+            (
+                "    envFrom: [{secretRef: {name: gone, optional: true}}]\n",
+                Ok(&[]),
+            ),
+            (
+                "    env: [{name: X, valueFrom: {secretKeyRef: {name: db, key: nope}}}]\n",
+                Err("couldn't find key nope in Secret default/db"),
+            ),
+            (
+                "    env: [{name: X, valueFrom: {secretKeyRef: {name: gone, key: k}}}]\n",
+                Err("secret \"gone\" not found"),
+            ),
+            (
+                "    envFrom: [{secretRef: {name: gone}}]\n",
+                Err("secret \"gone\" not found"),
+            ),
+        ];
+        for (env, want) in cases {
+            let got = secret_pod(env, "[]");
+            match want {
+                Ok(vars) => {
+                    let p = got.unwrap_or_else(|e| panic!("{env}: {e}"));
+                    let c = &p.spec.containers[0];
+                    let mine: Vec<(&str, &str)> = c
+                        .env
+                        .iter()
+                        .filter(|(k, _)| k == "PW" || k == "X" || k.starts_with("DB_"))
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    assert_eq!(&mine[..], *vars, "{env}");
+                }
+                Err(msg) => {
+                    let e = got.unwrap_err();
+                    assert!(e.contains(msg), "{env}: {e}");
+                }
+            }
+        }
+    }
+
+    /// Secret volumes: (volumes, files as (path under the volume, content,
+    /// mode), or the error).
+    #[test]
+    fn secret_volumes() {
+        type Files = &'static [(&'static str, &'static str, u32)];
+        let cases: &[(&str, Result<Files, &str>)] = &[
+            (
+                "[{name: s, secret: {secretName: db}}]",
+                Ok(&[("s/password", "pw", 0o644), ("s/user", "app", 0o644)]),
+            ),
+            (
+                "[{name: s, secret: {secretName: db, defaultMode: 0400}}]",
+                Ok(&[("s/password", "pw", 0o400), ("s/user", "app", 0o400)]),
+            ),
+            (
+                "[{name: s, secret: {secretName: db, defaultMode: 0440, items: [{key: password, path: a/pw}, {key: user, path: u, mode: 0600}]}}]",
+                Ok(&[("s/a/pw", "pw", 0o440), ("s/u", "app", 0o600)]),
+            ),
+            (
+                "[{name: s, secret: {secretName: gone, optional: true}}]",
+                Ok(&[]),
+            ),
+            (
+                "[{name: s, secret: {secretName: db, optional: true, items: [{key: nope, path: x}]}}]",
+                Ok(&[]),
+            ),
+            (
+                "[{name: s, secret: {secretName: gone}}]",
+                Err("secret \"gone\" not found (volume \"s\")"),
+            ),
+            (
+                "[{name: s, secret: {secretName: db, items: [{key: nope, path: x}]}}]",
+                Err("secret \"db\" has no key \"nope\""),
+            ),
+        ];
+        for (vols, want) in cases {
+            let got = secret_pod("", vols);
+            match want {
+                Ok(files) => {
+                    let p = got.unwrap_or_else(|e| panic!("{vols}: {e}"));
+                    let base = p.spec.run_dir.join("volumes");
+                    assert_eq!(p.files.private_dirs, std::slice::from_ref(&base), "{vols}");
+                    assert!(p.files.dirs.contains(&base.join("secret/s")), "{vols}");
+                    let got: Vec<(String, String, u32)> = p
+                        .files
+                        .files
+                        .iter()
+                        .map(|(path, c, m)| {
+                            (
+                                path.strip_prefix(base.join("secret"))
+                                    .unwrap()
+                                    .display()
+                                    .to_string(),
+                                String::from_utf8(c.clone()).unwrap(),
+                                *m,
+                            )
+                        })
+                        .collect();
+                    let want: Vec<(String, String, u32)> = files
+                        .iter()
+                        .map(|(p, c, m)| (p.to_string(), c.to_string(), *m))
+                        .collect();
+                    assert_eq!(got, want, "{vols}");
+                }
+                Err(msg) => {
+                    let e = got.unwrap_err();
+                    assert!(e.contains(msg), "{vols}: {e}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn hostname_is_truncated() {
         let long = "a".repeat(70);
