@@ -240,6 +240,30 @@ spec:
       - {name: c, image: debian, command: [sh, -c, "exit 3"]}
 "#;
 
+const DEADLINE_AND_TTL: &str = r#"apiVersion: batch/v1
+kind: Job
+metadata: {name: slow}
+spec:
+  activeDeadlineSeconds: 2
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: c, image: debian, command: [sleep, "60"]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: brief}
+spec:
+  ttlSecondsAfterFinished: 0
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers:
+      - {name: c, image: debian, command: ["true"]}
+"#;
+
 #[test]
 #[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
 fn a_job_curls_a_service_and_completes_a_failing_one_hits_its_backoff_limit() {
@@ -337,6 +361,47 @@ fn a_job_curls_a_service_and_completes_a_failing_one_hits_its_backoff_limit() {
         "--timeout=1s",
     ]);
     assert!(e.contains("timed out"), "{e}");
+
+    let all = c.ok(&["get", "all"]);
+    assert!(
+        all.contains("job.batch/fetch") && all.contains("job.batch/broken"),
+        "{all}"
+    );
+
+    // activeDeadlineSeconds stops a running Job; ttlSecondsAfterFinished
+    // removes a finished one with its pods.
+    c.apply(DEADLINE_AND_TTL);
+    c.ok(&[
+        "wait",
+        "--for=condition=failed",
+        "job/slow",
+        "--timeout=30s",
+    ]);
+    let j = c.json(&["job", "slow"]);
+    let reasons: Vec<&str> = j["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["DeadlineExceeded", "DeadlineExceeded"], "{j}");
+    assert!(
+        c.pods("job-name=slow").is_empty(),
+        "the deadline stops the Job's pods"
+    );
+    c.eventually(
+        std::time::Duration::from_secs(30),
+        "the finished Job with ttlSecondsAfterFinished: 0 to go",
+        || {
+            let out = c.run(&["get", "job", "brief"]);
+            (!out.status.success()).then_some(())
+        },
+    );
+    c.eventually(std::time::Duration::from_secs(30), "its pod to go", || {
+        c.items(&["pods", "-l", "job-name=brief"])
+            .is_empty()
+            .then_some(())
+    });
 
     // Deleting a Job deletes its pods.
     c.ok(&["delete", "job", "fetch"]);
