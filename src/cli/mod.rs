@@ -1073,7 +1073,7 @@ pub fn fields_markdown() -> String {
     };
     section(
         &mut out,
-        "Pod `spec` (also Deployment/ReplicaSet `spec.template.spec`)",
+        "Pod `spec` (also Deployment/ReplicaSet/Job `spec.template.spec`)",
         POD_HONOURED,
         POD_WARNED,
     );
