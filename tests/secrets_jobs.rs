@@ -147,6 +147,22 @@ fn a_pod_reads_a_secret_by_env_and_volume_and_describe_hides_it() {
         .unwrap();
     assert!(on_disk.stdout.is_empty(), "secret value under {state}");
 
+    // The read-only API the DNS pods watch does not serve Secrets.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--unix-socket",
+            &format!("/run/lab/{}/read-only/api.sock", c.name),
+            "http://lab/v1/objects?resources=secrets",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
+
     // get / describe / -o yaml.
     let out = c.ok(&["get", "secrets"]);
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
