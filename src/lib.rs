@@ -27,14 +27,14 @@ pub(crate) mod sys {
     pub mod lock;
     pub mod net;
     pub mod netns;
-    pub mod packet;
     pub mod netwatch;
+    pub mod packet;
     pub mod pidfd;
     pub mod podexec;
     pub mod process;
     pub mod pty;
-    pub mod tty;
     pub mod ready;
     pub mod security;
+    pub mod tty;
     pub mod tun;
 }

@@ -204,7 +204,7 @@ spec:
     args: [pause]
     env: [{name: A=B, value: x}]
 "#),
-    (r#"spec.containers[0].env[0].valueFrom.secretKeyRef"#, r#"apiVersion: v1
+    (r#"spec.containers[0].env[0].valueFrom.resourceFieldRef"#, r#"apiVersion: v1
 kind: Pod
 metadata: {name: bad-21}
 spec:
@@ -212,7 +212,7 @@ spec:
   - name: c
     image: registry.k8s.io/e2e-test-images/agnhost:2.47
     args: [pause]
-    env: [{name: A, valueFrom: {secretKeyRef: {name: s, key: k}}}]
+    env: [{name: A, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}]
 "#),
     (r#"spec.containers[0].volumeMounts[0].name"#, r#"apiVersion: v1
 kind: Pod
@@ -224,11 +224,11 @@ spec:
     args: [pause]
     volumeMounts: [{name: nope, mountPath: /x}]
 "#),
-    (r#"spec.volumes[0].secret"#, r#"apiVersion: v1
+    (r#"spec.volumes[0].secret.secretName"#, r#"apiVersion: v1
 kind: Pod
 metadata: {name: bad-23}
 spec:
-  volumes: [{name: v, secret: {secretName: s}}]
+  volumes: [{name: v, secret: {defaultMode: 0400}}]
   containers:
   - name: c
     image: registry.k8s.io/e2e-test-images/agnhost:2.47
@@ -474,8 +474,8 @@ spec:
     (r#"kind"#, r#"apiVersion: v1
 metadata: {name: bad-49}
 "#),
-    (r#"kind"#, r#"apiVersion: v1
-kind: Secret
+    (r#"kind"#, r#"apiVersion: batch/v1
+kind: CronJob
 metadata: {name: bad-50}
 "#),
     (r#"kind"#, r#"apiVersion: v1
@@ -1006,6 +1006,127 @@ spec:
     image: registry.k8s.io/e2e-test-images/agnhost:2.47
     args: [pause]
 "#),
+    (r#"data"#, r#"apiVersion: v1
+kind: Secret
+metadata: {name: bad-107s}
+data: {password: 'not base64!'}
+"#),
+    (r#"data[a b]"#, r#"apiVersion: v1
+kind: Secret
+metadata: {name: bad-108}
+stringData: {a b: c}
+"#),
+    (r#"data[tls.key]"#, r#"apiVersion: v1
+kind: Secret
+metadata: {name: bad-109}
+type: kubernetes.io/tls
+stringData: {tls.crt: c}
+"#),
+    (r#"data[username]"#, r#"apiVersion: v1
+kind: Secret
+metadata: {name: bad-110}
+type: kubernetes.io/basic-auth
+stringData: {user: admin}
+"#),
+    (r#"type"#, r#"apiVersion: v1
+kind: Secret
+metadata: {name: bad-111}
+type: kubernetes.io/dockerconfigjson
+data: {.dockerconfigjson: e30=}
+"#),
+    (r#"stringDatta"#, r#"apiVersion: v1
+kind: Secret
+metadata: {name: bad-112}
+stringDatta: {a: b}
+"#),
+    (r#"spec.volumes[0].secret.defaultMode"#, r#"apiVersion: v1
+kind: Pod
+metadata: {name: bad-113}
+spec:
+  volumes: [{name: v, secret: {secretName: s, defaultMode: 01000}}]
+  containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}]
+"#),
+    (r#"spec.volumes[0].secret.items[0].path"#, r#"apiVersion: v1
+kind: Pod
+metadata: {name: bad-114}
+spec:
+  volumes: [{name: v, secret: {secretName: s, items: [{key: k, path: ../escape}]}}]
+  containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}]
+"#),
+    (r#"spec.template.spec.restartPolicy"#, r#"apiVersion: batch/v1
+kind: Job
+metadata: {name: bad-115}
+spec:
+  template:
+    spec:
+      restartPolicy: Always
+      containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}]
+"#),
+    (r#"spec.template.spec.restartPolicy"#, r#"apiVersion: batch/v1
+kind: Job
+metadata: {name: bad-116}
+spec:
+  template:
+    spec:
+      containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}]
+"#),
+    (r#"spec.backoffLimit"#, r#"apiVersion: batch/v1
+kind: Job
+metadata: {name: bad-117}
+spec:
+  backoffLimit: -1
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}]
+"#),
+    (r#"spec.activeDeadlineSeconds"#, r#"apiVersion: batch/v1
+kind: Job
+metadata: {name: bad-118}
+spec:
+  activeDeadlineSeconds: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}]
+"#),
+    (r#"spec.completionMode"#, r#"apiVersion: batch/v1
+kind: Job
+metadata: {name: bad-119}
+spec:
+  completionMode: Indexed
+  completions: 3
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}]
+"#),
+    (r#"spec.podFailurePolicy"#, r#"apiVersion: batch/v1
+kind: Job
+metadata: {name: bad-120}
+spec:
+  podFailurePolicy: {rules: [{action: FailJob, onExitCodes: {operator: In, values: [1]}}]}
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}]
+"#),
+    (r#"spec.selector"#, r#"apiVersion: batch/v1
+kind: Job
+metadata: {name: bad-121}
+spec:
+  selector: {matchLabels: {app: x}}
+  template:
+    metadata: {labels: {app: x}}
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}]
+"#),
+    (r#"apiVersion"#, r#"apiVersion: v1
+kind: Job
+metadata: {name: bad-122}
+spec: {}
+"#),
 ];
 
 /// Every kind's objects, all namespaces: names starting with `bad-` or
@@ -1021,6 +1142,8 @@ fn leftovers(c: &Cluster) -> Vec<String> {
         "endpoints",
         "endpointslices",
         "namespaces",
+        "secrets",
+        "jobs",
     ] {
         for o in c.items(&[kind, "-A"]) {
             let name = o

@@ -190,8 +190,8 @@ fn bad_manifests_are_rejected_whole() {
         "apiVersion: v1\nkind: Pod\nmetadata: {name: plain}\nspec:\n  containers: [{name: c, image: nginx}]\n",
     );
     assert!(err.contains("command") && err.contains("nginx"), "{err}");
-    let err = c.fails_stdin("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n");
-    assert!(err.contains("Secret"), "{err}");
+    let err = c.fails_stdin("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: s}\n");
+    assert!(err.contains("CronJob"), "{err}");
     // Warnings for accepted-but-meaningless fields.
     let out = c.run_stdin(
         &["apply", "-f", "-"],

@@ -99,11 +99,19 @@ fn full_stack_sample_flows_through_every_tier_and_survives_a_backend_loss() {
         backends.insert(v["backend"].as_str().unwrap().to_string());
     }
     assert_eq!(backends.len(), 2, "both backends serve: {backends:?}");
-    // The database really holds the rows (asked by Service name from a pod).
+    // The database really holds the rows (asked by Service name from a pod,
+    // with the password of the Secret the backends and MariaDB read).
+    let secret = c.json(&["secret", "db-credentials", "-n", "fullstack"]);
+    let password: k8s_openapi::ByteString =
+        serde_json::from_value(secret["data"]["password"].clone()).unwrap();
+    let password = String::from_utf8(password.0).unwrap();
+    assert_eq!(password, "app-password");
     let (code, out) = exec(&[
         "sh",
         "-c",
-        "mariadb --no-defaults -h mysql -u app -papp-password app -N -e 'SELECT COUNT(*) FROM visits'",
+        &format!(
+            "mariadb --no-defaults -h mysql -u app -p'{password}' app -N -e 'SELECT COUNT(*) FROM visits'"
+        ),
     ]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.trim().parse::<i64>().unwrap(), last_visits);

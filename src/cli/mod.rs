@@ -177,11 +177,11 @@ pub enum Command {
         #[command(flatten)]
         ns: NsArgs,
     },
-    /// Wait for a condition: --for=condition=Ready or --for=delete.
+    /// Wait for a condition: --for=condition=Ready (Available, Complete, Failed…) or --for=delete.
     Wait {
         /// pod/NAME… (or TYPE NAME…)
         args: Vec<String>,
-        /// condition=Ready (any condition type) or delete.
+        /// condition=Ready (any condition type: complete, failed…) or delete.
         #[arg(long = "for", required = true)]
         for_: String,
         /// Wait for every object matching this label selector.
@@ -903,30 +903,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::duration::parse(s.trim()).map_err(|e| e.to_string())
 }
 
+/// `--for=condition=TYPE`: a `status.conditions` entry of that type (case
+/// insensitive, as kubectl) whose status is True.
 fn condition_met(o: &Object, cond: &str) -> bool {
     let want = cond.to_ascii_lowercase();
-    match o {
-        Object::Pod(p) => p
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.type_.to_ascii_lowercase() == want && c.status == "True")
-            }),
-        Object::Deployment(d) => d
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter().any(|c| {
-                    c.type_.as_deref().map(str::to_ascii_lowercase).as_deref()
-                        == Some(want.as_str())
-                        && c.status.as_deref() == Some("True")
-                })
-            }),
-        _ => false,
-    }
+    o.to_json()
+        .pointer("/status/conditions")
+        .and_then(|c| c.as_array())
+        .is_some_and(|c| {
+            c.iter().any(|c| {
+                c.get("type")
+                    .and_then(|t| t.as_str())
+                    .is_some_and(|t| t.to_ascii_lowercase() == want)
+                    && c.get("status").and_then(|s| s.as_str()) == Some("True")
+            })
+        })
 }
 
 /// The pod `lab logs` reads: `NAME`, `pod/NAME`, or as kubectl does for
@@ -941,10 +932,11 @@ async fn logs_pod(c: &Client, ns: &str, arg: &str) -> Result<String, ClientError
         "deploy" | "deployment" | "deployments" => "deployments",
         "rs" | "replicaset" | "replicasets" => "replicasets",
         "sts" | "statefulset" | "statefulsets" => "statefulsets",
+        "job" | "jobs" => "jobs",
         _ => {
             return Err(ClientError::Api(
                 format!(
-                    "cannot get logs of {kind:?}: use pod/NAME, deploy/NAME, rs/NAME or sts/NAME"
+                    "cannot get logs of {kind:?}: use pod/NAME, deploy/NAME, rs/NAME, sts/NAME or job/NAME"
                 ),
                 vec![],
             ));
@@ -1175,7 +1167,7 @@ pub fn fields_markdown() -> String {
     };
     section(
         &mut out,
-        "Pod `spec` (also Deployment/ReplicaSet/StatefulSet `spec.template.spec`)",
+        "Pod `spec` (also Deployment/ReplicaSet/StatefulSet/Job `spec.template.spec`)",
         POD_HONOURED,
         POD_WARNED,
     );
@@ -1198,7 +1190,10 @@ pub fn fields_markdown() -> String {
         STATEFULSET_HONOURED,
         STATEFULSET_WARNED,
     );
-    out.push_str("\n## ConfigMap\n\nHonoured: `data`, `immutable`. (`binaryData` is rejected.)\n\n## Endpoints\n\nHonoured: `subsets` (for Services without a selector).\n\n## Rejected, with a clear message\n\nEverything else the Kubernetes API defines, for example: `hostNetwork`, `initContainers`, `lifecycle`, `startupProbe`, `envFrom[].secretRef`, `env[].valueFrom.secretKeyRef`, volume types other than `emptyDir`/`configMap`/`hostPath`/`persistentVolumeClaim`, StatefulSet `updateStrategy.rollingUpdate.maxUnavailable` and `persistentVolumeClaimRetentionPolicy` `Delete`, a volume claim template with `volumeMode: Block`, Service `type: NodePort`/`LoadBalancer`, SCTP ports, `hostPort`, kinds other than Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet, StatefulSet; an image other than the built-in `registry.k8s.io/e2e-test-images/agnhost` and `lab.dev/dns` without a `command`.\n");
+    section(&mut out, "Job `spec`", JOB_HONOURED, JOB_WARNED);
+    out.push_str("\nA Job's `spec.template.spec.restartPolicy` must be `OnFailure` or `Never`; `completionMode` must be `NonIndexed` and `suspend` false; `selector` is generated (giving one is refused, as without `manualSelector`).\n");
+    out.push_str("\n## Secret\n\nHonoured: `data` (base64), `stringData` (merged into `data` on write), `type` (`Opaque`, `kubernetes.io/basic-auth`, `kubernetes.io/tls`, or a custom type, treated as Opaque), `immutable`.\n");
+    out.push_str("\n## ConfigMap\n\nHonoured: `data`, `immutable`. (`binaryData` is rejected.)\n\n## Endpoints\n\nHonoured: `subsets` (for Services without a selector).\n\n## Rejected, with a clear message\n\nEverything else the Kubernetes API defines, for example: `hostNetwork`, `initContainers`, `lifecycle`, `startupProbe`, volume types other than `emptyDir`/`configMap`/`secret`/`hostPath`/`persistentVolumeClaim`, StatefulSet `updateStrategy.rollingUpdate.maxUnavailable` and `persistentVolumeClaimRetentionPolicy` `Delete`, a volume claim template with `volumeMode: Block`, Service `type: NodePort`/`LoadBalancer`, SCTP ports, `hostPort`, kinds other than Namespace, Pod, Service, ConfigMap, Secret, Endpoints, Deployment, ReplicaSet, StatefulSet, Job; Secret types `kubernetes.io/service-account-token`, `dockercfg`, `dockerconfigjson`, `ssh-auth`, bootstrap tokens; an image other than the built-in `registry.k8s.io/e2e-test-images/agnhost` and `lab.dev/dns` without a `command`.\n");
     out.push_str("\n## Checked as the API server checks them\n\nWith the API server's messages (`spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.99\"}: may not change once set`, …):\n\n- Service `externalName`: required for `type: ExternalName`, a lowercase RFC 1123 subdomain (a trailing dot is allowed); an ExternalName Service has no `clusterIP`, `clusterIPs`, `ipFamilies` or `ipFamilyPolicy`.\n- Service `clusterIPs`: its first value must match `clusterIP`, and it must be empty when `clusterIP` is not specified (lab is single-stack IPv4: one address).\n- Service updates: `clusterIP` may not change once set, except when the Service changes to or from `type: ExternalName` (the address is released, or a new one allocated); an update that leaves `clusterIP`/`clusterIPs` out keeps them; ports, selector, `sessionAffinity` and `publishNotReadyAddresses` may change.\n- Pod `dnsConfig`: at most 3 `nameservers` (valid IPs), at most 32 `searches` (RFC 1123 subdomains, 2048 characters in all), every `options[]` named; `dnsPolicy: None` needs `dnsConfig` with a nameserver.\n");
     out
 }

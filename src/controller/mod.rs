@@ -4,6 +4,7 @@
 
 pub mod endpoints;
 pub mod events;
+pub mod job;
 pub mod podstatus;
 pub mod statefulset;
 pub mod workload;
@@ -18,6 +19,7 @@ pub fn reconcile(store: &mut Store) {
         workload::deployments(store);
         workload::replicasets(store);
         statefulset::statefulsets(store);
+        job::jobs(store, std::time::SystemTime::now());
         endpoints::reconcile(store);
         if store.resource_version() == before {
             break;

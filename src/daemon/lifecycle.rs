@@ -62,6 +62,8 @@ pub(crate) trait PodSys: Send + Sync {
     async fn remove_pod_network(&self, veth: &str, ip: Ipv4Addr) -> Result<(), SysError>;
     fn write_file(&self, path: &Path, data: &[u8], mode: u32) -> Result<(), SysError>;
     fn create_dir(&self, path: &Path) -> Result<(), SysError>;
+    /// Create a directory (and its parents) only root may enter (0700).
+    fn create_private_dir(&self, path: &Path) -> Result<(), SysError>;
     /// Remove a directory tree; Ok if absent.
     fn remove_dir(&self, path: &Path) -> Result<(), SysError>;
     fn read_file(&self, path: &Path) -> Option<Vec<u8>>;
@@ -174,11 +176,14 @@ impl Lifecycle {
         let etc = etc_netns(netns_name).join("resolv.conf");
         self.sys
             .write_file(&etc, files.resolv_conf.as_bytes(), POD_READABLE)?;
+        for d in &files.private_dirs {
+            self.sys.create_private_dir(d)?;
+        }
         for d in &files.dirs {
             self.sys.create_dir(d)?;
         }
-        for (p, content) in &files.files {
-            self.sys.write_file(p, content.as_bytes(), POD_READABLE)?;
+        for (p, content, mode) in &files.files {
+            self.sys.write_file(p, content, *mode)?;
         }
         Ok(())
     }
@@ -309,6 +314,10 @@ impl PodSys for HostSys {
         std::fs::create_dir_all(path).map_err(|e| io_op("create", path, e))
     }
 
+    fn create_private_dir(&self, path: &Path) -> Result<(), SysError> {
+        crate::sys::process::create_private_dir(path).map_err(|e| io_op("create", path, e))
+    }
+
     fn remove_dir(&self, path: &Path) -> Result<(), SysError> {
         remove_tree(path)
     }
@@ -422,6 +431,9 @@ mod tests {
         fn create_dir(&self, p: &Path) -> Result<(), SysError> {
             self.record(format!("create_dir {}", p.display()))
         }
+        fn create_private_dir(&self, p: &Path) -> Result<(), SysError> {
+            self.record(format!("create_private_dir {}", p.display()))
+        }
         fn remove_dir(&self, p: &Path) -> Result<(), SysError> {
             self.record(format!("remove_dir {}", p.display()))
         }
@@ -463,7 +475,7 @@ mod tests {
             hostname: "web".into(),
             netns_path: PathBuf::from("/run/netns/c-default-web"),
             pod_ip: IP,
-            run_dir,
+            run_dir: run_dir.clone(),
             log_dir: PathBuf::from("/var/log/lab/c/pods/default_web_uid1"),
             resolv_conf: state.join("resolv.conf"),
             hosts: state.join("hosts"),
@@ -479,8 +491,19 @@ mod tests {
             files: PodFiles {
                 resolv_conf: "nameserver 10.96.0.10\n".into(),
                 hosts: "127.0.0.1 localhost\n".into(),
-                dirs: vec![state.join("volumes/data")],
-                files: vec![(state.join("volumes/cfg/key"), "value".into())],
+                dirs: vec![
+                    state.join("volumes/data"),
+                    run_dir.join("volumes/secret/creds"),
+                ],
+                private_dirs: vec![run_dir.join("volumes")],
+                files: vec![
+                    (state.join("volumes/cfg/key"), b"value".to_vec(), 0o644),
+                    (
+                        run_dir.join("volumes/secret/creds/password"),
+                        b"s3cret".to_vec(),
+                        0o400,
+                    ),
+                ],
             },
         }
     }
@@ -507,8 +530,11 @@ mod tests {
                 "write_file /var/lib/lab/c/pods/uid1/resolv.conf 644".into(),
                 "write_file /var/lib/lab/c/pods/uid1/hosts 644".into(),
                 "write_file /etc/netns/c-default-web/resolv.conf 644".into(),
+                "create_private_dir /run/lab/c/pods/uid1/volumes".into(),
                 "create_dir /var/lib/lab/c/pods/uid1/volumes/data".into(),
+                "create_dir /run/lab/c/pods/uid1/volumes/secret/creds".into(),
                 "write_file /var/lib/lab/c/pods/uid1/volumes/cfg/key 644".into(),
+                "write_file /run/lab/c/pods/uid1/volumes/secret/creds/password 400".into(),
                 "spawn_shim web".into(),
             ]
         );

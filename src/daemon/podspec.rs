@@ -3,6 +3,7 @@
 //! resolv.conf, /etc/hosts, volumes and probes → a [`ShimSpec`].
 
 use crate::cluster::{CLUSTER_DOMAIN, ClusterConfig, Layout};
+use crate::daemon::runtime::POD_READABLE;
 use crate::model::images::builtin_image;
 use crate::model::validate::probe_port;
 use crate::model::{Kind, Object, Pod};
@@ -22,9 +23,15 @@ pub struct PodFiles {
     pub hosts: String,
     /// Directories to create (emptyDir, hostPath DirectoryOrCreate).
     pub dirs: Vec<PathBuf>,
-    /// Files to write (configMap volumes): path → content.
-    pub files: Vec<(PathBuf, String)>,
+    /// Directories only root may enter (the parent of secret volumes).
+    pub private_dirs: Vec<PathBuf>,
+    /// Files to write (configMap and secret volumes): path, content, mode.
+    pub files: Vec<(PathBuf, Vec<u8>, u32)>,
 }
+
+/// A Secret volume's file mode when neither `defaultMode` nor the item's
+/// `mode` says otherwise (the API server's default, 0644).
+pub const SECRET_DEFAULT_MODE: u32 = 0o644;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
@@ -305,6 +312,20 @@ fn field_ref(pod: &Pod, ip: Ipv4Addr, node: &str, path: &str) -> Option<String> 
     })
 }
 
+fn secret_data<'a>(
+    store: &'a Store,
+    ns: &str,
+    name: &str,
+) -> Option<std::borrow::Cow<'a, BTreeMap<String, k8s_openapi::ByteString>>> {
+    match store.get(&Key::new(Kind::Secret, ns, name)) {
+        Some(Object::Secret(s)) => Some(match &s.data {
+            Some(d) => std::borrow::Cow::Borrowed(d),
+            None => std::borrow::Cow::Owned(BTreeMap::new()),
+        }),
+        _ => None,
+    }
+}
+
 fn config_map<'a>(store: &'a Store, ns: &str, name: &str) -> Option<&'a BTreeMap<String, String>> {
     match store.get(&Key::new(Kind::ConfigMap, ns, name)) {
         Some(Object::ConfigMap(c)) => Some(c.data.as_ref()?),
@@ -400,6 +421,7 @@ pub fn prepare(
         resolv_conf: resolv_conf(pod, cfg, host_resolv),
         hosts: hosts_file(pod, ip),
         dirs: Vec::new(),
+        private_dirs: Vec::new(),
         files: Vec::new(),
     };
     let mut volumes: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -431,12 +453,18 @@ pub fn prepare(
                             let content = data.get(&it.key).ok_or_else(|| {
                                 format!("configmap {cm_name:?} has no key {:?}", it.key)
                             })?;
-                            files.files.push((p.join(&it.path), content.clone()));
+                            files.files.push((
+                                p.join(&it.path),
+                                content.clone().into_bytes(),
+                                POD_READABLE,
+                            ));
                         }
                     }
                     None => {
                         for (k, val) in data {
-                            files.files.push((p.join(k), val.clone()));
+                            files
+                                .files
+                                .push((p.join(k), val.clone().into_bytes(), POD_READABLE));
                         }
                     }
                 },
@@ -459,6 +487,58 @@ pub fn prepare(
             }
             let p = layout.claim_dir(&ns, n);
             files.dirs.push(p.clone());
+            p
+        } else if let Some(sv) = &v.secret {
+            // On tmpfs (/run), as the kubelet keeps secret volumes off the
+            // disk, under a directory only root may enter: the files are
+            // readable inside the pod (mode 0644 by default) and by no other
+            // user of the host.
+            let base = layout.pod_run_dir(&uid).join("volumes");
+            if !files.private_dirs.contains(&base) {
+                files.private_dirs.push(base.clone());
+            }
+            let p = base.join("secret").join(&v.name);
+            files.dirs.push(p.clone());
+            let secret_name = sv.secret_name.clone().unwrap_or_default();
+            let optional = sv.optional == Some(true);
+            let mode = |m: Option<i32>| {
+                m.or(sv.default_mode)
+                    .map_or(SECRET_DEFAULT_MODE, |m| (m as u32) & 0o777)
+            };
+            match secret_data(store, &ns, &secret_name) {
+                Some(data) => match &sv.items {
+                    Some(items) => {
+                        for it in items {
+                            match data.get(&it.key) {
+                                Some(content) => files.files.push((
+                                    p.join(&it.path),
+                                    content.0.clone(),
+                                    mode(it.mode),
+                                )),
+                                None if optional => {}
+                                None => {
+                                    return Err(format!(
+                                        "secret {secret_name:?} has no key {:?} (volume {:?})",
+                                        it.key, v.name
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        for (k, val) in data.iter() {
+                            files.files.push((p.join(k), val.0.clone(), mode(None)));
+                        }
+                    }
+                },
+                None if optional => {}
+                None => {
+                    return Err(format!(
+                        "secret {secret_name:?} not found (volume {:?})",
+                        v.name
+                    ));
+                }
+            }
             p
         } else {
             return Err(format!("volume {:?} has no supported source", v.name));
@@ -496,6 +576,25 @@ pub fn prepare(
                     }
                 }
             }
+            if let Some(r) = &from.secret_ref {
+                match secret_data(store, &ns, &r.name) {
+                    Some(data) => {
+                        for (k, v) in data.iter() {
+                            env.push((
+                                format!("{}{k}", from.prefix.clone().unwrap_or_default()),
+                                String::from_utf8_lossy(&v.0).into_owned(),
+                            ));
+                        }
+                    }
+                    None if r.optional == Some(true) => {}
+                    None => {
+                        return Err(format!(
+                            "secret {:?} not found (envFrom of container {:?})",
+                            r.name, c.name
+                        ));
+                    }
+                }
+            }
         }
         let mut vars: BTreeMap<String, String> = env.iter().cloned().collect();
         for e in c.env.iter().flatten() {
@@ -515,6 +614,28 @@ pub fn prepare(
                         return Err(format!(
                             "configmap {:?} key {:?} not found (env {} of container {:?})",
                             r.name, r.key, e.name, c.name
+                        ));
+                    }
+                }
+            } else if let Some(r) = e
+                .value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref())
+            {
+                let data = secret_data(store, &ns, &r.name);
+                match data.as_ref().and_then(|d| d.get(&r.key)) {
+                    Some(v) => String::from_utf8_lossy(&v.0).into_owned(),
+                    None if r.optional == Some(true) => continue,
+                    None if data.is_none() => {
+                        return Err(format!(
+                            "secret {:?} not found (env {} of container {:?})",
+                            r.name, e.name, c.name
+                        ));
+                    }
+                    None => {
+                        return Err(format!(
+                            "couldn't find key {} in Secret {ns}/{} (env {} of container {:?})",
+                            r.key, r.name, e.name, c.name
                         ));
                     }
                 }
@@ -819,7 +940,7 @@ mod tests {
         assert_eq!(c.mounts.len(), 2);
         assert!(c.mounts[1].read_only);
         assert_eq!(p.files.files.len(), 1);
-        assert_eq!(p.files.files[0].1, "x=1");
+        assert_eq!(p.files.files[0].1, b"x=1");
         assert!(
             p.files
                 .hosts
@@ -828,6 +949,154 @@ mod tests {
             p.files.hosts
         );
         assert_eq!(p.spec.hostname, "web-0");
+    }
+
+    const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {user: app, password: pw}\n---\n";
+
+    fn secret_pod(env: &str, volumes: &str) -> Result<Prepared, String> {
+        let yaml = format!(
+            "{SECRET}apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  volumes: {volumes}\n  containers:\n  - name: c\n    image: x\n    command: [sleep, '1']\n{env}"
+        );
+        let (st, pod) = setup(&yaml);
+        let cfg = st.config.clone();
+        prepare(
+            &pod,
+            Ipv4Addr::new(10, 244, 0, 9),
+            "t-default-p",
+            &st.store,
+            &cfg,
+            &cfg.layout(),
+            Path::new("/usr/bin/lab"),
+            "",
+        )
+    }
+
+    /// Secret env: (env/envFrom, expected variables or the error).
+    #[test]
+    fn secret_env() {
+        type Vars = &'static [(&'static str, &'static str)];
+        let cases: &[(&str, Result<Vars, &str>)] = &[
+            (
+                "    env: [{name: PW, valueFrom: {secretKeyRef: {name: db, key: password}}}]\n",
+                Ok(&[("PW", "pw")]),
+            ),
+            (
+                "    envFrom: [{secretRef: {name: db}, prefix: DB_}]\n",
+                Ok(&[("DB_password", "pw"), ("DB_user", "app")]),
+            ),
+            (
+                "    env: [{name: X, valueFrom: {secretKeyRef: {name: db, key: nope, optional: true}}}]\n",
+                Ok(&[]),
+            ),
+            (
+                "    envFrom: [{secretRef: {name: gone, optional: true}}]\n",
+                Ok(&[]),
+            ),
+            (
+                "    env: [{name: X, valueFrom: {secretKeyRef: {name: db, key: nope}}}]\n",
+                Err("couldn't find key nope in Secret default/db"),
+            ),
+            (
+                "    env: [{name: X, valueFrom: {secretKeyRef: {name: gone, key: k}}}]\n",
+                Err("secret \"gone\" not found"),
+            ),
+            (
+                "    envFrom: [{secretRef: {name: gone}}]\n",
+                Err("secret \"gone\" not found"),
+            ),
+        ];
+        for (env, want) in cases {
+            let got = secret_pod(env, "[]");
+            match want {
+                Ok(vars) => {
+                    let p = got.unwrap_or_else(|e| panic!("{env}: {e}"));
+                    let c = &p.spec.containers[0];
+                    let mine: Vec<(&str, &str)> = c
+                        .env
+                        .iter()
+                        .filter(|(k, _)| k == "PW" || k == "X" || k.starts_with("DB_"))
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    assert_eq!(&mine[..], *vars, "{env}");
+                }
+                Err(msg) => {
+                    let e = got.unwrap_err();
+                    assert!(e.contains(msg), "{env}: {e}");
+                }
+            }
+        }
+    }
+
+    /// Secret volumes: (volumes, files as (path under the volume, content,
+    /// mode), or the error).
+    #[test]
+    fn secret_volumes() {
+        type Files = &'static [(&'static str, &'static str, u32)];
+        let cases: &[(&str, Result<Files, &str>)] = &[
+            (
+                "[{name: s, secret: {secretName: db}}]",
+                Ok(&[("s/password", "pw", 0o644), ("s/user", "app", 0o644)]),
+            ),
+            (
+                "[{name: s, secret: {secretName: db, defaultMode: 0400}}]",
+                Ok(&[("s/password", "pw", 0o400), ("s/user", "app", 0o400)]),
+            ),
+            (
+                "[{name: s, secret: {secretName: db, defaultMode: 0440, items: [{key: password, path: a/pw}, {key: user, path: u, mode: 0600}]}}]",
+                Ok(&[("s/a/pw", "pw", 0o440), ("s/u", "app", 0o600)]),
+            ),
+            (
+                "[{name: s, secret: {secretName: gone, optional: true}}]",
+                Ok(&[]),
+            ),
+            (
+                "[{name: s, secret: {secretName: db, optional: true, items: [{key: nope, path: x}]}}]",
+                Ok(&[]),
+            ),
+            (
+                "[{name: s, secret: {secretName: gone}}]",
+                Err("secret \"gone\" not found (volume \"s\")"),
+            ),
+            (
+                "[{name: s, secret: {secretName: db, items: [{key: nope, path: x}]}}]",
+                Err("secret \"db\" has no key \"nope\""),
+            ),
+        ];
+        for (vols, want) in cases {
+            let got = secret_pod("", vols);
+            match want {
+                Ok(files) => {
+                    let p = got.unwrap_or_else(|e| panic!("{vols}: {e}"));
+                    let base = p.spec.run_dir.join("volumes");
+                    assert_eq!(p.files.private_dirs, std::slice::from_ref(&base), "{vols}");
+                    assert!(p.files.dirs.contains(&base.join("secret/s")), "{vols}");
+                    let got: Vec<(String, String, u32)> = p
+                        .files
+                        .files
+                        .iter()
+                        .map(|(path, c, m)| {
+                            (
+                                path.strip_prefix(base.join("secret"))
+                                    .unwrap()
+                                    .display()
+                                    .to_string(),
+                                String::from_utf8(c.clone()).unwrap(),
+                                *m,
+                            )
+                        })
+                        .collect();
+                    let want: Vec<(String, String, u32)> = files
+                        .iter()
+                        .map(|(p, c, m)| (p.to_string(), c.to_string(), *m))
+                        .collect();
+                    assert_eq!(got, want, "{vols}");
+                }
+                Err(msg) => {
+                    let e = got.unwrap_err();
+                    assert!(e.contains(msg), "{vols}: {e}");
+                }
+            }
+        }
     }
 
     #[test]

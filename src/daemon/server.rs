@@ -97,7 +97,7 @@ pub async fn serve_read_only(listener: tokio::net::UnixListener, d: D) {
     let (stop, _) = mpsc::channel(1);
     let app = axum::Router::new()
         .route("/v1/status", get(status))
-        .route("/v1/objects", get(objects))
+        .route("/v1/objects", get(objects_read_only))
         .route("/v1/watch", get(watch_rv))
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(Ctx { d, stop });
@@ -278,6 +278,24 @@ async fn delete(
         return Err(ApiError(StatusCode::NOT_FOUND, errors[0].clone(), all));
     }
     Ok(Json(Lines { lines }))
+}
+
+/// The read-only API's lists: everything but Secrets (CoreDNS's role
+/// cannot read them either).
+async fn objects_read_only(
+    c: State<Ctx>,
+    q: Query<ListQuery>,
+) -> Result<Json<ObjectList>, ApiError> {
+    for r in q.resources.split(',') {
+        if Kind::from_resource(r) == Some(Kind::Secret) {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "secrets are not served by the read-only API".into(),
+                vec![],
+            ));
+        }
+    }
+    objects(c, q).await
 }
 
 async fn objects(

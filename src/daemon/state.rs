@@ -327,6 +327,33 @@ impl State {
                 }
             }
             Object::StatefulSet(s) => default_statefulset(&mut s.spec),
+            Object::Job(j) => {
+                let spec = j.spec.get_or_insert_with(Default::default);
+                if let Some(sel) = &spec.selector {
+                    let labels: Vec<String> = sel
+                        .match_labels
+                        .iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    return Err(format!(
+                        "spec.selector: Invalid value: {:?}: `selector` not auto-generated (lab generates it from the Job's uid, as the API server does without manualSelector)",
+                        labels.join(",")
+                    ));
+                }
+                let uid = crate::store::new_uid();
+                j.metadata.uid = Some(uid.clone());
+                let name = j.metadata.name.clone().unwrap_or_default();
+                default_job_spec(spec, &name, &uid);
+                // As the API server: a Job without labels gets its template's.
+                if j.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
+                    j.metadata.labels = spec
+                        .template
+                        .metadata
+                        .as_ref()
+                        .and_then(|m| m.labels.clone());
+                }
+            }
             Object::Namespace(n) => {
                 n.status = Some(k8s_openapi::api::core::v1::NamespaceStatus {
                     phase: Some("Active".into()),
@@ -738,6 +765,45 @@ fn update_service_spec(
     Ok(())
 }
 
+/// The API server's Job defaults, with the selector and template labels it
+/// generates from the Job's uid.
+fn default_job_spec(spec: &mut k8s_openapi::api::batch::v1::JobSpec, name: &str, uid: &str) {
+    use crate::controller::job::{
+        CONTROLLER_UID, JOB_NAME, LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME,
+    };
+    if spec.parallelism.is_none() && spec.completions.is_none() {
+        spec.completions = Some(1);
+    }
+    spec.parallelism.get_or_insert(1);
+    spec.backoff_limit.get_or_insert(6);
+    spec.completion_mode
+        .get_or_insert_with(|| "NonIndexed".into());
+    spec.suspend.get_or_insert(false);
+    spec.selector = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some([(CONTROLLER_UID.to_string(), uid.to_string())].into()),
+            match_expressions: None,
+        },
+    );
+    let labels = spec
+        .template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(Default::default);
+    for (k, v) in [
+        (CONTROLLER_UID, uid),
+        (JOB_NAME, name),
+        (LEGACY_CONTROLLER_UID, uid),
+        (LEGACY_JOB_NAME, name),
+    ] {
+        labels.insert(k.to_string(), v.to_string());
+    }
+    if let Some(s) = spec.template.spec.as_mut() {
+        default_pod_spec(s);
+    }
+}
+
 fn default_pod_spec(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
     spec.restart_policy.get_or_insert_with(|| "Always".into());
     spec.termination_grace_period_seconds.get_or_insert(30);
@@ -869,6 +935,65 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
             o.data = n.data;
             o.binary_data = n.binary_data;
             o.immutable = n.immutable;
+        }
+        (Object::Secret(o), Object::Secret(n)) => {
+            if o.type_ != n.type_ {
+                return Err(format!(
+                    "{label}: type: Invalid value: {:?}: field is immutable",
+                    n.type_.as_deref().unwrap_or("")
+                ));
+            }
+            if o.immutable == Some(true) && (o.data != n.data || n.immutable != Some(true)) {
+                return Err(format!(
+                    "{label}: data: Forbidden: field is immutable when `immutable` is set"
+                ));
+            }
+            o.data = n.data;
+            o.string_data = None;
+            o.immutable = n.immutable;
+        }
+        (Object::Job(o), Object::Job(mut n)) => {
+            let old_spec = o.spec.clone().unwrap_or_default();
+            let spec = n.spec.get_or_insert_with(Default::default);
+            if spec.selector.is_some() && spec.selector != old_spec.selector {
+                return Err(format!(
+                    "{label}: spec.selector: Invalid value: field is immutable"
+                ));
+            }
+            // An applied manifest that leaves completions out keeps the
+            // stored (defaulted) value, as kubectl apply's patch would.
+            if spec.completions.is_none() {
+                spec.completions = old_spec.completions;
+            }
+            let uid = o.metadata.uid.clone().unwrap_or_default();
+            let name = o.metadata.name.clone().unwrap_or_default();
+            default_job_spec(spec, &name, &uid);
+            if spec.template != old_spec.template {
+                return Err(format!(
+                    "{label}: spec.template: Invalid value: field is immutable"
+                ));
+            }
+            if spec.completions != old_spec.completions {
+                return Err(format!(
+                    "{label}: spec.completions: Invalid value: field is immutable"
+                ));
+            }
+            if spec.completion_mode != old_spec.completion_mode {
+                return Err(format!(
+                    "{label}: spec.completionMode: Invalid value: field is immutable"
+                ));
+            }
+            if o.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
+                o.metadata.labels = spec
+                    .template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.labels.clone());
+            }
+            if o.spec != n.spec {
+                o.spec = n.spec;
+                o.metadata.generation = Some(o.metadata.generation.unwrap_or(1) + 1);
+            }
         }
         (Object::Endpoints(o), Object::Endpoints(n)) => o.subsets = n.subsets,
         (Object::Namespace(_), Object::Namespace(_)) => {}
@@ -1370,5 +1495,87 @@ mod tests {
                 .get(&Key::new(Kind::Namespace, "", "team"))
                 .is_none()
         );
+    }
+
+    const JOB: &str = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - {name: c, image: curl, command: [curl, web]}\n";
+
+    #[test]
+    fn jobs_get_the_api_servers_defaults_selector_and_labels() {
+        let mut st = state();
+        assert_eq!(
+            apply(&mut st, JOB).unwrap().results,
+            ["job.batch/j created"]
+        );
+        let Some(Object::Job(j)) = st.store.get(&Key::new(Kind::Job, "default", "j")).cloned()
+        else {
+            panic!()
+        };
+        let uid = j.metadata.uid.clone().unwrap();
+        let spec = j.spec.clone().unwrap();
+        assert_eq!(
+            (spec.parallelism, spec.completions, spec.backoff_limit),
+            (Some(1), Some(1), Some(6))
+        );
+        assert_eq!(spec.completion_mode.as_deref(), Some("NonIndexed"));
+        let sel = spec.selector.unwrap().match_labels.unwrap();
+        assert_eq!(sel["batch.kubernetes.io/controller-uid"], uid);
+        let labels = spec.template.metadata.unwrap().labels.unwrap();
+        assert_eq!(labels["job-name"], "j");
+        assert_eq!(labels["controller-uid"], uid);
+        assert_eq!(
+            j.metadata.labels.unwrap()["batch.kubernetes.io/job-name"],
+            "j"
+        );
+        // Re-applying the manifest changes nothing; the template is immutable,
+        // parallelism is not.
+        assert_eq!(
+            apply(&mut st, JOB).unwrap().results,
+            ["job.batch/j unchanged"]
+        );
+        let e = apply(&mut st, &JOB.replace("[curl, web]", "[curl, other]")).unwrap_err();
+        assert!(
+            e[0].contains("spec.template") && e[0].contains("immutable"),
+            "{e:?}"
+        );
+        assert_eq!(
+            apply(
+                &mut st,
+                &JOB.replace("spec:\n  template", "spec:\n  parallelism: 2\n  template")
+            )
+            .unwrap()
+            .results,
+            ["job.batch/j configured"]
+        );
+        // A user's selector is refused, as without manualSelector.
+        let e = apply(
+            &mut st,
+            &JOB.replace("name: j}", "name: k}").replace(
+                "spec:\n  template",
+                "spec:\n  selector: {matchLabels: {a: b}}\n  template",
+            ),
+        )
+        .unwrap_err();
+        assert!(e[0].contains("not auto-generated"), "{e:?}");
+    }
+
+    #[test]
+    fn secrets_keep_their_type_and_immutability() {
+        let mut st = state();
+        let s = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {a: b}\n";
+        assert_eq!(apply(&mut st, s).unwrap().results, ["secret/s created"]);
+        assert_eq!(apply(&mut st, s).unwrap().results, ["secret/s unchanged"]);
+        let e = apply(
+            &mut st,
+            &s.replace("stringData", "type: example.com/x\nstringData"),
+        )
+        .unwrap_err();
+        assert!(e[0].contains("type") && e[0].contains("immutable"), "{e:?}");
+        let frozen = s.replace("stringData", "immutable: true\nstringData");
+        assert_eq!(
+            apply(&mut st, &frozen).unwrap().results,
+            ["secret/s configured"]
+        );
+        let e = apply(&mut st, &frozen.replace("{a: b}", "{a: c}")).unwrap_err();
+        assert!(e[0].contains("immutable"), "{e:?}");
     }
 }

@@ -16,10 +16,12 @@ pub enum Kind {
     Pod,
     /// Recorded by the cluster (controllers, scheduler, kubelet), never applied.
     Event,
+    Secret,
+    Job,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Service,
@@ -30,21 +32,25 @@ impl Kind {
         Kind::StatefulSet,
         Kind::Pod,
         Kind::Event,
+        Kind::Secret,
+        Kind::Job,
     ];
 
     /// The kinds `kubectl get all` shows, in its order.
-    pub const GET_ALL: [Kind; 5] = [
+    pub const GET_ALL: [Kind; 6] = [
         Kind::Pod,
         Kind::Service,
         Kind::Deployment,
         Kind::ReplicaSet,
         Kind::StatefulSet,
+        Kind::Job,
     ];
 
     pub fn api_version(self) -> &'static str {
         match self {
             Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet => "apps/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
+            Kind::Job => "batch/v1",
             _ => "v1",
         }
     }
@@ -61,6 +67,8 @@ impl Kind {
             Kind::StatefulSet => "StatefulSet",
             Kind::Pod => "Pod",
             Kind::Event => "Event",
+            Kind::Secret => "Secret",
+            Kind::Job => "Job",
         }
     }
 
@@ -77,6 +85,8 @@ impl Kind {
             Kind::StatefulSet => "statefulsets",
             Kind::Pod => "pods",
             Kind::Event => "events",
+            Kind::Secret => "secrets",
+            Kind::Job => "jobs",
         }
     }
 
@@ -94,6 +104,8 @@ impl Kind {
             Kind::StatefulSet => "statefulset.apps",
             Kind::Pod => "pod",
             Kind::Event => "event",
+            Kind::Secret => "secret",
+            Kind::Job => "job.batch",
         }
     }
 
@@ -123,6 +135,8 @@ impl Kind {
             "statefulset" | "statefulsets" | "sts" => Kind::StatefulSet,
             "pod" | "pods" | "po" => Kind::Pod,
             "event" | "events" | "ev" => Kind::Event,
+            "secret" | "secrets" => Kind::Secret,
+            "job" | "jobs" => Kind::Job,
             _ => return None,
         })
     }
@@ -140,9 +154,11 @@ impl Kind {
             "StatefulSet" => Kind::StatefulSet,
             "Pod" => Kind::Pod,
             "Event" => Kind::Event,
+            "Secret" => Kind::Secret,
+            "Job" => Kind::Job,
             other => {
                 return Err(format!(
-                    "kind {other:?} is not supported by lab (supported: Namespace, Pod, Service, ConfigMap, Endpoints, Deployment, ReplicaSet, StatefulSet)"
+                    "kind {other:?} is not supported by lab (supported: Namespace, Pod, Service, ConfigMap, Secret, Endpoints, Deployment, ReplicaSet, StatefulSet, Job)"
                 ));
             }
         };
@@ -185,7 +201,9 @@ mod tests {
     fn wrong_api_version_is_named() {
         let e = Kind::from_manifest("v1", "Deployment").unwrap_err();
         assert!(e.contains("apps/v1"), "{e}");
-        let e = Kind::from_manifest("v1", "Secret").unwrap_err();
-        assert!(e.contains("Secret"), "{e}");
+        let e = Kind::from_manifest("v1", "StatefulSetX").unwrap_err();
+        assert!(e.contains("StatefulSetX"), "{e}");
+        let e = Kind::from_manifest("v1", "Job").unwrap_err();
+        assert!(e.contains("batch/v1"), "{e}");
     }
 }

@@ -9,7 +9,10 @@ pub mod parse;
 pub mod validate;
 
 pub use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-pub use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Pod, Service};
+pub use k8s_openapi::api::batch::v1::Job;
+pub use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Event, Namespace, Pod, Secret, Service,
+};
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 pub use kind::Kind;
@@ -30,6 +33,8 @@ pub enum Object {
     Endpoints(Endpoints),
     EndpointSlice(EndpointSlice),
     Event(Box<Event>),
+    Secret(Secret),
+    Job(Box<Job>),
 }
 
 macro_rules! each_object {
@@ -45,6 +50,8 @@ macro_rules! each_object {
             Object::Endpoints($o) => $body,
             Object::EndpointSlice($o) => $body,
             Object::Event($o) => $body,
+            Object::Secret($o) => $body,
+            Object::Job($o) => $body,
         }
     };
 }
@@ -62,6 +69,8 @@ impl Object {
             Object::Endpoints(_) => Kind::Endpoints,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Event(_) => Kind::Event,
+            Object::Secret(_) => Kind::Secret,
+            Object::Job(_) => Kind::Job,
         }
     }
 
@@ -101,6 +110,8 @@ impl Object {
             Kind::Endpoints => Object::Endpoints(serde_json::from_value(v)?),
             Kind::EndpointSlice => Object::EndpointSlice(serde_json::from_value(v)?),
             Kind::Event => Object::Event(serde_json::from_value(v)?),
+            Kind::Secret => Object::Secret(serde_json::from_value(v)?),
+            Kind::Job => Object::Job(serde_json::from_value(v)?),
         })
     }
 }

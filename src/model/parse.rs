@@ -83,6 +83,9 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Document>, Manife
     budget.max_events = 10_000_000;
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
+    // `defaultMode: 0400` is octal (256) in Kubernetes manifests: kubectl
+    // and the API server read YAML 1.1 numbers.
+    options.legacy_octal_numbers = true;
     let values: Vec<serde_json::Value> = serde_saphyr::from_multiple_with_options(text, options)
         .map_err(|e| {
             // The budget error may come wrapped (with a snippet): go by its text.
@@ -242,8 +245,12 @@ pub fn decode(doc: &Document) -> Result<Decoded, ManifestError> {
             Some("kind".to_string()),
             "Events are recorded by the cluster (controllers, scheduler, kubelet); lab does not accept them in manifests".to_string(),
         )),
+        Kind::Secret => strict(value).map(Object::Secret),
+        Kind::Job => strict(value).map(Object::Job),
     }
     .map_err(|(field, message)| err(Some(label.clone()), field, message))?;
+    let mut object = object;
+    super::validate::normalize(&mut object);
     let warnings = super::validate::validate(&object)
         .map_err(|e| err(Some(label.clone()), Some(e.field), e.message))?;
     Ok(Decoded {
@@ -310,8 +317,8 @@ mod tests {
         assert!(e.message.contains("invalid YAML"), "{e}");
         let e = one("apiVersion: v1\nmetadata: {name: a}\n").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("kind"));
-        let e = one("apiVersion: v1\nkind: Secret\nmetadata: {name: a}\n").unwrap_err();
-        assert!(e.message.contains("Secret"));
+        let e = one("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: a}\n").unwrap_err();
+        assert!(e.message.contains("CronJob"));
     }
 
     #[test]

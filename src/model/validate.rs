@@ -55,7 +55,9 @@ pub const POD_HONOURED: &[&str] = &[
     "containers[].env[].value",
     "containers[].env[].valueFrom.fieldRef",
     "containers[].env[].valueFrom.configMapKeyRef",
+    "containers[].env[].valueFrom.secretKeyRef",
     "containers[].envFrom[].configMapRef",
+    "containers[].envFrom[].secretRef",
     "containers[].envFrom[].prefix",
     "containers[].volumeMounts[].name",
     "containers[].volumeMounts[].mountPath",
@@ -76,6 +78,7 @@ pub const POD_HONOURED: &[&str] = &[
     "volumes[].name",
     "volumes[].emptyDir",
     "volumes[].configMap",
+    "volumes[].secret",
     "volumes[].hostPath",
     "volumes[].persistentVolumeClaim.claimName",
     "hostname",
@@ -153,6 +156,23 @@ pub const DEPLOYMENT_WARNED: &[&str] = &[
     "progressDeadlineSeconds",
     "minReadySeconds",
 ];
+/// Job spec fields honoured (the pod template's are [`POD_HONOURED`]).
+pub const JOB_HONOURED: &[&str] = &[
+    "parallelism",
+    "completions",
+    "backoffLimit",
+    "activeDeadlineSeconds",
+    "ttlSecondsAfterFinished",
+    "completionMode",
+    "suspend",
+    "selector",
+    "template.metadata",
+];
+pub const JOB_WARNED: &[&str] = &["podReplacementPolicy", "manualSelector"];
+/// Secret fields honoured.
+pub const SECRET_HONOURED: &[&str] = &["data", "stringData", "type", "immutable"];
+/// The API server's limit on a Secret's data (the sum of the values).
+pub const MAX_SECRET_BYTES: usize = 1024 * 1024;
 pub const REPLICASET_HONOURED: &[&str] = &["replicas", "selector", "template.metadata"];
 pub const REPLICASET_WARNED: &[&str] = &["minReadySeconds"];
 pub const STATEFULSET_HONOURED: &[&str] = &[
@@ -305,6 +325,13 @@ pub fn field_lists(kind: Kind) -> (Vec<String>, Vec<String>) {
             warned.extend(prefixed("spec.", SERVICE_WARNED));
         }
         Kind::ConfigMap => honoured.extend(["data".to_string(), "immutable".to_string()]),
+        Kind::Secret => honoured.extend(SECRET_HONOURED.iter().map(|f| f.to_string())),
+        Kind::Job => {
+            honoured.extend(prefixed("spec.", JOB_HONOURED));
+            warned.extend(prefixed("spec.", JOB_WARNED));
+            honoured.extend(prefixed("spec.template.spec.", POD_HONOURED));
+            warned.extend(prefixed("spec.template.spec.", POD_WARNED));
+        }
         Kind::Namespace => warned.push("spec".to_string()),
         Kind::Endpoints => honoured.push("subsets".to_string()),
         Kind::EndpointSlice => {
@@ -434,18 +461,11 @@ pub fn validate(obj: &Object) -> Result<Vec<String>, FieldError> {
                 ));
             }
             for k in c.data.iter().flatten().map(|(k, _)| k) {
-                let ok = !k.is_empty()
-                    && k.len() <= 253
-                    && k.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-                if !ok {
-                    return Err(fe(
-                        format!("data.{k}"),
-                        "a ConfigMap key must consist of alphanumerics, '-', '_' or '.'",
-                    ));
-                }
+                config_key(k).map_err(|m| fe(format!("data.{k}"), m))?;
             }
         }
+        Object::Secret(sec) => secret(sec)?,
+        Object::Job(j) => job(j, &mut warnings)?,
         Object::Endpoints(e) => endpoints(e)?,
         Object::EndpointSlice(e) => endpoint_slice(e)?,
         _ => {}
@@ -455,6 +475,175 @@ pub fn validate(obj: &Object) -> Result<Vec<String>, FieldError> {
 
 /// The API server's limit on a ConfigMap's data (keys and values).
 pub const MAX_CONFIGMAP_BYTES: usize = 1024 * 1024;
+
+/// What the API server does to an object on every write before validating
+/// it: a Secret's `stringData` is merged into `data` (a `stringData` key
+/// wins) and dropped (it is write-only), and an empty `type` becomes
+/// `Opaque`.
+pub fn normalize(obj: &mut Object) {
+    if let Object::Secret(s) = obj {
+        if let Some(sd) = s.string_data.take() {
+            let data = s.data.get_or_insert_with(Default::default);
+            for (k, v) in sd {
+                data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
+            }
+        }
+        if s.type_.as_deref().is_none_or(str::is_empty) {
+            s.type_ = Some("Opaque".into());
+        }
+    }
+}
+
+/// A ConfigMap or Secret key (`IsConfigMapKey`): a file name the kubelet
+/// can write.
+pub fn config_key(k: &str) -> Result<(), String> {
+    let chars_ok = k
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if k.is_empty() || !chars_ok {
+        return Err(format!(
+            "Invalid value: {k:?}: a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name', or 'KEY_NAME', or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+        ));
+    }
+    if k.len() > 253 {
+        return Err(format!(
+            "Invalid value: {k:?}: must be no more than 253 characters"
+        ));
+    }
+    if k == "." || k == ".." {
+        return Err(format!("Invalid value: {k:?}: must not be '.' or '..'"));
+    }
+    if k.starts_with("..") {
+        return Err(format!("Invalid value: {k:?}: must not start with '..'"));
+    }
+    Ok(())
+}
+
+/// A Secret as the API server validates it (after [`normalize`]): keys,
+/// the 1 MiB limit, and the keys its `type` requires.
+fn secret(s: &k8s_openapi::api::core::v1::Secret) -> Result<(), FieldError> {
+    let data = s.data.clone().unwrap_or_default();
+    let mut size = 0;
+    for (k, v) in &data {
+        config_key(k).map_err(|m| fe(format!("data[{k}]"), m))?;
+        size += v.0.len();
+    }
+    if size > MAX_SECRET_BYTES {
+        return Err(fe(
+            "data",
+            format!(
+                "Too long: must have at most {MAX_SECRET_BYTES} bytes (the data is {size} bytes; a Secret holds at most 1 MiB)"
+            ),
+        ));
+    }
+    let ty = s.type_.as_deref().unwrap_or("Opaque");
+    match ty {
+        "Opaque" => {}
+        "kubernetes.io/basic-auth" => {
+            if !data.contains_key("username") && !data.contains_key("password") {
+                return Err(fe(
+                    "data[username]",
+                    "Required value (a kubernetes.io/basic-auth Secret needs `username` or `password`)",
+                ));
+            }
+        }
+        "kubernetes.io/tls" => {
+            for key in ["tls.crt", "tls.key"] {
+                if !data.contains_key(key) {
+                    return Err(fe(
+                        format!("data[{key}]"),
+                        "Required value (a kubernetes.io/tls Secret needs `tls.crt` and `tls.key`)",
+                    ));
+                }
+            }
+        }
+        t if t.starts_with("kubernetes.io/") || t.starts_with("bootstrap.kubernetes.io/") => {
+            return Err(fe(
+                "type",
+                format!(
+                    "Unsupported value: {t:?}: lab supports the Secret types \"Opaque\", \"kubernetes.io/basic-auth\", \"kubernetes.io/tls\" (and custom types, treated as Opaque)"
+                ),
+            ));
+        }
+        t => {
+            if t.len() > 253 {
+                return Err(fe("type", "Too long: may not be more than 253 bytes"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Job as the API server validates it.
+fn job(j: &k8s_openapi::api::batch::v1::Job, warnings: &mut Vec<String>) -> Result<(), FieldError> {
+    let spec = j
+        .spec
+        .as_ref()
+        .ok_or_else(|| fe("spec", "required field is missing"))?;
+    for (f, v) in [
+        ("parallelism", spec.parallelism),
+        ("completions", spec.completions),
+        ("backoffLimit", spec.backoff_limit),
+        ("ttlSecondsAfterFinished", spec.ttl_seconds_after_finished),
+    ] {
+        non_negative(v, &format!("spec.{f}"))?;
+    }
+    if spec.active_deadline_seconds.is_some_and(|d| d <= 0) {
+        return Err(fe("spec.activeDeadlineSeconds", "must be greater than 0"));
+    }
+    match spec.completion_mode.as_deref() {
+        None | Some("NonIndexed") => {}
+        Some("Indexed") => {
+            return Err(fe(
+                "spec.completionMode",
+                "Unsupported value: \"Indexed\": lab runs NonIndexed Jobs only",
+            ));
+        }
+        Some(m) => {
+            return Err(fe(
+                "spec.completionMode",
+                format!("Unsupported value: {m:?}: supported values: \"NonIndexed\", \"Indexed\""),
+            ));
+        }
+    }
+    if spec.suspend == Some(true) {
+        return Err(fe(
+            "spec.suspend",
+            "Unsupported value: true: lab does not suspend Jobs",
+        ));
+    }
+    if let Some(sel) = &spec.selector {
+        label_selector(sel, "spec.selector")?;
+    }
+    let t = &spec.template;
+    let labels = t
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    labels_map(&labels, "spec.template.metadata.labels")?;
+    let pod = t
+        .spec
+        .as_ref()
+        .ok_or_else(|| fe("spec.template.spec", "required field is missing"))?;
+    pod_spec(pod, "spec.template.spec", warnings)?;
+    match pod.restart_policy.as_deref() {
+        Some("OnFailure") | Some("Never") => {}
+        None => {
+            return Err(fe(
+                "spec.template.spec.restartPolicy",
+                "Required value: valid values: \"OnFailure\", \"Never\"",
+            ));
+        }
+        Some(rp) => {
+            return Err(fe(
+                "spec.template.spec.restartPolicy",
+                format!("Unsupported value: {rp:?}: supported values: \"OnFailure\", \"Never\""),
+            ));
+        }
+    }
+    Ok(())
+}
 
 fn non_negative(v: Option<i32>, field: &str) -> Result<(), FieldError> {
     if v.is_some_and(|v| v < 0) {
@@ -798,13 +987,14 @@ fn pod_spec(spec: &PodSpec, at: &str, warnings: &mut Vec<String>) -> Result<(), 
             v.config_map.is_some(),
             v.host_path.is_some(),
             v.persistent_volume_claim.is_some(),
+            v.secret.is_some(),
         ];
         match sources.iter().filter(|s| **s).count() {
             1 => {}
             0 => {
                 return Err(fe(
                     f,
-                    "volume type not supported by lab (supported: emptyDir, configMap, hostPath, persistentVolumeClaim)",
+                    "volume type not supported by lab (supported: emptyDir, configMap, secret, hostPath, persistentVolumeClaim)",
                 ));
             }
             _ => return Err(fe(f, "may not specify more than 1 volume type")),
@@ -817,6 +1007,22 @@ fn pod_spec(spec: &PodSpec, at: &str, warnings: &mut Vec<String>) -> Result<(), 
         if let Some(c) = &v.persistent_volume_claim {
             dns_subdomain(&c.claim_name)
                 .map_err(|m| fe(format!("{f}.persistentVolumeClaim.claimName"), m))?;
+        }
+        if let Some(sv) = &v.secret {
+            let sf = format!("{f}.secret");
+            match sv.secret_name.as_deref() {
+                None | Some("") => {
+                    return Err(fe(format!("{sf}.secretName"), "Required value"));
+                }
+                Some(n) => dns_subdomain(n).map_err(|m| fe(format!("{sf}.secretName"), m))?,
+            }
+            file_mode(sv.default_mode).map_err(|m| fe(format!("{sf}.defaultMode"), m))?;
+            for (j, it) in sv.items.iter().flatten().enumerate() {
+                let itf = format!("{sf}.items[{j}]");
+                config_key(&it.key).map_err(|m| fe(format!("{itf}.key"), m))?;
+                volume_path(&it.path).map_err(|m| fe(format!("{itf}.path"), m))?;
+                file_mode(it.mode).map_err(|m| fe(format!("{itf}.mode"), m))?;
+            }
         }
     }
     let mut names = HashSet::new();
@@ -950,6 +1156,33 @@ fn dns_config(spec: &k8s_openapi::api::core::v1::PodSpec, at: &str) -> Result<()
                 "Required value: must not be empty",
             ));
         }
+    }
+    Ok(())
+}
+
+/// A volume file's mode (`defaultMode`, `items[].mode`): 0 to 0777.
+fn file_mode(m: Option<i32>) -> Result<(), String> {
+    match m {
+        Some(m) if !(0..=0o777).contains(&m) => Err(format!(
+            "Invalid value: {m}: must be a number between 0 and 0777 (octal), both inclusive"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A relative path inside a volume (`items[].path`).
+fn volume_path(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("Required value".into());
+    }
+    if p.starts_with('/') {
+        return Err(format!("Invalid value: {p:?}: must be a relative path"));
+    }
+    if p.split('/').any(|x| x == "..") {
+        return Err(format!("Invalid value: {p:?}: must not contain '..'"));
+    }
+    if p.starts_with("..") {
+        return Err(format!("Invalid value: {p:?}: must not start with '..'"));
     }
     Ok(())
 }
@@ -1610,12 +1843,18 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("hostPort") && e.contains("no node ports"), "{e}");
         let e = check(&format!(
-            "{POD}    env:\n    - name: A\n      valueFrom: {{secretKeyRef: {{name: s, key: k}}}}\n"
+            "{POD}    env:\n    - name: A\n      valueFrom: {{resourceFieldRef: {{resource: limits.cpu}}}}\n"
         ))
         .unwrap_err();
         assert!(
-            e.contains("spec.containers[0].env[0].valueFrom.secretKeyRef"),
+            e.contains("spec.containers[0].env[0].valueFrom.resourceFieldRef"),
             "{e}"
+        );
+        assert!(
+            check(&format!(
+                "{POD}    env:\n    - name: A\n      valueFrom: {{secretKeyRef: {{name: s, key: k, optional: true}}}}\n    envFrom: [{{secretRef: {{name: s}}, prefix: S_}}]\n"
+            ))
+            .is_ok()
         );
     }
 
@@ -1646,10 +1885,242 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("volumeMounts[0].name"), "{e}");
         let e = check(&format!(
-            "{POD}  volumes: [{{name: v, secret: {{secretName: s}}}}]\n"
+            "{POD}  volumes: [{{name: v, downwardAPI: {{}}}}]\n"
         ))
         .unwrap_err();
-        assert!(e.contains("spec.volumes[0].secret"), "{e}");
+        assert!(e.contains("spec.volumes[0].downwardAPI"), "{e}");
+    }
+
+    /// Secret volumes as the API server validates them: (volume, error
+    /// field or None for valid).
+    #[test]
+    fn secret_volumes() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("{secretName: s}", None),
+            ("{secretName: s, defaultMode: 0400, optional: true}", None),
+            (
+                "{secretName: s, items: [{key: a.b, path: dir/a, mode: 0600}]}",
+                None,
+            ),
+            (
+                "{}",
+                Some("spec.volumes[0].secret.secretName: Required value"),
+            ),
+            (
+                "{secretName: Bad_Name}",
+                Some("spec.volumes[0].secret.secretName"),
+            ),
+            (
+                "{secretName: s, defaultMode: 01000}",
+                Some("spec.volumes[0].secret.defaultMode: Invalid value: 512"),
+            ),
+            ("{secretName: s, defaultMode: -1}", Some("defaultMode")),
+            (
+                "{secretName: s, items: [{key: a, path: /etc/x}]}",
+                Some("items[0].path: Invalid value: \"/etc/x\": must be a relative path"),
+            ),
+            (
+                "{secretName: s, items: [{key: a, path: x/../../y}]}",
+                Some("items[0].path"),
+            ),
+            (
+                "{secretName: s, items: [{key: a, path: ..data}]}",
+                Some("items[0].path"),
+            ),
+            (
+                "{secretName: s, items: [{key: 'a b', path: x}]}",
+                Some("items[0].key"),
+            ),
+            (
+                "{secretName: s, items: [{key: a, path: x, mode: 0777}]}",
+                None,
+            ),
+            (
+                "{secretName: s, items: [{key: a, path: x, mode: 01777}]}",
+                Some("items[0].mode"),
+            ),
+        ];
+        for (vol, want) in cases {
+            let r = check(&format!("{POD}  volumes: [{{name: v, secret: {vol}}}]\n"));
+            match want {
+                None => assert!(r.is_ok(), "{vol}: {r:?}"),
+                Some(f) => {
+                    let e = r.unwrap_err();
+                    assert!(e.contains(f), "{vol}: {e}");
+                }
+            }
+        }
+    }
+
+    fn secret_yaml(body: &str) -> String {
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\n{body}")
+    }
+
+    /// Secrets as the API server validates them, after merging stringData:
+    /// (body, error or None).
+    #[test]
+    fn secrets() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("data: {a: YWJj}\n", None),
+            ("stringData: {a: abc}\n", None),
+            ("type: Opaque\n", None),
+            ("data: {a: 'not base64!'}\n", Some("data")),
+            (
+                "data: {'a b': YWJj}\n",
+                Some("data[a b]: Invalid value: \"a b\": a valid config key"),
+            ),
+            ("stringData: {'..x': v}\n", Some("data[..x]")),
+            ("stringData: {'.': v}\n", Some("data[.]")),
+            (
+                "type: kubernetes.io/basic-auth\nstringData: {username: admin}\n",
+                None,
+            ),
+            (
+                "type: kubernetes.io/basic-auth\nstringData: {password: pw}\n",
+                None,
+            ),
+            (
+                "type: kubernetes.io/basic-auth\nstringData: {user: admin}\n",
+                Some("data[username]: Required value"),
+            ),
+            (
+                "type: kubernetes.io/tls\nstringData: {tls.crt: c, tls.key: k}\n",
+                None,
+            ),
+            (
+                "type: kubernetes.io/tls\nstringData: {tls.crt: c}\n",
+                Some("data[tls.key]: Required value"),
+            ),
+            (
+                "type: kubernetes.io/tls\ndata: {tls.key: aw==}\n",
+                Some("data[tls.crt]: Required value"),
+            ),
+            (
+                "type: kubernetes.io/service-account-token\n",
+                Some("type: Unsupported value"),
+            ),
+            (
+                "type: kubernetes.io/dockerconfigjson\n",
+                Some("type: Unsupported value"),
+            ),
+            ("type: example.com/custom\nstringData: {a: b}\n", None),
+            ("immutable: true\nstringData: {a: b}\n", None),
+            ("binaryData: {a: YWJj}\n", Some("binaryData")),
+        ];
+        for (body, want) in cases {
+            let r = check(&secret_yaml(body));
+            match want {
+                None => assert!(r.is_ok(), "{body}: {r:?}"),
+                Some(f) => {
+                    let e = r.unwrap_err();
+                    assert!(e.contains(f), "{body}: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn secret_string_data_merges_into_data_and_type_defaults() {
+        let docs = parse_documents(
+            "t.yaml",
+            &secret_yaml("data: {a: b2xk, k: dg==}\nstringData: {a: new, b: plain}\n"),
+        )
+        .unwrap();
+        let d = decode(&docs[0]).unwrap();
+        let Object::Secret(s) = d.object else {
+            panic!()
+        };
+        assert!(s.string_data.is_none());
+        assert_eq!(s.type_.as_deref(), Some("Opaque"));
+        let data = s.data.unwrap();
+        let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+        assert_eq!(
+            (text("a"), text("b"), text("k")),
+            ("new".into(), "plain".into(), "v".into())
+        );
+    }
+
+    #[test]
+    fn secret_size_limit() {
+        // 1 MiB of values is the limit, as for ConfigMaps.
+        let big = |n: usize| secret_yaml(&format!("stringData: {{a: '{}'}}\n", "x".repeat(n)));
+        assert!(check(&big(MAX_SECRET_BYTES)).is_ok());
+        let e = check(&big(MAX_SECRET_BYTES + 1)).unwrap_err();
+        assert!(e.contains("data: Too long") && e.contains("1048576"), "{e}");
+    }
+
+    const JOB: &str = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  EXTRA\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - {name: c, image: curl, command: [curl, web]}\n";
+
+    /// Jobs as the API server validates them: (spec addition, error or None).
+    #[test]
+    fn jobs() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("completions: 3", None),
+            ("parallelism: 2", None),
+            ("backoffLimit: 0", None),
+            ("activeDeadlineSeconds: 60", None),
+            ("ttlSecondsAfterFinished: 0", None),
+            ("completionMode: NonIndexed", None),
+            ("suspend: false", None),
+            (
+                "completions: -1",
+                Some("spec.completions: must be greater than or equal to 0"),
+            ),
+            ("parallelism: -1", Some("spec.parallelism")),
+            ("backoffLimit: -1", Some("spec.backoffLimit")),
+            (
+                "ttlSecondsAfterFinished: -5",
+                Some("spec.ttlSecondsAfterFinished"),
+            ),
+            (
+                "activeDeadlineSeconds: 0",
+                Some("spec.activeDeadlineSeconds: must be greater than 0"),
+            ),
+            (
+                "completionMode: Indexed",
+                Some("spec.completionMode: Unsupported value"),
+            ),
+            ("suspend: true", Some("spec.suspend")),
+            (
+                "podFailurePolicy: {rules: []}",
+                Some("spec.podFailurePolicy: field is not supported"),
+            ),
+            ("backoffLimitPerIndex: 1", Some("spec.backoffLimitPerIndex")),
+        ];
+        for (extra, want) in cases {
+            let r = check(&JOB.replace("EXTRA", extra));
+            match want {
+                None => assert!(r.is_ok(), "{extra}: {r:?}"),
+                Some(f) => {
+                    let e = r.unwrap_err();
+                    assert!(e.contains(f), "{extra}: {e}");
+                }
+            }
+        }
+        let e = check(
+            &JOB.replace("EXTRA", "completions: 1")
+                .replace("restartPolicy: Never", "restartPolicy: Always"),
+        )
+        .unwrap_err();
+        assert!(e.contains("spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""), "{e}");
+        let e = check(
+            &JOB.replace("EXTRA", "completions: 1")
+                .replace("      restartPolicy: Never\n", ""),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("spec.template.spec.restartPolicy: Required value"),
+            "{e}"
+        );
+        let e = check(
+            &JOB.replace("EXTRA", "completions: 1")
+                .replace("image: curl,", "image: curl, imagePullPolicyy: x,"),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("spec.template.spec.containers[0].imagePullPolicyy"),
+            "{e}"
+        );
     }
 
     #[test]

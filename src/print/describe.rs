@@ -49,6 +49,8 @@ pub fn describe(obj: &Object, related: &Related, now: SystemTime) -> String {
         Object::ConfigMap(c) => describe_configmap(&mut d, c, related),
         Object::Namespace(n) => describe_namespace(&mut d, n),
         Object::Event(e) => describe_event(&mut d, e, now),
+        Object::Secret(s) => describe_secret(&mut d, s, related),
+        Object::Job(j) => describe_job(&mut d, j, related),
     }
     d.finish()
 }
@@ -1523,4 +1525,92 @@ pub(crate) fn describe_namespace(d: &mut Desc, ns: &Namespace) {
     // lab has neither ResourceQuotas nor LimitRanges.
     d.w(0, "\nNo resource quota.\n");
     d.w(0, "\nNo LimitRange resource.\n");
+}
+
+/// kubectl's Secret describer: sizes only, never a value.
+pub(crate) fn describe_secret(d: &mut Desc, s: &Secret, related: &Related) {
+    name_namespace(d, &s.metadata);
+    labels_multiline(d, "Labels", s.metadata.labels.as_ref());
+    annotations_multiline(d, "Annotations", s.metadata.annotations.as_ref());
+    w!(d, 0, "\nType:\t{}\n", opt_str(&s.type_));
+    d.w(0, "\nData\n====\n");
+    for (k, v) in s.data.iter().flatten() {
+        w!(d, 0, "{k}:\t{} bytes\n", v.0.len());
+    }
+    // kubectl prints no events for a Secret.
+    let _ = related;
+}
+
+/// kubectl's Job describer.
+pub(crate) fn describe_job(d: &mut Desc, j: &Job, related: &Related) {
+    let meta = &j.metadata;
+    let spec = j.spec.clone().unwrap_or_default();
+    let status = j.status.clone().unwrap_or_default();
+    name_namespace(d, meta);
+    let selector = spec
+        .selector
+        .as_ref()
+        .map(format_label_selector)
+        .unwrap_or_default();
+    w!(d, 0, "Selector:\t{selector}\n");
+    labels_multiline(d, "Labels", meta.labels.as_ref());
+    annotations_multiline(d, "Annotations", meta.annotations.as_ref());
+    if let Some(c) = controlled_by(meta) {
+        w!(d, 0, "Controlled By:\t{c}\n");
+    }
+    if let Some(p) = spec.parallelism {
+        w!(d, 0, "Parallelism:\t{p}\n");
+    }
+    match spec.completions {
+        Some(c) => w!(d, 0, "Completions:\t{c}\n"),
+        None => d.w(0, "Completions:\t<unset>\n"),
+    }
+    if let Some(m) = &spec.completion_mode {
+        w!(d, 0, "Completion Mode:\t{m}\n");
+    }
+    if let Some(s) = spec.suspend {
+        w!(d, 0, "Suspend:\t{s}\n");
+    }
+    if let Some(b) = spec.backoff_limit {
+        w!(d, 0, "Backoff Limit:\t{b}\n");
+    }
+    if let Some(t) = spec.ttl_seconds_after_finished {
+        w!(d, 0, "TTL Seconds After Finished:\t{t}\n");
+    }
+    if let Some(t) = &status.start_time {
+        w!(d, 0, "Start Time:\t{}\n", rfc1123z(t));
+    }
+    if let Some(t) = &status.completion_time {
+        w!(d, 0, "Completed At:\t{}\n", rfc1123z(t));
+    }
+    if let (Some(a), Some(b)) = (&status.start_time, &status.completion_time) {
+        w!(
+            d,
+            0,
+            "Duration:\t{}\n",
+            human_duration_ns(b.0.as_nanosecond() - a.0.as_nanosecond())
+        );
+    }
+    if let Some(a) = spec.active_deadline_seconds {
+        w!(d, 0, "Active Deadline Seconds:\t{a}s\n");
+    }
+    let (active, succeeded, failed) = (
+        status.active.unwrap_or(0),
+        status.succeeded.unwrap_or(0),
+        status.failed.unwrap_or(0),
+    );
+    match status.ready {
+        None => w!(
+            d,
+            0,
+            "Pods Statuses:\t{active} Active / {succeeded} Succeeded / {failed} Failed\n"
+        ),
+        Some(r) => w!(
+            d,
+            0,
+            "Pods Statuses:\t{active} Active ({r} Ready) / {succeeded} Succeeded / {failed} Failed\n"
+        ),
+    }
+    describe_pod_template(d, Some(&spec.template));
+    describe_events(d, &related.events);
 }

@@ -13,8 +13,8 @@
 //! Time is an argument (`now`), so everything here is deterministic.
 
 use crate::model::{
-    ConfigMap, Deployment, EndpointSlice, Endpoints, Event, Kind, Namespace, Object, ObjectMeta,
-    Pod, ReplicaSet, Service, StatefulSet,
+    ConfigMap, Deployment, EndpointSlice, Endpoints, Event, Job, Kind, Namespace, Object,
+    ObjectMeta, Pod, ReplicaSet, Secret, Service, StatefulSet,
 };
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStatus, EnvVar, PodSpec, PodTemplateSpec, Probe,

@@ -37,6 +37,11 @@ pub(crate) fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
             &["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
             &["SUBOBJECT", "SOURCE", "FIRST SEEN", "COUNT", "NAME"],
         ),
+        Kind::Secret => (&["NAME", "TYPE", "DATA", "AGE"], &[]),
+        Kind::Job => (
+            &["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+            &["CONTAINERS", "IMAGES", "SELECTOR"],
+        ),
     };
     let mut h = base.to_vec();
     if wide {
@@ -74,6 +79,12 @@ pub(crate) fn row_cells(obj: &Object, wide: bool, now: SystemTime) -> Vec<String
             since(n.metadata.creation_timestamp.as_ref(), now),
         ],
         Object::Event(e) => event_row(e, wide, now),
+        Object::Secret(s) => vec![
+            s.type_.clone().unwrap_or_default(),
+            s.data.as_ref().map_or(0, |d| d.len()).to_string(),
+            since(s.metadata.creation_timestamp.as_ref(), now),
+        ],
+        Object::Job(j) => job_row(j, wide, now),
     }
 }
 
@@ -128,6 +139,67 @@ pub(crate) fn event_row(e: &Event, wide: bool, now: SystemTime) -> Vec<String> {
             e.count.unwrap_or(1).to_string(),
             e.metadata.name.clone().unwrap_or_default(),
         ]);
+    }
+    cells
+}
+
+fn job_condition(j: &Job, type_: &str) -> bool {
+    j.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == type_ && c.status == "True"))
+}
+
+/// kubectl 1.32's STATUS of a Job.
+pub(crate) fn job_status(j: &Job) -> &'static str {
+    if job_condition(j, "Complete") {
+        "Complete"
+    } else if job_condition(j, "Failed") {
+        "Failed"
+    } else if j.metadata.deletion_timestamp.is_some() {
+        "Terminating"
+    } else if job_condition(j, "Suspended") {
+        "Suspended"
+    } else if job_condition(j, "FailureTarget") {
+        "FailureTarget"
+    } else if job_condition(j, "SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else {
+        "Running"
+    }
+}
+
+pub(crate) fn job_row(j: &Job, wide: bool, now: SystemTime) -> Vec<String> {
+    let spec = j.spec.clone().unwrap_or_default();
+    let status = j.status.clone().unwrap_or_default();
+    let succeeded = status.succeeded.unwrap_or(0);
+    let completions = match spec.completions {
+        Some(c) => format!("{succeeded}/{c}"),
+        None => match spec.parallelism.unwrap_or(0) {
+            p if p > 1 => format!("{succeeded}/1 of {p}"),
+            _ => format!("{succeeded}/1"),
+        },
+    };
+    let ns = |t: &Time| t.0.as_nanosecond();
+    let duration = match (&status.start_time, &status.completion_time) {
+        (None, _) => String::new(),
+        (Some(start), None) => human_duration_ns(system_ns(now) - ns(start)),
+        (Some(start), Some(end)) => human_duration_ns(ns(end) - ns(start)),
+    };
+    let mut cells = vec![
+        job_status(j).to_string(),
+        completions,
+        duration,
+        since(j.metadata.creation_timestamp.as_ref(), now),
+    ];
+    if wide {
+        let (names, images) = container_cells(pod_template_containers(Some(&spec.template)));
+        let selector = spec
+            .selector
+            .as_ref()
+            .map(format_label_selector)
+            .unwrap_or_else(|| "<none>".into());
+        cells.extend([names, images, selector]);
     }
     cells
 }

@@ -1255,3 +1255,108 @@ fn events_table_and_describe_lines_as_kubectl() {
         ]
     );
 }
+
+// --- secrets and jobs ----------------------------------------------------------
+
+fn job(name: &str, spec: Value, status: Value) -> Object {
+    obj(
+        Kind::Job,
+        json!({"metadata": {"name": name, "namespace": "default",
+            "creationTimestamp": "2024-01-01T00:05:00Z"},
+        "spec": spec, "status": status}),
+    )
+}
+
+#[test]
+fn secrets_and_jobs_tables() {
+    let objs = [
+        obj(
+            Kind::Secret,
+            json!({"metadata": {"name": "db", "namespace": "default",
+            "creationTimestamp": "2024-01-01T00:04:30Z"}, "type": "kubernetes.io/basic-auth",
+            "data": {"username": "YXBw", "password": "cHc="}}),
+        ),
+        obj(
+            Kind::Secret,
+            json!({"metadata": {"name": "empty", "namespace": "default",
+            "creationTimestamp": "2024-01-01T00:09:00Z"}, "type": "Opaque"}),
+        ),
+    ];
+    assert_eq!(
+        render(&objs, TableOpts::default()),
+        "NAME    TYPE                       DATA   AGE\n\
+         db      kubernetes.io/basic-auth   2      5m30s\n\
+         empty   Opaque                     0      60s\n"
+    );
+    let template = json!({"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "curl", "image": "curlimages/curl"}]}});
+    let selector = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}});
+    let objs = [
+        job(
+            "done",
+            json!({"completions": 3, "parallelism": 1, "template": template, "selector": selector}),
+            json!({"succeeded": 3, "startTime": "2024-01-01T00:05:00Z",
+                "completionTime": "2024-01-01T00:06:15Z",
+                "conditions": [{"type": "SuccessCriteriaMet", "status": "True"},
+                    {"type": "Complete", "status": "True"}]}),
+        ),
+        job(
+            "queue",
+            json!({"parallelism": 4, "template": template, "selector": selector}),
+            json!({"active": 4, "startTime": "2024-01-01T00:08:00Z"}),
+        ),
+        job(
+            "broken",
+            json!({"completions": 1, "parallelism": 1, "template": template, "selector": selector}),
+            json!({"failed": 2, "startTime": "2024-01-01T00:05:00Z",
+                "conditions": [{"type": "FailureTarget", "status": "True"},
+                    {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}),
+        ),
+        job(
+            "failing",
+            json!({"completions": 1, "parallelism": 1, "template": template, "selector": selector}),
+            json!({"failed": 1, "startTime": "2024-01-01T00:05:00Z",
+                "conditions": [{"type": "FailureTarget", "status": "True"}]}),
+        ),
+    ];
+    assert_eq!(
+        render(
+            &objs,
+            TableOpts {
+                wide: true,
+                ..Default::default()
+            }
+        ),
+        "NAME      STATUS          COMPLETIONS   DURATION   AGE   CONTAINERS   IMAGES            SELECTOR\n\
+         done      Complete        3/3           75s        5m    curl         curlimages/curl   batch.kubernetes.io/controller-uid=u1\n\
+         queue     Running         0/1 of 4      2m         5m    curl         curlimages/curl   batch.kubernetes.io/controller-uid=u1\n\
+         broken    Failed          0/1           5m         5m    curl         curlimages/curl   batch.kubernetes.io/controller-uid=u1\n\
+         failing   FailureTarget   0/1           5m         5m    curl         curlimages/curl   batch.kubernetes.io/controller-uid=u1\n"
+    );
+}
+
+#[test]
+fn describe_secret_prints_sizes_only() {
+    let s = obj(
+        Kind::Secret,
+        json!({"metadata": {"name": "db", "namespace": "default", "labels": {"app": "db"}},
+        "type": "kubernetes.io/basic-auth",
+        "data": {"username": "YXBw", "password": "czNjcjN0LXZhbHVl"}}),
+    );
+    let out = describe(&s, &Related::default(), now());
+    assert!(!out.contains("s3cr3t"), "{out}");
+    assert_eq!(
+        out,
+        "Name:         db\n\
+         Namespace:    default\n\
+         Labels:       app=db\n\
+         Annotations:  <none>\n\
+         \n\
+         Type:  kubernetes.io/basic-auth\n\
+         \n\
+         Data\n\
+         ====\n\
+         password:  12 bytes\n\
+         username:  3 bytes\n"
+    );
+}

@@ -204,6 +204,32 @@ pub const RESOURCES: &[Info] = &[
         subresources: &[],
     },
     Info {
+        res: Res::Obj(Kind::Secret),
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        short: &[],
+        categories: &[],
+        verbs: RW,
+        subresources: &[],
+    },
+    Info {
+        res: Res::Obj(Kind::Job),
+        group: "batch",
+        version: "v1",
+        plural: "jobs",
+        singular: "job",
+        kind: "Job",
+        namespaced: true,
+        short: &[],
+        categories: &["all"],
+        verbs: RW,
+        subresources: &[("status", "Job", &["get"])],
+    },
+    Info {
         res: Res::EventV1,
         group: "events.k8s.io",
         version: "v1",
@@ -220,6 +246,7 @@ pub const RESOURCES: &[Info] = &[
 
 pub const GROUPS: &[(&str, &str)] = &[
     ("apps", "v1"),
+    ("batch", "v1"),
     ("discovery.k8s.io", "v1"),
     ("events.k8s.io", "v1"),
 ];
@@ -343,6 +370,14 @@ mod tests {
                 .iter()
                 .any(|r| r["name"] == "pods/log")
         );
-        assert!(resource_list("batch", "v1").is_none());
+        assert!(resource_list("rbac.authorization.k8s.io", "v1").is_none());
+        let batch = resource_list("batch", "v1").unwrap();
+        assert!(
+            batch["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == "jobs")
+        );
     }
 }

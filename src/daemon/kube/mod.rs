@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod paging;
 pub mod patch;
 pub mod portforward;
+pub mod protobuf;
 pub mod resources;
 pub mod select;
 pub mod spdy;

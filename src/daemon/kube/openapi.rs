@@ -171,6 +171,14 @@ fn schemas(group: &str, version: &str) -> Map<String, Value> {
                 g.subschema_for::<api::apps::v1::StatefulSet>();
                 "io.k8s.api.apps.v1.StatefulSet"
             }
+            Res::Obj(Kind::Secret) => {
+                g.subschema_for::<api::core::v1::Secret>();
+                "io.k8s.api.core.v1.Secret"
+            }
+            Res::Obj(Kind::Job) => {
+                g.subschema_for::<api::batch::v1::Job>();
+                "io.k8s.api.batch.v1.Job"
+            }
             Res::Node => {
                 g.subschema_for::<api::core::v1::Node>();
                 "io.k8s.api.core.v1.Node"
@@ -266,7 +274,10 @@ mod tests {
                 .iter()
                 .any(|x| x["name"] == "fieldValidation")
         );
-        assert!(document("batch", "v1").is_none());
+        assert!(
+            document("rbac.authorization.k8s.io", "v1").is_none()
+                && document("batch", "v1").is_some()
+        );
         // Schemas under their Kubernetes names, tagged with their kind, and
         // everything they refer to.
         let s = &d["components"]["schemas"];

@@ -146,7 +146,11 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, KubeError> {
     if ct.contains("yaml") {
         let text = std::str::from_utf8(body).map_err(|e| status::bad_request(e.to_string()))?;
         serde_saphyr::from_str(text).map_err(|e| status::bad_request(format!("invalid YAML: {e}")))
-    } else if ct.contains("protobuf") || ct.contains("cbor") {
+    } else if ct.contains("protobuf") {
+        super::protobuf::decode(body).map_err(|e| {
+            status::unsupported_media(format!("the protobuf body could not be read by lab: {e}"))
+        })
+    } else if ct.contains("cbor") {
         Err(status::unsupported_media(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
         )))
