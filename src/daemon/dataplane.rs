@@ -4,7 +4,7 @@
 //! published by pointer), bounded expiry passes on a thread of their own, and flow-table snapshots
 //! (compact binary, taken shard by shard, written by their own thread only
 //! when something changed) so a restarted daemon keeps established
-//! connections. A holder process keeps one queue attached while no daemon
+//! connections. A holder process keeps the queues attached while no daemon
 //! runs, so a restart loses no packet ([`super::tunhold`], [`handover`]).
 
 use super::services::ServicesView;
@@ -260,8 +260,9 @@ impl DataPlane {
 
     /// One queue: read until EAGAIN, then sleep in poll() (woken at once by
     /// a stop); each packet goes through the sharded NAT and back out. On a
-    /// stop the queue is emptied first (bounded), so a graceful restart
-    /// leaves nothing behind in a queue that is about to close.
+    /// stop the queue is emptied first (bounded): what already arrived is
+    /// answered now rather than after the next daemon's start (or lost, if
+    /// no holder keeps the queue attached).
     fn queue(&self, dev: &Queue) -> QueueEnd {
         if let Err(e) = dev.set_nonblocking(true) {
             return QueueEnd::Failed(format!("{TUN_NAME}: non-blocking mode: {e}"), false);

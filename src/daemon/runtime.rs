@@ -128,6 +128,15 @@ impl Daemon {
         }
     }
 
+    /// [`Daemon::persist`] unless the version on disk is already the
+    /// current one (a restart's stop skips a synced write it does not need).
+    fn persist_if_changed(&self) {
+        let saved = *self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if saved != Some(self.lock().store.resource_version()) {
+            self.persist();
+        }
+    }
+
     pub fn exec_target(
         &self,
         ns: &str,
@@ -925,7 +934,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         let t0 = Instant::now();
         daemon.dataplane.shutdown();
         let handed_over = t0.elapsed();
-        daemon.persist();
+        daemon.persist_if_changed();
         let _ = std::fs::remove_file(layout.api_socket());
         let _ = std::fs::remove_file(layout.read_only_api_socket());
         let _ = std::fs::remove_file(layout.daemon_pid());
