@@ -262,3 +262,29 @@ pub fn main(run_dir: &Path, queues: usize) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_clusters_holder_is_recognised() {
+        // This test process is no holder.
+        assert_eq!(holder_queues(std::process::id(), "lab"), None);
+        // A pid file naming some other process is not trusted.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(pid_file(dir.path()), std::process::id().to_string()).unwrap();
+        assert!(find(dir.path(), "lab").is_none());
+        assert!(stop_offline(dir.path(), "lab").is_none());
+        // Nor a missing or garbled one.
+        std::fs::write(pid_file(dir.path()), "not a pid").unwrap();
+        assert!(find(dir.path(), "lab").is_none());
+    }
+
+    #[test]
+    fn the_holder_refuses_a_bad_queue_count() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(main(dir.path(), 0), 2);
+        assert_eq!(main(dir.path(), MAX_HELD + 1), 2);
+    }
+}

@@ -157,6 +157,38 @@ mod tests {
         child.wait().unwrap();
     }
 
+    #[test]
+    fn copies_a_descriptor_of_a_process() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        let (mut r, w) = crate::sys::process::pipe().unwrap();
+        let me = PidFd::open(std::process::id()).unwrap().unwrap();
+        let copy = me.get_fd(w.as_raw_fd()).unwrap();
+        assert_ne!(copy.as_raw_fd(), w.as_raw_fd());
+        drop(w);
+        // The copy is the same open file: what it writes, the pipe carries.
+        std::fs::File::from(copy).write_all(b"x").unwrap();
+        let mut buf = [0u8; 1];
+        r.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"x");
+        assert!(me.get_fd(1_000_000).is_err(), "no such descriptor");
+    }
+
+    #[test]
+    fn signals_exactly_its_process_and_waits_for_it() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let fd = PidFd::open(child.id()).unwrap().unwrap();
+        assert!(!fd.wait_exited(Duration::from_millis(20)));
+        assert!(fd.signal(nix::sys::signal::Signal::SIGKILL).unwrap());
+        assert!(fd.wait_exited(Duration::from_secs(5)));
+        child.wait().unwrap();
+        // Reaped: the pidfd still names it, and says it is gone.
+        assert!(!fd.signal(nix::sys::signal::Signal::SIGKILL).unwrap());
+    }
+
     #[tokio::test]
     async fn times_out_on_a_live_process_and_knows_a_gone_one() {
         let mut child = std::process::Command::new("sleep")

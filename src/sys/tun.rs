@@ -228,3 +228,30 @@ impl AsRawFd for Waker {
         self.fd.as_raw_fd()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_descriptor_that_is_not_a_tun_queue_is_refused() {
+        let (r, _w) = crate::sys::process::pipe().unwrap();
+        let err = Queue::adopt(OwnedFd::from(r), "svc0").unwrap_err();
+        // TUNGETIFF on a pipe: not a TUN at all.
+        assert!(err.raw_os_error().is_some(), "{err}");
+    }
+
+    #[test]
+    fn a_waker_wakes_at_once_and_stays_awake() {
+        let w = Waker::new().unwrap();
+        let t0 = Instant::now();
+        assert!(!w.wait(Duration::from_millis(30)));
+        assert!(t0.elapsed() >= Duration::from_millis(25));
+        w.wake();
+        let t0 = Instant::now();
+        assert!(w.wait(Duration::from_secs(5)));
+        assert!(w.wait(Duration::from_secs(5)), "level-triggered");
+        assert!(t0.elapsed() < Duration::from_secs(1));
+    }
+}
