@@ -400,6 +400,10 @@ impl DataPlane {
                 .unwrap_or_else(|e| e.into_inner())
                 .as_ref()
             {
+                Some(h) if !h.alive() => format!(
+                    "pid {} exited: packets are dropped while no daemon runs, until the next daemon starts a new one",
+                    h.pid()
+                ),
                 Some(h) if self.adopted => format!("pid {} (queues taken over at start)", h.pid()),
                 Some(h) => format!("pid {} (started with this daemon)", h.pid()),
                 None => "none: packets are dropped while no daemon runs".into(),

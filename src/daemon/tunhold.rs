@@ -83,6 +83,12 @@ impl Holder {
         self.pid
     }
 
+    /// Whether the holder still runs (it exits by itself when the device
+    /// it holds was deleted).
+    pub fn alive(&self) -> bool {
+        !self.pidfd.exited()
+    }
+
     /// Stop the holder (the cluster is going away): SIGKILL through its
     /// pidfd, wait for it, remove its pid file.
     pub fn stop(mut self) {
