@@ -230,6 +230,15 @@ pub enum Command {
         #[arg(long)]
         spec: PathBuf,
     },
+    /// Keeps one queue of the cluster's TUN `svc0` open while no daemon
+    /// runs, so packets wait instead of being dropped (started by the daemon).
+    #[command(hide = true)]
+    TunHolder {
+        #[arg(long)]
+        run_dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        queues: usize,
+    },
     /// The built-in agnhost image (netexec, serve-hostname, connect, pause).
     #[command(hide = true, disable_help_flag = true)]
     Agnhost {
@@ -282,7 +291,11 @@ pub fn main() -> i32 {
     }
     if !matches!(
         cli.command,
-        Command::Daemon { .. } | Command::Shim { .. } | Command::Dns(_) | Command::Agnhost { .. }
+        Command::Daemon { .. }
+            | Command::Shim { .. }
+            | Command::TunHolder { .. }
+            | Command::Dns(_)
+            | Command::Agnhost { .. }
     ) {
         // A user command piped into `head` ends quietly, as other CLIs do,
         // instead of panicking on a broken pipe.
@@ -294,6 +307,7 @@ pub fn main() -> i32 {
             crate::shim::run(&spec)
         }
         Command::Agnhost { args } => crate::agnhost::main(&args),
+        Command::TunHolder { run_dir, queues } => crate::daemon::tunhold::main(&run_dir, queues),
         Command::Dns(args) => {
             // hickory logs every query at info: that would grow the DNS
             // pods' logs without bound.
@@ -510,6 +524,7 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
         Command::Fault(a) => observe::fault(&c, a).await,
         Command::Daemon { .. }
         | Command::Shim { .. }
+        | Command::TunHolder { .. }
         | Command::Agnhost { .. }
         | Command::Dns(_)
         | Command::Fields

@@ -93,7 +93,12 @@ pub fn daemon_main(
         Ok(rt) => rt,
         Err(e) => return super::fail(&[e.to_string()]),
     };
-    match rt.block_on(crate::daemon::runtime::run(cfg, ready)) {
+    let result = rt.block_on(crate::daemon::runtime::run(cfg, ready));
+    // Everything that matters is saved by now; don't let a blocking task
+    // still running hold the exit up (dropping the runtime would wait for
+    // it, and a restart's next daemon waits for this one's lock).
+    rt.shutdown_background();
+    match result {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("daemon failed: {e:#}");

@@ -4,12 +4,15 @@
 //! published by pointer), bounded expiry passes on a thread of their own, and flow-table snapshots
 //! (compact binary, taken shard by shard, written by their own thread only
 //! when something changed) so a restarted daemon keeps established
-//! connections.
+//! connections. A holder process keeps the queues attached while no daemon
+//! runs, so a restart loses no packet ([`super::tunhold`], [`handover`]).
 
 use super::services::ServicesView;
+use super::tunhold::{self, HoldConfig, Holder};
 use crate::cluster::ClusterConfig;
 use crate::dataplane::{self as dp, Sharded, SnapshotStats, Verdict};
 use crate::sys;
+use crate::sys::tun::Queue;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
@@ -21,8 +24,11 @@ use std::time::{Duration, Instant};
 pub const TUN_NAME: &str = "svc0";
 /// Flow-table capacity (entries); a SYN flood evicts, it does not grow.
 pub const FLOW_CAPACITY: usize = 262_144;
-/// How long an idle queue thread sleeps in poll() before checking for stop.
+/// How long an idle queue thread sleeps in poll() (a stop wakes it at once).
 const QUEUE_POLL_MS: u16 = 200;
+/// After a stop request a queue still empties what it holds, up to this
+/// many packets (bounded: under load it may never see an empty queue).
+const STOP_DRAIN_MAX: u32 = 4096;
 /// A queue that ran this long before failing restarts without delay growth.
 const QUEUE_HEALTHY: Duration = Duration::from_secs(30);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -57,6 +63,15 @@ pub struct DataPlane {
     pub capture: Arc<super::capture::Hub>,
     /// Packets held back by injected delays (`lab fault --delay`).
     pub delayer: Arc<super::faults::Delayer>,
+    /// Wakes queue threads sleeping in poll() when stopping.
+    waker: sys::tun::Waker,
+    /// The first service table is installed: queues may read (a packet
+    /// read before would meet an empty table and be dropped or rejected).
+    table_ready: AtomicBool,
+    /// The process keeping the queues attached while no daemon runs.
+    holder: Mutex<Option<Holder>>,
+    /// Whether the queues were taken over from a holder at start.
+    adopted: bool,
 }
 
 /// Why a queue's run ended.
@@ -69,13 +84,20 @@ impl DataPlane {
     /// Create (or re-attach to) `svc0`, restore the flow table if a
     /// snapshot exists, and start the queue threads. (Its routes and rules
     /// are [`super::routing::ServiceRouting`]'s.)
-    pub fn start(node: &str, snapshot_path: PathBuf) -> Result<Arc<DataPlane>, String> {
+    pub fn start(
+        node: &str,
+        snapshot_path: PathBuf,
+        hold: &HoldConfig,
+    ) -> Result<Arc<DataPlane>, String> {
         let queues = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 4);
-        let devs = sys::tun::open(node, TUN_NAME, queues)
-            .map_err(|e| format!("creating TUN {TUN_NAME}: {e}"))?;
+        let Handover {
+            queues: devs,
+            holder,
+            adopted,
+        } = handover(node, queues, hold)?;
         let epoch = Instant::now();
         let core = Arc::new(Sharded::new(
             FLOW_CAPACITY,
@@ -103,6 +125,10 @@ impl DataPlane {
             queues: devs.len(),
             capture: Arc::new(super::capture::Hub::default()),
             delayer: Arc::new(super::faults::Delayer::default()),
+            waker: sys::tun::Waker::new().map_err(|e| format!("eventfd: {e}"))?,
+            table_ready: AtomicBool::new(false),
+            holder: Mutex::new(holder),
+            adopted,
         });
         let mut threads = Vec::new();
         for (i, dev) in devs.into_iter().enumerate() {
@@ -155,7 +181,7 @@ impl DataPlane {
             if left.is_zero() {
                 return true;
             }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
+            self.waker.wait(left);
         }
         false
     }
@@ -163,7 +189,10 @@ impl DataPlane {
     /// Run queue `i`, restarting it with backoff when it fails or panics.
     /// Each distinct failure is logged once (repeats at powers of two), not
     /// at the rate the queue fails.
-    fn supervise(&self, i: usize, dev: tun_rs::SyncDevice) {
+    fn supervise(&self, i: usize, dev: Queue) {
+        if !self.await_table() {
+            return;
+        }
         let mut dev = Some(dev);
         let mut backoff = BACKOFF_MIN;
         let mut last: Option<String> = None;
@@ -240,9 +269,25 @@ impl DataPlane {
         }
     }
 
-    /// One queue: read until EAGAIN, then sleep in poll() (bounded, so a stop
-    /// is seen); each packet goes through the sharded NAT and back out.
-    fn queue(&self, dev: &tun_rs::SyncDevice) -> QueueEnd {
+    /// Wait until the first service table is installed (what waited in
+    /// the queues during a restart gap is then read with the saved
+    /// Services). False if stopping first.
+    fn await_table(&self) -> bool {
+        while !self.table_ready.load(Ordering::Acquire) {
+            if self.stopping() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// One queue: read until EAGAIN, then sleep in poll() (woken at once by
+    /// a stop); each packet goes through the sharded NAT and back out. On a
+    /// stop the queue is emptied first (bounded): what already arrived is
+    /// answered now rather than after the next daemon's start (or lost, if
+    /// no holder keeps the queue attached).
+    fn queue(&self, dev: &Queue) -> QueueEnd {
         if let Err(e) = dev.set_nonblocking(true) {
             return QueueEnd::Failed(format!("{TUN_NAME}: non-blocking mode: {e}"), false);
         }
@@ -253,11 +298,23 @@ impl DataPlane {
         let mut buf = vec![0u8; 65_536 + 64];
         // The packet as it arrived, kept while a capture runs.
         let mut before: Vec<u8> = Vec::new();
-        while !self.stopping() {
+        let mut drain_left = STOP_DRAIN_MAX;
+        loop {
+            if self.stopping() {
+                if drain_left == 0 {
+                    break;
+                }
+                drain_left -= 1;
+            }
             let n = match dev.recv(&mut buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if let Err(e) = sys::tun::wait_readable(fd, QUEUE_POLL_MS) {
+                    if self.stopping() {
+                        break;
+                    }
+                    if let Err(e) =
+                        sys::tun::wait_readable(fd, self.waker.as_raw_fd(), QUEUE_POLL_MS)
+                    {
                         return QueueEnd::Failed(format!("polling {TUN_NAME}: {e}"), false);
                     }
                     continue;
@@ -368,6 +425,7 @@ impl DataPlane {
             self.core.set_table(Arc::new(table));
             *last = Some(view);
         }
+        self.table_ready.store(true, Ordering::Release);
     }
 
     /// Facts for `lab status` / `lab describe svc`.
@@ -383,6 +441,24 @@ impl DataPlane {
             .into(),
         );
         m.insert("Flows".into(), self.core.flow_count().into());
+        m.insert(
+            "TUN holder".into(),
+            match self
+                .holder
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                Some(h) if !h.alive() => format!(
+                    "pid {} exited: packets are dropped while no daemon runs, until the next daemon starts a new one",
+                    h.pid()
+                ),
+                Some(h) if self.adopted => format!("pid {} (queues taken over at start)", h.pid()),
+                Some(h) => format!("pid {} (started with this daemon)", h.pid()),
+                None => "none: packets are dropped while no daemon runs".into(),
+            }
+            .into(),
+        );
         m.insert(
             "Queue restarts".into(),
             self.queue_restarts.load(Ordering::Relaxed).into(),
@@ -433,22 +509,85 @@ impl DataPlane {
             .collect()
     }
 
-    /// Stop the queue, expiry and snapshot threads and wait for them (each
-    /// notices within [`QUEUE_POLL_MS`]); no snapshot (`lab down`).
-    pub fn stop(&self) {
+    /// Stop the queue, expiry and snapshot threads and wait for them (a
+    /// queue empties itself first; sleepers are woken at once).
+    fn stop_threads(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.waker.wake();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let _ = t.join();
         }
     }
 
-    /// Graceful daemon stop: stop the threads, then write a final snapshot
-    /// (the TUN stays, persistent, for the next daemon).
+    /// The cluster is going away (`lab down`): stop the threads and the
+    /// holder; no snapshot.
+    pub fn stop(&self) {
+        self.stop_threads();
+        if let Some(h) = self.holder.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            h.stop();
+        }
+    }
+
+    /// Graceful daemon stop (a restart follows): stop the threads, then
+    /// write a final snapshot. The TUN stays (persistent) and so does the
+    /// holder: from the moment the queues close, packets wait in its queue
+    /// for the next daemon.
     pub fn shutdown(&self) {
-        self.stop();
+        self.stop_threads();
         self.save();
     }
+}
+
+/// The queues a starting daemon reads, and who keeps the TUN attached after it.
+struct Handover {
+    queues: Vec<Queue>,
+    holder: Option<Holder>,
+    /// The queues came from a running holder (packets may wait in them).
+    adopted: bool,
+}
+
+/// Take over from the previous daemon: if a holder keeps the queues of
+/// `svc0` attached, read copies of its descriptors (what queued in the gap
+/// is read first, each flow on the queue it had; the queue count stays the
+/// one the cluster started with); otherwise create or re-attach the device
+/// with `queues` queues and start a holder on them. Failing to start a
+/// holder is logged, not fatal: the data plane works, but packets are
+/// dropped while no daemon runs.
+fn handover(node: &str, queues: usize, hold: &HoldConfig) -> Result<Handover, String> {
+    match tunhold::adopt(hold, TUN_NAME) {
+        Ok(Some((holder, all))) => {
+            tracing::info!(
+                holder = holder.pid(),
+                queues = all.len(),
+                "took over the {TUN_NAME} queues from the TUN holder"
+            );
+            return Ok(Handover {
+                queues: all,
+                holder: Some(holder),
+                adopted: true,
+            });
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "opening {TUN_NAME} afresh"),
+    }
+    let all = sys::tun::open(node, TUN_NAME, queues)
+        .map_err(|e| format!("creating TUN {TUN_NAME}: {e}"))?;
+    let holder = match tunhold::spawn(hold, &all) {
+        Ok(h) => {
+            tracing::info!(holder = h.pid(), "started the TUN holder");
+            Some(h)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "no TUN holder: packets will be dropped while no daemon runs");
+            None
+        }
+    };
+    Ok(Handover {
+        queues: all,
+        holder,
+        adopted: false,
+    })
 }
 
 /// The NAT core's table from the services view.

@@ -12,3 +12,4 @@ pub mod runtime;
 pub(crate) mod server;
 pub mod services;
 pub mod state;
+pub(crate) mod tunhold;

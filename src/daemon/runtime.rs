@@ -131,6 +131,15 @@ impl Daemon {
         }
     }
 
+    /// [`Daemon::persist`] unless the version on disk is already the
+    /// current one (a restart's stop skips a synced write it does not need).
+    fn persist_if_changed(&self) {
+        let saved = *self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if saved != Some(self.lock().store.resource_version()) {
+            self.persist();
+        }
+    }
+
     pub fn exec_target(
         &self,
         ns: &str,
@@ -756,6 +765,9 @@ pub fn cleanup_offline(layout: &Layout) -> Vec<String> {
             }
         }
     }
+    if let Some(n) = super::tunhold::stop_offline(&layout.run_dir, &layout.cluster) {
+        notes.push(n);
+    }
     remove_cluster_files(layout);
     notes
 }
@@ -817,6 +829,7 @@ fn forget_dead_containers(state: &mut State, layout: &Layout) {
 /// Run the daemon until shutdown. `ready`: the pipe on which `lab up`
 /// waits to hear that the API serves (see [`crate::sys::ready`]).
 pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Result<()> {
+    let started = Instant::now();
     let layout = cfg.layout();
     std::fs::create_dir_all(&layout.run_dir)?;
     // First of all: be the only daemon of this cluster. Another one keeps
@@ -838,28 +851,22 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         std::process::id().to_string().as_bytes(),
         POD_READABLE,
     )?;
-    write_atomic(
-        &layout.config_file(),
-        &serde_json::to_vec_pretty(&cfg)?,
-        PRIVATE,
-    )?;
+    // The config, written only when it changed (a synced write to disk
+    // costs milliseconds in a restart).
+    let config = serde_json::to_vec_pretty(&cfg)?;
+    let unchanged = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(layout.config_file())
+            .is_ok_and(|m| m.permissions().mode() & 0o777 == PRIVATE)
+            && std::fs::read(layout.config_file()).ok().as_deref() == Some(config.as_slice())
+    };
+    if !unchanged {
+        write_atomic(&layout.config_file(), &config, PRIVATE)?;
+    }
 
     // Node namespace.
     let node_ns = layout.node_netns();
     netns::ensure(&node_ns).map_err(|e| anyhow::anyhow!("creating node netns: {e}"))?;
-    let netlink = Arc::new(NetnsHandle::open(&node_ns).await?);
-    net::setup_node(&netlink, cfg.pod_cidr)
-        .await
-        .map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
-    let dataplane = super::dataplane::DataPlane::start(&node_ns, layout.run_dir.join("flows.bin"))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let routing = super::routing::ServiceRouting::setup(
-        netlink.clone(),
-        cfg.service_cidr,
-        super::dataplane::TUN_NAME,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("service routing: {e}"))?;
 
     // State.
     let store = match std::fs::read(layout.state_file()) {
@@ -870,8 +877,40 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     let mut state = State::new(cfg.clone(), store);
     state.ensure_system_objects();
     forget_dead_containers(&mut state, &layout);
-    let rv = state.store.resource_version();
+
+    // The Services data plane first: after a restart, packets wait in the
+    // TUN holder's queues until this daemon reads them, so it takes the
+    // queues over and installs the saved Services before anything else
+    // (the node's routes, rules and sysctls are still in place; they are
+    // checked right after).
     let lab_exe = std::env::current_exe()?;
+    let dataplane = super::dataplane::DataPlane::start(
+        &node_ns,
+        layout.run_dir.join("flows.bin"),
+        &super::tunhold::HoldConfig {
+            lab_exe: lab_exe.clone(),
+            cluster: cfg.name.clone(),
+            run_dir: layout.run_dir.clone(),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    dataplane.update(&cfg, super::services::view(&state.store));
+    tracing::info!(
+        after_ms = started.elapsed().as_millis() as u64,
+        "Services data plane serving"
+    );
+    let netlink = Arc::new(NetnsHandle::open(&node_ns).await?);
+    net::setup_node(&netlink, cfg.pod_cidr)
+        .await
+        .map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
+    let routing = super::routing::ServiceRouting::setup(
+        netlink.clone(),
+        cfg.service_cidr,
+        super::dataplane::TUN_NAME,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("service routing: {e}"))?;
+    let rv = state.store.resource_version();
     let faults = super::faults::Faults::load(layout.state_dir.join("faults.json"), netlink.clone());
     let lifecycle = lifecycle::Lifecycle::new(Arc::new(lifecycle::HostSys {
         node: netlink,
@@ -960,11 +999,18 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     } else {
         // SIGTERM/SIGINT: leave pods and the TUN running (a new daemon
         // re-adopts them and restores the flow table).
+        let t0 = Instant::now();
         daemon.dataplane.shutdown();
-        daemon.persist();
+        let handed_over = t0.elapsed();
+        daemon.persist_if_changed();
         let _ = std::fs::remove_file(layout.api_socket());
         let _ = std::fs::remove_file(layout.read_only_api_socket());
         let _ = std::fs::remove_file(layout.daemon_pid());
+        tracing::info!(
+            dataplane_us = handed_over.as_micros() as u64,
+            total_us = t0.elapsed().as_micros() as u64,
+            "stopped for a restart (pods and the TUN holder keep running)"
+        );
     }
     server.abort();
     ro_server.abort();

@@ -1280,6 +1280,79 @@ pub fn open_append_at(dir: &File, sub: &str, file: &str) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// Start `exe` with `args` in a session of its own (so it outlives the
+/// caller, SIGKILL included), with `fds` as its descriptors `first`,
+/// `first + 1`, … and none of the caller's other descriptors beyond stdio
+/// (they are made close-on-exec in the child). Stdio is `/dev/null`.
+pub fn spawn_with_fds(
+    exe: &Path,
+    args: &[&OsStr],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    first: RawFd,
+) -> io::Result<std::process::Child> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let n = RawFd::try_from(fds.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors"))?;
+    // Copies numbered above the target range, so that no dup2 in the child
+    // overwrites a source not yet moved.
+    let mut high = Vec::with_capacity(fds.len());
+    for fd in fds {
+        // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor ≥ the bound or -1.
+        let h = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, first + n) };
+        if h < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor that we own.
+        high.push(unsafe { OwnedFd::from_raw_fd(h) });
+    }
+    let raws: Vec<RawFd> = high.iter().map(|f| f.as_raw_fd()).collect();
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe syscalls on
+    // descriptor numbers prepared before the fork (`raws` is only read).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            for (i, raw) in raws.iter().enumerate() {
+                // dup2 leaves the copy without close-on-exec.
+                if libc::dup2(*raw, first + i as RawFd) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            // Everything above is closed at exec (close-on-exec rather than
+            // closed now, so std's own exec-status pipe still works).
+            libc::syscall(
+                libc::SYS_close_range,
+                first + raws.len() as RawFd,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
+    let child = cmd.spawn();
+    drop(high);
+    child
+}
+
+/// Take ownership of descriptor `n`, inherited from the parent (see
+/// [`spawn_with_fds`]). Call once per descriptor, at start-up.
+pub fn take_inherited_fd(n: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD only checks that the descriptor is open.
+    if unsafe { libc::fcntl(n, libc::F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open and nothing else in this process owns
+    // it (the caller's precondition).
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(n) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
