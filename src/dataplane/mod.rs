@@ -21,6 +21,7 @@ pub mod affinity;
 pub mod checksum;
 pub mod conntrack;
 pub mod counters;
+pub mod events;
 pub mod nat;
 pub mod shard;
 pub mod snapshot;

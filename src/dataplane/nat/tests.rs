@@ -1271,3 +1271,5 @@ mod sharded {
         }
     }
 }
+
+mod flows;
