@@ -12,10 +12,15 @@
 //! | GET | `/v1/exec` | [`PodRef`] | [`ExecTarget`] |
 //! | GET | `/v1/watch` | `?since=RV&timeout_ms=N` | [`WatchReply`] once the store passes RV |
 //! | POST | `/v1/shutdown` | | stops every pod, removes the node, exits |
+//! | GET | `/v1/flows` | [`flows::FlowsQuery`] | [`flows::FlowsReply`] |
+//! | GET | `/v1/flows/watch` | [`flows::FlowsQuery`] | one [`flows::FlowEventLine`] JSON per line, streamed |
+//! | GET | `/metrics` | | Prometheus text format (also on the Kubernetes API) |
+//! | GET | `/v1/metrics/services` | | [`flows::ServiceRates`]: counters for `lab top svc` |
 //!
 //! Errors are `{"error": "...", "errors": [...]}` with a 4xx/5xx status.
 
 pub mod client;
+pub mod flows;
 
 use crate::model::parse::Document;
 

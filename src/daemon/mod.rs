@@ -1,8 +1,11 @@
 //! The cluster daemon.
 
 pub mod dataplane;
+pub(crate) mod flows;
 pub(crate) mod kube;
 pub(crate) mod lifecycle;
+pub(crate) mod metrics;
+pub(crate) mod observe;
 pub mod podspec;
 pub(crate) mod routing;
 pub mod runtime;

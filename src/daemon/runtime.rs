@@ -60,6 +60,8 @@ pub struct Daemon {
     /// Serialises saves; the resource version last saved.
     persist_lock: Mutex<Option<u64>>,
     host_resolv: String,
+    /// Histograms and DNS reports for `/metrics`.
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 /// Write a file atomically (temp file in the same directory, then rename)
@@ -103,6 +105,7 @@ impl Daemon {
     }
 
     pub fn notify(&self) {
+        self.metrics.changed();
         self.changed.notify_one();
     }
 
@@ -232,6 +235,7 @@ impl Daemon {
 
     /// One reconcile pass: controllers, then start/stop pods as needed.
     async fn reconcile(self: &Arc<Self>) {
+        let trigger = self.metrics.take_change();
         let (to_start, to_stop, rv, view) = {
             let mut st = self.lock();
             st.finish_namespaces();
@@ -333,7 +337,9 @@ impl Daemon {
             )
         };
         self.routing.sync(&view.target_ports).await;
-        self.dataplane.update(&self.cfg, view);
+        if self.dataplane.update(&self.cfg, view) {
+            self.metrics.programmed(trigger);
+        }
         if *self.rv.borrow() != rv {
             self.persist();
             self.rv.send_replace(rv);
@@ -377,6 +383,7 @@ impl Daemon {
                 return;
             };
             let uid = pod.metadata.uid.clone().unwrap_or_default();
+            self.metrics.pod_starting(&uid);
             let ip = match pod
                 .status
                 .as_ref()
@@ -511,6 +518,9 @@ impl Daemon {
             {
                 let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
                 p.status = Some(podstatus::compute(&p, ip.as_deref(), Some(&status), None));
+                if controller::workload::pod_ready(&p) {
+                    self.metrics.pod_ready(&uid);
+                }
                 if st.store.update(Object::Pod(p)) {
                     drop(st);
                     self.notify();
@@ -545,6 +555,7 @@ impl Daemon {
         let Some(key) = self.pods_lock().get(&uid).map(|rt| rt.key.clone()) else {
             return;
         };
+        self.metrics.pod_gone(&uid);
         let grace = self
             .lock()
             .store
@@ -829,6 +840,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         lifecycle,
         persist_lock: Mutex::new(None),
         host_resolv: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        metrics: Arc::default(),
     });
     daemon.persist();
 

@@ -434,6 +434,12 @@ impl Sharded {
         self.shards.iter().map(|s| lock(s).flow_count()).sum()
     }
 
+    /// The names behind counter indexes: (service-port ids, services).
+    pub fn names(&self) -> (Arc<Vec<String>>, Arc<Vec<String>>) {
+        let r = lock(&self.registry);
+        (Arc::clone(r.port_names()), Arc::clone(r.service_names()))
+    }
+
     /// Flow events (`lab flows -w`): watch it to make the shards send.
     pub fn events(&self) -> &Arc<FlowEvents> {
         &self.events
