@@ -383,7 +383,16 @@ impl Daemon {
                 return;
             };
             let uid = pod.metadata.uid.clone().unwrap_or_default();
-            self.metrics.pod_starting(&uid);
+            // A fresh start (no address yet): timed until Ready. A pod
+            // re-adopted after a restart keeps its address and is not.
+            if pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.as_ref())
+                .is_none()
+            {
+                self.metrics.pod_starting(&uid);
+            }
             let ip = match pod
                 .status
                 .as_ref()

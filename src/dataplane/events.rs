@@ -11,7 +11,7 @@ use super::conntrack::{Flow, Tuple};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -164,10 +164,8 @@ impl FlowEvents {
     /// fans events out to watchers).
     pub fn recv_timeout(&self, timeout: Duration) -> Option<FlowEvent> {
         let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
-        match rx.recv_timeout(timeout) {
-            Ok(e) => Some(e),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        // Timeout, or every sender gone: nothing to hand out.
+        rx.recv_timeout(timeout).ok()
     }
 }
 
