@@ -16,11 +16,16 @@
 //! | POST | `/v1/faults` | [`fault::FaultRequest`] | [`Lines`] |
 //! | GET | `/v1/faults` | [`fault::FaultListQuery`] | [`fault::FaultList`] |
 //! | POST | `/v1/faults/clear` | [`fault::FaultClearRequest`] | [`Lines`] |
+//! | GET | `/v1/flows` | [`flows::FlowsQuery`] | [`flows::FlowsReply`] |
+//! | GET | `/v1/flows/watch` | [`flows::FlowsQuery`] | one [`flows::FlowEventLine`] JSON per line, streamed |
+//! | GET | `/metrics` | | Prometheus text format (also on the Kubernetes API) |
+//! | GET | `/v1/metrics/services` | | [`flows::ServiceRates`]: counters for `lab top svc` |
 //!
 //! Errors are `{"error": "...", "errors": [...]}` with a 4xx/5xx status.
 
 pub mod client;
 pub mod fault;
+pub mod flows;
 
 use crate::model::parse::Document;
 

@@ -1,5 +1,6 @@
 //! The `lab` command line: kubectl's grammar over the daemon's API.
 
+pub mod flows;
 mod observe;
 pub mod portforward;
 pub mod up;
@@ -205,6 +206,46 @@ pub enum Command {
     Capture(observe::CaptureArgs),
     /// Inject faults: lab fault svc/NAME --delay 100ms | --drop 10% | --reset 5% | --blackhole pod/NAME | --bandwidth 1mbit; pod/NAME --down; lab fault list; lab fault clear [TARGET].
     Fault(observe::FaultArgs),
+    /// The NAT's live flows: client pod → Service (VIP:port) → backend pod,
+    /// with state, age, idle time, packets and bytes each way, and recent
+    /// rejected attempts. `-w` streams new, changed and ended flows (as
+    /// `conntrack -E` does).
+    Flows {
+        /// Only flows whose Service, client or backend pod is in this
+        /// namespace (and the namespace of --service / --pod; default: all
+        /// flows).
+        #[arg(short = 'n', long = "namespace")]
+        namespace: Option<String>,
+        /// Only flows to this Service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only flows from or to this pod.
+        #[arg(long)]
+        pod: Option<String>,
+        /// Stream flow events as they happen.
+        #[arg(short = 'w', long = "watch")]
+        watch: bool,
+        /// wide or json (with -w: one JSON event per line).
+        #[arg(short = 'o', long = "output")]
+        output: Option<String>,
+    },
+    /// Live rates: `lab top svc` (connections, packets and bytes per second,
+    /// active flows and rejects per Service, from the NAT's counters).
+    Top {
+        /// svc (services)
+        resource: String,
+        #[command(flatten)]
+        ns: NsArgs,
+        /// Every namespace.
+        #[arg(short = 'A', long = "all-namespaces")]
+        all_namespaces: bool,
+        /// Time between samples (1s, 500ms, …).
+        #[arg(long, default_value = "1s")]
+        interval: String,
+        /// Print this many rate tables, then exit (default: until Ctrl-C).
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// Print the cluster's kubeconfig (for kubectl and client libraries).
     Kubeconfig,
     /// Run the cluster daemon in the foreground (used by `lab up`).
@@ -522,6 +563,41 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
         Command::Status => status(&c).await,
         Command::Capture(a) => observe::capture(&c, a).await,
         Command::Fault(a) => observe::fault(&c, a).await,
+        Command::Flows {
+            namespace,
+            service,
+            pod,
+            watch,
+            output,
+        } => {
+            let output = flows::FlowsOutput::parse(output.as_deref())
+                .map_err(|e| ClientError::Api(e, Vec::new()))?;
+            let q = crate::api::flows::FlowsQuery {
+                namespace,
+                service,
+                pod,
+            };
+            flows::flows(&c, q, watch, output).await
+        }
+        Command::Top {
+            resource,
+            ns,
+            all_namespaces,
+            interval,
+            count,
+        } => {
+            if !matches!(resource.as_str(), "svc" | "service" | "services") {
+                return Err(ClientError::Api(
+                    format!("lab top shows services only (lab top svc), not {resource:?}"),
+                    Vec::new(),
+                ));
+            }
+            let interval = crate::duration::parse(&interval).map_err(|e| {
+                ClientError::Api(format!("invalid --interval {interval:?}: {e}"), Vec::new())
+            })?;
+            let namespace = (!all_namespaces).then(|| ns.ns());
+            flows::top_svc(&c, namespace, interval, count).await
+        }
         Command::Daemon { .. }
         | Command::Shim { .. }
         | Command::TunHolder { .. }

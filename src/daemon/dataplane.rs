@@ -7,12 +7,16 @@
 //! connections. A holder process keeps the queues attached while no daemon
 //! runs, so a restart loses no packet ([`super::tunhold`], [`handover`]).
 
+use super::metrics::HistogramFamily;
 use super::services::ServicesView;
 use super::tunhold::{self, HoldConfig, Holder};
 use crate::cluster::ClusterConfig;
+use crate::dataplane::events::{FlowEvent, WatchGuard};
+use crate::dataplane::shard::{EndpointCounters, FlowList};
 use crate::dataplane::{self as dp, Sharded, SnapshotStats, Verdict};
 use crate::sys;
 use crate::sys::tun::Queue;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
@@ -72,7 +76,37 @@ pub struct DataPlane {
     holder: Mutex<Option<Holder>>,
     /// Whether the queues were taken over from a holder at start.
     adopted: bool,
+    /// Flow events fanned out to `lab flows -w` watchers.
+    flow_tx: tokio::sync::broadcast::Sender<FlowEvent>,
+    /// Per queue: packets, batch sizes, batch processing times.
+    pub queue_stats: Vec<QueueStats>,
+    pub batch_size: HistogramFamily,
+    pub batch_seconds: HistogramFamily,
 }
+
+/// What one queue thread measures (for `/metrics`): a plain counter, one
+/// histogram observation per batch (a wake-up's reads until EAGAIN, cut
+/// at [`BATCH_MAX`] packets). The histograms are this queue's members of
+/// the [`DataPlane`]'s families.
+pub struct QueueStats {
+    pub packets: AtomicU64,
+    batch_size: Histogram,
+    batch_seconds: Histogram,
+}
+
+fn batch_size_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 9))
+}
+
+fn batch_seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1e-6, 4.0, 10))
+}
+
+/// A batch is cut here for the histograms (under sustained load a queue
+/// may never see EAGAIN).
+pub const BATCH_MAX: u64 = 256;
+/// Flow events buffered per `lab flows -w` watcher before it loses some.
+const WATCH_BUFFER: usize = 4096;
 
 /// Why a queue's run ended.
 enum QueueEnd {
@@ -110,6 +144,9 @@ impl DataPlane {
                 Err(e) => tracing::warn!("ignoring flow snapshot {}: {e}", snapshot_path.display()),
             }
         }
+        let batch_size = HistogramFamily::new_with_constructor(batch_size_histogram as fn() -> _);
+        let batch_seconds =
+            HistogramFamily::new_with_constructor(batch_seconds_histogram as fn() -> _);
         let plane = Arc::new(DataPlane {
             core,
             node: node.to_string(),
@@ -129,6 +166,19 @@ impl DataPlane {
             table_ready: AtomicBool::new(false),
             holder: Mutex::new(holder),
             adopted,
+            flow_tx: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
+            queue_stats: (0..devs.len())
+                .map(|i| {
+                    let l = vec![("queue", i.to_string())];
+                    QueueStats {
+                        packets: AtomicU64::new(0),
+                        batch_size: batch_size.get_or_create_owned(&l),
+                        batch_seconds: batch_seconds.get_or_create_owned(&l),
+                    }
+                })
+                .collect(),
+            batch_size,
+            batch_seconds,
         });
         let mut threads = Vec::new();
         for (i, dev) in devs.into_iter().enumerate() {
@@ -145,6 +195,13 @@ impl DataPlane {
             std::thread::Builder::new()
                 .name("svc0-expire".into())
                 .spawn(move || p.expiry())
+                .map_err(|e| e.to_string())?,
+        );
+        let p = plane.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("svc0-events".into())
+                .spawn(move || p.fan_out_events())
                 .map_err(|e| e.to_string())?,
         );
         let p = plane.clone();
@@ -227,7 +284,7 @@ impl DataPlane {
                 },
             };
             let started = Instant::now();
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.queue(&d)));
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.queue(i, &d)));
             let (msg, dead) = match run {
                 Ok(QueueEnd::Stopped) => break,
                 Ok(QueueEnd::Failed(m, dead)) => (m, dead),
@@ -287,7 +344,7 @@ impl DataPlane {
     /// stop the queue is emptied first (bounded): what already arrived is
     /// answered now rather than after the next daemon's start (or lost, if
     /// no holder keeps the queue attached).
-    fn queue(&self, dev: &Queue) -> QueueEnd {
+    fn queue(&self, i: usize, dev: &Queue) -> QueueEnd {
         if let Err(e) = dev.set_nonblocking(true) {
             return QueueEnd::Failed(format!("{TUN_NAME}: non-blocking mode: {e}"), false);
         }
@@ -298,6 +355,14 @@ impl DataPlane {
         let mut buf = vec![0u8; 65_536 + 64];
         // The packet as it arrived, kept while a capture runs.
         let mut before: Vec<u8> = Vec::new();
+        let stats = &self.queue_stats[i.min(self.queue_stats.len() - 1)];
+        let (mut batch, mut batch_start) = (0u64, Instant::now());
+        let end_batch = |batch: &mut u64, start: Instant| {
+            stats.packets.fetch_add(*batch, Ordering::Relaxed);
+            stats.batch_size.observe(*batch as f64);
+            stats.batch_seconds.observe(start.elapsed().as_secs_f64());
+            *batch = 0;
+        };
         let mut drain_left = STOP_DRAIN_MAX;
         loop {
             if self.stopping() {
@@ -306,9 +371,21 @@ impl DataPlane {
                 }
                 drain_left -= 1;
             }
+            if batch >= BATCH_MAX {
+                end_batch(&mut batch, batch_start);
+            }
             let n = match dev.recv(&mut buf) {
-                Ok(n) => n,
+                Ok(n) => {
+                    if batch == 0 {
+                        batch_start = Instant::now();
+                    }
+                    batch += 1;
+                    n
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if batch > 0 {
+                        end_batch(&mut batch, batch_start);
+                    }
                     if self.stopping() {
                         break;
                     }
@@ -414,18 +491,72 @@ impl DataPlane {
 
     /// Install a new service table. Cheap when
     /// nothing changed; the table is compiled here and published by pointer,
-    /// so no queue waits for it.
-    pub fn update(&self, cfg: &ClusterConfig, view: ServicesView) {
-        {
-            let mut last = self.last_view.lock().unwrap_or_else(|e| e.into_inner());
-            if last.as_ref() == Some(&view) {
-                return;
-            }
-            let table = build_table(cfg, &view);
-            self.core.set_table(Arc::new(table));
-            *last = Some(view);
+    /// so no queue waits for it. Returns whether a new table was published.
+    pub fn update(&self, cfg: &ClusterConfig, view: ServicesView) -> bool {
+        let mut last = self.last_view.lock().unwrap_or_else(|e| e.into_inner());
+        if last.as_ref() == Some(&view) {
+            return false;
         }
+        let table = build_table(cfg, &view);
+        self.core.set_table(Arc::new(table));
+        *last = Some(view);
+        drop(last);
         self.table_ready.store(true, Ordering::Release);
+        true
+    }
+
+    /// Move flow events from the NAT's bounded queue to the watchers (a
+    /// thread of its own; it blocks in the queue while nothing happens).
+    fn fan_out_events(&self) {
+        let ev = Arc::clone(self.core.events());
+        while !self.stopping() {
+            if let Some(e) = ev.recv_timeout(Duration::from_millis(200)) {
+                // No receiver left: the event is dropped (the watch ended).
+                let _ = self.flow_tx.send(e);
+            }
+        }
+    }
+
+    /// Watch flow events: the NAT sends them while the guard lives.
+    pub fn watch_flows(&self) -> (WatchGuard, tokio::sync::broadcast::Receiver<FlowEvent>) {
+        let rx = self.flow_tx.subscribe();
+        (self.core.events().watch(), rx)
+    }
+
+    /// Events the NAT dropped because its queue was full.
+    pub fn flow_events_lost(&self) -> u64 {
+        self.core.events().lost()
+    }
+
+    /// The flows and recent rejects, and the NAT's clock now.
+    pub fn list_flows(&self) -> (FlowList, Duration) {
+        (self.core.list(), self.now())
+    }
+
+    /// The names behind the NAT's counter indexes (service ports, services).
+    pub fn names(&self) -> (Arc<Vec<String>>, Arc<Vec<String>>) {
+        self.core.names()
+    }
+
+    /// The NAT's clock (flow times are relative to it).
+    pub fn clock(&self) -> Duration {
+        self.now()
+    }
+
+    pub fn endpoint_counters(&self) -> EndpointCounters {
+        self.core.endpoint_counters()
+    }
+
+    pub fn service_counters_raw(&self) -> std::collections::BTreeMap<String, dp::ServiceCounters> {
+        self.core.service_counters()
+    }
+
+    pub fn global_counters(&self) -> dp::Counters {
+        self.core.counters()
+    }
+
+    pub fn flow_count(&self) -> usize {
+        self.core.flow_count()
     }
 
     /// Facts for `lab status` / `lab describe svc`.

@@ -3,8 +3,11 @@
 pub(crate) mod capture;
 pub mod dataplane;
 pub(crate) mod faults;
+pub(crate) mod flows;
 pub(crate) mod kube;
 pub(crate) mod lifecycle;
+pub(crate) mod metrics;
+pub(crate) mod observe;
 pub mod podspec;
 pub(crate) mod repair;
 pub(crate) mod routing;

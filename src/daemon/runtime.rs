@@ -63,6 +63,8 @@ pub struct Daemon {
     /// Serialises saves; the resource version last saved.
     persist_lock: Mutex<Option<u64>>,
     host_resolv: String,
+    /// Histograms and DNS reports for `/metrics`.
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 /// Write a file atomically (temp file in the same directory, then rename)
@@ -106,6 +108,7 @@ impl Daemon {
     }
 
     pub fn notify(&self) {
+        self.metrics.changed();
         self.changed.notify_one();
     }
 
@@ -244,6 +247,7 @@ impl Daemon {
 
     /// One reconcile pass: controllers, then start/stop pods as needed.
     async fn reconcile(self: &Arc<Self>) {
+        let trigger = self.metrics.take_change();
         let (to_start, to_stop, rv, view) = {
             let mut st = self.lock();
             st.finish_namespaces();
@@ -345,7 +349,9 @@ impl Daemon {
             )
         };
         self.routing.sync(&view.target_ports).await;
-        self.dataplane.update(&self.cfg, view);
+        if self.dataplane.update(&self.cfg, view) {
+            self.metrics.programmed(trigger);
+        }
         self.faults.refresh(self);
         if *self.rv.borrow() != rv {
             self.persist();
@@ -419,6 +425,16 @@ impl Daemon {
                 return;
             };
             let uid = pod.metadata.uid.clone().unwrap_or_default();
+            // A fresh start (no address yet): timed until Ready. A pod
+            // re-adopted after a restart keeps its address and is not.
+            if pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.as_ref())
+                .is_none()
+            {
+                self.metrics.pod_starting(&uid);
+            }
             let ip = match pod
                 .status
                 .as_ref()
@@ -574,6 +590,9 @@ impl Daemon {
                 let old = p.status.clone();
                 p.status = Some(podstatus::compute(&p, ip.as_deref(), Some(&status), None));
                 self.kubelet_events(&mut st, &p, old.as_ref());
+                if controller::workload::pod_ready(&p) {
+                    self.metrics.pod_ready(&uid);
+                }
                 if st.store.update(Object::Pod(p)) {
                     drop(st);
                     self.notify();
@@ -608,6 +627,7 @@ impl Daemon {
         let Some(key) = self.pods_lock().get(&uid).map(|rt| rt.key.clone()) else {
             return;
         };
+        self.metrics.pod_gone(&uid);
         let grace = {
             let mut st = self.lock();
             let pod = st.store.get(&key).cloned();
@@ -932,6 +952,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         faults,
         persist_lock: Mutex::new(None),
         host_resolv: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        metrics: Arc::default(),
     });
     daemon.persist();
     // Put back routes, rules and the TUN's link state when someone deletes

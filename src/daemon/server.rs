@@ -83,6 +83,11 @@ pub async fn serve(listener: tokio::net::UnixListener, d: D, stop: mpsc::Sender<
         .route("/v1/capture", get(capture))
         .route("/v1/faults", get(fault_list).post(fault_set))
         .route("/v1/faults/clear", post(fault_clear))
+        .route("/v1/flows", get(flows))
+        .route("/v1/flows/watch", get(flows_watch))
+        .route("/v1/metrics/services", get(service_rates))
+        .route("/v1/dns/report", post(dns_report))
+        .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(Ctx { d, stop });
     if let Err(e) = axum::serve(listener, app).await {
@@ -99,6 +104,8 @@ pub async fn serve_read_only(listener: tokio::net::UnixListener, d: D) {
         .route("/v1/status", get(status))
         .route("/v1/objects", get(objects_read_only))
         .route("/v1/watch", get(watch_rv))
+        // The DNS pods' counters (for /metrics): a report, not a change.
+        .route("/v1/dns/report", post(dns_report))
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(Ctx { d, stop });
     if let Err(e) = axum::serve(listener, app).await {
@@ -517,4 +524,47 @@ async fn fault_clear(
             .await
             .map_err(fault_error)?;
     Ok(Json(Lines { lines }))
+}
+async fn flows(
+    State(c): State<Ctx>,
+    Query(q): Query<crate::api::flows::FlowsQuery>,
+) -> Json<crate::api::flows::FlowsReply> {
+    Json(crate::daemon::observe::flows(&c.d, &q))
+}
+
+async fn flows_watch(
+    State(c): State<Ctx>,
+    Query(q): Query<crate::api::flows::FlowsQuery>,
+) -> Response {
+    (
+        [("content-type", "application/x-ndjson")],
+        crate::daemon::observe::watch(c.d.clone(), q),
+    )
+        .into_response()
+}
+
+async fn service_rates(State(c): State<Ctx>) -> Json<crate::api::flows::ServiceRates> {
+    Json(crate::daemon::observe::service_rates(&c.d))
+}
+
+async fn dns_report(
+    State(c): State<Ctx>,
+    Json(r): Json<crate::api::flows::DnsReportRequest>,
+) -> Result<Json<Lines>, ApiError> {
+    crate::daemon::observe::dns_report(&c.d, r).map_err(not_found)?;
+    Ok(Json(Lines { lines: Vec::new() }))
+}
+
+async fn metrics(State(c): State<Ctx>) -> Response {
+    let d = c.d.clone();
+    match tokio::task::spawn_blocking(move || crate::daemon::observe::metrics(&d)).await {
+        Ok(text) => (
+            [("content-type", crate::daemon::metrics::CONTENT_TYPE)],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), Vec::new()).into_response()
+        }
+    }
 }

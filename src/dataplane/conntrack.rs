@@ -194,6 +194,54 @@ pub enum Dir {
     Reply,
 }
 
+/// How a flow's backend was chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pick {
+    /// Uniform random among the eligible endpoints.
+    #[default]
+    Random,
+    /// `sessionAffinity: ClientIP`: the client's remembered backend.
+    Affinity,
+    /// Loaded from a flow-table snapshot (chosen by an earlier daemon).
+    Restored,
+}
+
+/// What `lab flows` shows of a flow beyond its tuples: when it started and
+/// was last seen, how its backend was chosen, and packets and bytes each
+/// way (`[client → backend, backend → client]`; a GSO super-packet counts
+/// as its segments). Updated on the packet path with plain adds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    pub created: Duration,
+    pub seen: Duration,
+    pub pick: Pick,
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+}
+
+impl FlowStats {
+    pub fn new(now: Duration, pick: Pick) -> FlowStats {
+        FlowStats {
+            created: now,
+            seen: now,
+            pick,
+            ..FlowStats::default()
+        }
+    }
+
+    #[inline]
+    pub fn count(&mut self, dir: Dir, packets: u64, bytes: u64, now: Duration) {
+        let d = (dir == Dir::Reply) as usize;
+        self.packets[d] += packets;
+        self.bytes[d] += bytes;
+        self.seen = now;
+    }
+}
+
+/// A counter index that names nothing: a flow of a deleted Service keeps
+/// working, but its packets are no longer counted for any Service.
+pub const NO_INDEX: u32 = u32::MAX;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flow {
     /// Client → VIP:port, as the client sent it.
@@ -215,6 +263,7 @@ pub struct Flow {
     /// Which injected faults acted on this flow (bits of
     /// [`super::fault`]'s `MARK_*`; names: [`super::fault::marker_names`]).
     pub fault: u8,
+    pub stats: FlowStats,
 }
 
 impl Flow {
@@ -432,13 +481,25 @@ impl Table {
 
     /// Remove expired flows, looking at no more than `budget` slots.
     pub fn expire(&mut self, now: Duration, budget: usize) -> usize {
+        self.expire_with(now, budget, |_| {})
+    }
+
+    /// [`Table::expire`], handing each removed flow to `gone`.
+    pub fn expire_with(
+        &mut self,
+        now: Duration,
+        budget: usize,
+        mut gone: impl FnMut(&Flow),
+    ) -> usize {
         let n = self.slots.len();
         let mut removed = 0;
         for _ in 0..budget.min(n) {
             self.sweep = (self.sweep + 1) % n;
             let i = self.sweep;
-            if self.slots[i].as_ref().is_some_and(|f| f.expires <= now) {
-                self.remove(i);
+            if self.slots[i].as_ref().is_some_and(|f| f.expires <= now)
+                && let Some(f) = self.remove(i)
+            {
+                gone(&f);
                 removed += 1;
             }
         }
@@ -470,6 +531,21 @@ impl Table {
             }
         }
         (removed, (end < self.slots.len()).then_some(end))
+    }
+
+    /// Run `f` on the flows in slots `start..start + budget`; returns the
+    /// slot to continue from (`None` when the end of the slab was reached).
+    pub fn for_range_mut(
+        &mut self,
+        start: usize,
+        budget: usize,
+        mut f: impl FnMut(&mut Flow),
+    ) -> Option<usize> {
+        let end = start.saturating_add(budget).min(self.slots.len());
+        for flow in self.slots[start.min(end)..end].iter_mut().flatten() {
+            f(flow);
+        }
+        (end < self.slots.len()).then_some(end)
     }
 
     /// Remove every flow for which `keep` is false; returns how many.
@@ -520,6 +596,7 @@ mod tests {
             replied: established,
             expires: Duration::from_secs(expires),
             fault: 0,
+            stats: FlowStats::default(),
         }
     }
 

@@ -23,6 +23,7 @@ pub mod affinity;
 pub mod checksum;
 pub mod conntrack;
 pub mod counters;
+pub mod events;
 pub mod fault;
 pub mod nat;
 pub mod shard;

@@ -36,8 +36,13 @@
 
 use super::affinity::{AffinityKey, SharedAffinity};
 use super::checksum;
-use super::conntrack::{ACK, Dir, Flow, RST, SYN, TCP, Table, TcpState, Tuple, UDP};
+use super::conntrack::{
+    ACK, Dir, Flow, FlowStats, NO_INDEX, Pick, RST, SYN, TCP, Table, TcpState, Tuple, UDP,
+};
 use super::counters::{Counters, DropReason, ServiceCounters};
+use super::events::{
+    EndReason, FlowEvent, FlowEventKind, FlowEvents, Reject, RejectReason, Rejects,
+};
 use super::fault::{self, Action};
 use super::shard;
 pub use super::snapshot::RestoreError;
@@ -47,7 +52,7 @@ use super::vnet::{self, VnetHdr};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use smoltcp::wire::{Icmpv4Packet, Ipv4Packet, TcpPacket};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,7 +124,34 @@ pub struct Nat {
     shard: (usize, usize),
     /// Next slot of the bounded UDP flush after a table change.
     flush: Option<usize>,
+    /// Where flow events go while someone watches (`lab flows -w`).
+    events: Option<Arc<FlowEvents>>,
+    /// Recent rejects (`lab flows`).
+    rejects: Rejects,
+    /// Per endpoint (service port index, backend address, port): totals of
+    /// the flows that already ended (live flows carry their own), so
+    /// per-endpoint metrics cost nothing on the packet path.
+    ended: HashMap<EndpointKey, ServiceCounters>,
+    /// Counter indexes retired by the newest table, whose flows the bounded
+    /// detach pass in [`Nat::expire`] still has to visit.
+    retired_ports: Vec<u32>,
+    retired_services: Vec<u32>,
+    /// The newest retirement generation taken in.
+    retired_seen: u64,
+    /// Next slot of the detach pass, and the generation it completes.
+    detach: Option<(usize, u64)>,
+    /// Every flow is detached from indexes retired up to this generation.
+    detached: u64,
+    /// Flows removed by a sweep, accounted after it (kept for its capacity).
+    scratch: Vec<Flow>,
 }
+
+/// (service port index, backend address, backend port).
+pub type EndpointKey = (u32, Ipv4Addr, u16);
+
+/// Past this many ended-endpoint totals in a shard, totals of endpoints no
+/// longer in the table are dropped at the next table change.
+const ENDED_MAX: usize = 4096;
 
 #[inline]
 fn rd16(b: &[u8], i: usize) -> u16 {
@@ -261,7 +293,73 @@ impl Nat {
             last_now: Duration::ZERO,
             shard: (shard.0, shard.1.max(1)),
             flush: None,
+            events: None,
+            rejects: Rejects::default(),
+            ended: HashMap::new(),
+            retired_ports: Vec::new(),
+            retired_services: Vec::new(),
+            retired_seen: 0,
+            detach: None,
+            detached: 0,
+            scratch: Vec::new(),
         }
+    }
+
+    /// Send flow events to `events` (while someone watches it).
+    pub fn set_events(&mut self, events: Arc<FlowEvents>) {
+        self.events = Some(events);
+    }
+
+    /// Recent rejects, oldest first.
+    pub fn rejects(&self) -> impl Iterator<Item = &Reject> {
+        self.rejects.iter()
+    }
+
+    /// Totals of ended flows per endpoint.
+    pub fn ended_totals(&self) -> &HashMap<EndpointKey, ServiceCounters> {
+        &self.ended
+    }
+
+    /// Flows are detached from every index retired up to this generation.
+    pub fn detached_generation(&self) -> u64 {
+        self.detached
+    }
+
+    #[inline]
+    fn event(&self, e: impl FnOnce() -> FlowEvent) {
+        if let Some(ev) = &self.events
+            && ev.on()
+        {
+            ev.send(e());
+        }
+    }
+
+    /// Account a flow that left the table.
+    fn ended(&mut self, f: &Flow, reason: EndReason, now: Duration) {
+        if f.port != NO_INDEX {
+            let e = self
+                .ended
+                .entry((f.port, f.reply.src, f.reply.sport))
+                .or_default();
+            e.flows += 1;
+            e.packets += f.stats.packets[0] + f.stats.packets[1];
+            e.bytes += f.stats.bytes[0] + f.stats.bytes[1];
+        }
+        self.event(|| FlowEvent::Flow {
+            kind: FlowEventKind::End(reason),
+            flow: *f,
+            at: now,
+        });
+    }
+
+    /// Account the flows a sweep put in `scratch`.
+    fn ended_scratch(&mut self, reason: EndReason, now: Duration) {
+        let gone = std::mem::take(&mut self.scratch);
+        for f in &gone {
+            self.ended(f, reason, now);
+        }
+        self.scratch = gone;
+        self.scratch.clear();
     }
 
     pub fn counters(&self) -> &Counters {
@@ -381,7 +479,83 @@ impl Nat {
         if self.flows.udp_flows() > 0 {
             self.flush = Some(0);
         }
+        // Indexes retired since the last table: their counters go at once,
+        // their flows are detached by bounded passes in `expire`.
+        let mut newly = false;
+        for r in c
+            .retired
+            .iter()
+            .filter(|r| r.generation > self.retired_seen)
+        {
+            let (list, counters) = if r.service {
+                (&mut self.retired_services, &mut self.services)
+            } else {
+                (&mut self.retired_ports, &mut self.ports)
+            };
+            if let Some(x) = counters.get_mut(r.index as usize) {
+                *x = ServiceCounters::default();
+            }
+            list.push(r.index);
+            newly = true;
+        }
+        if let Some(g) = c.retired.iter().map(|r| r.generation).max() {
+            self.retired_seen = self.retired_seen.max(g);
+        }
+        if newly {
+            self.detach = Some((0, c.generation));
+            let ports = &self.retired_ports;
+            self.ended.retain(|k, _| !ports.contains(&k.0));
+            self.rejects.forget(&self.retired_services);
+        } else if self.detach.is_none() {
+            self.detached = c.generation;
+        }
+        if self.ended.len() > ENDED_MAX {
+            let t = &c.table;
+            let names = &c.port_names;
+            self.ended.retain(|k, _| {
+                names.get(k.0 as usize).is_some_and(|id| {
+                    t.ports.values().any(|sp| {
+                        &sp.id == id && sp.endpoints.iter().any(|b| (b.ip, b.port) == (k.1, k.2))
+                    })
+                })
+            });
+        }
         self.compiled = c;
+    }
+
+    /// One bounded step of detaching flows from retired counter indexes
+    /// (they keep working, uncounted); when the pass is through, the
+    /// indexes' counters are zeroed again and may be reused.
+    fn detach_step(&mut self) {
+        let Some((start, target)) = self.detach else {
+            return;
+        };
+        let (ports, services) = (&self.retired_ports, &self.retired_services);
+        let next = self.flows.for_range_mut(start, FLUSH_SWEEP_BUDGET, |f| {
+            if ports.contains(&f.port) {
+                f.port = NO_INDEX;
+            }
+            if services.contains(&f.service) {
+                f.service = NO_INDEX;
+            }
+        });
+        match next {
+            Some(n) => self.detach = Some((n, target)),
+            None => {
+                for i in std::mem::take(&mut self.retired_ports) {
+                    if let Some(x) = self.ports.get_mut(i as usize) {
+                        *x = ServiceCounters::default();
+                    }
+                }
+                for i in std::mem::take(&mut self.retired_services) {
+                    if let Some(x) = self.services.get_mut(i as usize) {
+                        *x = ServiceCounters::default();
+                    }
+                }
+                self.detach = None;
+                self.detached = target.max(self.detached);
+            }
+        }
     }
 
     /// Whether a UDP flow's backend still serves under the current table.
@@ -404,9 +578,17 @@ impl Nat {
                 .get(&(f.orig.dst, Proto::Udp, f.orig.dport))
                 .is_some_and(|sp| sp.serves(f.reply.src, f.reply.sport))
         };
+        let mut gone = std::mem::take(&mut self.scratch);
         let (removed, next) = self.flows.retain_range(start, FLUSH_SWEEP_BUDGET, |f| {
-            f.orig.proto != UDP || serving(f)
+            let keep = f.orig.proto != UDP || serving(f);
+            if !keep {
+                gone.push(*f);
+            }
+            keep
         });
+        self.scratch = gone;
+        let now = self.last_now;
+        self.ended_scratch(EndReason::Flushed, now);
         self.counters.flows_flushed += removed as u64;
         self.flush = next;
     }
@@ -417,10 +599,18 @@ impl Nat {
     pub fn expire(&mut self, now: Duration) -> usize {
         self.last_now = self.last_now.max(now);
         self.flush_step();
-        let n = self.flows.expire(now, FLOW_SWEEP_BUDGET);
+        self.detach_step();
+        let mut gone = std::mem::take(&mut self.scratch);
+        let n = self
+            .flows
+            .expire_with(now, FLOW_SWEEP_BUDGET, |f| gone.push(*f));
+        self.scratch = gone;
+        self.ended_scratch(EndReason::Expired, now);
         self.counters.flows_expired += n as u64;
         if self.owns_affinity {
             self.affinity.expire(now, AFFINITY_SWEEP_BUDGET);
+            // A stand-alone NAT is its own registry's only shard.
+            self.registry.release(self.detached);
         }
         n
     }
@@ -468,6 +658,7 @@ impl Nat {
             replied: s.replied,
             expires: Duration::ZERO,
             fault: 0,
+            stats: FlowStats::new(now, Pick::Restored),
         };
         f.expires = now + s.left.min(f.timeout());
         self.grow(s.port as usize + 1, s.service as usize + 1);
@@ -672,6 +863,7 @@ impl Nat {
             dst,
             dport: rd16(pkt, ihl + 2),
         };
+        let mut why_stale = EndReason::Expired;
         let found = match self.flows.find(&t) {
             Some((i, dir)) => {
                 let stale = self.flows.get(i).copied().is_some_and(|f| {
@@ -690,10 +882,20 @@ impl Nat {
                     } else if flushed {
                         self.counters.flows_flushed += 1;
                     }
+                    let why = if reopen {
+                        EndReason::Reopened
+                    } else if f.expires <= now {
+                        EndReason::Expired
+                    } else {
+                        EndReason::Flushed
+                    };
+                    why_stale = why;
                     reopen || f.expires <= now || flushed
                 });
                 if stale {
-                    self.flows.remove(i);
+                    if let Some(f) = self.flows.remove(i) {
+                        self.ended(&f, why_stale, now);
+                    }
                     None
                 } else {
                     Some((i, dir))
@@ -727,7 +929,10 @@ impl Nat {
             let (p, s) = (f.port, f.service);
             return self.drop_for(DropReason::BadVnetHeader, Some(p), Some(s));
         }
+        let before = (f.tcp, f.replied);
         f.track(dir, flags, now);
+        f.stats.count(dir, l.segs, l.bytes, now);
+        let changed = before != (f.tcp, f.replied);
         let mut action = Action::Pass;
         if let Some(pf) = self.compiled.faults.as_ref().and_then(|t| t.get(f.port)) {
             let backend = f.reply.src;
@@ -742,6 +947,13 @@ impl Nat {
             );
         }
         let f = *f;
+        if changed {
+            self.event(|| FlowEvent::Flow {
+                kind: FlowEventKind::Update,
+                flow: f,
+                at: now,
+            });
+        }
         match action {
             Action::Pass | Action::Delay(_) => {}
             Action::Drop => return self.drop_for(DropReason::Fault, Some(f.port), Some(f.service)),
@@ -889,6 +1101,7 @@ impl Nat {
             port: t.dport,
             client: t.src,
         };
+        let mut pick = Pick::Random;
         let sticky = sp
             .affinity_timeout
             .and_then(|_| self.affinity.get(&akey, now))
@@ -898,7 +1111,10 @@ impl Nat {
                     .any(|e| (e.ip, e.port) == *b && ServicePort::is_eligible(e, any_ready))
             });
         let backend = match sticky {
-            Some(b) => b,
+            Some(b) => {
+                pick = Pick::Affinity;
+                b
+            }
             None => {
                 let k = self.rng.random_range(0..eligible);
                 let e = sp
@@ -953,10 +1169,12 @@ impl Nat {
             replied: false,
             expires: now,
             fault,
+            stats: FlowStats::new(now, pick),
         };
         let (i, evicted) = self.flows.insert(flow);
-        if evicted.is_some() {
+        if let Some(old) = evicted {
             self.counters.flows_evicted += 1;
+            self.ended(&old, EndReason::Evicted, now);
         }
         if let Some(timeout) = sp.affinity_timeout
             && self.affinity.set(akey, backend, now + timeout)
@@ -965,11 +1183,20 @@ impl Nat {
         }
         self.counters.flows_created += 1;
         self.with_counters(mp, ms, |c| c.flows += 1);
-        self.translate(now, pkt, l, i, Dir::Orig, flags, out)
+        let v = self.translate(now, pkt, l, i, Dir::Orig, flags, out);
+        if let Some(f) = self.flows.get(i).copied() {
+            self.event(|| FlowEvent::Flow {
+                kind: FlowEventKind::New,
+                flow: f,
+                at: now,
+            });
+        }
+        v
     }
 
     /// ICMP port unreachable from the VIP to the client, quoting the original
-    /// IP header and 8 bytes, into `out` (after a zero vnet header).
+    /// IP header and 8 bytes, into `out` (after a zero vnet header); the
+    /// attempt is remembered (`lab flows`) and, if watched, sent as an event.
     fn reject(
         &mut self,
         pkt: &[u8],
@@ -978,6 +1205,26 @@ impl Nat {
         port: Option<u32>,
         service: Option<u32>,
     ) -> Verdict {
+        let proto = pkt[9];
+        let ports = matches!(proto, TCP | UDP) && pkt.len() >= ihl + 4;
+        let r = Reject {
+            orig: Tuple {
+                proto,
+                src: Ipv4Addr::from(rd32(pkt, 12)),
+                sport: if ports { rd16(pkt, ihl) } else { 0 },
+                dst: Ipv4Addr::from(rd32(pkt, 16)),
+                dport: if ports { rd16(pkt, ihl + 2) } else { 0 },
+            },
+            service,
+            port,
+            reason: if port.is_some() {
+                RejectReason::NoEndpoints
+            } else {
+                RejectReason::UnknownPort
+            },
+            at: self.last_now,
+        };
+
         let quoted = (ihl + 8).min(pkt.len());
         let len = 20 + 8 + quoted;
         let Some(o) = out.get_mut(..vnet::LEN + len) else {
@@ -1002,6 +1249,8 @@ impl Nat {
         wr16(o, 22, c);
         self.counters.rejects += 1;
         self.with_counters(port, service, |c| c.rejects += 1);
+        self.rejects.push(r);
+        self.event(|| FlowEvent::Reject(r));
         Verdict::Reply(vnet::LEN + len)
     }
 
@@ -1125,7 +1374,10 @@ impl Nat {
 fn named(names: &[String], v: &[ServiceCounters]) -> BTreeMap<String, ServiceCounters> {
     v.iter()
         .enumerate()
-        .filter_map(|(i, c)| Some((names.get(i)?.clone(), c.clone())))
+        .filter_map(|(i, c)| {
+            let n = names.get(i).filter(|n| !n.is_empty())?;
+            Some((n.clone(), c.clone()))
+        })
         .collect()
 }
 

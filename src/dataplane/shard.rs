@@ -16,6 +16,7 @@
 use super::affinity::SharedAffinity;
 use super::conntrack::{Flow, TCP, Tuple, UDP};
 use super::counters::{Counters, ServiceCounters};
+use super::events::{EVENT_QUEUE, FlowEvents, Reject};
 use super::fault::{FaultRule, FaultTable};
 use super::nat::{AFFINITY_SWEEP_BUDGET, Nat, RestoreError, Verdict, restore_affinity};
 use super::snapshot::{self as snap, SavedFlow};
@@ -189,7 +190,43 @@ pub struct Sharded {
     generation: AtomicU64,
     /// Injected faults, compiled into every published table.
     faults: Mutex<Arc<Vec<FaultRule>>>,
+    events: Arc<FlowEvents>,
 }
+
+/// The flow table as `lab flows` lists it: copied shard by shard (each
+/// locked only for its copy), with the names behind the counter indexes.
+#[derive(Debug, Default)]
+pub struct FlowList {
+    pub flows: Vec<Flow>,
+    /// Recent rejects, oldest first.
+    pub rejects: Vec<Reject>,
+    /// Service-port ids and service names by index (empty: retired).
+    pub ports: Arc<Vec<String>>,
+    pub services: Arc<Vec<String>>,
+    /// The longest time one shard was locked.
+    pub max_hold: Duration,
+}
+
+impl FlowList {
+    /// The name behind a service index (`None`: the Service was deleted).
+    pub fn service(&self, i: u32) -> Option<&str> {
+        self.services
+            .get(i as usize)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The id (`ns/name:port`) behind a service-port index.
+    pub fn port(&self, i: u32) -> Option<&str> {
+        self.ports
+            .get(i as usize)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// Per endpoint: `(service-port id, backend address, backend port)`.
+pub type EndpointCounters = BTreeMap<(String, Ipv4Addr, u16), ServiceCounters>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -201,15 +238,18 @@ impl Sharded {
     pub fn new(capacity: usize, shards: usize, seed: u64) -> Sharded {
         let shards = shards.max(1);
         let affinity = Arc::new(SharedAffinity::new(capacity, seed.rotate_left(17), 16));
+        let events = FlowEvents::new(EVENT_QUEUE);
         Sharded {
             shards: (0..shards)
                 .map(|i| {
-                    Mutex::new(Nat::shard(
+                    let mut nat = Nat::shard(
                         capacity.div_ceil(shards),
                         seed.wrapping_add(0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1)),
                         (i, shards),
                         Arc::clone(&affinity),
-                    ))
+                    );
+                    nat.set_events(Arc::clone(&events));
+                    Mutex::new(nat)
                 })
                 .collect(),
             affinity,
@@ -217,6 +257,7 @@ impl Sharded {
             current: Mutex::new(Arc::new(Compiled::default())),
             generation: AtomicU64::new(0),
             faults: Mutex::new(Arc::new(Vec::new())),
+            events,
         }
     }
 
@@ -291,10 +332,16 @@ impl Sharded {
     pub fn expire(&self, now: Duration) -> usize {
         let c = self.current();
         let mut n = 0;
+        let mut detached = u64::MAX;
         for i in 0..self.shards.len() {
-            n += self.shard(i, &c).expire(now);
+            let mut nat = self.shard(i, &c);
+            n += nat.expire(now);
+            detached = detached.min(nat.detached_generation());
         }
         self.affinity.expire(now, AFFINITY_SWEEP_BUDGET);
+        // Counter indexes every shard has detached its flows from may be
+        // handed to new Services.
+        lock(&self.registry).release(detached);
         n
     }
 
@@ -314,6 +361,13 @@ impl Sharded {
         clock: impl Fn() -> Duration,
     ) -> (Vec<u8>, SnapshotStats) {
         let start = Instant::now();
+        // Names before and after the copies: an index whose name changed in
+        // between (retired, or retired and reused) is not saved.
+        let names = || {
+            let r = lock(&self.registry);
+            (Arc::clone(r.port_names()), Arc::clone(r.service_names()))
+        };
+        let before = names();
         let mut holds = Vec::with_capacity(self.shards.len());
         let mut parts: Vec<Vec<Flow>> = Vec::with_capacity(self.shards.len());
         let mut max_hold = Duration::ZERO;
@@ -336,12 +390,21 @@ impl Sharded {
             .each(|a| a.iter().copied().collect::<Vec<_>>())
             .flatten()
             .collect();
-        // Names only grow, so taking them after the copies names every
-        // index a copied flow uses.
-        let (ports, services) = {
-            let r = lock(&self.registry);
-            (Arc::clone(r.port_names()), Arc::clone(r.service_names()))
+        let after = names();
+        let stable = |b: &[String], a: &[String]| -> Vec<String> {
+            a.iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    if b.get(i) == Some(n) {
+                        n.clone()
+                    } else {
+                        String::new()
+                    }
+                })
+                .collect()
         };
+        let ports = stable(&before.0, &after.0);
+        let services = stable(&before.1, &after.1);
         let mut e = snap::Encoder::new(&ports, &services, now, count);
         for f in parts.iter().flatten() {
             e.flow(f);
@@ -395,6 +458,83 @@ impl Sharded {
         self.shards.iter().map(|s| lock(s).flow_count()).sum()
     }
 
+    /// The names behind counter indexes: (service-port ids, services).
+    pub fn names(&self) -> (Arc<Vec<String>>, Arc<Vec<String>>) {
+        let r = lock(&self.registry);
+        (Arc::clone(r.port_names()), Arc::clone(r.service_names()))
+    }
+
+    /// Flow events (`lab flows -w`): watch it to make the shards send.
+    pub fn events(&self) -> &Arc<FlowEvents> {
+        &self.events
+    }
+
+    /// The flows and recent rejects, each shard locked only while its part
+    /// is copied (memory is reserved before taking the lock).
+    pub fn list(&self) -> FlowList {
+        let mut out = FlowList::default();
+        let mut rejects = Vec::new();
+        for s in &self.shards {
+            let n = lock(s).flow_count();
+            out.flows.reserve(n + 64);
+            let t = Instant::now();
+            let nat = lock(s);
+            nat.copy_flows(&mut out.flows);
+            rejects.extend(nat.rejects().copied());
+            drop(nat);
+            out.max_hold = out.max_hold.max(t.elapsed());
+        }
+        rejects.sort_by_key(|r| r.at);
+        out.rejects = rejects;
+        let r = lock(&self.registry);
+        out.ports = Arc::clone(r.port_names());
+        out.services = Arc::clone(r.service_names());
+        out
+    }
+
+    /// Per-endpoint flows, packets and bytes: the totals of ended flows
+    /// plus the live flows' own counts, shard by shard.
+    pub fn endpoint_counters(&self) -> EndpointCounters {
+        let mut by_index: std::collections::HashMap<(u32, Ipv4Addr, u16), ServiceCounters> =
+            std::collections::HashMap::new();
+        let mut flows = Vec::new();
+        for s in &self.shards {
+            let n = lock(s).flow_count();
+            flows.clear();
+            flows.reserve(n + 64);
+            let nat = lock(s);
+            nat.copy_flows(&mut flows);
+            let ended: Vec<_> = nat
+                .ended_totals()
+                .iter()
+                .map(|(k, v)| (*k, v.clone()))
+                .collect();
+            drop(nat);
+            for (k, v) in ended {
+                by_index.entry(k).or_default().add(&v);
+            }
+            for f in &flows {
+                if f.port == super::conntrack::NO_INDEX {
+                    continue;
+                }
+                let e = by_index
+                    .entry((f.port, f.reply.src, f.reply.sport))
+                    .or_default();
+                e.flows += 1;
+                e.packets += f.stats.packets[0] + f.stats.packets[1];
+                e.bytes += f.stats.bytes[0] + f.stats.bytes[1];
+            }
+        }
+        let names = Arc::clone(lock(&self.registry).port_names());
+        by_index
+            .into_iter()
+            .filter_map(|((i, ip, port), c)| {
+                let id = names.get(i as usize).filter(|n| !n.is_empty())?;
+                Some(((id.clone(), ip, port), c))
+            })
+            .collect()
+    }
+
     pub fn affinity_count(&self) -> usize {
         self.affinity.len()
     }
@@ -419,14 +559,38 @@ impl Sharded {
 
     /// Per-service counters (`ns/name` → counters), summed over the shards.
     pub fn service_counters(&self) -> BTreeMap<String, ServiceCounters> {
-        let names = Arc::clone(lock(&self.registry).service_names());
+        self.indexed_sum(true)
+    }
+
+    /// Per-service-port counters (`ns/name:port` → counters), summed.
+    pub fn port_counters(&self) -> BTreeMap<String, ServiceCounters> {
+        self.indexed_sum(false)
+    }
+
+    /// Sum per-index counters over the shards and name them; retired
+    /// indexes (deleted Services) are left out.
+    fn indexed_sum(&self, services: bool) -> BTreeMap<String, ServiceCounters> {
+        let names = {
+            let r = lock(&self.registry);
+            Arc::clone(if services {
+                r.service_names()
+            } else {
+                r.port_names()
+            })
+        };
         let mut sum = vec![ServiceCounters::default(); names.len()];
         for s in &self.shards {
             let n = lock(s);
-            for (acc, c) in sum.iter_mut().zip(n.indexed_counters().1) {
+            let (ports, svcs) = n.indexed_counters();
+            for (acc, c) in sum.iter_mut().zip(if services { svcs } else { ports }) {
                 acc.add(c);
             }
         }
-        names.iter().cloned().zip(sum).collect()
+        names
+            .iter()
+            .cloned()
+            .zip(sum)
+            .filter(|(n, _)| !n.is_empty())
+            .collect()
     }
 }

@@ -111,6 +111,10 @@ pub struct Encoder {
     count: u32,
     now: Duration,
     in_affinity: bool,
+    /// Which name indexes are in use (a flow of a deleted Service, or one
+    /// whose index was retired, is not saved: its VIP is gone).
+    live_ports: Vec<bool>,
+    live_services: Vec<bool>,
 }
 
 fn put_names(out: &mut Vec<u8>, names: &[String]) {
@@ -142,19 +146,33 @@ impl Encoder {
         put_names(&mut out, services);
         let count_at = out.len();
         out.extend_from_slice(&0u32.to_le_bytes());
+        let live = |v: &[String]| v.iter().map(|n| !n.is_empty()).collect();
         Encoder {
             out,
             count_at,
             count: 0,
             now,
             in_affinity: false,
+            live_ports: live(ports),
+            live_services: live(services),
         }
     }
 
     /// Add a flow (skipped if already expired at `now`).
     pub fn flow(&mut self, f: &Flow) {
         debug_assert!(!self.in_affinity);
-        if f.expires <= self.now {
+        if f.expires <= self.now
+            || !self
+                .live_ports
+                .get(f.port as usize)
+                .copied()
+                .unwrap_or(false)
+            || !self
+                .live_services
+                .get(f.service as usize)
+                .copied()
+                .unwrap_or(false)
+        {
             return;
         }
         let o = &mut self.out;
@@ -367,6 +385,7 @@ mod tests {
             replied: true,
             expires: now + Duration::from_millis(1234),
             fault: 0,
+            stats: Default::default(),
         };
         let dead = Flow { expires: now, ..f };
         let s = Sticky {

@@ -109,18 +109,28 @@ impl ServiceTable {
     }
 }
 
-/// Counter indexes of a service port and its service (stable for the
-/// lifetime of the [`Registry`] that handed them out).
+/// Counter indexes of a service port and its service (stable while the
+/// name is in the table; see [`Registry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortMeta {
     pub port: u32,
     pub service: u32,
 }
 
+/// A counter index whose name left the table at `generation`: shards
+/// zero its counters and detach their flows from it; the index is handed
+/// out again only after every shard has done so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retired {
+    pub generation: u64,
+    /// A service index (else a service-port index).
+    pub service: bool,
+    pub index: u32,
+}
+
 /// A service table ready for the packet path: the table itself, the CIDR
 /// mask, `(vip, proto, port)` → counter indexes, VIP → service index, and
-/// the names behind every index handed out so far (names only grow, so a
-/// newer [`Compiled`] names every index an older one did).
+/// the names behind every index in use (a retired index's name is empty).
 #[derive(Debug, Default)]
 pub struct Compiled {
     pub table: Arc<ServiceTable>,
@@ -134,6 +144,8 @@ pub struct Compiled {
     /// Injected faults by port index (`lab fault`); `None` when there are
     /// none, so the packet path tests one pointer.
     pub faults: Option<Arc<super::fault::FaultTable>>,
+    /// Indexes retired and not yet reusable (see [`Retired`]).
+    pub retired: Arc<Vec<Retired>>,
 }
 
 impl Compiled {
@@ -146,7 +158,11 @@ impl Compiled {
 
 /// Hands out counter indexes for service-port ids and service names, and
 /// compiles tables with them. One registry per set of NAT shards, so every
-/// shard counts a service at the same index.
+/// shard counts a service at the same index. A name that leaves the table
+/// (the Service was deleted, or lost that port) is retired: its counters
+/// disappear, and its index is reused once every shard has detached its
+/// remaining flows from it ([`Registry::release`]), so memory follows the
+/// Services that exist, not every Service that ever did.
 #[derive(Debug, Default)]
 pub struct Registry {
     ports: HashMap<String, u32>,
@@ -154,26 +170,79 @@ pub struct Registry {
     port_names: Arc<Vec<String>>,
     service_names: Arc<Vec<String>>,
     generation: u64,
+    retired: Arc<Vec<Retired>>,
+    free_ports: Vec<u32>,
+    free_services: Vec<u32>,
 }
 
-fn intern(map: &mut HashMap<String, u32>, names: &mut Arc<Vec<String>>, name: &str) -> u32 {
+fn intern(
+    map: &mut HashMap<String, u32>,
+    names: &mut Arc<Vec<String>>,
+    free: &mut Vec<u32>,
+    name: &str,
+) -> u32 {
     if let Some(i) = map.get(name) {
         return *i;
     }
     let v = Arc::make_mut(names);
-    v.push(name.to_string());
-    let i = (v.len() - 1) as u32;
+    let i = match free.pop() {
+        Some(i) if (i as usize) < v.len() => {
+            v[i as usize] = name.to_string();
+            i
+        }
+        _ => {
+            v.push(name.to_string());
+            (v.len() - 1) as u32
+        }
+    };
     map.insert(name.to_string(), i);
     i
 }
 
+/// Retire the names of `map` not in `live`.
+fn retire(
+    map: &mut HashMap<String, u32>,
+    names: &mut Arc<Vec<String>>,
+    live: &HashSet<&str>,
+    out: &mut Vec<u32>,
+) {
+    if map.len() == live.len() {
+        return; // every interned name is live (live ⊆ map)
+    }
+    map.retain(|name, i| {
+        let keep = live.contains(name.as_str());
+        if !keep {
+            out.push(*i);
+        }
+        keep
+    });
+    if !out.is_empty() {
+        let v = Arc::make_mut(names);
+        for i in out.iter() {
+            if let Some(n) = v.get_mut(*i as usize) {
+                n.clear();
+            }
+        }
+    }
+}
+
 impl Registry {
     pub fn port_idx(&mut self, id: &str) -> u32 {
-        intern(&mut self.ports, &mut self.port_names, id)
+        intern(
+            &mut self.ports,
+            &mut self.port_names,
+            &mut self.free_ports,
+            id,
+        )
     }
 
     pub fn service_idx(&mut self, name: &str) -> u32 {
-        intern(&mut self.services, &mut self.service_names, name)
+        intern(
+            &mut self.services,
+            &mut self.service_names,
+            &mut self.free_services,
+            name,
+        )
     }
 
     pub fn port_names(&self) -> &Arc<Vec<String>> {
@@ -182,6 +251,31 @@ impl Registry {
 
     pub fn service_names(&self) -> &Arc<Vec<String>> {
         &self.service_names
+    }
+
+    /// Retired indexes not yet reusable.
+    pub fn retired(&self) -> &[Retired] {
+        &self.retired
+    }
+
+    /// Every shard has detached its flows from indexes retired at or before
+    /// `generation`: make those indexes reusable.
+    pub fn release(&mut self, generation: u64) {
+        if self.retired.iter().all(|r| r.generation > generation) {
+            return;
+        }
+        let v = Arc::make_mut(&mut self.retired);
+        v.retain(|r| {
+            if r.generation > generation {
+                return true;
+            }
+            if r.service {
+                self.free_services.push(r.index);
+            } else {
+                self.free_ports.push(r.index);
+            }
+            false
+        });
     }
 
     /// Build the packet path's view of `table`: O(service ports), done by
@@ -196,6 +290,36 @@ impl Registry {
             vip_service.insert(key.0, service);
         }
         self.generation += 1;
+        let live_services: HashSet<&str> =
+            table.ports.values().map(|sp| sp.service.as_str()).collect();
+        let live_ports: HashSet<&str> = table.ports.values().map(|sp| sp.id.as_str()).collect();
+        let (mut gone_services, mut gone_ports) = (Vec::new(), Vec::new());
+        retire(
+            &mut self.services,
+            &mut self.service_names,
+            &live_services,
+            &mut gone_services,
+        );
+        retire(
+            &mut self.ports,
+            &mut self.port_names,
+            &live_ports,
+            &mut gone_ports,
+        );
+        if !gone_services.is_empty() || !gone_ports.is_empty() {
+            let generation = self.generation;
+            let v = Arc::make_mut(&mut self.retired);
+            v.extend(gone_services.into_iter().map(|index| Retired {
+                generation,
+                service: true,
+                index,
+            }));
+            v.extend(gone_ports.into_iter().map(|index| Retired {
+                generation,
+                service: false,
+                index,
+            }));
+        }
         Arc::new(Compiled {
             cidr: table.cidr_mask(),
             table,
@@ -205,6 +329,7 @@ impl Registry {
             port_names: Arc::clone(&self.port_names),
             service_names: Arc::clone(&self.service_names),
             faults: None,
+            retired: Arc::clone(&self.retired),
         })
     }
 }
@@ -241,6 +366,39 @@ mod tests {
         assert!(!sp.serves(Ipv4Addr::new(10, 244, 0, 1), 80));
         sp.endpoints[1].serving = false;
         assert_eq!(sp.eligible().count(), 0);
+    }
+
+    fn one(service: &str) -> Arc<ServiceTable> {
+        let mut t = ServiceTable::default();
+        t.ports.insert(
+            (Ipv4Addr::new(10, 96, 0, 1), Proto::Tcp, 80),
+            ServicePort {
+                id: format!("{service}:http"),
+                service: service.into(),
+                endpoints: Vec::new(),
+                affinity_timeout: None,
+            },
+        );
+        Arc::new(t)
+    }
+
+    #[test]
+    fn retired_names_free_their_index_only_when_released() {
+        let mut r = Registry::default();
+        let a = r.compile(one("ns/a"));
+        assert_eq!(a.service_names.as_slice(), ["ns/a"]);
+        let b = r.compile(one("ns/b"));
+        assert_eq!(b.service_names.as_slice(), ["", "ns/b"], "a retired");
+        assert_eq!(b.retired.len(), 2, "service and port");
+        assert_eq!(b.retired[0].generation, b.generation);
+        // Not released yet: a new name gets a new index.
+        let c = r.compile(one("ns/c"));
+        assert_eq!(c.service_names.len(), 3);
+        r.release(b.generation);
+        assert_eq!(r.retired().len(), 2, "c's retirement of b is newer");
+        let d = r.compile(one("ns/d"));
+        assert_eq!(d.service_names[0], "ns/d", "a's index reused");
+        assert_eq!(d.service_names.len(), 3);
     }
 
     #[test]

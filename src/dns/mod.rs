@@ -8,7 +8,8 @@
 //!   current snapshot; health (`:8080/health`) and readiness
 //!   (`:8181/ready`) endpoints as CoreDNS has them.
 //! - [`watch`]: keeps the snapshot current by long-polling the daemon's API
-//!   (`/v1/watch`), rebuilding and swapping it whole on every change.
+//!   (`/v1/watch`), rebuilding and swapping it whole on every change; and
+//!   reports query counters (by type and rcode) to the daemon's `/metrics`.
 
 pub mod server;
 pub mod watch;
@@ -78,6 +79,7 @@ pub fn main(args: &DnsArgs) -> i32 {
         let client = crate::api::client::Client::new(&args.api, &args.cluster);
         tokio::join!(
             server::serve_health(health, ready, shared.clone()),
+            watch::report(client.clone(), shared.clone()),
             watch::run(client, shared)
         );
         0

@@ -12,7 +12,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// What the server answers from, shared with the watcher that replaces it.
@@ -22,6 +22,9 @@ pub struct Shared {
     /// Set once the first snapshot is in (the readiness endpoint).
     ready: AtomicBool,
     pub queries: AtomicU64,
+    /// Queries by type and responses by rcode, for the daemon's `/metrics`
+    /// (reported by [`crate::dns::watch::report`]).
+    counts: Mutex<crate::api::flows::DnsReport>,
 }
 
 impl Shared {
@@ -41,6 +44,41 @@ impl Shared {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Count one answered query (type `None`: no parseable question).
+    pub fn count(&self, qtype: Option<String>, rcode: String) {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        // At most a few dozen distinct types: the rest are `other`.
+        let t = qtype.unwrap_or_else(|| "none".into());
+        let t = if c.types.len() >= 31 && !c.types.contains_key(&t) {
+            "other".into()
+        } else {
+            t
+        };
+        *c.types.entry(t).or_default() += 1;
+        *c.rcodes.entry(rcode).or_default() += 1;
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> crate::api::flows::DnsReport {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// An rcode as CoreDNS's metrics name it (`NOERROR`, `NXDOMAIN`, …).
+pub fn rcode_name(c: ResponseCode) -> String {
+    match c {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => format!("RCODE{}", u16::from(other)),
     }
 }
 
@@ -85,6 +123,7 @@ impl RequestHandler for Handler {
         if request.metadata.message_type != MessageType::Query {
             return failed(request, ResponseCode::FormErr);
         }
+        let mut qtype = None;
         let ans = if request.metadata.op_code != OpCode::Query {
             Answer::error(ResponseCode::NotImp)
         } else {
@@ -95,10 +134,12 @@ impl RequestHandler for Handler {
                 (Ok(_), None) => Answer::error(ResponseCode::ServFail),
                 (Ok(info), Some(zone)) => {
                     let q = info.query.original();
+                    qtype = Some(q.query_type().to_string());
                     zone.lookup(q.name(), q.query_type(), q.query_class())
                 }
             }
         };
+        self.shared.count(qtype, rcode_name(ans.rcode));
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.response_code = ans.rcode;
         metadata.authoritative = ans.authoritative;

@@ -167,6 +167,20 @@ async fn route(
         "/api" if get => return Ok(json(discovery::api_versions())),
         "/apis" if get => return Ok(json(discovery::api_group_list())),
         "/healthz" | "/livez" | "/readyz" if get => return Ok("ok".into_response()),
+        "/metrics" if get => {
+            let d = k.d.clone();
+            let text = tokio::task::spawn_blocking(move || crate::daemon::observe::metrics(&d))
+                .await
+                .map_err(|e| status::KubeError::new(500, "InternalError", e.to_string()))?;
+            return Ok((
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    crate::daemon::metrics::CONTENT_TYPE,
+                )],
+                text,
+            )
+                .into_response());
+        }
         _ => {}
     }
     if path == "/openapi/v2" || path.starts_with("/openapi/") {

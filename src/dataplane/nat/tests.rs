@@ -1379,3 +1379,5 @@ fn delay_holds_rewritten_requests_and_lets_replies_pass() {
     let (v, _, _) = run_at(&mut n, T0, packet(TCP, CLIENT, 40000, VIP, 80, ACK, &[]));
     assert_eq!(v, Verdict::Forward);
 }
+
+mod flows;
