@@ -477,8 +477,11 @@ mod tests {
                 Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
             }
         }
+        // Buffering the heads would take 4 × 16 MiB; the writer threads'
+        // stacks and the allocator's arenas take a few MiB of this process's
+        // RSS on their own (8 MiB was seen on a loaded machine).
         let grown = rss_kib().saturating_sub(rss_before);
-        assert!(grown < 8 * 1024, "RSS grew by {grown} KiB");
+        assert!(grown < 24 * 1024, "RSS grew by {grown} KiB");
         let (mut w, mut r) = connect(addr);
         write!(w, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         assert_eq!(read_response(&mut r).0, 200);
