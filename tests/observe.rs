@@ -70,7 +70,9 @@ fn probe(c: &Cluster, ip: &str, mode: &str, n: usize) -> f64 {
         &["python3", "-c", PROBE, ip, "81", mode, &n.to_string()],
     );
     assert_eq!(code, 0, "probe {mode}: {out}{err}");
-    out.trim().parse().unwrap_or_else(|_| panic!("probe said {out:?}"))
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("probe said {out:?}"))
 }
 
 fn curl(c: &Cluster, url: &str, max: &str) -> (i32, String) {
@@ -178,7 +180,11 @@ fn capture_shows_the_dnat_rewrite_and_a_pods_own_traffic() {
 
     // 2. The same with the real readers.
     if tcpdump {
-        let o = Command::new("tcpdump").arg("-nr").arg(&file).output().unwrap();
+        let o = Command::new("tcpdump")
+            .arg("-nr")
+            .arg(&file)
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let want_in = format!("{client}.{} > {ip}.80: Flags [S]", inbound.2);
@@ -186,7 +192,9 @@ fn capture_shows_the_dnat_rewrite_and_a_pods_own_traffic() {
         assert!(text.contains(&want_in), "{want_in:?} not in\n{text}");
         assert!(text.contains(&want_out), "{want_out:?} not in\n{text}");
     } else {
-        eprintln!("SKIPPED the tcpdump part: tcpdump is not installed (scripts/provision installs it)");
+        eprintln!(
+            "SKIPPED the tcpdump part: tcpdump is not installed (scripts/provision installs it)"
+        );
     }
     if have("tshark") {
         let o = Command::new("tshark")
@@ -205,10 +213,15 @@ fn capture_shows_the_dnat_rewrite_and_a_pods_own_traffic() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&o.stdout);
-        let want = format!("svc0-out\t{}\tnat: rewritten: dst {ip}:80 -> {}:8080", out.3, out.3);
+        let want = format!(
+            "svc0-out\t{}\tnat: rewritten: dst {ip}:80 -> {}:8080",
+            out.3, out.3
+        );
         assert!(text.contains(&want), "{want:?} not in\n{text}");
     } else {
-        eprintln!("SKIPPED the tshark part: tshark is not installed (scripts/provision installs it)");
+        eprintln!(
+            "SKIPPED the tshark part: tshark is not installed (scripts/provision installs it)"
+        );
     }
 
     // 3. The pod's own eth0: it talks to the VIP (the rewrite happens
@@ -218,7 +231,10 @@ fn capture_shows_the_dnat_rewrite_and_a_pods_own_traffic() {
         let o = td.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&o.stdout);
         let want = format!("{client}.{} > {ip}.80: Flags [S]", inbound.2);
-        assert!(text.contains(&want), "{want:?} not in the pod capture:\n{text}");
+        assert!(
+            text.contains(&want),
+            "{want:?} not in the pod capture:\n{text}"
+        );
     }
 
     // Errors are clear.
@@ -368,5 +384,8 @@ fn bandwidth_limits_and_pod_link_faults() {
     let (code, out) = curl(&c, &format!("http://{pip}:8080/hostname"), "2");
     assert_eq!((code, out.as_str()), (0, pod.as_str()));
     let free_again = upload(&c, &format!("http://{pip}:8080/echo"), 400);
-    assert!(free_again > direct * 3.0, "tbf still there: {free_again} B/s");
+    assert!(
+        free_again > direct * 3.0,
+        "tbf still there: {free_again} B/s"
+    );
 }

@@ -1338,7 +1338,10 @@ fn blackhole_drops_only_flows_to_that_backend_both_ways() {
     // A reply from the blackholed backend is dropped too.
     let f = *n.flows().find(|f| f.backend().0 == B1).unwrap();
     let reply = packet(TCP, B1, 8080, CLIENT, f.orig.sport, SYN | ACK, &[]);
-    assert_eq!(run_at(&mut n, T0, reply).0, Verdict::Drop(DropReason::Fault));
+    assert_eq!(
+        run_at(&mut n, T0, reply).0,
+        Verdict::Drop(DropReason::Fault)
+    );
 }
 
 #[test]
@@ -1354,7 +1357,11 @@ fn delay_holds_rewritten_requests_and_lets_replies_pass() {
     );
     let (v, b, _) = run_at(&mut n, T0, packet(TCP, CLIENT, 40000, VIP, 80, SYN, &[]));
     assert_eq!(v, Verdict::Delay(d));
-    assert_eq!(verify(&b), (CLIENT, 40000, B1, 8080), "rewritten before it waits");
+    assert_eq!(
+        verify(&b),
+        (CLIENT, 40000, B1, 8080),
+        "rewritten before it waits"
+    );
     let (v, b, _) = run_at(
         &mut n,
         T0,
