@@ -279,14 +279,14 @@ impl Faults {
                         "--down takes a pod's link down: lab fault pod/NAME --down".into(),
                     ));
                 }
-                FaultSpec::Blackhole { pod } => {
-                    if st.store.get(&Key::new(Kind::Pod, ns, pod)).is_none() {
-                        return Err(FaultError::NotFound {
-                            kind: "pod",
-                            name: pod.clone(),
-                            namespace: ns.to_string(),
-                        });
-                    }
+                FaultSpec::Blackhole { pod }
+                    if st.store.get(&Key::new(Kind::Pod, ns, pod)).is_none() =>
+                {
+                    return Err(FaultError::NotFound {
+                        kind: "pod",
+                        name: pod.clone(),
+                        namespace: ns.to_string(),
+                    });
                 }
                 _ => {}
             }
