@@ -1097,19 +1097,6 @@ pub fn open_append_at(dir: &File, sub: &str, file: &str) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
-        assert_eq!(unescape_mountinfo("/x\\011y\\134z"), "/x\ty\\z");
-        assert_eq!(unescape_mountinfo("/plain\\04"), "/plain\\04");
-        assert!(mount_points().unwrap().contains(&PathBuf::from("/")));
-    }
-}
-
 /// Give the calling thread nice value `nice` (lower = sooner on a busy CPU):
 /// the data plane's delay thread, whose lateness would add to every injected
 /// delay. Root may lower it below 0.
@@ -1121,4 +1108,17 @@ pub fn set_thread_nice(nice: i32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/x\\011y\\134z"), "/x\ty\\z");
+        assert_eq!(unescape_mountinfo("/plain\\04"), "/plain\\04");
+        assert!(mount_points().unwrap().contains(&PathBuf::from("/")));
+    }
 }
