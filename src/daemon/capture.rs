@@ -217,10 +217,11 @@ impl Hub {
         }
     }
 
-    /// A packet through the NAT: `before` as read from the TUN (vnet header
-    /// + IP), `after` what was written back (the rewritten packet, a
-    /// generated reply; `None` for a drop). A delayed packet's `after` only
-    /// describes the rewrite: [`Hub::departed`] records it when it leaves.
+    /// A packet through the NAT: `before` as read from the TUN (the vnet
+    /// header and the IP packet), `after` what was written back (the
+    /// rewritten packet, a generated reply; `None` for a drop). A delayed
+    /// packet's `after` only describes the rewrite: [`Hub::departed`]
+    /// records it when it leaves.
     pub fn record(&self, before: &[u8], after: Option<&[u8]>, verdict: &Verdict) {
         let subs = self.subs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (b, a) = (ip_of(before), after.map(ip_of));

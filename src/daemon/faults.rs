@@ -279,14 +279,14 @@ impl Faults {
                         "--down takes a pod's link down: lab fault pod/NAME --down".into(),
                     ));
                 }
-                FaultSpec::Blackhole { pod } => {
-                    if st.store.get(&Key::new(Kind::Pod, ns, pod)).is_none() {
-                        return Err(FaultError::NotFound {
-                            kind: "pod",
-                            name: pod.clone(),
-                            namespace: ns.to_string(),
-                        });
-                    }
+                FaultSpec::Blackhole { pod }
+                    if st.store.get(&Key::new(Kind::Pod, ns, pod)).is_none() =>
+                {
+                    return Err(FaultError::NotFound {
+                        kind: "pod",
+                        name: pod.clone(),
+                        namespace: ns.to_string(),
+                    });
                 }
                 _ => {}
             }
@@ -598,8 +598,12 @@ impl Delayer {
         lock(&self.q).heap.len()
     }
 
-    /// Send packets as they fall due until `stop`.
+    /// Send packets as they fall due until `stop`. The thread runs at nice
+    /// -10: on a loaded machine a late wake-up would lengthen every delay.
     pub fn run(&self, stop: &AtomicBool, capture: &super::capture::Hub) {
+        if let Err(e) = crate::sys::process::set_thread_nice(-10) {
+            tracing::debug!(error = %e, "raising the delay thread's priority");
+        }
         let mut q = lock(&self.q);
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();

@@ -1353,6 +1353,19 @@ pub fn take_inherited_fd(n: RawFd) -> io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(n) })
 }
 
+/// Give the calling thread nice value `nice` (lower = sooner on a busy CPU):
+/// the data plane's delay thread, whose lateness would add to every injected
+/// delay. Root may lower it below 0.
+pub fn set_thread_nice(nice: i32) -> io::Result<()> {
+    let tid = nix::unistd::gettid().as_raw();
+    // SAFETY: setpriority(2) on this thread's id; no memory is passed.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
