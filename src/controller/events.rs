@@ -219,12 +219,31 @@ pub fn kubelet_notes(
         let was_started_at = was_state
             .and_then(|s| s.running.as_ref())
             .and_then(|r| r.started_at.as_ref());
+        // A container may start and exit between two status reports: its
+        // start then shows only in the terminated state or the last state.
+        let last_start = |c: &k8s_openapi::api::core::v1::ContainerStatus| {
+            let s = c.state.as_ref();
+            s.and_then(|s| s.running.as_ref())
+                .and_then(|r| r.started_at.clone())
+                .or_else(|| {
+                    s.and_then(|s| s.terminated.as_ref())
+                        .and_then(|t| t.started_at.clone())
+                })
+                .or_else(|| {
+                    c.last_state
+                        .as_ref()
+                        .and_then(|s| s.terminated.as_ref())
+                        .and_then(|t| t.started_at.clone())
+                })
+        };
+        let started_now = last_start(c);
+        let started_before = was.and_then(last_start);
         let image = spec
             .and_then(|s| s.containers.iter().find(|x| x.name == c.name))
             .and_then(|x| x.image.clone())
             .unwrap_or_else(|| c.image.clone());
-        if started_at.is_some()
-            && (was_started_at != started_at
+        if started_now.is_some()
+            && (started_now != started_before
                 || was.map(|w| w.restart_count) != Some(c.restart_count))
         {
             out.push(
@@ -473,6 +492,24 @@ mod tests {
             reasons(Some(&backoff), &status(1, Some(t2), None, false)),
             ["Pulled", "Created", "Started"]
         );
+        // A run seen only afterwards, in the last state (it started and
+        // exited between two reports): still Pulled, Created, Started.
+        let mut quick = status(1, None, Some("CrashLoopBackOff"), false);
+        if let Some(cs) = quick.container_statuses.as_mut() {
+            cs[0].last_state = Some(ContainerState {
+                terminated: Some(k8s_openapi::api::core::v1::ContainerStateTerminated {
+                    started_at: Some(Time(t1.parse().unwrap())),
+                    exit_code: 3,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+        assert_eq!(
+            reasons(Some(&pending), &quick),
+            ["Pulled", "Created", "Started", "BackOff"]
+        );
+        assert!(reasons(Some(&quick), &quick).is_empty());
         let failed = status(0, None, Some("CreateContainerError"), false);
         let notes = kubelet_notes(&p, Some(&pending), &failed);
         assert_eq!(notes.len(), 1);
