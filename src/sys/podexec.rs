@@ -6,7 +6,7 @@
 //! daemon can run many at once. The caller waits for the exit code on a
 //! blocking thread ([`PodProcess::wait`]).
 
-use super::process::{DEFAULT_PATH, Exit, Prepared, Security, Stage, pipe, wait_child};
+use super::process::{DEFAULT_PATH, Execve, Exit, Prepared, Security, Stage, pipe, wait_child};
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::{self, Read};
@@ -109,29 +109,7 @@ pub fn spawn(t: &Target<'_>, argv: &[String], stdio: Stdio) -> io::Result<PodPro
     if matches!(stdio, Stdio::Tty(_)) && !env.iter().any(|(k, _)| k == "TERM") {
         env.push(("TERM".into(), "xterm".into()));
     }
-    let path = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let program = &argv[0];
-    let candidates: Vec<CString> = if program.contains('/') {
-        vec![cstr(program)?]
-    } else {
-        path.split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| cstr(format!("{d}/{program}")))
-            .collect::<io::Result<_>>()?
-    };
-    let c_argv: Vec<CString> = argv.iter().map(cstr).collect::<io::Result<_>>()?;
-    let mut p_argv: Vec<*const libc::c_char> = c_argv.iter().map(|c| c.as_ptr()).collect();
-    p_argv.push(std::ptr::null());
-    let c_env: Vec<CString> = env
-        .iter()
-        .map(|(k, v)| cstr(format!("{k}={v}")))
-        .collect::<io::Result<_>>()?;
-    let mut p_env: Vec<*const libc::c_char> = c_env.iter().map(|c| c.as_ptr()).collect();
-    p_env.push(std::ptr::null());
+    let cmd = Execve::new(argv, &env)?;
     let wd = t.working_dir.map(cstr).transpose()?;
     let null = File::options().read(true).write(true).open("/dev/null")?;
     let (tty, fds): (RawFd, [RawFd; 3]) = match &stdio {
@@ -222,15 +200,7 @@ pub fn spawn(t: &Target<'_>, argv: &[String], stdio: Stdio) -> io::Result<PodPro
                 if let Err((stage, e)) = privileges.apply_in_child() {
                     fail(err_wfd, 10 + stage as u8, Some(e));
                 }
-                let mut last = libc::ENOENT;
-                for c in &candidates {
-                    libc::execve(c.as_ptr(), p_argv.as_ptr(), p_env.as_ptr());
-                    let e = *libc::__errno_location();
-                    if e != libc::ENOENT && e != libc::ENOTDIR {
-                        last = e;
-                    }
-                }
-                fail(err_wfd, 5, Some(last));
+                fail(err_wfd, 5, Some(cmd.exec()));
             }
             // The command's PID as the host sees it (we are still in the
             // host's PID namespace ourselves).
@@ -262,7 +232,7 @@ pub fn spawn(t: &Target<'_>, argv: &[String], stdio: Stdio) -> io::Result<PodPro
         helper: a as u32,
         errors: err_r,
         pids: pid_r,
-        program: program.clone(),
+        program: argv[0].clone(),
         working_dir: t
             .working_dir
             .map(|p| p.display().to_string())

@@ -39,6 +39,80 @@ fn cstr(s: impl AsRef<OsStr>) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
 }
 
+/// A command as execve(2) takes it, built before a fork (nothing is
+/// allocated after it): argv, `KEY=value` environment, and the paths to try
+/// (the program itself if it names a path, else it in each directory of the
+/// environment's PATH).
+pub(crate) struct Execve {
+    candidates: Vec<CString>,
+    _argv: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    _env: Vec<CString>,
+    env: Vec<*const libc::c_char>,
+}
+
+impl Execve {
+    pub(crate) fn new(argv: &[String], env: &[(String, String)]) -> io::Result<Execve> {
+        let Some(program) = argv.first() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+        };
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        let candidates: Vec<CString> = if program.contains('/') {
+            vec![cstr(program)?]
+        } else {
+            path.split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| cstr(format!("{d}/{program}")))
+                .collect::<io::Result<_>>()?
+        };
+        let c_argv: Vec<CString> = argv.iter().map(cstr).collect::<io::Result<_>>()?;
+        let c_env: Vec<CString> = env
+            .iter()
+            .map(|(k, v)| cstr(format!("{k}={v}")))
+            .collect::<io::Result<_>>()?;
+        // The CStrings' bytes live on the heap: these pointers stay valid
+        // while `self` (which owns them) lives, wherever it is moved.
+        let ptrs = |v: &[CString]| {
+            let mut p: Vec<*const libc::c_char> = v.iter().map(|c| c.as_ptr()).collect();
+            p.push(std::ptr::null());
+            p
+        };
+        Ok(Execve {
+            candidates,
+            argv: ptrs(&c_argv),
+            _argv: c_argv,
+            env: ptrs(&c_env),
+            _env: c_env,
+        })
+    }
+
+    /// Try each candidate path. Returns only if none could be executed,
+    /// with the errno to report (ENOENT unless a candidate failed
+    /// otherwise). Calls only execve(2): safe between fork and exec.
+    ///
+    /// # Safety
+    /// Replaces the process image on success.
+    pub(crate) unsafe fn exec(&self) -> libc::c_int {
+        let mut last = libc::ENOENT;
+        for c in &self.candidates {
+            // SAFETY: NUL-terminated strings and null-terminated arrays
+            // owned by `self`.
+            unsafe {
+                libc::execve(c.as_ptr(), self.argv.as_ptr(), self.env.as_ptr());
+                let e = *libc::__errno_location();
+                if e != libc::ENOENT && e != libc::ENOTDIR {
+                    last = e;
+                }
+            }
+        }
+        last
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Namespaces, mounts, identity.
 
@@ -983,29 +1057,7 @@ pub fn enter_and_exec(
         .as_ref()
         .map(|p| (p.master.as_raw_fd(), p.slave.as_raw_fd()))
         .unwrap_or((-1, -1));
-    let path = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let program = &argv[0];
-    let candidates: Vec<CString> = if program.contains('/') {
-        vec![cstr(program)?]
-    } else {
-        path.split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| cstr(format!("{d}/{program}")))
-            .collect::<io::Result<_>>()?
-    };
-    let c_argv: Vec<CString> = argv.iter().map(cstr).collect::<io::Result<_>>()?;
-    let mut p_argv: Vec<*const libc::c_char> = c_argv.iter().map(|c| c.as_ptr()).collect();
-    p_argv.push(std::ptr::null());
-    let c_env: Vec<CString> = env
-        .iter()
-        .map(|(k, v)| cstr(format!("{k}={v}")))
-        .collect::<io::Result<_>>()?;
-    let mut p_env: Vec<*const libc::c_char> = c_env.iter().map(|c| c.as_ptr()).collect();
-    p_env.push(std::ptr::null());
+    let cmd = Execve::new(argv, &env)?;
     let wd = working_dir.map(cstr).transpose()?;
     let (mut err_r, err_w) = pipe()?;
     let err_wfd = err_w.as_raw_fd();
@@ -1085,15 +1137,7 @@ pub fn enter_and_exec(
                     *libc::__errno_location() = e;
                     fail(err_wfd, 10 + stage as u8);
                 }
-                let mut last = libc::ENOENT;
-                for c in &candidates {
-                    libc::execve(c.as_ptr(), p_argv.as_ptr(), p_env.as_ptr());
-                    let e = *libc::__errno_location();
-                    if e != libc::ENOENT && e != libc::ENOTDIR {
-                        last = e;
-                    }
-                }
-                *libc::__errno_location() = last;
+                *libc::__errno_location() = cmd.exec();
                 fail(err_wfd, 5);
             }
             if slave_fd >= 0 {
@@ -1157,7 +1201,7 @@ pub fn enter_and_exec(
             11 => Stage::NoNewPrivs.describe().to_string(),
             12 => Stage::Seccomp.describe().to_string(),
             13 => Stage::Identity.describe().to_string(),
-            _ => format!("exec {program:?}"),
+            _ => format!("exec {:?}", argv[0]),
         };
         return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
     }
