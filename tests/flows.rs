@@ -330,18 +330,26 @@ fn metrics_top_svc_and_deleted_services_vanish() {
         .unwrap()
         .to_string();
     let at = format!("@{dns}");
-    let (code, _, err) = c.exec(
-        "client",
-        &[
-            "dig",
-            "+short",
-            "+tries=1",
-            "+time=2",
-            &at,
-            "web.default.svc.cluster.local",
-        ],
+    // Retried: right after `lab up` a DNS pod may not answer yet (dig
+    // exits 9, no reply), as on a loaded CI machine.
+    c.eventually(
+        Duration::from_secs(15),
+        "an answer from cluster DNS",
+        || {
+            let (code, _, _) = c.exec(
+                "client",
+                &[
+                    "dig",
+                    "+short",
+                    "+tries=1",
+                    "+time=2",
+                    &at,
+                    "web.default.svc.cluster.local",
+                ],
+            );
+            (code == 0).then_some(())
+        },
     );
-    assert_eq!(code, 0, "{err}");
     c.eventually(Duration::from_secs(10), "DNS counters in /metrics", || {
         let s = scrape(&c);
         (value(&s, "lab_dns_requests_total", &[("type", "A")]) >= 1.0
