@@ -13,6 +13,14 @@ pub const DEFAULT_CLUSTER: &str = "lab";
 pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
 pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
+/// The node network of a cluster with several nodes (`--node-cidr`): the
+/// nodes' `eth0` addresses, on a bridge in the cluster's own namespace.
+pub const DEFAULT_NODE_CIDR: &str = "172.18.0.0/24";
+/// Each node's pod subnet (`node.spec.podCIDR`) with several nodes: a /24
+/// out of the pod CIDR, as kube-controller-manager's `--node-cidr-mask-size`.
+pub const DEFAULT_NODE_CIDR_MASK_SIZE: u8 = 24;
+/// Nodes a cluster may have (`--nodes`).
+pub const MAX_NODES: u32 = 64;
 /// The pods' gateway (a link-local address answered by the node side veth).
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 
@@ -47,6 +55,59 @@ pub struct ClusterConfig {
     /// Container log rotation (`--container-log-max-size`/`-files`).
     #[serde(default)]
     pub log_rotation: LogRotation,
+    /// Nodes, their network and how a lost node is noticed (`--nodes`).
+    #[serde(default)]
+    pub topology: Topology,
+}
+
+/// How many nodes a cluster has and how they are wired and watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    /// `--nodes`: 1 (the default) is the original one-node cluster (node
+    /// netns `<cluster>-node`, the whole pod CIDR, no node network).
+    pub nodes: u32,
+    /// `--node-cidr`: the node network (used with 2 nodes or more).
+    pub node_cidr: Ipv4Network,
+    /// `--node-cidr-mask-size`: each node's pod subnet (2 nodes or more).
+    pub node_cidr_mask_size: u8,
+    /// `--node-monitor-grace-period`: a node whose kubelet stopped posting
+    /// status turns NotReady (Ready=Unknown) after this many seconds.
+    pub node_monitor_grace_secs: u64,
+    /// `--pod-eviction-timeout`: the pods of a node NotReady this long are
+    /// evicted (deleted, so their controllers replace them elsewhere).
+    pub pod_eviction_secs: u64,
+}
+
+impl Default for Topology {
+    fn default() -> Topology {
+        Topology {
+            nodes: 1,
+            node_cidr: DEFAULT_NODE_CIDR.parse().expect("valid"),
+            node_cidr_mask_size: DEFAULT_NODE_CIDR_MASK_SIZE,
+            node_monitor_grace_secs: DEFAULT_NODE_MONITOR_GRACE_SECS,
+            pod_eviction_secs: DEFAULT_POD_EVICTION_SECS,
+        }
+    }
+}
+
+/// Kubernetes waits 40 s; lab's nodes share one machine, so a lost node is
+/// noticed sooner (the flag sets Kubernetes' value back).
+pub const DEFAULT_NODE_MONITOR_GRACE_SECS: u64 = 10;
+/// Kubernetes evicts after 5 min (the taint's tolerationSeconds 300); lab
+/// after 30 s, so a learner sees the replacement without waiting minutes.
+pub const DEFAULT_POD_EVICTION_SECS: u64 = 30;
+
+/// One node of a cluster: its names and addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    /// 1-based.
+    pub index: u32,
+    /// The Node object's name, also its network namespace's.
+    pub name: String,
+    /// `node.spec.podCIDR`: the node's pods take their addresses here.
+    pub pod_cidr: Ipv4Network,
+    /// Its address on the node network (none in a one-node cluster).
+    pub ip: Option<Ipv4Addr>,
 }
 
 impl ClusterConfig {
@@ -85,7 +146,94 @@ impl ClusterConfig {
             service_cidr,
             api_port: None,
             log_rotation: LogRotation::default(),
+            topology: Topology::default(),
         })
+    }
+
+    /// Set the node count and network, checking they fit: each node needs
+    /// its own pod subnet out of the pod CIDR and an address on the node
+    /// network, which overlaps neither the pod nor the service CIDR.
+    pub fn with_nodes(
+        mut self,
+        nodes: u32,
+        node_cidr: &str,
+        mask: u8,
+    ) -> Result<ClusterConfig, String> {
+        if !(1..=MAX_NODES).contains(&nodes) {
+            return Err(format!("--nodes {nodes}: use 1 to {MAX_NODES}"));
+        }
+        let net: Ipv4Network = node_cidr
+            .parse()
+            .map_err(|e| format!("invalid --node-cidr {node_cidr:?}: {e}"))?;
+        let net = Ipv4Network::new(net.network(), net.prefix()).map_err(|e| e.to_string())?;
+        if nodes > 1 {
+            if net.overlaps(self.pod_cidr)
+                || net.overlaps(self.service_cidr)
+                || net.contains(GATEWAY)
+            {
+                return Err(format!(
+                    "--node-cidr {net} overlaps the pod or service CIDR or 169.254.1.1"
+                ));
+            }
+            // Addresses .1 (reserved) to .nodes, the broadcast unused.
+            if net.prefix() > 30 || u64::from(nodes) + 2 > 1u64 << (32 - net.prefix()) {
+                return Err(format!("--node-cidr {net} has no room for {nodes} nodes"));
+            }
+            if mask < self.pod_cidr.prefix() || mask > 30 {
+                return Err(format!(
+                    "--node-cidr-mask-size {mask} must be between the pod CIDR's prefix ({}) and 30",
+                    self.pod_cidr.prefix()
+                ));
+            }
+            if u64::from(nodes) > 1u64 << (mask - self.pod_cidr.prefix()) {
+                return Err(format!(
+                    "--pod-cidr {} holds only {} /{mask} node subnets, not {nodes}",
+                    self.pod_cidr,
+                    1u64 << (mask - self.pod_cidr.prefix())
+                ));
+            }
+        }
+        self.topology.nodes = nodes;
+        self.topology.node_cidr = net;
+        self.topology.node_cidr_mask_size = mask;
+        Ok(self)
+    }
+
+    /// The cluster's nodes, in order. One node keeps the original names
+    /// (`<cluster>-node`, the whole pod CIDR); several are
+    /// `<cluster>-node-1..N`, node i with the i-th `/mask` of the pod CIDR
+    /// and the address `.i+1` of the node network (`.1` stays free, as a
+    /// gateway's would be).
+    pub fn node_specs(&self) -> Vec<NodeSpec> {
+        let t = &self.topology;
+        if t.nodes <= 1 {
+            return vec![NodeSpec {
+                index: 1,
+                name: format!("{}-node", self.name),
+                pod_cidr: self.pod_cidr,
+                ip: None,
+            }];
+        }
+        let size = 1u32 << (32 - t.node_cidr_mask_size);
+        (1..=t.nodes)
+            .map(|i| NodeSpec {
+                index: i,
+                name: format!("{}-node-{i}", self.name),
+                pod_cidr: Ipv4Network::new(
+                    Ipv4Addr::from(u32::from(self.pod_cidr.network()) + (i - 1) * size),
+                    t.node_cidr_mask_size,
+                )
+                .expect("checked by with_nodes"),
+                ip: Some(Ipv4Addr::from(u32::from(t.node_cidr.network()) + i + 1)),
+            })
+            .collect()
+    }
+
+    /// The node a pod address belongs to.
+    pub fn node_of_ip(&self, ip: Ipv4Addr) -> Option<NodeSpec> {
+        self.node_specs()
+            .into_iter()
+            .find(|n| n.pod_cidr.contains(ip))
     }
 
     /// The `n`th address of the service CIDR (1 = `default/kubernetes`,
@@ -239,6 +387,11 @@ impl Layout {
         format!("{}-node", self.cluster)
     }
 
+    /// The namespace of the node network's bridge (several nodes only).
+    pub fn net_netns(&self) -> String {
+        format!("{}-net", self.cluster)
+    }
+
     /// The pod's named network namespace: `<cluster>-<ns>-<pod>`, shortened
     /// with a hash when too long for a file name.
     pub fn pod_netns(&self, namespace: &str, pod: &str, uid: &str) -> String {
@@ -336,5 +489,38 @@ mod tests {
         assert!(ClusterConfig::new("x", "10.244.0.0/31", "10.96.0.0/12").is_err());
         let c = ClusterConfig::new("x", "10.244.1.7/16", "10.96.0.0/12").unwrap();
         assert_eq!(c.pod_cidr.to_string(), "10.244.0.0/16");
+    }
+
+    #[test]
+    fn node_topology() {
+        let c = ClusterConfig::new("lab", DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR).unwrap();
+        let one = c.node_specs();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].name, "lab-node");
+        assert_eq!(one[0].pod_cidr, c.pod_cidr);
+        assert_eq!(one[0].ip, None);
+        let c = c.with_nodes(3, DEFAULT_NODE_CIDR, 24).unwrap();
+        let n = c.node_specs();
+        assert_eq!(
+            n.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+            ["lab-node-1", "lab-node-2", "lab-node-3"]
+        );
+        assert_eq!(n[2].pod_cidr.to_string(), "10.244.2.0/24");
+        assert_eq!(n[0].ip, Some(Ipv4Addr::new(172, 18, 0, 2)));
+        assert_eq!(
+            c.node_of_ip(Ipv4Addr::new(10, 244, 1, 9)).unwrap().name,
+            "lab-node-2"
+        );
+        assert_eq!(c.node_of_ip(Ipv4Addr::new(10, 244, 9, 9)), None);
+        let base = ClusterConfig::new("x", "10.244.0.0/22", DEFAULT_SERVICE_CIDR).unwrap();
+        let e = base
+            .clone()
+            .with_nodes(5, DEFAULT_NODE_CIDR, 24)
+            .unwrap_err();
+        assert!(e.contains("holds only 4"), "{e}");
+        assert!(base.clone().with_nodes(0, DEFAULT_NODE_CIDR, 24).is_err());
+        assert!(base.clone().with_nodes(2, "10.244.0.0/24", 24).is_err());
+        assert!(base.clone().with_nodes(3, "172.18.0.0/30", 24).is_err());
+        assert!(base.with_nodes(2, "172.18.0.0/29", 16).is_err());
     }
 }

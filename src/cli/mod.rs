@@ -264,6 +264,8 @@ pub enum Command {
         /// Log files kept per container (default 5).
         #[arg(long)]
         container_log_max_files: Option<u32>,
+        #[command(flatten)]
+        node: up::NodeArgs,
     },
     /// A pod's init process (started by the daemon).
     #[command(hide = true)]
@@ -365,6 +367,7 @@ pub fn main() -> i32 {
             api_port,
             container_log_max_size,
             container_log_max_files,
+            node,
         } => up::daemon_main(
             &cli.cluster,
             &pod_cidr,
@@ -372,6 +375,7 @@ pub fn main() -> i32 {
             api_port,
             container_log_max_size.as_deref(),
             container_log_max_files,
+            &node,
         ),
         Command::Kubeconfig => up::print_kubeconfig(&cli.cluster),
         Command::Exec {

@@ -57,6 +57,63 @@ pub struct UpArgs {
     /// containerLogMaxFiles; default 5).
     #[arg(long, value_name = "N")]
     pub container_log_max_files: Option<u32>,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// The node flags of `lab up` (and of the daemon it starts).
+#[derive(Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// Nodes in the cluster: each a network namespace with its own pod
+    /// subnet and Service proxy, joined by a node network.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u32,
+    /// The node network's range (several nodes).
+    #[arg(long, default_value = crate::cluster::DEFAULT_NODE_CIDR)]
+    pub node_cidr: String,
+    /// Prefix length of each node's pod subnet (several nodes).
+    #[arg(long, default_value_t = crate::cluster::DEFAULT_NODE_CIDR_MASK_SIZE)]
+    pub node_cidr_mask_size: u8,
+    /// A node whose kubelet stops posting status turns NotReady after this
+    /// long (Kubernetes: 40s).
+    #[arg(long, default_value = "10s")]
+    pub node_monitor_grace_period: String,
+    /// Pods of a NotReady node are evicted after this long (Kubernetes: 5m).
+    #[arg(long, default_value = "30s")]
+    pub pod_eviction_timeout: String,
+}
+
+impl NodeArgs {
+    /// Apply these flags to `cfg`.
+    pub fn apply(&self, cfg: ClusterConfig) -> Result<ClusterConfig, String> {
+        let mut cfg = cfg.with_nodes(self.nodes, &self.node_cidr, self.node_cidr_mask_size)?;
+        let secs = |flag: &str, v: &str| {
+            super::parse_duration(v)
+                .map(|d| d.as_secs().max(1))
+                .map_err(|e| format!("--{flag}: {e}"))
+        };
+        cfg.topology.node_monitor_grace_secs =
+            secs("node-monitor-grace-period", &self.node_monitor_grace_period)?;
+        cfg.topology.pod_eviction_secs = secs("pod-eviction-timeout", &self.pod_eviction_timeout)?;
+        Ok(cfg)
+    }
+
+    /// The daemon's arguments for `cfg`'s topology.
+    pub fn for_daemon(cfg: &ClusterConfig) -> Vec<String> {
+        let t = &cfg.topology;
+        vec![
+            "--nodes".into(),
+            t.nodes.to_string(),
+            "--node-cidr".into(),
+            t.node_cidr.to_string(),
+            "--node-cidr-mask-size".into(),
+            t.node_cidr_mask_size.to_string(),
+            "--node-monitor-grace-period".into(),
+            format!("{}s", t.node_monitor_grace_secs),
+            "--pod-eviction-timeout".into(),
+            format!("{}s", t.pod_eviction_secs),
+        ]
+    }
 }
 
 fn err(s: impl Into<String>) -> ClientError {
@@ -72,11 +129,13 @@ pub fn daemon_main(
     api_port: Option<u16>,
     log_max_size: Option<&str>,
     log_max_files: Option<u32>,
+    node: &NodeArgs,
 ) -> i32 {
-    let mut cfg = match ClusterConfig::new(cluster, pod_cidr, service_cidr) {
-        Ok(c) => c,
-        Err(e) => return super::fail(&[e]),
-    };
+    let mut cfg =
+        match ClusterConfig::new(cluster, pod_cidr, service_cidr).and_then(|c| node.apply(c)) {
+            Ok(c) => c,
+            Err(e) => return super::fail(&[e]),
+        };
     cfg.api_port = api_port;
     cfg.log_rotation =
         match crate::cluster::log_rotation(cfg.log_rotation, log_max_size, log_max_files) {
@@ -139,7 +198,9 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         return Ok(0);
     }
     // An earlier run's saved config wins (its pods keep their addresses).
-    let mut cfg = ClusterConfig::new(cluster, &args.pod_cidr, &args.service_cidr).map_err(err)?;
+    let mut cfg = ClusterConfig::new(cluster, &args.pod_cidr, &args.service_cidr)
+        .and_then(|c| args.node.apply(c))
+        .map_err(err)?;
     let timeout = super::parse_duration(&args.timeout).map_err(err)?;
     let api_wait = timeout.max(Duration::from_secs(15));
     let fresh = !layout.state_file().exists();
@@ -154,6 +215,12 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
             return Err(err(format!(
                 "cluster {cluster:?} already exists with --pod-cidr {} --service-cidr {}; run `lab down` first to change them",
                 saved.pod_cidr, saved.service_cidr
+            )));
+        }
+        if args.node.nodes != 1 && saved.topology.nodes != cfg.topology.nodes {
+            return Err(err(format!(
+                "cluster {cluster:?} already exists with --nodes {}; run `lab down` first to change it",
+                saved.topology.nodes
             )));
         }
         cfg = saved;
@@ -196,6 +263,7 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     if let Some(p) = cfg.api_port {
         cmd.args(["--api-port", &p.to_string()]);
     }
+    cmd.args(NodeArgs::for_daemon(&cfg));
     cmd.args([
         "--container-log-max-size",
         &cfg.log_rotation.max_bytes.to_string(),
