@@ -26,6 +26,7 @@ pub mod wire;
 pub(crate) mod sys {
     pub mod lock;
     pub mod net;
+    pub mod nodenet;
     pub mod netns;
     pub mod netwatch;
     pub mod packet;

@@ -748,6 +748,7 @@ pub fn build_table(cfg: &ClusterConfig, view: &ServicesView) -> dp::ServiceTable
                     })
                     .collect(),
                 affinity_timeout: p.affinity_seconds.map(|s| Duration::from_secs(s.into())),
+                drop_without_endpoints: p.local_only,
             },
         );
     }

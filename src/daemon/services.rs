@@ -18,6 +18,8 @@ pub struct EndpointView {
     pub ready: bool,
     pub serving: bool,
     pub terminating: bool,
+    /// The endpoint's `nodeName`.
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,9 @@ pub struct PortView {
     pub endpoints: Vec<EndpointView>,
     /// ClientIP affinity timeout in seconds.
     pub affinity_seconds: Option<u32>,
+    /// `internalTrafficPolicy: Local`: a node's proxy uses only that node's
+    /// endpoints (see [`ServicesView::for_node`]).
+    pub local_only: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,6 +45,19 @@ pub struct ServicesView {
     pub ports: Vec<PortView>,
     /// One policy rule per pair.
     pub target_ports: BTreeSet<(Proto, u16)>,
+}
+
+impl ServicesView {
+    /// What node `node`'s Service proxy serves: the same, except that a
+    /// port with `internalTrafficPolicy: Local` keeps only the endpoints on
+    /// `node` (none left: new flows are dropped, as kube-proxy does).
+    pub fn for_node(&self, node: &str) -> ServicesView {
+        let mut v = self.clone();
+        for p in v.ports.iter_mut().filter(|p| p.local_only) {
+            p.endpoints.retain(|e| e.node.as_deref() == Some(node));
+        }
+        v
+    }
 }
 
 pub fn view(store: &Store) -> ServicesView {
@@ -129,6 +147,7 @@ pub fn view(store: &Store) -> ServicesView {
                         ready: c.ready.unwrap_or(true),
                         serving: c.serving.unwrap_or(true),
                         terminating: c.terminating.unwrap_or(false),
+                        node: e.node_name.clone(),
                     });
                     out.target_ports.insert((proto, target));
                 }
@@ -141,6 +160,7 @@ pub fn view(store: &Store) -> ServicesView {
                 service: format!("{ns}/{name}"),
                 endpoints,
                 affinity_seconds: affinity,
+                local_only: spec.internal_traffic_policy.as_deref() == Some("Local"),
             });
         }
     }

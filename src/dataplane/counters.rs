@@ -34,10 +34,13 @@ pub enum DropReason {
     /// Dropped by an injected fault (`lab fault`: drop, blackhole, a
     /// shaper's full backlog, a reset flow's replies).
     Fault,
+    /// A new flow to an `internalTrafficPolicy: Local` Service with no
+    /// endpoint on this node (kube-proxy drops these too).
+    NoLocalEndpoints,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::Malformed,
@@ -50,6 +53,7 @@ impl DropReason {
         DropReason::NoSnatPort,
         DropReason::ReplyBufferTooSmall,
         DropReason::Fault,
+        DropReason::NoLocalEndpoints,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +70,7 @@ impl DropReason {
             DropReason::NoSnatPort => "no_snat_port",
             DropReason::ReplyBufferTooSmall => "reply_buffer_too_small",
             DropReason::Fault => "fault",
+            DropReason::NoLocalEndpoints => "no_local_endpoints",
         }
     }
 }
@@ -114,6 +119,8 @@ pub struct Counters {
     pub drop_no_snat_port: u64,
     pub drop_reply_buffer_too_small: u64,
     pub drop_fault: u64,
+    #[serde(default)]
+    pub drop_no_local_endpoints: u64,
 }
 
 impl Counters {
@@ -131,6 +138,7 @@ impl Counters {
             DropReason::NoSnatPort => &mut self.drop_no_snat_port,
             DropReason::ReplyBufferTooSmall => &mut self.drop_reply_buffer_too_small,
             DropReason::Fault => &mut self.drop_fault,
+            DropReason::NoLocalEndpoints => &mut self.drop_no_local_endpoints,
         }
     }
 
@@ -153,6 +161,7 @@ impl Counters {
             DropReason::NoSnatPort => self.drop_no_snat_port,
             DropReason::ReplyBufferTooSmall => self.drop_reply_buffer_too_small,
             DropReason::Fault => self.drop_fault,
+            DropReason::NoLocalEndpoints => self.drop_no_local_endpoints,
         }
     }
 

@@ -1090,6 +1090,9 @@ impl Nat {
             .filter(|b| ServicePort::is_eligible(b, any_ready))
             .count();
         if eligible == 0 {
+            if sp.drop_without_endpoints {
+                return self.drop_for(DropReason::NoLocalEndpoints, mp, ms);
+            }
             return self.reject(pkt, l.ihl, out, mp, ms);
         }
         if !l.vnet_ok {

@@ -31,6 +31,10 @@ pub struct ServicePort {
     pub endpoints: Vec<Backend>,
     /// `sessionAffinity: ClientIP` with this timeout.
     pub affinity_timeout: Option<Duration>,
+    /// No eligible endpoint drops a new flow instead of rejecting it
+    /// (`internalTrafficPolicy: Local` without an endpoint on this node).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop_without_endpoints: bool,
 }
 
 impl ServicePort {

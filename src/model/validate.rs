@@ -141,12 +141,12 @@ pub const SERVICE_HONOURED: &[&str] = &[
     "sessionAffinityConfig",
     "publishNotReadyAddresses",
     "externalName",
+    "internalTrafficPolicy",
 ];
 pub const SERVICE_WARNED: &[&str] = &[
     "ports[].appProtocol",
     "ipFamilies",
     "ipFamilyPolicy",
-    "internalTrafficPolicy",
     "trafficDistribution",
 ];
 
@@ -1538,6 +1538,15 @@ fn service(s: &k8s_openapi::api::core::v1::Service) -> Result<(), FieldError> {
         }
         if p.node_port.is_some() {
             return Err(fe(format!("{f}.nodePort"), "field is not supported by lab"));
+        }
+    }
+    match spec.internal_traffic_policy.as_deref().unwrap_or("Cluster") {
+        "Cluster" | "Local" => {}
+        a => {
+            return Err(fe(
+                "spec.internalTrafficPolicy",
+                format!("Unsupported value: {a:?}: supported values: \"Cluster\", \"Local\""),
+            ));
         }
     }
     match spec.session_affinity.as_deref().unwrap_or("None") {

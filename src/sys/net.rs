@@ -148,6 +148,9 @@ pub enum RuleSelector {
     Icmp,
     /// `ipproto P sport PORT`.
     ProtoSport(Proto, u16),
+    /// `to CIDR` (a node's rule sending traffic for another node's pods
+    /// straight to the main table).
+    To(Ipv4Network),
     /// Anything else found in the kernel (listed, never installed).
     Other(String),
 }
@@ -169,6 +172,7 @@ impl fmt::Display for Rule {
             RuleSelector::Iif(d) => write!(f, "from all iif {d}")?,
             RuleSelector::Icmp => f.write_str("from all ipproto icmp")?,
             RuleSelector::ProtoSport(p, s) => write!(f, "from all ipproto {p} sport {s}")?,
+            RuleSelector::To(c) => write!(f, "from all to {c}")?,
             RuleSelector::Other(o) => write!(f, "{o}")?,
         }
         write!(f, " lookup {}", self.table)
@@ -272,6 +276,16 @@ impl NetnsHandle {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The rtnetlink handle, for requests made in other `sys` modules.
+    pub(crate) fn nl(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// An error of operation `op` in this netns.
+    pub(crate) fn fail(&self, op: impl Into<String>, source: rtnetlink::Error) -> NetError {
+        self.err(op, source)
     }
 
     fn err(&self, op: impl Into<String>, source: rtnetlink::Error) -> NetError {
@@ -441,7 +455,7 @@ impl NetnsHandle {
         }
     }
 
-    async fn set_index_up(&self, index: u32, name: &str) -> Result<()> {
+    pub(crate) async fn set_index_up(&self, index: u32, name: &str) -> Result<()> {
         self.handle
             .link()
             .change(LinkUnspec::new_with_index(index).up().build())
@@ -627,6 +641,11 @@ impl NetnsHandle {
             RuleSelector::Icmp => m
                 .attributes
                 .push(RuleAttribute::IpProtocol(IpProtocol::Icmp)),
+            RuleSelector::To(cidr) => {
+                m.header.dst_len = cidr.prefix();
+                m.attributes
+                    .push(RuleAttribute::Destination(IpAddr::V4(cidr.network())));
+            }
             RuleSelector::ProtoSport(p, port) => {
                 m.attributes.push(RuleAttribute::IpProtocol(to_netlink(*p)));
                 m.attributes
@@ -720,7 +739,7 @@ fn is_full_port_mask(nla: &rtnetlink::packet_core::DefaultNla) -> bool {
 fn parse_rule(m: &RuleMessage) -> Rule {
     let mut priority = 0;
     let mut table = m.header.table as u32;
-    let (mut iif, mut proto, mut sport) = (None, None, None);
+    let (mut iif, mut proto, mut sport, mut dst) = (None, None, None, None);
     let mut other = Vec::new();
     for a in &m.attributes {
         match a {
@@ -736,6 +755,9 @@ fn parse_rule(m: &RuleMessage) -> Rule {
             RuleAttribute::Iifname(d) => iif = Some(d.clone()),
             RuleAttribute::IpProtocol(p) => proto = Some(*p),
             RuleAttribute::SourcePortRange(r) => sport = Some(*r),
+            RuleAttribute::Destination(IpAddr::V4(a)) => {
+                dst = Ipv4Network::new(*a, m.header.dst_len).ok();
+            }
             a => other.push(format!("{a:?}")),
         }
     }
@@ -748,7 +770,7 @@ fn parse_rule(m: &RuleMessage) -> Rule {
         table = 0;
         other.push(format!("action {:?}", m.header.action));
     }
-    if m.header.src_len != 0 || m.header.dst_len != 0 || m.header.tos != 0 {
+    if m.header.src_len != 0 || (m.header.dst_len != 0 && dst.is_none()) || m.header.tos != 0 {
         other.push(format!(
             "src_len {} dst_len {} tos {}",
             m.header.src_len, m.header.dst_len, m.header.tos
@@ -756,6 +778,8 @@ fn parse_rule(m: &RuleMessage) -> Rule {
     }
     let selector = match (iif, proto, sport) {
         _ if !other.is_empty() => None,
+        (None, None, None) if dst.is_some() => dst.map(RuleSelector::To),
+        _ if dst.is_some() => None,
         (None, None, None) => Some(RuleSelector::All),
         (Some(d), None, None) => Some(RuleSelector::Iif(d)),
         (None, Some(IpProtocol::Icmp), None) => Some(RuleSelector::Icmp),
