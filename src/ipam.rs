@@ -15,6 +15,73 @@ pub enum IpamError {
     InUse(Ipv4Addr),
     #[error("{0} is reserved")]
     Reserved(Ipv4Addr),
+    #[error("no node {0:?} with a pod range")]
+    UnknownNode(String),
+}
+
+/// Pod addresses: one range per node (its `spec.podCIDR`); a pod takes its
+/// address from the range of the node it is bound to.
+#[derive(Debug, Clone)]
+pub struct PodIpam {
+    nodes: Vec<(String, Ipam)>,
+}
+
+impl PodIpam {
+    pub fn new(nodes: &[(String, Ipv4Network)]) -> PodIpam {
+        PodIpam {
+            nodes: nodes
+                .iter()
+                .map(|(n, net)| (n.clone(), Ipam::new(*net, &[])))
+                .collect(),
+        }
+    }
+
+    fn range_of(&mut self, addr: Ipv4Addr) -> Option<&mut Ipam> {
+        self.nodes
+            .iter_mut()
+            .map(|(_, i)| i)
+            .find(|i| i.net.contains(addr))
+    }
+
+    /// The node whose range holds `addr`.
+    pub fn node_of(&self, addr: Ipv4Addr) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|(_, i)| i.net.contains(addr))
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// The next free address of `node`'s range.
+    pub fn allocate(&mut self, node: &str) -> Result<Ipv4Addr, IpamError> {
+        match self.nodes.iter_mut().find(|(n, _)| n == node) {
+            Some((_, i)) => i.allocate(),
+            None => Err(IpamError::UnknownNode(node.to_string())),
+        }
+    }
+
+    /// Mark `addr` used, in whichever node's range holds it.
+    pub fn claim(&mut self, addr: Ipv4Addr) -> Result<(), IpamError> {
+        let first = self.nodes.first().map(|(_, i)| i.net);
+        match self.range_of(addr) {
+            Some(i) => i.claim(addr),
+            None => Err(IpamError::OutOfRange {
+                addr,
+                net: first.unwrap_or_else(|| Ipv4Network::from(addr)),
+            }),
+        }
+    }
+
+    pub fn release(&mut self, addr: Ipv4Addr) {
+        if let Some(i) = self.range_of(addr) {
+            i.release(addr);
+        }
+    }
+
+    /// Addresses in use on every node.
+    #[cfg(test)]
+    pub fn used_count(&self) -> usize {
+        self.nodes.iter().map(|(_, i)| i.used_count()).sum()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -26,9 +26,9 @@ pub mod wire;
 pub(crate) mod sys {
     pub mod lock;
     pub mod net;
-    pub mod nodenet;
     pub mod netns;
     pub mod netwatch;
+    pub mod nodenet;
     pub mod packet;
     pub mod pidfd;
     pub mod podexec;

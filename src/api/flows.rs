@@ -15,6 +15,9 @@ pub struct FlowsQuery {
     pub namespace: Option<String>,
     pub service: Option<String>,
     pub pod: Option<String>,
+    /// Only this node's Service proxy (several nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// One side of a flow: an address, a port, and the pod behind the address
@@ -72,6 +75,10 @@ pub struct FlowView {
     /// The `lab fault` that hit this flow, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+    /// The node whose Service proxy holds the flow (clusters of several
+    /// nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A connection attempt answered with ICMP port unreachable.
@@ -84,6 +91,9 @@ pub struct RejectView {
     /// `no endpoints` or `unknown port`.
     pub reason: String,
     pub age_ms: u64,
+    /// The node whose Service proxy rejected it (several nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -222,6 +222,10 @@ pub enum Command {
         /// Only flows from or to this pod.
         #[arg(long)]
         pod: Option<String>,
+        /// Only this node's Service proxy (clusters of several nodes: each
+        /// node's proxy holds the flows of the clients on it).
+        #[arg(long)]
+        node: Option<String>,
         /// Stream flow events as they happen.
         #[arg(short = 'w', long = "watch")]
         watch: bool,
@@ -571,6 +575,7 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
             namespace,
             service,
             pod,
+            node,
             watch,
             output,
         } => {
@@ -580,6 +585,7 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
                 namespace,
                 service,
                 pod,
+                node,
             };
             flows::flows(&c, q, watch, output).await
         }

@@ -202,6 +202,14 @@ impl Hub {
         (sub, rx)
     }
 
+    /// Feed an existing subscription from this hub too (a capture over
+    /// several nodes' proxies).
+    pub fn attach(&self, sub: Arc<Sub>) {
+        let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
+        subs.push(sub);
+        self.active.store(true, Ordering::Relaxed);
+    }
+
     pub fn unsubscribe(&self, sub: &Arc<Sub>) {
         let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
         subs.retain(|s| !Arc::ptr_eq(s, sub));
@@ -647,8 +655,16 @@ pub async fn start(
         };
         let enc =
             Encoder::new(&tun_ifaces(&what)).map_err(|e| CaptureError::Internal(e.to_string()))?;
-        let hub = d.dataplane.capture.clone();
-        let (sub, rx) = hub.subscribe(filter);
+        // Every node's proxy: one subscription fed by all their hubs.
+        let hubs: Vec<_> = d
+            .nodes
+            .iter()
+            .map(|n| n.dataplane.capture.clone())
+            .collect();
+        let (sub, rx) = hubs[0].subscribe(filter);
+        for h in &hubs[1..] {
+            h.attach(sub.clone());
+        }
         std::thread::Builder::new()
             .name("capture".into())
             .spawn(move || {
@@ -656,7 +672,9 @@ pub async fn start(
                 let (n, dropped) = pump(rx, enc, limits, tx, move || {
                     s2.dropped.load(Ordering::Relaxed)
                 });
-                hub.unsubscribe(&sub);
+                for h in &hubs {
+                    h.unsubscribe(&sub);
+                }
                 tracing::info!(target = %what, packets = n, dropped, "capture ended");
             })
             .map_err(spawn_err)?;

@@ -49,7 +49,6 @@ pub struct Faults {
     items: Mutex<Vec<FaultObject>>,
     /// The rules last given to the NAT.
     applied: Mutex<Option<Vec<FaultRule>>>,
-    node: Arc<NetnsHandle>,
 }
 
 /// `svc/NAME` / `pod/NAME` (also `service/…`, `services/…`, `pods/…`).
@@ -81,7 +80,7 @@ fn canonical(kind: Kind, name: &str) -> String {
 impl Faults {
     /// Load the saved faults (none if the file is missing; a damaged file
     /// is logged and set aside, never fatal).
-    pub fn load(path: PathBuf, node: Arc<NetnsHandle>) -> Faults {
+    pub fn load(path: PathBuf) -> Faults {
         let items = match std::fs::read(&path) {
             Ok(b) => match serde_json::from_slice::<Vec<FaultObject>>(&b) {
                 Ok(v) => v,
@@ -100,7 +99,6 @@ impl Faults {
             path,
             items: Mutex::new(items),
             applied: Mutex::new(None),
-            node,
         }
     }
 
@@ -167,7 +165,9 @@ impl Faults {
         let rules = self.rules(d);
         let mut applied = lock(&self.applied);
         if applied.as_ref() != Some(&rules) {
-            d.dataplane.set_faults(rules.clone());
+            for n in &d.nodes {
+                n.dataplane.set_faults(rules.clone());
+            }
             *applied = Some(rules);
         }
     }
@@ -391,13 +391,13 @@ impl Faults {
         Ok(lines)
     }
 
-    /// The pod's host-side veth, its IP and its netns.
+    /// The pod's host-side veth, its IP, its netns and its node's netlink.
     fn veth(
         &self,
         d: &Daemon,
         ns: &str,
         pod: &str,
-    ) -> Result<(String, std::net::Ipv4Addr, String), FaultError> {
+    ) -> Result<(String, std::net::Ipv4Addr, String, Arc<NetnsHandle>), FaultError> {
         let st = d.lock();
         let obj = st.store.get(&Key::new(Kind::Pod, ns, pod));
         let ip = obj
@@ -408,10 +408,15 @@ impl Faults {
                 namespace: ns.to_string(),
             })?;
         let uid = obj.and_then(|o| o.meta().uid.clone()).unwrap_or_default();
+        let node = d
+            .node_of_ip(ip)
+            .map(|n| n.netlink.clone())
+            .ok_or_else(|| FaultError::Link(format!("pod {pod}: {ip} is on no node")))?;
         Ok((
             crate::cluster::host_veth(ip),
             ip,
             d.layout.pod_netns(ns, pod, &uid),
+            node,
         ))
     }
 
@@ -432,14 +437,14 @@ impl Faults {
         pod: &str,
         f: &FaultSpec,
     ) -> Result<(), FaultError> {
-        let (veth, _, netns) = self.veth(d, ns, pod)?;
+        let (veth, _, netns, node) = self.veth(d, ns, pod)?;
         let r = match f {
-            FaultSpec::Down => self.node.set_link_down(&veth).await,
+            FaultSpec::Down => node.set_link_down(&veth).await,
             // Both ways: towards the pod on the host side of its veth, from
             // the pod on its eth0.
             FaultSpec::Bandwidth { bits_per_second } => {
                 let bps = *bits_per_second;
-                match self.node.set_tbf(&veth, bps).await {
+                match node.set_tbf(&veth, bps).await {
                     Ok(()) => {
                         self.in_pod(&netns, |h| async move { h.set_tbf("eth0", bps).await })
                             .await
@@ -460,24 +465,23 @@ impl Faults {
         f: &FaultSpec,
     ) -> Result<(), FaultError> {
         // A pod that is gone took its veth with it.
-        let Ok((veth, ip, netns)) = self.veth(d, ns, pod) else {
+        let Ok((veth, ip, netns, node)) = self.veth(d, ns, pod) else {
             return Ok(());
         };
         let r = match f {
             // Taking a link down removed its routes: put the pod's /32 back.
-            FaultSpec::Down => match self.node.set_link_up(&veth).await {
+            FaultSpec::Down => match node.set_link_up(&veth).await {
                 Ok(()) => {
-                    self.node
-                        .add_route_dev(
-                            ipnetwork::Ipv4Network::from(ip),
-                            &veth,
-                            crate::sys::net::TABLE_MAIN,
-                        )
-                        .await
+                    node.add_route_dev(
+                        ipnetwork::Ipv4Network::from(ip),
+                        &veth,
+                        crate::sys::net::TABLE_MAIN,
+                    )
+                    .await
                 }
                 Err(e) => Err(e),
             },
-            FaultSpec::Bandwidth { .. } => match self.node.del_root_qdisc(&veth).await {
+            FaultSpec::Bandwidth { .. } => match node.del_root_qdisc(&veth).await {
                 Ok(_) => {
                     self.in_pod(&netns, |h| async move {
                         h.del_root_qdisc("eth0").await.map(|_| ())

@@ -144,6 +144,7 @@ pub fn view(f: &Flow, now: Duration, names: Names<'_>, pods: &Pods) -> FlowView 
         // Which `lab fault`s acted on this flow.
         fault: Some(crate::dataplane::fault::marker_names(f.fault).join(","))
             .filter(|s| !s.is_empty()),
+        node: None,
     }
 }
 
@@ -162,6 +163,7 @@ pub fn reject_view(r: &Reject, now: Duration, names: Names<'_>, pods: &Pods) -> 
             .map(str::to_string),
         reason: r.reason.as_str().into(),
         age_ms: ms(now.saturating_sub(r.at)),
+        node: None,
     }
 }
 

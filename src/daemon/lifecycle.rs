@@ -54,8 +54,8 @@ pub(crate) trait PodSys: Send + Sync {
     async fn ensure_netns(&self, netns: &str) -> Result<(), SysError>;
     /// Delete the named netns and its `/etc/netns` directory; Ok if absent.
     fn delete_netns(&self, netns: &str) -> Result<(), SysError>;
-    /// Whether the node netns has a link of this name.
-    async fn has_link(&self, name: &str) -> Result<bool, SysError>;
+    /// Whether the netns of the node holding `ip` has a link of this name.
+    async fn has_link(&self, ip: Ipv4Addr, name: &str) -> Result<bool, SysError>;
     /// Wire the pod netns to the node (veth, address, routes, neighbour).
     async fn add_pod_network(&self, netns: &str, veth: &str, ip: Ipv4Addr) -> Result<(), SysError>;
     /// Remove the node side of the pod's network; Ok if already gone.
@@ -135,7 +135,7 @@ impl Lifecycle {
         let veth = host_veth(ip);
         if !self
             .sys
-            .has_link(&veth)
+            .has_link(ip, &veth)
             .await
             .map_err(StartError::Network)?
         {
@@ -254,11 +254,28 @@ fn remove_tree(path: &Path) -> Result<(), SysError> {
     }
 }
 
-/// The real machine: netlink in the node netns, `/run/netns`, the file
+/// The real machine: netlink in the nodes' netns, `/run/netns`, the file
 /// system, the lab binary as shim, pidfds.
 pub(crate) struct HostSys {
-    pub node: Arc<NetnsHandle>,
+    /// Each node's pod range and netlink handle: a pod's veth lives in the
+    /// node whose range holds its address.
+    pub nodes: Vec<(ipnetwork::Ipv4Network, Arc<NetnsHandle>)>,
     pub lab_exe: PathBuf,
+}
+
+impl HostSys {
+    fn node(&self, ip: Ipv4Addr) -> Result<&NetnsHandle, SysError> {
+        self.nodes
+            .iter()
+            .find(|(r, _)| r.contains(ip))
+            .map(|(_, h)| h.as_ref())
+            .ok_or_else(|| {
+                SysError::new(
+                    format!("pod address {ip}"),
+                    std::io::Error::other("in no node's pod range"),
+                )
+            })
+    }
 }
 
 fn io_op(op: &str, path: &Path, e: std::io::Error) -> SysError {
@@ -280,8 +297,8 @@ impl PodSys for HostSys {
         delete_pod_netns(name)
     }
 
-    async fn has_link(&self, name: &str) -> Result<bool, SysError> {
-        self.node
+    async fn has_link(&self, ip: Ipv4Addr, name: &str) -> Result<bool, SysError> {
+        self.node(ip)?
             .link(name)
             .await
             .map(|l| l.is_some())
@@ -294,14 +311,14 @@ impl PodSys for HostSys {
         veth: &str,
         ip: Ipv4Addr,
     ) -> Result<(), SysError> {
-        net::add_pod(&self.node, netns_name, veth, ip)
+        net::add_pod(self.node(ip)?, netns_name, veth, ip)
             .await
             .map(|_| ())
             .map_err(|e| SysError::new(format!("add {veth} ({ip})"), e))
     }
 
     async fn remove_pod_network(&self, veth: &str, ip: Ipv4Addr) -> Result<(), SysError> {
-        net::remove_pod(&self.node, veth, ip)
+        net::remove_pod(self.node(ip)?, veth, ip)
             .await
             .map_err(|e| SysError::new(format!("remove {veth} ({ip})"), e))
     }
@@ -406,7 +423,7 @@ mod tests {
         fn delete_netns(&self, n: &str) -> Result<(), SysError> {
             self.record(format!("delete_netns {n}"))
         }
-        async fn has_link(&self, name: &str) -> Result<bool, SysError> {
+        async fn has_link(&self, _ip: Ipv4Addr, name: &str) -> Result<bool, SysError> {
             self.record(format!("has_link {name}"))?;
             Ok(self.links.lock().unwrap().contains(name))
         }

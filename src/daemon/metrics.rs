@@ -167,6 +167,20 @@ impl Scrape {
         self.registry.register(name, help, f);
     }
 
+    /// A gauge family, one series per label set.
+    pub fn gauges(
+        &mut self,
+        name: &str,
+        help: &str,
+        values: impl IntoIterator<Item = (Labels, i64)>,
+    ) {
+        let f = Family::<Labels, Gauge<i64>>::default();
+        for (l, v) in values {
+            f.get_or_create(&l).set(v);
+        }
+        self.registry.register(name, help, f);
+    }
+
     pub fn gauge(&mut self, name: &str, help: &str, v: i64) {
         let g = Gauge::<i64>::default();
         g.set(v);

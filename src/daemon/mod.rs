@@ -7,6 +7,7 @@ pub(crate) mod flows;
 pub(crate) mod kube;
 pub(crate) mod lifecycle;
 pub(crate) mod metrics;
+pub mod nodes;
 pub(crate) mod observe;
 pub mod podspec;
 pub(crate) mod repair;

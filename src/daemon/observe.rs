@@ -5,6 +5,7 @@
 
 use super::flows::{self as fv, Filter, Names, Pods};
 use super::metrics::{Labels, Scrape};
+use super::nodes::NodeRt;
 use super::runtime::Daemon;
 use crate::api::flows::{DnsReportRequest, FlowEventLine, FlowsQuery, FlowsReply, ServiceRates};
 use crate::dataplane::DropReason;
@@ -17,33 +18,60 @@ fn pods(d: &Daemon) -> Pods {
     fv::pods(&d.lock().store)
 }
 
-/// `lab flows`: every flow and recent reject that the filter selects.
-pub fn flows(d: &Daemon, q: &FlowsQuery) -> FlowsReply {
-    let (list, now) = d.dataplane.list_flows();
-    let pods = pods(d);
-    let names = Names {
-        ports: &list.ports,
-        services: &list.services,
-    };
-    let filter = Filter::new(q);
-    let mut flows: Vec<_> = list
-        .flows
+/// The nodes whose Service proxies `node` selects (all when `None`), and
+/// the name to tag their flows with (only when the cluster has several).
+fn selected<'a>(
+    d: &'a Daemon,
+    node: Option<&'a str>,
+) -> impl Iterator<Item = (&'a Arc<NodeRt>, Option<String>)> + 'a {
+    let several = d.nodes.len() > 1;
+    d.nodes
         .iter()
-        .map(|f| fv::view(f, now, names, &pods))
-        .filter(|v| filter.flow(v))
-        .collect();
+        .filter(move |n| node.is_none_or(|x| x == n.name()))
+        .map(move |n| (n, several.then(|| n.name().to_string())))
+}
+
+/// `lab flows`: every flow and recent reject that the filter selects, of
+/// every node's Service proxy (or of `--node`'s).
+pub fn flows(d: &Daemon, q: &FlowsQuery) -> FlowsReply {
+    let pods = pods(d);
+    let filter = Filter::new(q);
+    let mut flows = Vec::new();
+    let mut rejects = Vec::new();
+    for (n, tag) in selected(d, q.node.as_deref()) {
+        let (list, now) = n.dataplane.list_flows();
+        let names = Names {
+            ports: &list.ports,
+            services: &list.services,
+        };
+        flows.extend(
+            list.flows
+                .iter()
+                .map(|f| fv::view(f, now, names, &pods))
+                .filter(|v| filter.flow(v))
+                .map(|mut v| {
+                    v.node = tag.clone();
+                    v
+                }),
+        );
+        rejects.extend(
+            list.rejects
+                .iter()
+                .map(|r| fv::reject_view(r, now, names, &pods))
+                .filter(|v| filter.reject(v))
+                .map(|mut v| {
+                    v.node = tag.clone();
+                    v
+                }),
+        );
+    }
     // Oldest first, as conntrack -L lists a quiet table.
     flows.sort_by(|a, b| {
         b.age_ms
             .cmp(&a.age_ms)
             .then(a.client.port.cmp(&b.client.port))
     });
-    let rejects = list
-        .rejects
-        .iter()
-        .map(|r| fv::reject_view(r, now, names, &pods))
-        .filter(|v| filter.reject(v))
-        .collect();
+    rejects.sort_by(|a, b| b.age_ms.cmp(&a.age_ms));
     FlowsReply { flows, rejects }
 }
 
@@ -51,12 +79,31 @@ pub fn flows(d: &Daemon, q: &FlowsQuery) -> FlowsReply {
 /// The NAT sends events only while at least one such stream is open.
 pub fn watch(d: Arc<Daemon>, q: FlowsQuery) -> axum::body::Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);
-    let (guard, mut events) = d.dataplane.watch_flows();
-    tokio::spawn(async move {
+    let nodes: Vec<(Arc<NodeRt>, Option<String>)> = selected(&d, q.node.as_deref())
+        .map(|(n, t)| (n.clone(), t))
+        .collect();
+    for (n, tag) in nodes {
+        tokio::spawn(watch_node(d.clone(), n, tag, q.clone(), tx.clone()));
+    }
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    axum::body::Body::from_stream(stream)
+}
+
+/// One node's part of a flow watch: its events as lines into `tx`.
+async fn watch_node(
+    d: Arc<Daemon>,
+    node: Arc<NodeRt>,
+    tag: Option<String>,
+    q: FlowsQuery,
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+) {
+    let (guard, mut events) = node.dataplane.watch_flows();
+    {
         let _guard = guard;
         let filter = Filter::new(&q);
         let mut cached: Option<(u64, Pods)> = None;
-        let mut lost = d.dataplane.flow_events_lost();
+        let mut lost = node.dataplane.flow_events_lost();
         // An empty line at once: the client knows the watch is on.
         if tx.send(Ok(b"\n".to_vec())).await.is_err() {
             return;
@@ -73,13 +120,14 @@ pub fn watch(d: Arc<Daemon>, q: FlowsQuery) -> axum::body::Body {
                         cached = Some((rv, pods(&d)));
                     }
                     let pods = cached.as_ref().map(|c| &c.1);
-                    let (list_ports, list_services) = d.dataplane.names();
+                    let (list_ports, list_services) = node.dataplane.names();
                     let names = Names {
                         ports: &list_ports,
                         services: &list_services,
                     };
-                    let now = d.dataplane.clock();
-                    let line = fv::event_line(&e, now, names, pods.unwrap_or(&Pods::new()));
+                    let now = node.dataplane.clock();
+                    let mut line = fv::event_line(&e, now, names, pods.unwrap_or(&Pods::new()));
+                    tag_line(&mut line, &tag);
                     if !filter.line(&line) {
                         continue;
                     }
@@ -89,7 +137,7 @@ pub fn watch(d: Arc<Daemon>, q: FlowsQuery) -> axum::body::Body {
                 Err(RecvError::Closed) => break,
             };
             let mut out = Vec::new();
-            let queue_lost = d.dataplane.flow_events_lost();
+            let queue_lost = node.dataplane.flow_events_lost();
             if queue_lost > lost {
                 let l = FlowEventLine::Lost {
                     count: queue_lost - lost,
@@ -104,23 +152,49 @@ pub fn watch(d: Arc<Daemon>, q: FlowsQuery) -> axum::body::Body {
                 break;
             }
         }
-    });
-    let stream =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
-    axum::body::Body::from_stream(stream)
+    }
+}
+
+/// Say which node's proxy an event comes from (several nodes).
+fn tag_line(line: &mut FlowEventLine, tag: &Option<String>) {
+    match line {
+        FlowEventLine::New { flow }
+        | FlowEventLine::Update { flow }
+        | FlowEventLine::End { flow, .. } => flow.node = tag.clone(),
+        FlowEventLine::Reject { reject } => reject.node = tag.clone(),
+        FlowEventLine::Lost { .. } => {}
+    }
 }
 
 /// `lab top svc`: per-Service counters and active flows now.
+/// Summed over every node's proxy.
 pub fn service_rates(d: &Daemon) -> ServiceRates {
-    let (list, now) = d.dataplane.list_flows();
-    let counters = d.dataplane.service_counters_raw();
-    let names = Names {
-        ports: &list.ports,
-        services: &list.services,
-    };
+    let mut services: std::collections::BTreeMap<String, crate::api::flows::ServiceSample> =
+        Default::default();
+    let mut at = std::time::Duration::ZERO;
+    for (i, n) in d.nodes.iter().enumerate() {
+        let (list, now) = n.dataplane.list_flows();
+        if i == 0 {
+            at = now;
+        }
+        let counters = n.dataplane.service_counters_raw();
+        let names = Names {
+            ports: &list.ports,
+            services: &list.services,
+        };
+        for (k, s) in fv::service_samples(&counters, &list.flows, names) {
+            let x = services.entry(k).or_default();
+            x.flows += s.flows;
+            x.packets += s.packets;
+            x.bytes += s.bytes;
+            x.rejects += s.rejects;
+            x.drops += s.drops;
+            x.active += s.active;
+        }
+    }
     ServiceRates {
-        at_ms: now.as_millis() as u64,
-        services: fv::service_samples(&counters, &list.flows, names),
+        at_ms: at.as_millis() as u64,
+        services,
     }
 }
 
@@ -156,140 +230,175 @@ fn svc_labels(s: &str) -> Labels {
 
 /// One scrape of `/metrics`.
 pub fn metrics(d: &Daemon) -> String {
-    let dp = &d.dataplane;
     let mut s = Scrape::default();
-    // Per Service.
-    let services = dp.service_counters_raw();
-    let per_svc = |f: fn(&crate::dataplane::ServiceCounters) -> u64| {
-        services
-            .iter()
-            .map(move |(k, c)| (svc_labels(k), f(c)))
-            .collect::<Vec<_>>()
+    // Each node's Service proxy; its series carry a `node` label when the
+    // cluster has several (one node's look as they always did).
+    let several = d.nodes.len() > 1;
+    let tagged = |mut l: Labels, n: &NodeRt| {
+        if several {
+            l.push(("node", n.name().to_string()));
+        }
+        l
     };
-    s.counters(
-        "service_flows",
-        "Flows (connections, UDP conversations) created to a Service.",
-        per_svc(|c| c.flows),
-    );
-    s.counters(
-        "service_packets",
-        "Packets translated for a Service, both directions (GSO super-packets count as their segments).",
-        per_svc(|c| c.packets),
-    );
-    s.counters(
-        "service_bytes",
-        "IP bytes translated for a Service, both directions.",
-        per_svc(|c| c.bytes),
-    );
-    s.counters(
-        "service_rejects",
-        "Connection attempts answered with ICMP port unreachable (no endpoints, unknown port).",
-        per_svc(|c| c.rejects),
-    );
-    s.counters(
-        "service_drops",
-        "Packets of a Service's flows or VIP dropped by the NAT.",
-        per_svc(|c| c.drops),
-    );
-    // Per endpoint.
     let pods = pods(d);
-    let endpoints = dp.endpoint_counters();
-    let ep = |f: fn(&crate::dataplane::ServiceCounters) -> u64| {
-        endpoints
-            .iter()
-            .map(|((id, ip, port), c)| {
-                let (ns, svc, pname) = split_port(id);
-                (
-                    vec![
-                        ("namespace", ns),
-                        ("service", svc),
-                        ("port", pname),
-                        ("endpoint", format!("{ip}:{port}")),
-                        ("pod", pods.get(ip).cloned().unwrap_or_default()),
-                    ],
-                    f(c),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    s.counters(
-        "endpoint_flows",
-        "Flows the NAT sent to an endpoint (live and ended).",
-        ep(|c| c.flows),
-    );
-    s.counters(
-        "endpoint_packets",
-        "Packets of flows to an endpoint, both directions.",
-        ep(|c| c.packets),
-    );
-    s.counters(
-        "endpoint_bytes",
-        "IP bytes of flows to an endpoint, both directions.",
-        ep(|c| c.bytes),
-    );
-    // The NAT as a whole.
-    let g = dp.global_counters();
-    s.counters(
-        "nat_drops",
-        "Packets the NAT dropped, by reason.",
-        DropReason::ALL
-            .iter()
-            .map(|r| (vec![("reason", r.as_str().to_string())], g.drops(*r))),
-    );
-    let one = |v: u64| [(Labels::new(), v)];
-    s.counters(
-        "nat_translated_packets",
-        "Packets rewritten (either direction).",
-        one(g.translated),
-    );
-    s.counters(
-        "nat_unchanged_packets",
-        "Packets matching no flow written back unchanged (direct pod-to-pod traffic pulled in by the reply rules).",
-        one(g.forwarded_unchanged),
-    );
-    s.counters("nat_rejects", "ICMP port unreachable sent.", one(g.rejects));
-    s.counters("nat_flows_created", "Flows created.", one(g.flows_created));
-    s.counters(
-        "nat_flows_ended",
-        "Flows removed from the table, by reason.",
-        [
+    let mut per_svc: Vec<Vec<(Labels, u64)>> = vec![Vec::new(); 5];
+    let mut per_ep: Vec<Vec<(Labels, u64)>> = vec![Vec::new(); 3];
+    let mut drops = Vec::new();
+    let mut globals: Vec<Vec<(Labels, u64)>> = vec![Vec::new(); 6];
+    let mut ended = Vec::new();
+    let mut flows_now = Vec::new();
+    let mut queues = Vec::new();
+    for n in &d.nodes {
+        let dp = &n.dataplane;
+        for (k, c) in dp.service_counters_raw() {
+            let l = tagged(svc_labels(&k), n);
+            for (i, v) in [c.flows, c.packets, c.bytes, c.rejects, c.drops]
+                .into_iter()
+                .enumerate()
+            {
+                per_svc[i].push((l.clone(), v));
+            }
+        }
+        for ((id, ip, port), c) in dp.endpoint_counters() {
+            let (ns, svc, pname) = split_port(&id);
+            let l = tagged(
+                vec![
+                    ("namespace", ns),
+                    ("service", svc),
+                    ("port", pname),
+                    ("endpoint", format!("{ip}:{port}")),
+                    ("pod", pods.get(&ip).cloned().unwrap_or_default()),
+                ],
+                n,
+            );
+            for (i, v) in [c.flows, c.packets, c.bytes].into_iter().enumerate() {
+                per_ep[i].push((l.clone(), v));
+            }
+        }
+        let g = dp.global_counters();
+        for r in DropReason::ALL {
+            drops.push((
+                tagged(vec![("reason", r.as_str().to_string())], n),
+                g.drops(r),
+            ));
+        }
+        for (i, v) in [
+            g.translated,
+            g.forwarded_unchanged,
+            g.rejects,
+            g.flows_created,
+            g.flows_evicted,
+            dp.flow_events_lost(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            globals[i].push((tagged(Labels::new(), n), v));
+        }
+        for (r, v) in [
             ("expired", g.flows_expired),
             ("evicted", g.flows_evicted),
             ("flushed", g.flows_flushed),
             ("reopened", g.flows_reopened),
-        ]
-        .map(|(r, v)| (vec![("reason", r.to_string())], v)),
+        ] {
+            ended.push((tagged(vec![("reason", r.to_string())], n), v));
+        }
+        flows_now.push((tagged(Labels::new(), n), dp.flow_count() as i64));
+        for (i, q) in dp.queue_stats.iter().enumerate() {
+            queues.push((
+                tagged(vec![("queue", i.to_string())], n),
+                q.packets.load(std::sync::atomic::Ordering::Relaxed),
+            ));
+        }
+    }
+    let [sf, sp, sb, sr, sd]: [Vec<(Labels, u64)>; 5] =
+        per_svc.try_into().unwrap_or_else(|_| Default::default());
+    s.counters(
+        "service_flows",
+        "Flows (connections, UDP conversations) created to a Service.",
+        sf,
+    );
+    s.counters(
+        "service_packets",
+        "Packets translated for a Service, both directions (GSO super-packets count as their segments).",
+        sp,
+    );
+    s.counters(
+        "service_bytes",
+        "IP bytes translated for a Service, both directions.",
+        sb,
+    );
+    s.counters(
+        "service_rejects",
+        "Connection attempts answered with ICMP port unreachable (no endpoints, unknown port).",
+        sr,
+    );
+    s.counters(
+        "service_drops",
+        "Packets of a Service's flows or VIP dropped by the NAT.",
+        sd,
+    );
+    let [ef, ep, eb]: [Vec<(Labels, u64)>; 3] =
+        per_ep.try_into().unwrap_or_else(|_| Default::default());
+    s.counters(
+        "endpoint_flows",
+        "Flows the NAT sent to an endpoint (live and ended).",
+        ef,
+    );
+    s.counters(
+        "endpoint_packets",
+        "Packets of flows to an endpoint, both directions.",
+        ep,
+    );
+    s.counters(
+        "endpoint_bytes",
+        "IP bytes of flows to an endpoint, both directions.",
+        eb,
+    );
+    s.counters("nat_drops", "Packets the NAT dropped, by reason.", drops);
+    let [translated, unchanged, rejects, created, evicted, lost]: [Vec<(Labels, u64)>; 6] =
+        globals.try_into().unwrap_or_else(|_| Default::default());
+    s.counters(
+        "nat_translated_packets",
+        "Packets rewritten (either direction).",
+        translated,
+    );
+    s.counters(
+        "nat_unchanged_packets",
+        "Packets matching no flow written back unchanged (direct pod-to-pod traffic pulled in by the reply rules).",
+        unchanged,
+    );
+    s.counters("nat_rejects", "ICMP port unreachable sent.", rejects);
+    s.counters("nat_flows_created", "Flows created.", created);
+    s.counters(
+        "nat_flows_ended",
+        "Flows removed from the table, by reason.",
+        ended,
     );
     s.counters(
         "nat_flow_evictions",
         "Flows evicted to make room (the table is full).",
-        one(g.flows_evicted),
+        evicted,
     );
-    s.gauge(
-        "nat_flows",
-        "Flows in the table now.",
-        dp.flow_count() as i64,
-    );
+    s.gauges("nat_flows", "Flows in the table now.", flows_now);
     s.gauge(
         "nat_flow_capacity",
-        "Flows the table holds at most.",
+        "Flows the table holds at most (each node's proxy).",
         super::dataplane::FLOW_CAPACITY as i64,
     );
     s.counters(
         "nat_flow_events_lost",
         "Flow events dropped because the bounded event queue was full (lab flows -w).",
-        one(dp.flow_events_lost()),
+        lost,
     );
     s.counters(
         "nat_queue_packets",
         "Packets read from svc0, by queue.",
-        dp.queue_stats.iter().enumerate().map(|(i, q)| {
-            (
-                vec![("queue", i.to_string())],
-                q.packets.load(std::sync::atomic::Ordering::Relaxed),
-            )
-        }),
+        queues,
     );
+    // The batch histograms are the first node's proxy's (one family per
+    // data plane; several nodes' would need one shared family).
+    let dp = &d.nodes[0].dataplane;
     s.histograms(
         "nat_batch_size",
         "Packets read per wake-up of a queue (cut at 256).",

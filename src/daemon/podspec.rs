@@ -401,7 +401,7 @@ pub fn prepare(
     let name = pod.metadata.name.clone().unwrap_or_default();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let spec = pod.spec.clone().ok_or("pod has no spec")?;
-    let node = layout.node_name();
+    let node = spec.node_name.clone().unwrap_or_else(|| layout.node_name());
     let state_dir = layout.pod_state_dir(&uid);
 
     // Service variables: the namespace's Services, plus default/kubernetes.

@@ -10,6 +10,7 @@
 //! the events of our own repairs end in one quiet check.
 
 use super::dataplane::TUN_NAME;
+use super::nodes::NodeRt;
 use super::routing::Missing;
 use super::runtime::Daemon;
 use crate::sys::netwatch::{self, NetEvent};
@@ -38,13 +39,13 @@ fn relevant(ev: &NetEvent) -> bool {
 
 /// Start the watcher and the repair task; both end when the daemon starts
 /// shutting down (a `lab down` removes all of this on purpose).
-pub(crate) fn spawn(daemon: Arc<Daemon>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move { run(daemon).await })
+pub(crate) fn spawn(daemon: Arc<Daemon>, node: Arc<NodeRt>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move { run(daemon, node).await })
 }
 
-async fn run(daemon: Arc<Daemon>) {
+async fn run(daemon: Arc<Daemon>, node: Arc<NodeRt>) {
     let wake = Arc::new(Notify::new());
-    let netns = daemon.routing.netns().to_string();
+    let netns = node.routing.netns().to_string();
     let start_watch = |logged: bool| {
         let w = wake.clone();
         match netwatch::watch(&netns, move |ev| {
@@ -73,7 +74,7 @@ async fn run(daemon: Arc<Daemon>) {
         let wait = retry.unwrap_or(RESYNC_EVERY);
         tokio::select! {
             _ = wake.notified() => tokio::time::sleep(SETTLE).await,
-            _ = daemon.dataplane.tun_reattached.notified() => {}
+            _ = node.dataplane.tun_reattached.notified() => {}
             _ = tokio::time::sleep(wait) => {}
             r = shutting.changed() => if r.is_err() { break },
         }
@@ -86,7 +87,7 @@ async fn run(daemon: Arc<Daemon>) {
         if watcher.as_ref().is_none_or(netwatch::NetWatch::ended) {
             watcher = start_watch(true);
         }
-        match daemon.routing.repair().await {
+        match node.routing.repair().await {
             Ok(gone) if gone == [Missing::Tun] || gone.first() == Some(&Missing::Tun) => {
                 if !tun_gone_logged {
                     tracing::warn!(
@@ -101,7 +102,7 @@ async fn run(daemon: Arc<Daemon>) {
             Ok(gone) => {
                 if !gone.is_empty() {
                     let what: Vec<String> = gone.iter().map(ToString::to_string).collect();
-                    daemon.routing.count_repair(&what.join(", "));
+                    node.routing.count_repair(&what.join(", "));
                     tracing::warn!(netns, repaired = %what.join(", "),
                         "Services data path: put back what was missing");
                 }

@@ -9,7 +9,6 @@ use crate::controller::{self, events, podstatus, workload::is_terminating};
 use crate::model::{Kind, Object, Pod};
 use crate::store::{Key, Store};
 use crate::sys::lock::FileLock;
-use crate::sys::net::{self, NetnsHandle};
 use crate::sys::netns;
 use crate::wire::shim::{ShimCommand, ShimSpec, ShimStatus};
 use k8s_openapi::api::core::v1::PodStatus;
@@ -52,10 +51,9 @@ pub struct Daemon {
     pub lab_exe: PathBuf,
     pub started_at: String,
     pub shutting_down: watch::Sender<bool>,
-    /// The Services data plane (TUN + NAT).
-    pub dataplane: Arc<super::dataplane::DataPlane>,
-    /// The node netns's Services routes and reply rules.
-    pub(crate) routing: super::routing::ServiceRouting,
+    /// The nodes: each with its network namespace, Service proxy (TUN +
+    /// NAT) and Services routes and reply rules. Never empty.
+    pub nodes: Vec<Arc<super::nodes::NodeRt>>,
     /// Pod sandboxes on the machine (netns, network, files, shim).
     lifecycle: lifecycle::Lifecycle,
     /// Injected faults (`lab fault`), saved beside the state.
@@ -99,6 +97,16 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 impl Daemon {
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&Arc<super::nodes::NodeRt>> {
+        self.nodes.iter().find(|n| n.name() == name)
+    }
+
+    /// The node whose pod range holds `ip`.
+    pub fn node_of_ip(&self, ip: Ipv4Addr) -> Option<&Arc<super::nodes::NodeRt>> {
+        self.nodes.iter().find(|n| n.spec.pod_cidr.contains(ip))
+    }
+
     pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -348,8 +356,12 @@ impl Daemon {
                 super::services::view(&st.store),
             )
         };
-        self.routing.sync(&view.target_ports).await;
-        if self.dataplane.update(&self.cfg, view) {
+        let mut programmed = false;
+        for n in &self.nodes {
+            n.routing.sync(&view.target_ports).await;
+            programmed |= n.dataplane.update(&self.cfg, view.for_node(n.name()));
+        }
+        if programmed {
             self.metrics.programmed(trigger);
         }
         self.faults.refresh(self);
@@ -435,31 +447,10 @@ impl Daemon {
             {
                 self.metrics.pod_starting(&uid);
             }
-            let ip = match pod
-                .status
-                .as_ref()
-                .and_then(|s| s.pod_ip.as_deref())
-                .and_then(|s| s.parse().ok())
-            {
-                Some(ip) => ip,
-                None => match st.allocate_pod_ip(&key.namespace, &key.name) {
-                    Ok(ip) => ip,
-                    Err(e) => {
-                        drop(st);
-                        self.set_failed(&uid, &key, format!("cannot start pod: {e}"));
-                        return;
-                    }
-                },
-            };
-            let netns = self.layout.pod_netns(&key.namespace, &key.name, &uid);
-            pod.metadata
-                .annotations
-                .get_or_insert_with(Default::default)
-                .insert(NETNS_ANNOTATION.into(), netns.clone());
             if let Some(s) = pod.spec.as_mut()
                 && s.node_name.is_none()
             {
-                let node = self.layout.node_name();
+                let node = least_loaded_node(&self.nodes, &st.store);
                 s.node_name = Some(node.clone());
                 let note = events::Note::normal(
                     "Scheduled",
@@ -478,6 +469,32 @@ impl Daemon {
                     SystemTime::now(),
                 );
             }
+            let node = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_default();
+            let ip = match pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.as_deref())
+                .and_then(|s| s.parse().ok())
+            {
+                Some(ip) => ip,
+                None => match st.allocate_pod_ip(&key.namespace, &key.name, &node) {
+                    Ok(ip) => ip,
+                    Err(e) => {
+                        drop(st);
+                        self.set_failed(&uid, &key, format!("cannot start pod: {e}"));
+                        return;
+                    }
+                },
+            };
+            let netns = self.layout.pod_netns(&key.namespace, &key.name, &uid);
+            pod.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(NETNS_ANNOTATION.into(), netns.clone());
             let mut status = pod.status.clone().unwrap_or_default();
             status.pod_ip = Some(ip.to_string());
             status.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP {
@@ -715,6 +732,24 @@ impl Daemon {
     }
 }
 
+/// The node with the fewest pods bound to it (the first of equals).
+fn least_loaded_node(nodes: &[Arc<super::nodes::NodeRt>], store: &Store) -> String {
+    let mut count: HashMap<&str, usize> = nodes.iter().map(|n| (n.name(), 0)).collect();
+    for o in store.list(Kind::Pod, None) {
+        if let Object::Pod(p) = o
+            && let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref())
+            && let Some(c) = count.get_mut(n)
+        {
+            *c += 1;
+        }
+    }
+    nodes
+        .iter()
+        .min_by_key(|n| count.get(n.name()).copied().unwrap_or(0))
+        .map(|n| n.name().to_string())
+        .unwrap_or_default()
+}
+
 /// Delete a pod's named netns and its `/etc/netns` directory; errors are
 /// logged (teardown goes on).
 fn remove_pod_netns(ns: &str) {
@@ -723,10 +758,12 @@ fn remove_pod_netns(ns: &str) {
     }
 }
 
-/// Remove the node netns and every directory of the cluster.
+/// Remove the nodes' namespaces and every directory of the cluster.
 pub fn remove_cluster_files(layout: &Layout) {
-    if let Err(e) = netns::delete(&layout.node_netns()) {
-        tracing::warn!(netns = layout.node_netns(), error = %e, "deleting node netns");
+    for ns in super::nodes::namespaces(layout) {
+        if let Err(e) = netns::delete(&ns) {
+            tracing::warn!(netns = ns, error = %e, "deleting node netns");
+        }
     }
     for d in [&layout.state_dir, &layout.log_dir, &layout.run_dir] {
         let _ = std::fs::remove_dir_all(d);
@@ -785,8 +822,15 @@ pub fn cleanup_offline(layout: &Layout) -> Vec<String> {
             }
         }
     }
-    if let Some(n) = super::tunhold::stop_offline(&layout.run_dir, &layout.cluster) {
-        notes.push(n);
+    let node_dirs = std::fs::read_dir(layout.run_dir.join("nodes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path());
+    for dir in std::iter::once(layout.run_dir.clone()).chain(node_dirs) {
+        if let Some(n) = super::tunhold::stop_offline(&dir, &layout.cluster) {
+            notes.push(n);
+        }
     }
     remove_cluster_files(layout);
     notes
@@ -884,10 +928,6 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         write_atomic(&layout.config_file(), &config, PRIVATE)?;
     }
 
-    // Node namespace.
-    let node_ns = layout.node_netns();
-    netns::ensure(&node_ns).map_err(|e| anyhow::anyhow!("creating node netns: {e}"))?;
-
     // State.
     let store = match std::fs::read(layout.state_file()) {
         Ok(bytes) => Store::from_snapshot(&bytes)
@@ -904,36 +944,25 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     // (the node's routes, rules and sysctls are still in place; they are
     // checked right after).
     let lab_exe = std::env::current_exe()?;
-    let dataplane = super::dataplane::DataPlane::start(
-        &node_ns,
-        layout.run_dir.join("flows.bin"),
-        &super::tunhold::HoldConfig {
-            lab_exe: lab_exe.clone(),
-            cluster: cfg.name.clone(),
-            run_dir: layout.run_dir.clone(),
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    dataplane.update(&cfg, super::services::view(&state.store));
+    let planes = super::nodes::start_dataplanes(
+        &cfg,
+        &layout,
+        &lab_exe,
+        &super::services::view(&state.store),
+    )?;
     tracing::info!(
         after_ms = started.elapsed().as_millis() as u64,
+        nodes = planes.len(),
         "Services data plane serving"
     );
-    let netlink = Arc::new(NetnsHandle::open(&node_ns).await?);
-    net::setup_node(&netlink, cfg.pod_cidr)
-        .await
-        .map_err(|e| anyhow::anyhow!("node setup: {e}"))?;
-    let routing = super::routing::ServiceRouting::setup(
-        netlink.clone(),
-        cfg.service_cidr,
-        super::dataplane::TUN_NAME,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("service routing: {e}"))?;
+    let nodes = super::nodes::setup(&cfg, &layout, planes).await?;
     let rv = state.store.resource_version();
-    let faults = super::faults::Faults::load(layout.state_dir.join("faults.json"), netlink.clone());
+    let faults = super::faults::Faults::load(layout.state_dir.join("faults.json"));
     let lifecycle = lifecycle::Lifecycle::new(Arc::new(lifecycle::HostSys {
-        node: netlink,
+        nodes: nodes
+            .iter()
+            .map(|n| (n.spec.pod_cidr, n.netlink.clone()))
+            .collect(),
         lab_exe: lab_exe.clone(),
     }));
     let daemon = Arc::new(Daemon {
@@ -946,8 +975,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         lab_exe,
         started_at: crate::model::now_time().0.to_string(),
         shutting_down: watch::channel(false).0,
-        dataplane,
-        routing,
+        nodes,
         lifecycle,
         faults,
         persist_lock: Mutex::new(None),
@@ -957,7 +985,11 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     daemon.persist();
     // Put back routes, rules and the TUN's link state when someone deletes
     // them (src/daemon/repair.rs); ends when the daemon shuts down.
-    let repair = super::repair::spawn(daemon.clone());
+    let repairs: Vec<_> = daemon
+        .nodes
+        .iter()
+        .map(|n| super::repair::spawn(daemon.clone(), n.clone()))
+        .collect();
 
     // The Kubernetes API (HTTPS on 127.0.0.1; src/api/kube), before the
     // socket API: `lab up` returns once that answers, and the kubeconfig
@@ -1016,12 +1048,16 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     if graceful {
         tracing::info!("shutting down the cluster");
         daemon.shutdown().await;
-        daemon.dataplane.stop();
+        for n in &daemon.nodes {
+            n.dataplane.stop();
+        }
     } else {
         // SIGTERM/SIGINT: leave pods and the TUN running (a new daemon
         // re-adopts them and restores the flow table).
         let t0 = Instant::now();
-        daemon.dataplane.shutdown();
+        for n in &daemon.nodes {
+            n.dataplane.shutdown();
+        }
         let handed_over = t0.elapsed();
         daemon.persist_if_changed();
         let _ = std::fs::remove_file(layout.api_socket());
@@ -1036,6 +1072,8 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     server.abort();
     ro_server.abort();
     kube_server.abort();
-    repair.abort();
+    for r in repairs {
+        r.abort();
+    }
     Ok(())
 }

@@ -126,7 +126,12 @@ async fn status(State(c): State<Ctx>) -> Json<StatusReply> {
         pod_cidr: d.cfg.pod_cidr.to_string(),
         service_cidr: d.cfg.service_cidr.to_string(),
         dns_ip: d.cfg.dns_ip().to_string(),
-        node_netns: d.layout.node_netns(),
+        node_netns: d
+            .nodes
+            .iter()
+            .map(|n| n.name())
+            .collect::<Vec<_>>()
+            .join(", "),
         daemon_pid: std::process::id(),
         started_at: d.started_at.clone(),
         pods: pods.len(),
@@ -135,12 +140,30 @@ async fn status(State(c): State<Ctx>) -> Json<StatusReply> {
         objects: st.store.len(),
         resource_version: st.store.resource_version(),
         dataplane: {
-            let mut m = d.dataplane.stats();
-            m.insert("Policy rules".into(), d.routing.rule_count().into());
-            m.insert("Repairs".into(), d.routing.repairs().into());
-            m
+            // One node's figures as they are; several nodes' summed.
+            let mut all = serde_json::Value::Object(Default::default());
+            for n in &d.nodes {
+                let mut m = n.dataplane.stats();
+                m.insert("Policy rules".into(), n.routing.rule_count().into());
+                m.insert("Repairs".into(), n.routing.repairs().into());
+                crate::daemon::nodes::sum_json(&mut all, &serde_json::Value::Object(m));
+            }
+            match all {
+                serde_json::Value::Object(m) => m,
+                _ => Default::default(),
+            }
         },
-        service_counters: d.dataplane.service_counters().into_iter().collect(),
+        service_counters: {
+            let mut all = serde_json::Value::Object(Default::default());
+            for n in &d.nodes {
+                let m: serde_json::Map<_, _> = n.dataplane.service_counters().into_iter().collect();
+                crate::daemon::nodes::sum_json(&mut all, &serde_json::Value::Object(m));
+            }
+            match all {
+                serde_json::Value::Object(m) => m.into_iter().collect(),
+                _ => Default::default(),
+            }
+        },
     })
 }
 

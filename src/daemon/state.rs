@@ -4,7 +4,7 @@
 use crate::api::ApplyOutcome;
 use crate::cluster::ClusterConfig;
 use crate::controller::workload::{is_terminating, mark_deleted};
-use crate::ipam::{Ipam, IpamError};
+use crate::ipam::{Ipam, IpamError, PodIpam};
 use crate::model::parse::{Document, decode};
 use crate::model::{Kind, Namespace, Object};
 use crate::store::{Key, Store};
@@ -20,12 +20,22 @@ pub const NETNS_ANNOTATION: &str = "lab.dev/netns";
 pub struct State {
     pub config: ClusterConfig,
     pub store: Store,
-    pub pod_ipam: Ipam,
+    pub pod_ipam: PodIpam,
     pub svc_ipam: Ipam,
     /// The last address of each StatefulSet pod that is gone (`ns/name`):
     /// a re-created `db-0` asks for it again (in memory only; Kubernetes
     /// itself gives a re-created pod a new address).
     pub sticky_ips: std::collections::HashMap<String, Ipv4Addr>,
+}
+
+/// One pod range per node.
+fn pod_ipam(config: &ClusterConfig) -> PodIpam {
+    let ranges: Vec<_> = config
+        .node_specs()
+        .into_iter()
+        .map(|n| (n.name, n.pod_cidr))
+        .collect();
+    PodIpam::new(&ranges)
 }
 
 fn service_ip(obj: &Object) -> Option<Ipv4Addr> {
@@ -37,7 +47,7 @@ fn service_ip(obj: &Object) -> Option<Ipv4Addr> {
 
 impl State {
     pub fn new(config: ClusterConfig, store: Store) -> State {
-        let pod_ipam = Ipam::new(config.pod_cidr, &[]);
+        let pod_ipam = pod_ipam(&config);
         let svc_ipam = Ipam::new(config.service_cidr, &[config.dns_ip(), config.snat_ip()]);
         let mut st = State {
             config,
@@ -67,18 +77,26 @@ impl State {
 
     /// A new address for a pod: its predecessor's if it had one (a
     /// StatefulSet pod of the same name) and it is free, else the next one.
-    pub fn allocate_pod_ip(&mut self, namespace: &str, name: &str) -> Result<Ipv4Addr, IpamError> {
+    /// The address comes from the range of `node`, the node the pod is
+    /// bound to.
+    pub fn allocate_pod_ip(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        node: &str,
+    ) -> Result<Ipv4Addr, IpamError> {
         if let Some(ip) = self.sticky_ips.remove(&format!("{namespace}/{name}"))
+            && self.pod_ipam.node_of(ip) == Some(node)
             && self.pod_ipam.claim(ip).is_ok()
         {
             return Ok(ip);
         }
-        self.pod_ipam.allocate()
+        self.pod_ipam.allocate(node)
     }
 
     /// Re-derive allocations from the stored objects (after a restart).
     pub fn rebuild_ipam(&mut self) {
-        self.pod_ipam = Ipam::new(self.config.pod_cidr, &[]);
+        self.pod_ipam = pod_ipam(&self.config);
         self.svc_ipam = Ipam::new(
             self.config.service_cidr,
             &[self.config.dns_ip(), self.config.snat_ip()],
@@ -1401,17 +1419,17 @@ mod tests {
             .get(&Key::new(Kind::Pod, "default", "db-0"))
             .cloned()
             .expect("db-0 made by the controller");
-        let ip = st.allocate_pod_ip("default", "db-0").unwrap();
+        let ip = st.allocate_pod_ip("default", "db-0", "t-node").unwrap();
         st.pod_ipam.release(ip);
         st.remember_ip(&pod, ip);
-        let other = st.allocate_pod_ip("default", "x").unwrap();
+        let other = st.allocate_pod_ip("default", "x", "t-node").unwrap();
         assert_ne!(other, ip);
-        assert_eq!(st.allocate_pod_ip("default", "db-0").unwrap(), ip);
+        assert_eq!(st.allocate_pod_ip("default", "db-0", "t-node").unwrap(), ip);
         // Taken by someone else meanwhile: a fresh one.
         st.pod_ipam.release(ip);
         st.remember_ip(&pod, ip);
         st.pod_ipam.claim(ip).unwrap();
-        assert_ne!(st.allocate_pod_ip("default", "db-0").unwrap(), ip);
+        assert_ne!(st.allocate_pod_ip("default", "db-0", "t-node").unwrap(), ip);
     }
 
     #[test]

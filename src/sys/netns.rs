@@ -107,7 +107,6 @@ pub fn exists(name: &str) -> bool {
 }
 
 /// Names in `/run/netns`, sorted (what `ip netns list` shows).
-#[cfg(test)]
 pub fn list() -> Result<Vec<String>> {
     let entries = match fs::read_dir(NETNS_DIR) {
         Ok(e) => e,
