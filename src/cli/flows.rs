@@ -368,6 +368,7 @@ mod tests {
             },
             pick: "random".into(),
             fault: None,
+            node: None,
         }
     }
 
@@ -382,6 +383,7 @@ mod tests {
                 service: Some("default/empty".into()),
                 reason: "no endpoints".into(),
                 age_ms: 5_000,
+                node: None,
             }],
         };
         let t = flows_table(&r, false);

@@ -456,6 +456,7 @@ mod tests {
                 namespace: ns.map(Into::into),
                 service: svc.map(Into::into),
                 pod: pod.map(Into::into),
+                node: None,
             })
             .flow(&v)
         };

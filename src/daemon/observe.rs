@@ -71,7 +71,7 @@ pub fn flows(d: &Daemon, q: &FlowsQuery) -> FlowsReply {
             .cmp(&a.age_ms)
             .then(a.client.port.cmp(&b.client.port))
     });
-    rejects.sort_by(|a, b| b.age_ms.cmp(&a.age_ms));
+    rejects.sort_by_key(|r| std::cmp::Reverse(r.age_ms));
     FlowsReply { flows, rejects }
 }
 

@@ -214,7 +214,8 @@ mod tests {
                 port: 8080,
                 ready: true,
                 serving: true,
-                terminating: false
+                terminating: false,
+                node: None,
             }]
         );
         let dns = web.iter().find(|p| p.port == 53).unwrap();
@@ -225,6 +226,36 @@ mod tests {
             v.target_ports,
             [(Proto::Tcp, 8080), (Proto::Udp, 53)].into_iter().collect()
         );
+    }
+
+    #[test]
+    fn local_traffic_policy_keeps_each_nodes_own_endpoints() {
+        let e = |ip: u8, node: &str| EndpointView {
+            ip: Ipv4Addr::new(10, 244, 0, ip),
+            port: 8080,
+            ready: true,
+            serving: true,
+            terminating: false,
+            node: Some(node.into()),
+        };
+        let port = |local_only| PortView {
+            vip: Ipv4Addr::new(10, 96, 0, 5),
+            proto: Proto::Tcp,
+            port: 80,
+            id: "default/web:".into(),
+            service: "default/web".into(),
+            endpoints: vec![e(1, "n-1"), e(2, "n-2")],
+            affinity_seconds: None,
+            local_only,
+        };
+        let v = ServicesView {
+            ports: vec![port(true), port(false)],
+            ..Default::default()
+        };
+        let n1 = v.for_node("n-1");
+        assert_eq!(n1.ports[0].endpoints, [e(1, "n-1")]);
+        assert_eq!(n1.ports[1].endpoints.len(), 2, "Cluster policy: all");
+        assert!(v.for_node("n-3").ports[0].endpoints.is_empty());
     }
 
     #[test]
@@ -290,6 +321,7 @@ mod tests {
                     })
                     .collect(),
                 affinity_timeout: None,
+                drop_without_endpoints: false,
             };
             let eligible: Vec<Ipv4Addr> = sp.eligible().map(|b| b.ip).collect();
             assert_eq!(

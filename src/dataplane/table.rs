@@ -359,6 +359,7 @@ mod tests {
             service: "a/b".into(),
             endpoints: vec![b(1, true, true, false), b(2, false, true, true)],
             affinity_timeout: None,
+            drop_without_endpoints: false,
         };
         let ips: Vec<_> = sp.eligible().map(|b| b.ip.octets()[3]).collect();
         assert_eq!(ips, [1]);
@@ -381,6 +382,7 @@ mod tests {
                 service: service.into(),
                 endpoints: Vec::new(),
                 affinity_timeout: None,
+                drop_without_endpoints: false,
             },
         );
         Arc::new(t)

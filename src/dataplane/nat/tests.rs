@@ -57,6 +57,7 @@ fn table_with(endpoints: Vec<Backend>, affinity: Option<Duration>) -> Arc<Servic
                 service: "default/web".into(),
                 endpoints: endpoints.clone(),
                 affinity_timeout: affinity,
+                drop_without_endpoints: false,
             },
         );
     }
@@ -67,6 +68,7 @@ fn table_with(endpoints: Vec<Backend>, affinity: Option<Duration>) -> Arc<Servic
             service: "default/other".into(),
             endpoints: vec![up(B1)],
             affinity_timeout: None,
+            drop_without_endpoints: false,
         },
     );
     Arc::new(t)
@@ -525,6 +527,29 @@ fn hairpin_icmp_error_goes_back_to_the_client() {
     assert_eq!((inner_ip.src_addr(), inner_ip.dst_addr()), (CLIENT, VIP));
     assert_eq!((rd16(&inner, 20), rd16(&inner, 22)), (5353, 80));
     assert_ne!(sport, 5353);
+}
+
+#[test]
+fn local_traffic_policy_without_local_endpoints_drops_instead_of_rejecting() {
+    let mut t = (*table_with(vec![], None)).clone();
+    for sp in t.ports.values_mut() {
+        sp.drop_without_endpoints = true;
+    }
+    let mut n = Nat::with_seed(1024, 7);
+    n.set_table(Arc::new(t.clone()));
+    let syn = packet(TCP, CLIENT, 40000, VIP, 80, SYN, b"");
+    assert!(matches!(run(&mut n, syn.clone()).0, Verdict::Drop(_)));
+    assert_eq!(n.counters().drops(DropReason::NoLocalEndpoints), 1);
+    assert_eq!(n.counters().rejects, 0);
+    assert_eq!(n.flow_count(), 0);
+    // A local endpoint: translated as usual.
+    for sp in t.ports.values_mut() {
+        sp.endpoints = vec![up(B1)];
+    }
+    n.set_table(Arc::new(t));
+    let (v, pkt, _) = run(&mut n, syn);
+    assert!(matches!(v, Verdict::Forward), "{v:?}");
+    assert_eq!(&pkt[vnet::LEN + 16..vnet::LEN + 20], &B1.octets());
 }
 
 #[test]

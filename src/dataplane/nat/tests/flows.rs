@@ -165,6 +165,7 @@ fn a_deleted_services_counters_vanish_and_its_index_is_reused_only_after_its_flo
             service: "default/new".into(),
             endpoints: vec![up(B2)],
             affinity_timeout: None,
+            drop_without_endpoints: false,
         },
     );
     n.set_table(Arc::new(t));
