@@ -256,9 +256,20 @@ impl Daemon {
             let now = Instant::now();
             let mut to_start = Vec::new();
             let mut to_stop = Vec::new();
+            // The kubelets of this cluster's nodes start only the pods the
+            // scheduler bound to one of them.
+            let nodes: Vec<String> = self.cfg.node_specs().into_iter().map(|n| n.name).collect();
             let live: Vec<(Key, String, bool, Option<Ipv4Addr>, String)> = st
                 .store
                 .list(Kind::Pod, None)
+                .filter(|o| match o {
+                    Object::Pod(p) => p
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.as_ref())
+                        .is_some_and(|n| nodes.contains(n)),
+                    _ => false,
+                })
                 .map(|o| {
                     let netns = o
                         .meta()
@@ -456,28 +467,6 @@ impl Daemon {
                 .annotations
                 .get_or_insert_with(Default::default)
                 .insert(NETNS_ANNOTATION.into(), netns.clone());
-            if let Some(s) = pod.spec.as_mut()
-                && s.node_name.is_none()
-            {
-                let node = self.layout.node_name();
-                s.node_name = Some(node.clone());
-                let note = events::Note::normal(
-                    "Scheduled",
-                    format!(
-                        "Successfully assigned {}/{} to {node}",
-                        key.namespace, key.name
-                    ),
-                );
-                let obj = Object::Pod(pod.clone());
-                events::record(
-                    &mut st.store,
-                    &obj,
-                    note,
-                    events::SCHEDULER,
-                    None,
-                    SystemTime::now(),
-                );
-            }
             let mut status = pod.status.clone().unwrap_or_default();
             status.pod_ip = Some(ip.to_string());
             status.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP {
