@@ -693,3 +693,522 @@ pub fn schedule(store: &mut Store, now: SystemTime) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ClusterConfig;
+    use crate::controller::nodes::{HostInfo, ensure};
+    use crate::store::Key;
+    use serde_json::{Value, json};
+
+    fn cluster(n: u32) -> Store {
+        let mut cfg = ClusterConfig::new("t", "10.244.0.0/16", "10.96.0.0/12").unwrap();
+        cfg.topology.nodes = n;
+        let mut s = Store::default();
+        ensure(
+            &mut s,
+            &cfg.node_specs(),
+            &HostInfo::default(),
+            SystemTime::now(),
+        );
+        s
+    }
+
+    fn add_pod(s: &mut Store, name: &str, labels: Value, spec: Value) {
+        let mut spec = spec;
+        spec["containers"] = json!([{"name": "c", "image": "x", "command": ["x"]}]);
+        let v = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": labels}, "spec": spec});
+        s.create(Object::from_json(Kind::Pod, v).unwrap()).unwrap();
+    }
+
+    fn pod(s: &Store, name: &str) -> Pod {
+        match s.get(&Key::new(Kind::Pod, "default", name)) {
+            Some(Object::Pod(p)) => (**p).clone(),
+            _ => panic!("no pod {name}"),
+        }
+    }
+
+    fn node_of(s: &Store, name: &str) -> Option<String> {
+        pod(s, name).spec.unwrap().node_name
+    }
+
+    fn scheduled(s: &Store, name: &str) -> PodCondition {
+        pod(s, name)
+            .status
+            .unwrap()
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "PodScheduled")
+            .unwrap()
+    }
+
+    fn edit_node(s: &mut Store, name: &str, f: impl FnOnce(&mut Node)) {
+        let Some(Object::Node(mut n)) = s.get(&Key::new(Kind::Node, "", name)).cloned() else {
+            panic!("no node {name}")
+        };
+        f(&mut n);
+        s.update(Object::Node(n));
+    }
+
+    fn label(s: &mut Store, node: &str, k: &str, v: &str) {
+        edit_node(s, node, |n| {
+            n.metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert(k.into(), v.into());
+        });
+    }
+
+    fn events(s: &Store, reason: &str) -> Vec<crate::model::Event> {
+        s.list(Kind::Event, Some("default"))
+            .filter_map(|o| match o {
+                Object::Event(e) if e.reason.as_deref() == Some(reason) => Some((**e).clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn binds_least_loaded_first_with_event_and_condition() {
+        let mut s = cluster(3);
+        for i in 0..6 {
+            add_pod(&mut s, &format!("p{i}"), json!({"app": "a"}), json!({}));
+        }
+        schedule(&mut s, SystemTime::now());
+        let mut per: BTreeMap<String, usize> = BTreeMap::new();
+        for i in 0..6 {
+            *per.entry(node_of(&s, &format!("p{i}")).unwrap())
+                .or_default() += 1;
+        }
+        assert_eq!(
+            per.values().copied().collect::<Vec<_>>(),
+            [2, 2, 2],
+            "{per:?}"
+        );
+        // The first goes to the first node (ties: node order).
+        assert_eq!(node_of(&s, "p0").as_deref(), Some("t-node-1"));
+        let c = scheduled(&s, "p0");
+        assert_eq!(c.status, "True");
+        let ev = events(&s, "Scheduled");
+        assert_eq!(ev.len(), 6);
+        assert!(
+            ev.iter()
+                .any(|e| e.message.as_deref()
+                    == Some("Successfully assigned default/p0 to t-node-1")),
+            "{ev:?}"
+        );
+        assert_eq!(
+            ev[0].source.as_ref().unwrap().component.as_deref(),
+            Some("default-scheduler")
+        );
+        // Nothing left to do: a second pass changes nothing.
+        let rv = s.resource_version();
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(s.resource_version(), rv);
+    }
+
+    #[test]
+    fn node_name_and_selector() {
+        let mut s = cluster(3);
+        label(&mut s, "t-node-3", "disk", "ssd");
+        add_pod(
+            &mut s,
+            "sel",
+            json!({}),
+            json!({"nodeSelector": {"disk": "ssd"}}),
+        );
+        add_pod(
+            &mut s,
+            "host",
+            json!({}),
+            json!({"nodeSelector": {"kubernetes.io/hostname": "t-node-2"}}),
+        );
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(node_of(&s, "sel").as_deref(), Some("t-node-3"));
+        assert_eq!(node_of(&s, "host").as_deref(), Some("t-node-2"));
+    }
+
+    #[test]
+    fn impossible_selector_stays_pending_with_the_schedulers_words_once() {
+        let mut s = cluster(3);
+        edit_node(&mut s, "t-node-1", |n| {
+            n.spec.as_mut().unwrap().unschedulable = Some(true)
+        });
+        crate::controller::nodes::reconcile(&mut s);
+        add_pod(
+            &mut s,
+            "p",
+            json!({}),
+            json!({"nodeSelector": {"disk": "nvme"}}),
+        );
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(node_of(&s, "p"), None);
+        let c = scheduled(&s, "p");
+        assert_eq!(c.status, "False");
+        assert_eq!(c.reason.as_deref(), Some("Unschedulable"));
+        let want = "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.";
+        assert_eq!(c.message.as_deref(), Some(want));
+        assert_eq!(
+            pod(&s, "p").status.unwrap().phase.as_deref(),
+            Some("Pending")
+        );
+        let rv = s.resource_version();
+        for _ in 0..3 {
+            schedule(&mut s, SystemTime::now());
+        }
+        assert_eq!(
+            s.resource_version(),
+            rv,
+            "no store change while nothing changes"
+        );
+        let ev = events(&s, "FailedScheduling");
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].count, Some(1));
+        assert_eq!(ev[0].type_.as_deref(), Some("Warning"));
+        assert_eq!(ev[0].message.as_deref(), Some(want));
+        // Retried when a node changes: labelling one makes it fit.
+        label(&mut s, "t-node-2", "disk", "nvme");
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(node_of(&s, "p").as_deref(), Some("t-node-2"));
+        assert_eq!(scheduled(&s, "p").status, "True");
+    }
+
+    #[test]
+    fn cordoned_and_tainted_nodes_unless_tolerated() {
+        let mut s = cluster(2);
+        edit_node(&mut s, "t-node-1", |n| {
+            n.spec.as_mut().unwrap().unschedulable = Some(true)
+        });
+        edit_node(&mut s, "t-node-2", |n| {
+            n.spec.as_mut().unwrap().taints = Some(vec![Taint {
+                key: "dedicated".into(),
+                value: Some("db".into()),
+                effect: "NoSchedule".into(),
+                time_added: None,
+            }])
+        });
+        crate::controller::nodes::reconcile(&mut s);
+        add_pod(&mut s, "plain", json!({}), json!({}));
+        add_pod(
+            &mut s,
+            "tol",
+            json!({}),
+            json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}]}),
+        );
+        add_pod(
+            &mut s,
+            "all",
+            json!({}),
+            json!({"nodeSelector": {"kubernetes.io/hostname": "t-node-1"}, "tolerations": [{"operator": "Exists"}]}),
+        );
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(node_of(&s, "plain"), None);
+        assert_eq!(
+            scheduled(&s, "plain").message.as_deref(),
+            Some(
+                "0/2 nodes are available: 1 node(s) had untolerated taint {dedicated: db}, 1 node(s) were unschedulable. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+            )
+        );
+        assert_eq!(node_of(&s, "tol").as_deref(), Some("t-node-2"));
+        // Tolerating everything (the unschedulable taint too) lands on a cordoned node.
+        assert_eq!(node_of(&s, "all").as_deref(), Some("t-node-1"));
+        // PreferNoSchedule does not filter.
+        let t = Taint {
+            key: "k".into(),
+            value: None,
+            effect: "PreferNoSchedule".into(),
+            time_added: None,
+        };
+        assert!(!tolerates(&[], &t));
+    }
+
+    #[test]
+    fn not_ready_nodes_count_as_tainted() {
+        let mut s = cluster(2);
+        edit_node(&mut s, "t-node-1", |n| {
+            nodes::set_ready(
+                n,
+                "Unknown",
+                "NodeStatusUnknown",
+                "Kubelet stopped posting node status.",
+                SystemTime::now(),
+            );
+        });
+        edit_node(&mut s, "t-node-2", |n| {
+            nodes::set_ready(n, "False", "KubeletNotReady", "down", SystemTime::now());
+        });
+        add_pod(&mut s, "p", json!({}), json!({}));
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(
+            scheduled(&s, "p").message.as_deref(),
+            Some(
+                "0/2 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+            )
+        );
+    }
+
+    #[test]
+    fn required_node_affinity_operators_and_fields() {
+        let mut s = cluster(3);
+        label(&mut s, "t-node-1", "gen", "3");
+        label(&mut s, "t-node-2", "gen", "5");
+        label(&mut s, "t-node-3", "gen", "7");
+        label(&mut s, "t-node-3", "zone", "b");
+        let aff = |terms: Value| json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}});
+        add_pod(
+            &mut s,
+            "gt",
+            json!({}),
+            aff(
+                json!([{"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["4"]}, {"key": "gen", "operator": "Lt", "values": ["6"]}]}]),
+            ),
+        );
+        add_pod(
+            &mut s,
+            "notin",
+            json!({}),
+            aff(
+                json!([{"matchExpressions": [{"key": "gen", "operator": "NotIn", "values": ["3", "5"]}]}]),
+            ),
+        );
+        add_pod(
+            &mut s,
+            "dne",
+            json!({}),
+            aff(
+                json!([{"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}, {"key": "gen", "operator": "In", "values": ["3"]}]}]),
+            ),
+        );
+        add_pod(
+            &mut s,
+            "exists",
+            json!({}),
+            aff(json!([{"matchExpressions": [{"key": "zone", "operator": "Exists"}]}])),
+        );
+        add_pod(
+            &mut s,
+            "field",
+            json!({}),
+            aff(
+                json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["t-node-2"]}]}]),
+            ),
+        );
+        // Terms are ORed.
+        add_pod(
+            &mut s,
+            "or",
+            json!({}),
+            aff(
+                json!([{"matchExpressions": [{"key": "gen", "operator": "In", "values": ["9"]}]}, {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["t-node-1"]}]}]),
+            ),
+        );
+        add_pod(
+            &mut s,
+            "none",
+            json!({}),
+            aff(
+                json!([{"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["100"]}]}]),
+            ),
+        );
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(node_of(&s, "gt").as_deref(), Some("t-node-2"));
+        assert_eq!(node_of(&s, "notin").as_deref(), Some("t-node-3"));
+        assert_eq!(node_of(&s, "dne").as_deref(), Some("t-node-1"));
+        assert_eq!(node_of(&s, "exists").as_deref(), Some("t-node-3"));
+        assert_eq!(node_of(&s, "field").as_deref(), Some("t-node-2"));
+        assert_eq!(node_of(&s, "or").as_deref(), Some("t-node-1"));
+        assert_eq!(node_of(&s, "none"), None);
+        assert!(
+            scheduled(&s, "none")
+                .message
+                .unwrap()
+                .contains("3 node(s) didn't match Pod's node affinity/selector")
+        );
+    }
+
+    #[test]
+    fn node_name_is_a_filter_for_pods_created_with_it_unbound() {
+        // A pod that names a node is bound by the API (no scheduling); the
+        // NodeName filter still words a mismatch for completeness.
+        assert_eq!(
+            fit_error(2, &[Reason::NodeName, Reason::NodeName]),
+            "0/2 nodes are available: 2 node(s) didn't match the requested node name. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+        );
+        assert_eq!(fit_error(0, &[]), "no nodes available to schedule pods");
+    }
+
+    #[test]
+    fn topology_spread_do_not_schedule() {
+        let mut s = cluster(3);
+        let spread = json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "web"}}}],
+            "nodeSelector": {"pool": "a"}});
+        // Only nodes 1 and 2 are in pool a; node 1 already has two web pods.
+        label(&mut s, "t-node-1", "pool", "a");
+        label(&mut s, "t-node-2", "pool", "a");
+        add_pod(
+            &mut s,
+            "old1",
+            json!({"app": "web"}),
+            json!({"nodeName": "t-node-1"}),
+        );
+        add_pod(
+            &mut s,
+            "old2",
+            json!({"app": "web"}),
+            json!({"nodeName": "t-node-1"}),
+        );
+        add_pod(&mut s, "new1", json!({"app": "web"}), spread.clone());
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(node_of(&s, "new1").as_deref(), Some("t-node-2"));
+        // 2/1: the next must go to node 2 as well (node 1 would make skew 2);
+        // then 2/2, and a fifth may go to either.
+        add_pod(&mut s, "new2", json!({"app": "web"}), spread.clone());
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(node_of(&s, "new2").as_deref(), Some("t-node-2"));
+        // Make node 2 unschedulable: node 1 alone would be skew 3-... → unschedulable.
+        edit_node(&mut s, "t-node-2", |n| {
+            n.spec.as_mut().unwrap().unschedulable = Some(true)
+        });
+        add_pod(&mut s, "new3", json!({"app": "web"}), spread.clone());
+        add_pod(&mut s, "new4", json!({"app": "web"}), spread);
+        schedule(&mut s, SystemTime::now());
+        // 3 on node 1 vs 2 on node 2: skew 1, allowed; then 4 vs 2: not.
+        assert_eq!(node_of(&s, "new3").as_deref(), Some("t-node-1"));
+        assert_eq!(node_of(&s, "new4"), None);
+        assert_eq!(
+            scheduled(&s, "new4").message.as_deref(),
+            Some(
+                "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) didn't match pod topology spread constraints, 1 node(s) were unschedulable. preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is not helpful for scheduling."
+            )
+        );
+    }
+
+    #[test]
+    fn spread_missing_label_and_schedule_anyway() {
+        let mut s = cluster(2);
+        label(&mut s, "t-node-2", "zone", "z1");
+        add_pod(
+            &mut s,
+            "z",
+            json!({"app": "z"}),
+            json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+            "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "z"}}}]}),
+        );
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(node_of(&s, "z").as_deref(), Some("t-node-2"));
+        // ScheduleAnyway only scores: node 1 has the fewest matching pods.
+        let mut s = cluster(2);
+        add_pod(
+            &mut s,
+            "a1",
+            json!({"app": "a"}),
+            json!({"nodeName": "t-node-1"}),
+        );
+        add_pod(
+            &mut s,
+            "o1",
+            json!({"app": "o"}),
+            json!({"nodeName": "t-node-2"}),
+        );
+        add_pod(
+            &mut s,
+            "o2",
+            json!({"app": "o"}),
+            json!({"nodeName": "t-node-2"}),
+        );
+        add_pod(
+            &mut s,
+            "a2",
+            json!({"app": "a"}),
+            json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": {"app": "a"}}}]}),
+        );
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(node_of(&s, "a2").as_deref(), Some("t-node-2"));
+    }
+
+    #[test]
+    fn preferred_node_affinity_wins_over_load() {
+        let mut s = cluster(2);
+        label(&mut s, "t-node-2", "disk", "ssd");
+        add_pod(&mut s, "x", json!({}), json!({"nodeName": "t-node-2"}));
+        add_pod(
+            &mut s,
+            "p",
+            json!({}),
+            json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 10, "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}}),
+        );
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(node_of(&s, "p").as_deref(), Some("t-node-2"));
+    }
+
+    #[test]
+    fn pod_anti_affinity_on_hostname() {
+        let mut s = cluster(2);
+        let anti = json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "dns"}}}]}}});
+        for i in 0..3 {
+            add_pod(
+                &mut s,
+                &format!("d{i}"),
+                json!({"app": "dns"}),
+                anti.clone(),
+            );
+        }
+        schedule(&mut s, SystemTime::now());
+        let a = node_of(&s, "d0").unwrap();
+        let b = node_of(&s, "d1").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(node_of(&s, "d2"), None);
+        assert_eq!(
+            scheduled(&s, "d2").message.as_deref(),
+            Some(
+                "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."
+            )
+        );
+        // The existing pods' anti-affinity keeps a matching newcomer off them.
+        add_pod(&mut s, "plain", json!({"app": "dns"}), json!({}));
+        schedule(&mut s, SystemTime::now());
+        assert_eq!(node_of(&s, "plain"), None);
+        assert!(
+            scheduled(&s, "plain")
+                .message
+                .unwrap()
+                .contains("2 node(s) didn't satisfy existing pods anti-affinity rules")
+        );
+    }
+
+    #[test]
+    fn a_controllers_pods_spread_before_load_counts() {
+        // Two replicas of one ReplicaSet go to different nodes even when
+        // another pod makes node 2 busier.
+        let mut s = cluster(2);
+        add_pod(&mut s, "other", json!({}), json!({"nodeName": "t-node-2"}));
+        for i in 0..2 {
+            let v = json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("r{i}"), "namespace": "default",
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1", "controller": true}]},
+                "spec": {"containers": [{"name": "c", "image": "x", "command": ["x"]}]}});
+            s.create(Object::from_json(Kind::Pod, v).unwrap()).unwrap();
+        }
+        schedule(&mut s, SystemTime::now());
+        assert_ne!(node_of(&s, "r0"), node_of(&s, "r1"));
+    }
+
+    #[test]
+    fn deleted_pods_without_a_kubelet_go_at_once() {
+        let mut s = cluster(1);
+        add_pod(&mut s, "p", json!({}), json!({"nodeSelector": {"x": "y"}}));
+        schedule(&mut s, SystemTime::now());
+        let mut p = pod(&s, "p");
+        p.metadata.deletion_timestamp = Some(crate::model::now_time());
+        s.update(Object::Pod(Box::new(p)));
+        schedule(&mut s, SystemTime::now());
+        assert!(s.get(&Key::new(Kind::Pod, "default", "p")).is_none());
+    }
+}
