@@ -800,6 +800,23 @@ async fn get(
                 no_headers,
                 show_labels,
             };
+            let mut ctx = print::RowCtx::default();
+            if opts.wide && objects.iter().any(|o| o.kind() == Kind::Node) {
+                let q = ListQuery {
+                    resources: "pods".into(),
+                    all_namespaces: true,
+                    ..Default::default()
+                };
+                let list: ObjectList = c.get("/v1/objects", &q).await?;
+                let pods: Vec<crate::model::Pod> = to_objects(list.items)
+                    .into_iter()
+                    .filter_map(|o| match o {
+                        Object::Pod(p) => Some(*p),
+                        _ => None,
+                    })
+                    .collect();
+                ctx = print::RowCtx::from_pods(&pods);
+            }
             let mut first = true;
             let order: Vec<Kind> = Kind::GET_ALL
                 .iter()
@@ -816,7 +833,10 @@ async fn get(
                     println!();
                 }
                 first = false;
-                print!("{}", print::table(&group, &opts, SystemTime::now()));
+                print!(
+                    "{}",
+                    print::table_ctx(&group, &opts, SystemTime::now(), &ctx)
+                );
             }
         }
         Some(o) => {
@@ -901,6 +921,9 @@ async fn describe(c: &Client, args: &[String], ns: &NsArgs) -> Result<i32, Clien
                             .collect();
                     }
                 }
+                Object::Node(_) => {
+                    related.pods = pods_of_node(c, obj.name()).await;
+                }
                 _ => {}
             }
             if obj.kind() != Kind::Event {
@@ -912,11 +935,34 @@ async fn describe(c: &Client, args: &[String], ns: &NsArgs) -> Result<i32, Clien
     Ok(0)
 }
 
+/// The pods bound to a node (every namespace).
+async fn pods_of_node(c: &Client, node: &str) -> Vec<crate::model::Pod> {
+    let q = ListQuery {
+        resources: "pods".into(),
+        all_namespaces: true,
+        ..Default::default()
+    };
+    let Ok(l) = c.get::<ObjectList, _>("/v1/objects", &q).await else {
+        return Vec::new();
+    };
+    to_objects(l.items)
+        .into_iter()
+        .filter_map(|o| match o {
+            Object::Pod(p)
+                if p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node) =>
+            {
+                Some(*p)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The events about `obj`, as `describe` lists them (kubectl selects them by
 /// the object's uid too).
 async fn object_events(c: &Client, obj: &Object) -> Vec<String> {
     let ns = match obj.kind() {
-        Kind::Namespace => "default".to_string(),
+        Kind::Namespace | Kind::Node => "default".to_string(),
         _ => obj.namespace().to_string(),
     };
     let q = ListQuery {

@@ -111,7 +111,7 @@ pub fn record(
     let r = reference(obj, note.field_path.clone());
     let ns = match obj.kind() {
         // Events about cluster-scoped objects live in `default`.
-        Kind::Namespace => "default".to_string(),
+        Kind::Namespace | Kind::Node => "default".to_string(),
         _ => obj.namespace().to_string(),
     };
     let prefix = format!("{}.", obj.name());

@@ -5,7 +5,9 @@
 pub mod endpoints;
 pub mod events;
 pub mod job;
+pub mod nodes;
 pub mod podstatus;
+pub mod scheduler;
 pub mod statefulset;
 pub mod workload;
 
@@ -15,11 +17,13 @@ use crate::store::Store;
 pub fn reconcile(store: &mut Store) {
     for _ in 0..4 {
         let before = store.resource_version();
+        nodes::reconcile(store);
         workload::garbage_collect(store);
         workload::deployments(store);
         workload::replicasets(store);
         statefulset::statefulsets(store);
         job::jobs(store, std::time::SystemTime::now());
+        scheduler::schedule(store, std::time::SystemTime::now());
         endpoints::reconcile(store);
         if store.resource_version() == before {
             break;

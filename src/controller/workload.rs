@@ -56,7 +56,7 @@ fn owner_ref(kind: Kind, meta: &ObjectMeta) -> OwnerReference {
     }
 }
 
-fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
+pub fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
     meta.owner_references
         .iter()
         .flatten()

@@ -264,9 +264,20 @@ impl Daemon {
             let now = Instant::now();
             let mut to_start = Vec::new();
             let mut to_stop = Vec::new();
+            // The kubelets of this cluster's nodes start only the pods the
+            // scheduler bound to one of them.
+            let nodes: Vec<String> = self.cfg.node_specs().into_iter().map(|n| n.name).collect();
             let live: Vec<(Key, String, bool, Option<Ipv4Addr>, String)> = st
                 .store
                 .list(Kind::Pod, None)
+                .filter(|o| match o {
+                    Object::Pod(p) => p
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.as_ref())
+                        .is_some_and(|n| nodes.contains(n)),
+                    _ => false,
+                })
                 .map(|o| {
                     let netns = o
                         .meta()
@@ -447,28 +458,7 @@ impl Daemon {
             {
                 self.metrics.pod_starting(&uid);
             }
-            if let Some(s) = pod.spec.as_mut()
-                && s.node_name.is_none()
-            {
-                let node = least_loaded_node(&self.nodes, &st.store);
-                s.node_name = Some(node.clone());
-                let note = events::Note::normal(
-                    "Scheduled",
-                    format!(
-                        "Successfully assigned {}/{} to {node}",
-                        key.namespace, key.name
-                    ),
-                );
-                let obj = Object::Pod(pod.clone());
-                events::record(
-                    &mut st.store,
-                    &obj,
-                    note,
-                    events::SCHEDULER,
-                    None,
-                    SystemTime::now(),
-                );
-            }
+            // Bound by the scheduler (the runtime starts only bound pods).
             let node = pod
                 .spec
                 .as_ref()
@@ -730,24 +720,6 @@ impl Daemon {
         }
         remove_cluster_files(&self.layout);
     }
-}
-
-/// The node with the fewest pods bound to it (the first of equals).
-fn least_loaded_node(nodes: &[Arc<super::nodes::NodeRt>], store: &Store) -> String {
-    let mut count: HashMap<&str, usize> = nodes.iter().map(|n| (n.name(), 0)).collect();
-    for o in store.list(Kind::Pod, None) {
-        if let Object::Pod(p) = o
-            && let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref())
-            && let Some(c) = count.get_mut(n)
-        {
-            *c += 1;
-        }
-    }
-    nodes
-        .iter()
-        .min_by_key(|n| count.get(n.name()).copied().unwrap_or(0))
-        .map(|n| n.name().to_string())
-        .unwrap_or_default()
 }
 
 /// Delete a pod's named netns and its `/etc/netns` directory; errors are

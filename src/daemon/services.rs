@@ -275,7 +275,7 @@ mod tests {
             st.ensure_system_objects();
             let pod = |n: &str| {
                 format!(
-                    "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {n}, labels: {{app: web}}}}\nspec:\n  containers: [{{name: c, image: x, command: [x]}}]\n"
+                    "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {n}, labels: {{app: web}}}}\nspec:\n  nodeName: t-node\n  containers: [{{name: c, image: x, command: [x]}}]\n"
                 )
             };
             let yaml = format!(

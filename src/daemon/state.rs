@@ -144,6 +144,12 @@ impl State {
             }
         }
         self.ensure_cluster_dns();
+        crate::controller::nodes::ensure(
+            &mut self.store,
+            &self.config.node_specs(),
+            &crate::controller::nodes::HostInfo::current(),
+            std::time::SystemTime::now(),
+        );
     }
 
     /// `kube-system/kube-dns` at the tenth service IP and the `coredns`
@@ -292,6 +298,12 @@ impl State {
         let key = Key::of(&obj);
         let label = format!("{}/{}", kind.qualified(), obj.name());
         let Some(old) = self.store.get(&key).cloned() else {
+            if kind == Kind::Node {
+                return Err(format!(
+                    "nodes {:?} is forbidden: nodes are registered by lab from the cluster's topology (lab up --nodes N); they cannot be created",
+                    obj.name()
+                ));
+            }
             self.prepare_new(&mut obj)?;
             self.store
                 .create(obj)
@@ -418,6 +430,12 @@ impl State {
             }
             Kind::Pod => {
                 mark_deleted(&mut self.store, key, grace);
+            }
+            Kind::Node => {
+                return Err(format!(
+                    "nodes {:?} is forbidden: lab's nodes are part of the cluster's topology and cannot be deleted (cordon or drain it: lab node drain {})",
+                    key.name, key.name
+                ));
             }
             _ => {
                 self.store.remove(key);
@@ -1015,6 +1033,32 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
         }
         (Object::Endpoints(o), Object::Endpoints(n)) => o.subsets = n.subsets,
         (Object::Namespace(_), Object::Namespace(_)) => {}
+        (Object::Node(o), Object::Node(n)) => {
+            // Users cordon and taint; the pod CIDRs are the node's own.
+            let old_spec = o.spec.clone().unwrap_or_default();
+            let mut spec = n.spec.unwrap_or_default();
+            for (field, old, new) in [("spec.podCIDR", &old_spec.pod_cidr, &spec.pod_cidr)] {
+                if new.is_some() && new != old {
+                    return Err(format!(
+                        "{label}: {field}: Forbidden: node updates may not change podCIDR except from \"\" to valid"
+                    ));
+                }
+            }
+            if spec.pod_cidrs.is_some() && spec.pod_cidrs != old_spec.pod_cidrs {
+                return Err(format!(
+                    "{label}: spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid"
+                ));
+            }
+            spec.pod_cidr = old_spec.pod_cidr;
+            spec.pod_cidrs = old_spec.pod_cidrs;
+            if spec.unschedulable == Some(false) {
+                spec.unschedulable = None;
+            }
+            if spec.taints.as_ref().is_some_and(Vec::is_empty) {
+                spec.taints = None;
+            }
+            o.spec = Some(spec);
+        }
         _ => return Err(format!("{label}: kind mismatch")),
     }
     Ok(out)

@@ -18,10 +18,13 @@ pub enum Kind {
     Event,
     Secret,
     Job,
+    /// A machine of the cluster (cluster-scoped): registered by the daemon
+    /// from the cluster's topology, never created or deleted by users.
+    Node,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Service,
@@ -34,6 +37,7 @@ impl Kind {
         Kind::Event,
         Kind::Secret,
         Kind::Job,
+        Kind::Node,
     ];
 
     /// The kinds `kubectl get all` shows, in its order.
@@ -69,6 +73,7 @@ impl Kind {
             Kind::Event => "Event",
             Kind::Secret => "Secret",
             Kind::Job => "Job",
+            Kind::Node => "Node",
         }
     }
 
@@ -87,6 +92,7 @@ impl Kind {
             Kind::Event => "events",
             Kind::Secret => "secrets",
             Kind::Job => "jobs",
+            Kind::Node => "nodes",
         }
     }
 
@@ -106,11 +112,12 @@ impl Kind {
             Kind::Event => "event",
             Kind::Secret => "secret",
             Kind::Job => "job.batch",
+            Kind::Node => "node",
         }
     }
 
     pub fn namespaced(self) -> bool {
-        self != Kind::Namespace
+        !matches!(self, Kind::Namespace | Kind::Node)
     }
 
     /// Kinds a user may apply (the rest are made by controllers, although
@@ -137,6 +144,7 @@ impl Kind {
             "event" | "events" | "ev" => Kind::Event,
             "secret" | "secrets" => Kind::Secret,
             "job" | "jobs" => Kind::Job,
+            "node" | "nodes" | "no" => Kind::Node,
             _ => return None,
         })
     }
@@ -156,6 +164,7 @@ impl Kind {
             "Event" => Kind::Event,
             "Secret" => Kind::Secret,
             "Job" => Kind::Job,
+            "Node" => Kind::Node,
             other => {
                 return Err(format!(
                     "kind {other:?} is not supported by lab (supported: Namespace, Pod, Service, ConfigMap, Secret, Endpoints, Deployment, ReplicaSet, StatefulSet, Job)"

@@ -11,7 +11,7 @@ pub mod validate;
 pub use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 pub use k8s_openapi::api::batch::v1::Job;
 pub use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Event, Namespace, Pod, Secret, Service,
+    ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service,
 };
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -35,6 +35,7 @@ pub enum Object {
     Event(Box<Event>),
     Secret(Secret),
     Job(Box<Job>),
+    Node(Box<Node>),
 }
 
 macro_rules! each_object {
@@ -52,6 +53,7 @@ macro_rules! each_object {
             Object::Event($o) => $body,
             Object::Secret($o) => $body,
             Object::Job($o) => $body,
+            Object::Node($o) => $body,
         }
     };
 }
@@ -71,6 +73,7 @@ impl Object {
             Object::Event(_) => Kind::Event,
             Object::Secret(_) => Kind::Secret,
             Object::Job(_) => Kind::Job,
+            Object::Node(_) => Kind::Node,
         }
     }
 
@@ -112,6 +115,7 @@ impl Object {
             Kind::Event => Object::Event(serde_json::from_value(v)?),
             Kind::Secret => Object::Secret(serde_json::from_value(v)?),
             Kind::Job => Object::Job(serde_json::from_value(v)?),
+            Kind::Node => Object::Node(serde_json::from_value(v)?),
         })
     }
 }

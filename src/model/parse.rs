@@ -247,6 +247,7 @@ pub fn decode(doc: &Document) -> Result<Decoded, ManifestError> {
         )),
         Kind::Secret => strict(value).map(Object::Secret),
         Kind::Job => strict(value).map(Object::Job),
+        Kind::Node => strict(value).map(Object::Node),
     }
     .map_err(|(field, message)| err(Some(label.clone()), field, message))?;
     let mut object = object;

@@ -169,6 +169,9 @@ pub const JOB_HONOURED: &[&str] = &[
     "template.metadata",
 ];
 pub const JOB_WARNED: &[&str] = &["podReplacementPolicy", "manualSelector"];
+/// Node spec fields honoured (`podCIDR(s)` are the node's own and stay).
+pub const NODE_HONOURED: &[&str] = &["unschedulable", "taints", "podCIDR", "podCIDRs"];
+pub const NODE_WARNED: &[&str] = &["providerID", "externalID", "configSource"];
 /// Secret fields honoured.
 pub const SECRET_HONOURED: &[&str] = &["data", "stringData", "type", "immutable"];
 /// The API server's limit on a Secret's data (the sum of the values).
@@ -339,6 +342,12 @@ pub fn field_lists(kind: Kind) -> (Vec<String>, Vec<String>) {
         }
         // Recorded by the cluster: nothing in a manifest is taken.
         Kind::Event => {}
+        // Registered by the daemon; users change labels, annotations,
+        // cordoning and taints (the rest is the kubelet's).
+        Kind::Node => {
+            honoured.extend(prefixed("spec.", NODE_HONOURED));
+            warned.extend(prefixed("spec.", NODE_WARNED));
+        }
     }
     (honoured, warned)
 }

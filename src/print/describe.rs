@@ -51,6 +51,7 @@ pub fn describe(obj: &Object, related: &Related, now: SystemTime) -> String {
         Object::Event(e) => describe_event(&mut d, e, now),
         Object::Secret(s) => describe_secret(&mut d, s, related),
         Object::Job(j) => describe_job(&mut d, j, related),
+        Object::Node(n) => describe_node(&mut d, n, related, now),
     }
     d.finish()
 }
@@ -1612,5 +1613,131 @@ pub(crate) fn describe_job(d: &mut Desc, j: &Job, related: &Related) {
         ),
     }
     describe_pod_template(d, Some(&spec.template));
+    describe_events(d, &related.events);
+}
+
+/// kubectl's node describer (without the Lease and resource sections: lab
+/// tracks no requests, limits or leases).
+pub(crate) fn describe_node(d: &mut Desc, n: &Node, related: &Related, now: SystemTime) {
+    let meta = &n.metadata;
+    let spec = n.spec.clone().unwrap_or_default();
+    let status = n.status.clone().unwrap_or_default();
+    w!(d, 0, "Name:\t{}\n", opt_str(&meta.name));
+    w!(d, 0, "Roles:\t{}\n", node_roles(n));
+    labels_multiline(d, "Labels", meta.labels.as_ref());
+    annotations_multiline(d, "Annotations", meta.annotations.as_ref());
+    w!(
+        d,
+        0,
+        "CreationTimestamp:\t{}\n",
+        rfc1123z_opt(meta.creation_timestamp.as_ref())
+    );
+    let taints = spec.taints.clone().unwrap_or_default();
+    if taints.is_empty() {
+        d.w(0, "Taints:\t<none>\n");
+    } else {
+        for (i, t) in taints.iter().enumerate() {
+            let text = match t.value.as_deref().filter(|v| !v.is_empty()) {
+                Some(v) => format!("{}={v}:{}", t.key, t.effect),
+                None => format!("{}:{}", t.key, t.effect),
+            };
+            if i == 0 {
+                w!(d, 0, "Taints:\t{text}\n");
+            } else {
+                w!(d, 0, "\t{text}\n");
+            }
+        }
+    }
+    w!(
+        d,
+        0,
+        "Unschedulable:\t{}\n",
+        spec.unschedulable.unwrap_or(false)
+    );
+    let conds = status.conditions.clone().unwrap_or_default();
+    if !conds.is_empty() {
+        d.w(0, "Conditions:\n");
+        d.w(
+            1,
+            "Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage\n",
+        );
+        d.w(
+            1,
+            "----\t------\t-----------------\t------------------\t------\t-------\n",
+        );
+        for c in &conds {
+            w!(
+                d,
+                1,
+                "{} \t{} \t{} \t{} \t{} \t{}\n",
+                c.type_,
+                c.status,
+                rfc1123z_opt(c.last_heartbeat_time.as_ref()),
+                rfc1123z_opt(c.last_transition_time.as_ref()),
+                opt_str(&c.reason),
+                opt_str(&c.message)
+            );
+        }
+    }
+    let addrs = status.addresses.clone().unwrap_or_default();
+    if !addrs.is_empty() {
+        d.w(0, "Addresses:\n");
+        for a in &addrs {
+            w!(d, 1, "{}:\t{}\n", a.type_, a.address);
+        }
+    }
+    for (title, res) in [
+        ("Capacity", status.capacity.as_ref()),
+        ("Allocatable", status.allocatable.as_ref()),
+    ] {
+        if let Some(r) = res.filter(|r| !r.is_empty()) {
+            w!(d, 0, "{title}:\n");
+            for (k, v) in r {
+                w!(d, 1, "{k}:\t{}\n", v.0);
+            }
+        }
+    }
+    if let Some(i) = &status.node_info {
+        d.w(0, "System Info:\n");
+        for (k, v) in [
+            ("Machine ID", &i.machine_id),
+            ("System UUID", &i.system_uuid),
+            ("Boot ID", &i.boot_id),
+            ("Kernel Version", &i.kernel_version),
+            ("OS Image", &i.os_image),
+            ("Operating System", &i.operating_system),
+            ("Architecture", &i.architecture),
+            ("Container Runtime Version", &i.container_runtime_version),
+            ("Kubelet Version", &i.kubelet_version),
+            ("Kube-Proxy Version", &i.kube_proxy_version),
+        ] {
+            w!(d, 1, "{k}:\t{v}\n");
+        }
+    }
+    if let Some(c) = spec.pod_cidr.as_deref().filter(|c| !c.is_empty()) {
+        w!(d, 0, "PodCIDR:\t{c}\n");
+    }
+    if let Some(c) = spec.pod_cidrs.as_ref().filter(|c| !c.is_empty()) {
+        w!(d, 0, "PodCIDRs:\t{}\n", c.join(","));
+    }
+    let mut pods: Vec<&Pod> = related.pods.iter().filter(|p| !pod_terminated(p)).collect();
+    pods.sort_by(|a, b| {
+        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+    });
+    w!(d, 0, "Non-terminated Pods:\t({} in total)\n", pods.len());
+    if !pods.is_empty() {
+        d.w(1, "Namespace\tName\tAge\n");
+        d.w(1, "---------\t----\t---\n");
+        for p in pods {
+            w!(
+                d,
+                1,
+                "{}\t{}\t{}\n",
+                opt_str(&p.metadata.namespace),
+                opt_str(&p.metadata.name),
+                since(p.metadata.creation_timestamp.as_ref(), now)
+            );
+        }
+    }
     describe_events(d, &related.events);
 }

@@ -13,7 +13,7 @@
 //! Time is an argument (`now`), so everything here is deterministic.
 
 use crate::model::{
-    ConfigMap, Deployment, EndpointSlice, Endpoints, Event, Job, Kind, Namespace, Object,
+    ConfigMap, Deployment, EndpointSlice, Endpoints, Event, Job, Kind, Namespace, Node, Object,
     ObjectMeta, Pod, ReplicaSet, Secret, Service, StatefulSet,
 };
 use k8s_openapi::api::core::v1::{
@@ -57,6 +57,46 @@ pub struct Related {
     pub events: Vec<String>,
     /// Data-plane counters of a Service (lab's own `Counters:` section).
     pub counters: Option<BTreeMap<String, u64>>,
+    /// The pods bound to a Node (its `Non-terminated Pods:` section).
+    pub pods: Vec<Pod>,
+}
+
+/// What some rows need beyond their object: the non-terminated pods bound
+/// to each node (the PODS column of `get nodes -o wide`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowCtx {
+    pub node_pods: BTreeMap<String, usize>,
+}
+
+impl RowCtx {
+    /// Counted from the pods given (any namespace).
+    pub fn from_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> RowCtx {
+        let mut node_pods = BTreeMap::new();
+        for p in pods {
+            if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_ref())
+                && !pod_terminated(p)
+            {
+                *node_pods.entry(n.clone()).or_insert(0) += 1;
+            }
+        }
+        RowCtx { node_pods }
+    }
+
+    /// Counted from a store's pods.
+    pub fn with_pods(store: &crate::store::Store) -> RowCtx {
+        RowCtx::from_pods(store.list(Kind::Pod, None).filter_map(|o| match o {
+            Object::Pod(p) => Some(&**p),
+            _ => None,
+        }))
+    }
+}
+
+/// Succeeded or Failed (kubectl's "non-terminated" pods are the others).
+pub fn pod_terminated(p: &Pod) -> bool {
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
 }
 
 mod describe;

@@ -42,6 +42,19 @@ pub(crate) fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
             &["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
             &["CONTAINERS", "IMAGES", "SELECTOR"],
         ),
+        // kubectl's columns, then lab's PODCIDR and PODS.
+        Kind::Node => (
+            &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+            &[
+                "INTERNAL-IP",
+                "EXTERNAL-IP",
+                "OS-IMAGE",
+                "KERNEL-VERSION",
+                "CONTAINER-RUNTIME",
+                "PODCIDR",
+                "PODS",
+            ],
+        ),
     };
     let mut h = base.to_vec();
     if wide {
@@ -51,8 +64,9 @@ pub(crate) fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
 }
 
 /// The cells after NAME for one object.
-pub(crate) fn row_cells(obj: &Object, wide: bool, now: SystemTime) -> Vec<String> {
+pub(crate) fn row_cells(obj: &Object, wide: bool, now: SystemTime, ctx: &RowCtx) -> Vec<String> {
     match obj {
+        Object::Node(n) => node_row(n, wide, now, ctx),
         Object::Pod(p) => pod_row(p, wide, now),
         Object::Service(s) => service_row(s, wide, now),
         Object::Endpoints(e) => vec![
@@ -542,6 +556,91 @@ pub(crate) fn statefulset_row(s: &StatefulSet, wide: bool, now: SystemTime) -> V
     cells
 }
 
+/// kubectl's node STATUS: the Ready condition (`Ready`, `NotReady`,
+/// `Unknown` without one), then `SchedulingDisabled` when cordoned.
+pub fn node_status(n: &Node) -> String {
+    let ready = n
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+    let mut status = vec![match ready {
+        Some(c) if c.status == "True" => "Ready".to_string(),
+        Some(c) => format!("Not{}", c.type_),
+        None => "Unknown".to_string(),
+    }];
+    if n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+        status.push("SchedulingDisabled".into());
+    }
+    status.join(",")
+}
+
+/// kubectl's ROLES: `node-role.kubernetes.io/<role>` labels and
+/// `kubernetes.io/role`, sorted, or `<none>`.
+pub fn node_roles(n: &Node) -> String {
+    let mut roles: Vec<String> = Vec::new();
+    for (k, v) in n.metadata.labels.iter().flatten() {
+        if let Some(r) = k.strip_prefix("node-role.kubernetes.io/") {
+            if !r.is_empty() {
+                roles.push(r.to_string());
+            }
+        } else if k == "kubernetes.io/role" && !v.is_empty() {
+            roles.push(v.clone());
+        }
+    }
+    roles.sort();
+    roles.dedup();
+    if roles.is_empty() {
+        "<none>".into()
+    } else {
+        roles.join(",")
+    }
+}
+
+fn node_address(n: &Node, type_: &str) -> String {
+    n.status
+        .as_ref()
+        .and_then(|s| s.addresses.as_ref())
+        .and_then(|a| a.iter().find(|a| a.type_ == type_))
+        .map_or_else(|| "<none>".to_string(), |a| a.address.clone())
+}
+
+pub(crate) fn node_row(n: &Node, wide: bool, now: SystemTime, ctx: &RowCtx) -> Vec<String> {
+    let info = n.status.as_ref().and_then(|s| s.node_info.clone());
+    let mut cells = vec![
+        node_status(n),
+        node_roles(n),
+        since(n.metadata.creation_timestamp.as_ref(), now),
+        info.as_ref()
+            .map(|i| i.kubelet_version.clone())
+            .unwrap_or_default(),
+    ];
+    if wide {
+        let unknown = |s: Option<String>| {
+            s.filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "<unknown>".to_string())
+        };
+        let spec = n.spec.clone().unwrap_or_default();
+        let cidrs = spec
+            .pod_cidrs
+            .filter(|c| !c.is_empty())
+            .map(|c| c.join(","))
+            .or(spec.pod_cidr)
+            .unwrap_or_else(|| "<none>".into());
+        let name = n.metadata.name.clone().unwrap_or_default();
+        cells.extend([
+            node_address(n, "InternalIP"),
+            node_address(n, "ExternalIP"),
+            unknown(info.as_ref().map(|i| i.os_image.clone())),
+            unknown(info.as_ref().map(|i| i.kernel_version.clone())),
+            unknown(info.as_ref().map(|i| i.container_runtime_version.clone())),
+            cidrs,
+            ctx.node_pods.get(&name).copied().unwrap_or(0).to_string(),
+        ]);
+    }
+    cells
+}
+
 pub(crate) fn namespace_phase(n: &Namespace) -> String {
     match n.status.as_ref().and_then(|s| s.phase.clone()) {
         Some(p) => p,
@@ -553,7 +652,13 @@ pub(crate) fn namespace_phase(n: &Namespace) -> String {
 /// `kubectl get` table for objects of one kind (the caller groups by kind
 /// and separates groups with a blank line). Every line ends with `\n`; no
 /// objects give an empty string.
+#[cfg(test)]
 pub fn table(objects: &[&Object], opts: &TableOpts, now: SystemTime) -> String {
+    table_ctx(objects, opts, now, &RowCtx::default())
+}
+
+/// [`table`] with what some rows need besides their objects.
+pub fn table_ctx(objects: &[&Object], opts: &TableOpts, now: SystemTime, ctx: &RowCtx) -> String {
     let Some(first) = objects.first() else {
         return String::new();
     };
@@ -583,7 +688,7 @@ pub fn table(objects: &[&Object], opts: &TableOpts, now: SystemTime) -> String {
                 obj.name().to_string()
             });
         }
-        cells.extend(row_cells(obj, opts.wide, now));
+        cells.extend(row_cells(obj, opts.wide, now, ctx));
         if opts.show_labels {
             cells.push(format_labels(obj.meta().labels.as_ref()));
         }

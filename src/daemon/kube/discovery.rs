@@ -4,12 +4,11 @@
 use crate::model::Kind;
 use serde_json::{Value, json};
 
-/// A served resource: one of lab's kinds, the node, or `events.k8s.io/v1`
-/// events (the core events, converted as the API server converts them).
+/// A served resource: one of lab's kinds, or `events.k8s.io/v1` events
+/// (the core events, converted as the API server converts them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Res {
     Obj(Kind),
-    Node,
     EventV1,
 }
 
@@ -57,7 +56,7 @@ pub const RESOURCES: &[Info] = &[
         subresources: &[("status", "Namespace", &["get"])],
     },
     Info {
-        res: Res::Node,
+        res: Res::Obj(Kind::Node),
         group: "",
         version: "v1",
         plural: "nodes",
@@ -66,7 +65,8 @@ pub const RESOURCES: &[Info] = &[
         namespaced: false,
         short: &["no"],
         categories: &[],
-        verbs: RO,
+        // Registered by lab, never created or deleted by users.
+        verbs: &["get", "list", "patch", "update", "watch"],
         subresources: &[("status", "Node", &["get"])],
     },
     Info {
@@ -82,6 +82,7 @@ pub const RESOURCES: &[Info] = &[
         verbs: RW,
         subresources: &[
             ("attach", "PodAttachOptions", &["create", "get"]),
+            ("eviction", "Eviction", &["create"]),
             ("exec", "PodExecOptions", &["create", "get"]),
             ("log", "Pod", &["get"]),
             ("portforward", "PodPortForwardOptions", &["create", "get"]),
@@ -330,6 +331,10 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "namespaced": i.namespaced, "kind": kind, "verbs": verbs});
             if *sub == "scale" {
                 s["group"] = json!("autoscaling");
+                s["version"] = json!("v1");
+            }
+            if *sub == "eviction" {
+                s["group"] = json!("policy");
                 s["version"] = json!("v1");
             }
             resources.push(s);

@@ -179,7 +179,7 @@ fn schemas(group: &str, version: &str) -> Map<String, Value> {
                 g.subschema_for::<api::batch::v1::Job>();
                 "io.k8s.api.batch.v1.Job"
             }
-            Res::Node => {
+            Res::Obj(Kind::Node) => {
                 g.subschema_for::<api::core::v1::Node>();
                 "io.k8s.api.core.v1.Node"
             }

@@ -118,6 +118,9 @@ fn apply_error(t: &Target, name: &str, e: &str) -> KubeError {
     if msg.contains("is being deleted") {
         return status::conflict(t.info.plural, t.info.group, name);
     }
+    if msg.contains("is forbidden: ") {
+        return status::forbidden(msg);
+    }
     if msg.contains("managed by lab's controllers") {
         return status::method_not_allowed(msg);
     }
@@ -233,67 +236,6 @@ impl Kube {
         crate::daemon::server::committed_on(&self.d).await;
     }
 
-    fn node(&self) -> Value {
-        let name = self.d.layout.node_name();
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        let ts = &self.d.started_at;
-        json!({
-            "kind": "Node", "apiVersion": "v1",
-            "metadata": {"name": name, "uid": format!("lab-node-{}", self.d.cfg.name),
-                "resourceVersion": "1", "creationTimestamp": ts,
-                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                    "node-role.kubernetes.io/control-plane": ""}},
-            "spec": {"podCIDR": self.d.cfg.pod_cidr.to_string(),
-                "podCIDRs": [self.d.cfg.pod_cidr.to_string()]},
-            "status": {
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                    "message": "the lab daemon is running", "lastHeartbeatTime": ts,
-                    "lastTransitionTime": ts}],
-                "addresses": [{"type": "Hostname", "address": name}],
-                "nodeInfo": {"kubeletVersion": "v1.32.0-lab", "kubeProxyVersion": "",
-                    "osImage": "lab", "kernelVersion": kernel, "operatingSystem": "linux",
-                    "architecture": std::env::consts::ARCH, "containerRuntimeVersion": "lab://0.1.0",
-                    "machineID": "", "systemUUID": "", "bootID": ""}}
-        })
-    }
-
-    fn node_row(&self, include: Include) -> Value {
-        let n = self.node();
-        let age = crate::print::human_age(
-            SystemTime::now()
-                .duration_since(
-                    self.d
-                        .started_at
-                        .parse::<k8s_openapi::jiff::Timestamp>()
-                        .map(|t| {
-                            SystemTime::UNIX_EPOCH
-                                + Duration::from_secs(t.as_second().max(0) as u64)
-                        })
-                        .unwrap_or(SystemTime::UNIX_EPOCH),
-                )
-                .unwrap_or_default(),
-        );
-        let cells = vec![
-            self.d.layout.node_name(),
-            "Ready".into(),
-            "control-plane".into(),
-            age,
-            "v1.32.0-lab".into(),
-            "<none>".into(),
-            "<none>".into(),
-            "lab".into(),
-            n["status"]["nodeInfo"]["kernelVersion"]
-                .as_str()
-                .unwrap_or("")
-                .into(),
-            "lab://0.1.0".into(),
-        ];
-        table::row(cells, &n, include)
-    }
-
     pub async fn handle(
         self: &Arc<Self>,
         method: &Method,
@@ -372,7 +314,6 @@ impl Kube {
                     .collect();
                 (items, st.store.resource_version())
             }
-            Res::Node => (vec![(self.node(), None)], self.log.synced_rv()),
             Res::EventV1 => {
                 let st = self.d.lock();
                 self.log.sync(&st.store);
@@ -389,18 +330,21 @@ impl Kube {
     fn columns(t: &Target) -> Vec<(String, u8)> {
         match t.info.res {
             Res::Obj(k) => table::columns(k),
-            Res::Node => table::NODE_COLUMNS
-                .iter()
-                .map(|(n, p)| (n.to_string(), *p))
-                .collect(),
             Res::EventV1 => table::columns(Kind::Event),
         }
     }
 
     fn row(&self, v: &Value, obj: Option<&Object>, include: Include) -> Value {
+        let ctx = match obj {
+            Some(Object::Node(_)) => {
+                let st = self.d.lock();
+                crate::print::RowCtx::with_pods(&st.store)
+            }
+            _ => crate::print::RowCtx::default(),
+        };
         match obj {
-            Some(o) => table::object_row(o, include, SystemTime::now()),
-            None => self.node_row(include),
+            Some(o) => table::object_row(o, include, SystemTime::now(), &ctx),
+            None => table::row(Vec::new(), v, include),
         }
         .tap_object(v, include)
     }
@@ -454,9 +398,6 @@ impl Kube {
                 let o = st.store.get(&key_of(t, kind)).ok_or_else(|| not_found(t))?;
                 (o.to_json(), Some(o.clone()))
             }
-            Res::Node if t.name.as_deref() == Some(&self.d.layout.node_name()) => {
-                (self.node(), None)
-            }
             Res::EventV1 => {
                 let st = self.d.lock();
                 let o = st
@@ -465,7 +406,6 @@ impl Kube {
                     .ok_or_else(|| not_found(t))?;
                 (event_v1(&o.to_json()), Some(o.clone()))
             }
-            _ => return Err(not_found(t)),
         };
         if as_table {
             let include = Include::parse(q.get("includeObject").map(|s| s.as_str()));
@@ -969,7 +909,7 @@ impl Kube {
         // The starting point: the given version, or everything there is now
         // (as ADDED events), as the API server.
         let (initial, mut cursor) = match (from, t.info.res) {
-            (Some(rv), Res::Obj(_) | Res::EventV1) => {
+            (Some(rv), _) => {
                 {
                     let st = self.d.lock();
                     self.log.sync(&st.store);
@@ -991,9 +931,8 @@ impl Kube {
         let k = self.clone();
         let res = t.info.res;
         let kind = match res {
-            Res::Obj(kind) => Some(kind),
-            Res::EventV1 => Some(Kind::Event),
-            Res::Node => None,
+            Res::Obj(kind) => kind,
+            Res::EventV1 => Kind::Event,
         };
         let convert = res == Res::EventV1;
         // BOOKMARK events (progress notifications with only a
@@ -1049,14 +988,6 @@ impl Kube {
                 tokio::time::Instant::now() + BOOKMARK_EVERY,
                 BOOKMARK_EVERY,
             );
-            let Some(kind) = kind else {
-                // Nodes and events do not change: hold the stream open.
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => {}
-                    _ = tx.closed() => {}
-                }
-                return;
-            };
             let mut synced = k.log.synced.subscribe();
             loop {
                 let Some(events) = k.log.since(cursor) else {

@@ -34,19 +34,6 @@ pub fn columns(kind: Kind) -> Vec<(String, u8)> {
         .collect()
 }
 
-pub const NODE_COLUMNS: &[(&str, u8)] = &[
-    ("NAME", 0),
-    ("STATUS", 0),
-    ("ROLES", 0),
-    ("AGE", 0),
-    ("VERSION", 0),
-    ("INTERNAL-IP", 1),
-    ("EXTERNAL-IP", 1),
-    ("OS-IMAGE", 1),
-    ("KERNEL-VERSION", 1),
-    ("CONTAINER-RUNTIME", 1),
-];
-
 fn column_defs(cols: &[(String, u8)]) -> Value {
     Value::Array(
         cols.iter()
@@ -80,12 +67,12 @@ pub fn row(cells: Vec<String>, obj: &Value, include: Include) -> Value {
     r
 }
 
-pub fn object_row(obj: &Object, include: Include, now: SystemTime) -> Value {
+pub fn object_row(obj: &Object, include: Include, now: SystemTime, ctx: &print::RowCtx) -> Value {
     let mut cells = Vec::new();
     if print::name_first(obj.kind()) {
         cells.push(obj.name().to_string());
     }
-    cells.extend(print::row_cells(obj, true, now));
+    cells.extend(print::row_cells(obj, true, now, ctx));
     row(cells, &obj.to_json(), include)
 }
 
