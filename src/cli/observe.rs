@@ -31,7 +31,7 @@ pub struct CaptureArgs {
 
 #[derive(Args, Debug)]
 pub struct FaultArgs {
-    /// svc/NAME or pod/NAME to break; `list`; or `clear [svc/NAME|pod/NAME]`.
+    /// svc/NAME, pod/NAME or node/NAME to break; `list`; or `clear [TARGET]`.
     #[arg(required = true, num_args = 1..=2)]
     pub args: Vec<String>,
     /// Only this Service port (its `port`, not the targetPort).
@@ -52,9 +52,13 @@ pub struct FaultArgs {
     /// Limit the rate (each direction): 1mbit, 500kbit, 10mbps (bytes/s). On a pod: a tbf qdisc.
     #[arg(long)]
     pub bandwidth: Option<String>,
-    /// Take the pod's link down (pod/NAME only).
+    /// Take the pod's link down (pod/NAME), or cut the node off the node
+    /// network (node/NAME: it turns NotReady after --node-monitor-grace-period).
     #[arg(long)]
     pub down: bool,
+    /// Heal what --down did (the same as `lab fault clear TARGET`).
+    #[arg(long, conflicts_with = "down")]
+    pub up: bool,
     #[command(flatten)]
     pub ns: NsArgs,
     /// `list` / `clear`: across all namespaces.
@@ -234,6 +238,22 @@ pub async fn fault(c: &Client, a: FaultArgs) -> Result<i32, ClientError> {
             }
             Ok(0)
         }
+        target if a.up => {
+            let out: Lines = c
+                .post(
+                    "/v1/faults/clear",
+                    &FaultClearRequest {
+                        namespace: a.ns.ns(),
+                        target: Some(target.to_string()),
+                        all_namespaces: false,
+                    },
+                )
+                .await?;
+            for l in out.lines {
+                println!("{l}");
+            }
+            Ok(0)
+        }
         target => {
             if a.args.len() > 1 {
                 return Err(invalid(format!(
@@ -244,7 +264,7 @@ pub async fn fault(c: &Client, a: FaultArgs) -> Result<i32, ClientError> {
             let faults = specs(&a)?;
             if faults.is_empty() {
                 return Err(invalid(
-                    "no fault given: use --delay, --drop, --reset, --blackhole or --bandwidth on svc/NAME; --down or --bandwidth on pod/NAME",
+                    "no fault given: use --delay, --drop, --reset, --blackhole or --bandwidth on svc/NAME; --down or --bandwidth on pod/NAME; --down or --up on node/NAME",
                 ));
             }
             let out: Lines = c

@@ -291,6 +291,123 @@ pub fn node_order(name: &str) -> (u64, String) {
     (n, name.to_string())
 }
 
+/// The taint the node lifecycle controller puts on a node whose kubelet
+/// stopped posting status (with `NoSchedule` and `NoExecute`).
+pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
+
+fn pods_on<'a>(store: &'a Store, node: &'a str) -> impl Iterator<Item = Key> + 'a {
+    store
+        .list(Kind::Pod, None)
+        .filter(move |o| match o {
+            Object::Pod(p) => p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node),
+            _ => false,
+        })
+        .map(Key::of)
+}
+
+/// The kubelet of `name` stopped posting status for longer than the grace
+/// period: as the node lifecycle controller does, Ready turns Unknown, the
+/// `unreachable` taints go on, and every pod on the node gets
+/// `Ready=False` (so its endpoints go not-ready). Returns the pods marked.
+pub fn mark_unreachable(store: &mut Store, name: &str, now: SystemTime) -> Vec<Key> {
+    let key = Key::new(Kind::Node, "", name);
+    let Some(Object::Node(mut n)) = store.get(&key).cloned() else {
+        return Vec::new();
+    };
+    set_ready(
+        &mut n,
+        "Unknown",
+        "NodeStatusUnknown",
+        "Kubelet stopped posting node status.",
+        now,
+    );
+    let taints = n
+        .spec
+        .get_or_insert_with(Default::default)
+        .taints
+        .get_or_insert_with(Vec::new);
+    for effect in ["NoSchedule", "NoExecute"] {
+        if !taints
+            .iter()
+            .any(|t| t.key == UNREACHABLE_TAINT && t.effect == effect)
+        {
+            taints.push(Taint {
+                key: UNREACHABLE_TAINT.into(),
+                effect: effect.into(),
+                value: None,
+                time_added: (effect == "NoExecute").then(|| time(now)),
+            });
+        }
+    }
+    store.update(Object::Node(n));
+    let pods: Vec<Key> = pods_on(store, name).collect();
+    let mut marked = Vec::new();
+    for k in pods {
+        let Some(Object::Pod(mut p)) = store.get(&k).cloned() else {
+            continue;
+        };
+        let Some(conds) = p.status.as_mut().and_then(|s| s.conditions.as_mut()) else {
+            continue;
+        };
+        let mut changed = false;
+        for c in conds
+            .iter_mut()
+            .filter(|c| c.type_ == "Ready" && c.status != "False")
+        {
+            c.status = "False".into();
+            c.reason = Some("NodeNotReady".into());
+            c.message = None;
+            c.last_transition_time = Some(time(now));
+            changed = true;
+        }
+        if changed {
+            store.update(Object::Pod(p));
+            marked.push(k);
+        }
+    }
+    marked
+}
+
+/// The kubelet of `name` posts status again: Ready, and the `unreachable`
+/// taints come off. Returns whether the node was not Ready before.
+pub fn mark_reachable(store: &mut Store, name: &str, now: SystemTime) -> bool {
+    let key = Key::new(Kind::Node, "", name);
+    let Some(Object::Node(mut n)) = store.get(&key).cloned() else {
+        return false;
+    };
+    if ready_status(&n) == "True" {
+        return false;
+    }
+    set_ready(
+        &mut n,
+        "True",
+        "KubeletReady",
+        "kubelet is posting ready status",
+        now,
+    );
+    if let Some(spec) = n.spec.as_mut()
+        && let Some(t) = spec.taints.as_mut()
+    {
+        t.retain(|t| t.key != UNREACHABLE_TAINT);
+        if t.is_empty() {
+            spec.taints = None;
+        }
+    }
+    store.update(Object::Node(n));
+    true
+}
+
+/// The taint manager's eviction of a node NotReady past the eviction
+/// timeout: every pod on it not already terminating is marked for graceful
+/// deletion (its controller replaces it on another node; the pod itself
+/// stays Terminating until its kubelet is back to stop it). Returns them.
+pub fn evict_pods(store: &mut Store, name: &str) -> Vec<Key> {
+    let pods: Vec<Key> = pods_on(store, name).collect();
+    pods.into_iter()
+        .filter(|k| super::workload::mark_deleted(store, k, None))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

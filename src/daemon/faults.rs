@@ -55,13 +55,14 @@ pub struct Faults {
 pub fn split_target(t: &str) -> Result<(Kind, String), FaultError> {
     let bad = || {
         FaultError::Invalid(format!(
-            "invalid fault target {t:?}: want svc/NAME or pod/NAME"
+            "invalid fault target {t:?}: want svc/NAME, pod/NAME or node/NAME"
         ))
     };
     let (k, name) = t.split_once('/').ok_or_else(bad)?;
     let kind = match k {
         "svc" | "service" | "services" => Kind::Service,
         "po" | "pod" | "pods" => Kind::Pod,
+        "no" | "node" | "nodes" => Kind::Node,
         _ => return Err(bad()),
     };
     if name.is_empty() || name.contains('/') {
@@ -73,6 +74,7 @@ pub fn split_target(t: &str) -> Result<(Kind, String), FaultError> {
 fn canonical(kind: Kind, name: &str) -> String {
     match kind {
         Kind::Pod => format!("pod/{name}"),
+        Kind::Node => format!("node/{name}"),
         _ => format!("svc/{name}"),
     }
 }
@@ -181,7 +183,11 @@ impl Faults {
         if st.store.get(&Key::new(kind, &f.namespace, &name)).is_none() {
             return format!(
                 "{} not found",
-                if kind == Kind::Pod { "pod" } else { "service" }
+                match kind {
+                    Kind::Pod => "pod",
+                    Kind::Node => "node",
+                    _ => "service",
+                }
             );
         }
         if let FaultSpec::Blackhole { pod } = &f.fault {
@@ -199,7 +205,7 @@ impl Faults {
     pub fn list_status(&self, d: &Daemon, ns: Option<&str>) -> Vec<FaultStatus> {
         self.list()
             .into_iter()
-            .filter(|f| ns.is_none_or(|n| f.namespace == n))
+            .filter(|f| ns.is_none_or(|n| f.namespace == n || f.namespace.is_empty()))
             .map(|f| FaultStatus {
                 status: self.status(d, &f),
                 object: f,
@@ -222,6 +228,9 @@ impl Faults {
             return Err(FaultError::Invalid(
                 "no fault given: use --delay, --drop, --reset, --blackhole or --bandwidth (svc/NAME), --down or --bandwidth (pod/NAME)".into(),
             ));
+        }
+        if kind == Kind::Node {
+            return validate_node_fault(d, name, port, faults);
         }
         let st = d.lock();
         let obj = st.store.get(&Key::new(kind, ns, name));
@@ -305,12 +314,19 @@ impl Faults {
         faults: Vec<FaultSpec>,
     ) -> Result<Vec<String>, FaultError> {
         let (kind, name) = split_target(target)?;
+        // Nodes are cluster-scoped: their faults have no namespace.
+        let ns = if kind == Kind::Node { "" } else { ns };
         self.validate(d, ns, kind, &name, port, &faults)?;
         let target = canonical(kind, &name);
         if kind == Kind::Pod {
             for f in &faults {
                 self.apply_link(d, ns, &name, f).await?;
             }
+        }
+        if kind == Kind::Node {
+            d.partition(&name, true)
+                .await
+                .map_err(|e| FaultError::Link(format!("node {name}: {e}")))?;
         }
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -359,7 +375,7 @@ impl Faults {
         let removed: Vec<FaultObject> = {
             let mut items = lock(&self.items);
             let (gone, keep): (Vec<_>, Vec<_>) = items.drain(..).partition(|o| {
-                ns.is_none_or(|n| o.namespace == n)
+                ns.is_none_or(|n| o.namespace == n || o.namespace.is_empty())
                     && target.as_ref().is_none_or(|t| &o.target == t)
             });
             *items = keep;
@@ -374,6 +390,11 @@ impl Faults {
                 && let Err(e) = self.undo_link(d, &o.namespace, &name, &o.fault).await
             {
                 errors.push(e.to_string());
+            }
+            if let Ok((Kind::Node, name)) = split_target(&o.target)
+                && let Err(e) = d.partition(&name, false).await
+            {
+                errors.push(format!("node {name}: {e}"));
             }
             lines.push(format!(
                 "fault {}{} {} cleared",
@@ -499,6 +520,11 @@ impl Faults {
     /// was recreated meanwhile lost them).
     pub async fn reapply_links(&self, d: &Daemon) {
         for o in self.list() {
+            if let Ok((Kind::Node, name)) = split_target(&o.target)
+                && let Err(e) = d.partition(&name, true).await
+            {
+                tracing::warn!(target = %o.target, error = %e, "re-applying a node fault");
+            }
             if let Ok((Kind::Pod, name)) = split_target(&o.target)
                 && let Err(e) = self.apply_link(d, &o.namespace, &name, &o.fault).await
             {
@@ -506,6 +532,35 @@ impl Faults {
             }
         }
     }
+}
+
+/// `lab fault node/NAME`: only `--down`, only with a node network.
+fn validate_node_fault(
+    d: &Daemon,
+    name: &str,
+    port: Option<u16>,
+    faults: &[FaultSpec],
+) -> Result<(), FaultError> {
+    let Some(node) = d.node(name) else {
+        return Err(FaultError::Invalid(format!("node {name:?} not found")));
+    };
+    if node.uplink.is_none() {
+        return Err(FaultError::Invalid(format!(
+            "node {name:?} has no node network to cut: a one-node cluster (lab up --nodes N gives several)"
+        )));
+    }
+    if port.is_some() {
+        return Err(FaultError::Invalid(
+            "--port applies to a Service's faults, not to a node".into(),
+        ));
+    }
+    if let Some(f) = faults.iter().find(|f| !matches!(f, FaultSpec::Down)) {
+        return Err(FaultError::Invalid(format!(
+            "{} does not apply to a node: lab fault node/NAME --down (and --up to heal it)",
+            f.describe()
+        )));
+    }
+    Ok(())
 }
 
 /// A packet waiting for its departure time.

@@ -7,13 +7,20 @@
 
 use super::dataplane::DataPlane;
 use super::routing::ServiceRouting;
+use super::runtime::Daemon;
+use super::state::State;
 use super::tunhold::HoldConfig;
 use crate::cluster::{ClusterConfig, Layout, NodeSpec};
+use crate::controller::{events, nodes as ctl};
+use crate::model::{Kind, Object};
+use crate::store::Key;
 use crate::sys::net::{self, NetnsHandle};
 use crate::sys::{netns, nodenet};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 /// One node's network and Service proxy.
 pub struct NodeRt {
@@ -21,6 +28,14 @@ pub struct NodeRt {
     pub netlink: Arc<NetnsHandle>,
     pub dataplane: Arc<DataPlane>,
     pub(crate) routing: ServiceRouting,
+    /// Its plug on the node network (several nodes only).
+    pub uplink: Option<Uplink>,
+}
+
+/// The bridge side of a node's `eth0`.
+pub struct Uplink {
+    pub net: Arc<NetnsHandle>,
+    pub port: String,
 }
 
 impl NodeRt {
@@ -92,15 +107,33 @@ pub async fn setup(
         )
         .await
         .map_err(|e| anyhow::anyhow!("node {} service routing: {e}", spec.name))?;
-        nodes.push(Arc::new(NodeRt {
-            spec,
-            netlink,
-            dataplane,
-            routing,
-        }));
+        nodes.push((spec, netlink, dataplane, routing));
     }
-    if nodes.len() > 1 {
-        wire(cfg, layout, &nodes)
+    let bridge = if nodes.len() > 1 {
+        let net_ns = layout.net_netns();
+        netns::ensure(&net_ns).map_err(|e| anyhow::anyhow!("node network: {e}"))?;
+        Some(Arc::new(NetnsHandle::open(&net_ns).await?))
+    } else {
+        None
+    };
+    let nodes: Vec<Arc<NodeRt>> = nodes
+        .into_iter()
+        .map(|(spec, netlink, dataplane, routing)| {
+            let uplink = bridge.as_ref().map(|b| Uplink {
+                net: b.clone(),
+                port: nodenet::port_name(spec.index),
+            });
+            Arc::new(NodeRt {
+                spec,
+                netlink,
+                dataplane,
+                routing,
+                uplink,
+            })
+        })
+        .collect();
+    if let Some(bridge) = &bridge {
+        wire(cfg, bridge, &nodes)
             .await
             .map_err(|e| anyhow::anyhow!("node network: {e}"))?;
     }
@@ -109,16 +142,13 @@ pub async fn setup(
 
 /// The node network: the bridge namespace, every node's `eth0` on it, and
 /// every node's routes to the others' pod subnets.
-async fn wire(cfg: &ClusterConfig, layout: &Layout, nodes: &[Arc<NodeRt>]) -> net::Result<()> {
-    let net_ns = layout.net_netns();
-    netns::ensure(&net_ns)?;
-    let bridge = NetnsHandle::open(&net_ns).await?;
-    nodenet::setup_bridge(&bridge).await?;
+async fn wire(cfg: &ClusterConfig, bridge: &NetnsHandle, nodes: &[Arc<NodeRt>]) -> net::Result<()> {
+    nodenet::setup_bridge(bridge).await?;
     let prefix = cfg.topology.node_cidr.prefix();
     let addr = |n: &NodeRt| -> Ipv4Addr { n.spec.ip.unwrap_or(Ipv4Addr::UNSPECIFIED) };
     for n in nodes {
         nodenet::attach_node(
-            &bridge,
+            bridge,
             &n.netlink,
             &nodenet::port_name(n.spec.index),
             addr(n),
@@ -153,6 +183,182 @@ pub fn namespaces(layout: &Layout) -> Vec<String> {
     out.push(layout.net_netns());
     out
 }
+
+/// A node cut off the node network (`lab fault node/NAME --down`): its
+/// kubelet cannot reach the API server any more. What the node lifecycle
+/// controller has done about it so far.
+#[derive(Debug, Clone, Copy)]
+pub struct Partition {
+    pub since: Instant,
+    /// When the node turned NotReady (Ready=Unknown).
+    pub not_ready_at: Option<Instant>,
+    /// Its pods were evicted.
+    pub evicted: bool,
+}
+
+impl Daemon {
+    fn partitions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Partition>> {
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Cut node `name` off the node network (`down`) or plug it back.
+    pub(crate) async fn partition(&self, name: &str, down: bool) -> net::Result<()> {
+        let Some(node) = self.node(name) else {
+            return Ok(());
+        };
+        if let Some(u) = &node.uplink {
+            nodenet::set_port(&u.net, &u.port, !down).await?;
+        }
+        {
+            let mut p = self.partitions();
+            if down {
+                p.entry(name.to_string()).or_insert(Partition {
+                    since: Instant::now(),
+                    not_ready_at: None,
+                    evicted: false,
+                });
+            } else {
+                p.remove(name);
+            }
+        }
+        tracing::info!(node = name, down, "node network link changed");
+        self.notify();
+        Ok(())
+    }
+
+    /// Whether node `name`'s kubelet is cut off (it starts, stops and
+    /// reports nothing meanwhile).
+    pub(crate) fn is_partitioned(&self, name: &str) -> bool {
+        self.partitions().contains_key(name)
+    }
+
+    /// The nodes whose kubelets are cut off.
+    pub(crate) fn partitioned(&self) -> Vec<String> {
+        self.partitions().keys().cloned().collect()
+    }
+
+    /// The node lifecycle controller, run on every reconcile pass: a node
+    /// cut off longer than `--node-monitor-grace-period` turns NotReady
+    /// (its pods not Ready, so their endpoints are not either); after
+    /// `--pod-eviction-timeout` more its pods are evicted; a node plugged
+    /// back is Ready again and its kubelet reports its pods as they are.
+    pub(crate) fn node_lifecycle(&self, st: &mut State) {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let grace = Duration::from_secs(self.cfg.topology.node_monitor_grace_secs);
+        let evict = Duration::from_secs(self.cfg.topology.pod_eviction_secs);
+        let mut notes: Vec<(Object, events::Note, &'static str)> = Vec::new();
+        let mut healed = Vec::new();
+        {
+            let mut parts = self.partitions();
+            for n in &self.nodes {
+                let name = n.name();
+                let Some(p) = parts.get_mut(name) else {
+                    if ctl::mark_reachable(&mut st.store, name, wall) {
+                        healed.push(name.to_string());
+                    }
+                    continue;
+                };
+                if p.not_ready_at.is_none() && now.duration_since(p.since) >= grace {
+                    p.not_ready_at = Some(now);
+                    let pods = ctl::mark_unreachable(&mut st.store, name, wall);
+                    tracing::warn!(
+                        node = name,
+                        pods = pods.len(),
+                        "node NotReady: its kubelet stopped posting status"
+                    );
+                    if let Some(o) = st.store.get(&Key::new(Kind::Node, "", name)) {
+                        notes.push((
+                            o.clone(),
+                            events::Note::normal(
+                                "NodeNotReady",
+                                format!("Node {name} status is now: NodeNotReady"),
+                            ),
+                            NODE_CONTROLLER,
+                        ));
+                    }
+                    for k in pods {
+                        if let Some(o) = st.store.get(&k) {
+                            notes.push((
+                                o.clone(),
+                                events::Note::warning("NodeNotReady", "Node is not ready"),
+                                NODE_CONTROLLER,
+                            ));
+                        }
+                    }
+                }
+                if let Some(t) = p.not_ready_at
+                    && !p.evicted
+                    && now.duration_since(t) >= evict
+                {
+                    p.evicted = true;
+                    let pods = ctl::evict_pods(&mut st.store, name);
+                    tracing::warn!(
+                        node = name,
+                        pods = pods.len(),
+                        "evicting the pods of a NotReady node"
+                    );
+                    for k in pods {
+                        if let Some(o) = st.store.get(&k) {
+                            notes.push((
+                                o.clone(),
+                                events::Note::normal(
+                                    "TaintManagerEviction",
+                                    format!("Marking for deletion Pod {}/{}", k.namespace, k.name),
+                                ),
+                                TAINT_MANAGER,
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for name in &healed {
+            tracing::info!(node = %name, "node Ready again");
+            if let Some(o) = st.store.get(&Key::new(Kind::Node, "", name)) {
+                notes.push((
+                    o.clone(),
+                    events::Note::normal(
+                        "NodeReady",
+                        format!("Node {name} status is now: NodeReady"),
+                    ),
+                    NODE_CONTROLLER,
+                ));
+            }
+            self.report_pods_again(st, name);
+        }
+        for (o, note, source) in notes {
+            events::record(&mut st.store, &o, note, source, None, wall);
+        }
+    }
+
+    /// A kubelet back in touch posts its pods' status as their shims last
+    /// reported it.
+    fn report_pods_again(&self, st: &mut State, node: &str) {
+        let pods = self.pods_lock();
+        for rt in pods.values() {
+            let Some(Object::Pod(p)) = st.store.get(&rt.key).cloned() else {
+                continue;
+            };
+            if p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node) {
+                continue;
+            }
+            let mut p = p;
+            let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
+            p.status = Some(crate::controller::podstatus::compute(
+                &p,
+                ip.as_deref(),
+                rt.last_status.as_ref(),
+                None,
+            ));
+            st.store.update(Object::Pod(p));
+        }
+    }
+}
+
+/// The event sources of the node lifecycle controller and its taint manager.
+pub const NODE_CONTROLLER: &str = "node-controller";
+pub const TAINT_MANAGER: &str = "taint-eviction-controller";
 
 /// Add `b` into `a`: numbers summed, objects merged key by key, anything
 /// else kept from `a` (per-node data-plane statistics into one view).

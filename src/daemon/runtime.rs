@@ -39,6 +39,9 @@ pub struct PodRuntime {
     pub shim_pid: Option<u32>,
     pub spec: Option<ShimSpec>,
     pub cmd: Option<mpsc::UnboundedSender<ShimCommand>>,
+    /// What the shim last reported (posted again when a cut-off node's
+    /// kubelet is back in touch).
+    pub last_status: Option<ShimStatus>,
 }
 
 pub struct Daemon {
@@ -54,6 +57,9 @@ pub struct Daemon {
     /// The nodes: each with its network namespace, Service proxy (TUN +
     /// NAT) and Services routes and reply rules. Never empty.
     pub nodes: Vec<Arc<super::nodes::NodeRt>>,
+    /// Nodes cut off the node network, and what the node lifecycle
+    /// controller did about them (src/daemon/nodes.rs).
+    pub(crate) partitions: Mutex<HashMap<String, super::nodes::Partition>>,
     /// Pod sandboxes on the machine (netns, network, files, shim).
     lifecycle: lifecycle::Lifecycle,
     /// Injected faults (`lab fault`), saved beside the state.
@@ -111,7 +117,7 @@ impl Daemon {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn pods_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PodRuntime>> {
+    pub(crate) fn pods_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PodRuntime>> {
         self.pods.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -259,6 +265,7 @@ impl Daemon {
         let (to_start, to_stop, rv, view) = {
             let mut st = self.lock();
             st.finish_namespaces();
+            self.node_lifecycle(&mut st);
             controller::reconcile(&mut st.store);
             let mut pods = self.pods_lock();
             let now = Instant::now();
@@ -266,7 +273,29 @@ impl Daemon {
             let mut to_stop = Vec::new();
             // The kubelets of this cluster's nodes start only the pods the
             // scheduler bound to one of them.
-            let nodes: Vec<String> = self.cfg.node_specs().into_iter().map(|n| n.name).collect();
+            // A node cut off the node network: its kubelet neither starts
+            // nor stops anything until it is back (its pods are frozen).
+            let partitioned = self.partitioned();
+            let nodes: Vec<String> = self
+                .cfg
+                .node_specs()
+                .into_iter()
+                .map(|n| n.name)
+                .filter(|n| !partitioned.contains(n))
+                .collect();
+            let frozen: std::collections::HashSet<String> = st
+                .store
+                .list(Kind::Pod, None)
+                .filter(|o| match o {
+                    Object::Pod(p) => p
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.as_ref())
+                        .is_some_and(|n| partitioned.contains(n)),
+                    _ => false,
+                })
+                .filter_map(|o| o.meta().uid.clone())
+                .collect();
             let live: Vec<(Key, String, bool, Option<Ipv4Addr>, String)> = st
                 .store
                 .list(Kind::Pod, None)
@@ -308,6 +337,7 @@ impl Daemon {
                                 shim_pid: None,
                                 spec: None,
                                 cmd: None,
+                                last_status: None,
                             },
                         );
                         to_start.push(key.clone());
@@ -325,6 +355,7 @@ impl Daemon {
                                 shim_pid: None,
                                 spec: None,
                                 cmd: None,
+                                last_status: None,
                             },
                         );
                         to_stop.push(uid.clone());
@@ -354,6 +385,7 @@ impl Daemon {
                 live.iter().map(|(_, u, ..)| u).collect();
             for (uid, rt) in pods.iter_mut() {
                 if !uids.contains(uid)
+                    && !frozen.contains(uid)
                     && matches!(rt.phase, RtPhase::Running | RtPhase::Failed { .. })
                 {
                     rt.phase = RtPhase::Stopping;
@@ -590,8 +622,18 @@ impl Daemon {
                 continue;
             };
             let mut st = self.lock();
+            if let Some(rt) = self.pods_lock().get_mut(&uid) {
+                rt.last_status = Some(status.clone());
+            }
             if let Some(Object::Pod(mut p)) = st.store.get(&key).cloned()
                 && p.metadata.uid.as_deref() == Some(uid.as_str())
+                // A cut-off node's kubelet cannot post; it reports the last
+                // status when it is back.
+                && !p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .is_some_and(|n| self.is_partitioned(n))
             {
                 let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
                 let old = p.status.clone();
@@ -948,6 +990,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         started_at: crate::model::now_time().0.to_string(),
         shutting_down: watch::channel(false).0,
         nodes,
+        partitions: Mutex::new(HashMap::new()),
         lifecycle,
         faults,
         persist_lock: Mutex::new(None),

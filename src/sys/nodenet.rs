@@ -8,7 +8,7 @@
 //! Every function is idempotent: a restarted daemon runs them again over
 //! what the previous one left.
 
-use super::net::{NetError, NetnsHandle, Result, Rule, RuleSelector, TABLE_MAIN, validate_ifname};
+use super::net::{NetnsHandle, Result, Rule, RuleSelector, TABLE_MAIN, validate_ifname};
 use ipnetwork::Ipv4Network;
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr};
@@ -157,16 +157,5 @@ pub async fn set_port(net: &NetnsHandle, port: &str, up: bool) -> Result<()> {
         net.set_link_up(port).await
     } else {
         net.set_link_down(port).await
-    }
-}
-
-/// Whether the bridge side of node `port` is up.
-pub async fn port_up(net: &NetnsHandle, port: &str) -> Result<bool> {
-    match net.link(port).await? {
-        Some(l) => Ok(l.up),
-        None => Err(NetError::LinkNotFound {
-            netns: net.name().to_string(),
-            link: port.to_string(),
-        }),
     }
 }
