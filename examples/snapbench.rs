@@ -43,6 +43,7 @@ fn table() -> Arc<ServiceTable> {
                 })
                 .collect(),
             affinity_timeout: None,
+            drop_without_endpoints: false,
         },
     );
     Arc::new(t)

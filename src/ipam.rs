@@ -79,6 +79,7 @@ impl PodIpam {
 
     /// Addresses in use on every node.
     #[cfg(test)]
+    #[allow(dead_code)]
     pub fn used_count(&self) -> usize {
         self.nodes.iter().map(|(_, i)| i.used_count()).sum()
     }

@@ -66,6 +66,7 @@ fn table(with_endpoints: bool) -> Arc<ServiceTable> {
                 service: format!("default/web-{vip}"),
                 endpoints: eps.clone(),
                 affinity_timeout: affinity,
+                drop_without_endpoints: false,
             },
         );
     }
