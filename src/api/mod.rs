@@ -206,3 +206,18 @@ pub struct CaptureQuery {
     #[serde(default)]
     pub duration_ms: Option<u64>,
 }
+
+/// `lab node cordon|uncordon`: set or clear a node's `spec.unschedulable`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CordonRequest {
+    pub name: String,
+    pub unschedulable: bool,
+}
+
+/// Evict a pod (as the API's `pods/eviction`): a graceful delete.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvictRequest {
+    pub namespace: String,
+    pub name: String,
+    pub grace_period: Option<i64>,
+}

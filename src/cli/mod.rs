@@ -1,6 +1,7 @@
 //! The `lab` command line: kubectl's grammar over the daemon's API.
 
 pub mod flows;
+mod node;
 mod observe;
 pub mod portforward;
 pub mod up;
@@ -202,6 +203,8 @@ pub enum Command {
     },
     /// Show the cluster: daemon, CIDRs, counts, data plane.
     Status,
+    /// Node maintenance: lab node cordon|uncordon|drain NAME.
+    Node(node::NodeArgs),
     /// Capture packets as pcapng: svc0 (before and after lab's NAT), svc/NAME or pod/NAME.
     Capture(observe::CaptureArgs),
     /// Inject faults: lab fault svc/NAME --delay 100ms | --drop 10% | --reset 5% | --blackhole pod/NAME | --bandwidth 1mbit; pod/NAME --down; lab fault list; lab fault clear [TARGET].
@@ -569,6 +572,7 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
             wait(&c, &args, &for_, selector, &timeout, &ns, all_namespaces).await
         }
         Command::Status => status(&c).await,
+        Command::Node(a) => node::run(&c, a).await,
         Command::Capture(a) => observe::capture(&c, a).await,
         Command::Fault(a) => observe::fault(&c, a).await,
         Command::Flows {

@@ -76,6 +76,8 @@ pub async fn serve(listener: tokio::net::UnixListener, d: D, stop: mpsc::Sender<
         .route("/v1/delete", post(delete))
         .route("/v1/objects", get(objects))
         .route("/v1/scale", post(scale))
+        .route("/v1/nodes/cordon", post(cordon))
+        .route("/v1/evict", post(evict))
         .route("/v1/logs", get(logs))
         .route("/v1/exec", get(exec))
         .route("/v1/watch", get(watch_rv))
@@ -395,6 +397,36 @@ async fn scale(
     };
     committed(&c).await;
     Ok(Json(Lines { lines: vec![line] }))
+}
+
+async fn cordon(
+    State(c): State<Ctx>,
+    Json(req): Json<crate::api::CordonRequest>,
+) -> Result<Json<Lines>, ApiError> {
+    let line = {
+        let mut st = c.d.lock();
+        st.cordon(&req.name, req.unschedulable).map_err(not_found)?
+    };
+    committed(&c).await;
+    Ok(Json(Lines { lines: vec![line] }))
+}
+
+async fn evict(
+    State(c): State<Ctx>,
+    Json(req): Json<crate::api::EvictRequest>,
+) -> Result<Json<Lines>, ApiError> {
+    let found = {
+        let mut st = c.d.lock();
+        st.evict(&req.namespace, &req.name, req.grace_period)
+            .map_err(bad)?
+    };
+    if !found {
+        return Err(not_found(format!("pods {:?} not found", req.name)));
+    }
+    committed(&c).await;
+    Ok(Json(Lines {
+        lines: vec![format!("evicting pod {}/{}", req.namespace, req.name)],
+    }))
 }
 
 async fn exec(State(c): State<Ctx>, Query(q): Query<PodRef>) -> Result<Json<ExecTarget>, ApiError> {

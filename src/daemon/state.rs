@@ -505,6 +505,44 @@ impl State {
         }
     }
 
+    /// `kubectl cordon` / `uncordon`: set or clear `spec.unschedulable`
+    /// (the node controller adds or removes the matching taint).
+    pub fn cordon(&mut self, name: &str, unschedulable: bool) -> Result<String, String> {
+        let key = Key::new(Kind::Node, "", name);
+        let Some(Object::Node(mut n)) = self.store.get(&key).cloned() else {
+            return Err(format!("nodes {name:?} not found"));
+        };
+        let spec = n.spec.get_or_insert_with(Default::default);
+        let was = spec.unschedulable == Some(true);
+        let verb = if unschedulable {
+            "cordoned"
+        } else {
+            "uncordoned"
+        };
+        if was == unschedulable {
+            return Ok(format!("node/{name} already {verb}"));
+        }
+        spec.unschedulable = unschedulable.then_some(true);
+        self.store.update(Object::Node(n));
+        Ok(format!("node/{name} {verb}"))
+    }
+
+    /// Evict a pod (the API's `pods/eviction`; lab has no
+    /// PodDisruptionBudgets, so every eviction is allowed): a graceful
+    /// delete. `Ok(false)` when the pod does not exist.
+    pub fn evict(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        grace: Option<i64>,
+    ) -> Result<bool, String> {
+        let key = Key::new(Kind::Pod, namespace, name);
+        if self.store.get(&key).is_none() {
+            return Ok(false);
+        }
+        self.delete(&key, grace.filter(|g| *g >= 0))
+    }
+
     pub fn scale(&mut self, key: &Key, replicas: i32) -> Result<String, String> {
         if replicas < 0 {
             return Err("--replicas must be >= 0".into());
@@ -556,6 +594,18 @@ spec:
     spec:
       dnsPolicy: Default
       terminationGracePeriodSeconds: 5
+      # As kubeadm's coredns: the replicas prefer different nodes.
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            podAffinityTerm:
+              labelSelector:
+                matchExpressions: [{{key: k8s-app, operator: In, values: [kube-dns]}}]
+              topologyKey: kubernetes.io/hostname
+      tolerations:
+      - {{key: CriticalAddonsOnly, operator: Exists}}
+      - {{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}}
       containers:
       - name: coredns
         image: {image}:{version}
@@ -1123,6 +1173,86 @@ pub fn pod_ip(o: &Object) -> Option<Ipv4Addr> {
 mod tests {
     use super::*;
     use crate::model::parse::parse_documents;
+
+    fn pod_nodes(st: &State, ns: &str) -> Vec<String> {
+        st.store
+            .list(Kind::Pod, Some(ns))
+            .filter_map(|o| match o {
+                Object::Pod(p) => p.spec.as_ref()?.node_name.clone(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dns_pods_spread_and_nodes_are_cordoned_not_created_or_deleted() {
+        let mut cfg = ClusterConfig::new("t", "10.244.0.0/16", "10.96.0.0/12").unwrap();
+        cfg.topology.nodes = 3;
+        let mut st = State::new(cfg, Store::default());
+        st.ensure_system_objects();
+        crate::controller::reconcile(&mut st.store);
+        let dns = pod_nodes(&st, "kube-system");
+        assert_eq!(dns.len(), 2, "{dns:?}");
+        assert_ne!(dns[0], dns[1], "the coredns replicas share a node");
+        // Cordon: the controller taints the node; the scheduler avoids it.
+        assert_eq!(
+            st.cordon("t-node-3", true).unwrap(),
+            "node/t-node-3 cordoned"
+        );
+        assert_eq!(
+            st.cordon("t-node-3", true).unwrap(),
+            "node/t-node-3 already cordoned"
+        );
+        assert!(st.cordon("nope", true).is_err());
+        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 4\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: c, image: x, command: [x]}]}\n";
+        st.apply(&parse_documents("f", yaml).unwrap(), "default", false)
+            .unwrap();
+        crate::controller::reconcile(&mut st.store);
+        let web = pod_nodes(&st, "default");
+        assert_eq!(web.len(), 4);
+        assert!(!web.contains(&"t-node-3".to_string()), "{web:?}");
+        // Users cannot create or delete nodes.
+        let node = "apiVersion: v1\nkind: Node\nmetadata: {name: t-node-9}\n";
+        let e = st
+            .apply(&parse_documents("f", node).unwrap(), "default", false)
+            .unwrap_err();
+        assert!(
+            e[0].contains("forbidden") && e[0].contains("cannot be created"),
+            "{e:?}"
+        );
+        let e = st
+            .delete(&Key::new(Kind::Node, "", "t-node-1"), None)
+            .unwrap_err();
+        assert!(e.contains("cannot be deleted"), "{e}");
+        // A label applied to a node is kept; its pod CIDR is not changeable.
+        let relabel =
+            "apiVersion: v1\nkind: Node\nmetadata: {name: t-node-2, labels: {disk: ssd}}\n";
+        st.apply(&parse_documents("f", relabel).unwrap(), "default", false)
+            .unwrap();
+        let Some(Object::Node(n)) = st.store.get(&Key::new(Kind::Node, "", "t-node-2")) else {
+            panic!()
+        };
+        assert_eq!(n.metadata.labels.as_ref().unwrap()["disk"], "ssd");
+        assert_eq!(
+            n.spec.as_ref().unwrap().pod_cidr.as_deref(),
+            Some("10.244.1.0/24")
+        );
+        let bad = "apiVersion: v1\nkind: Node\nmetadata: {name: t-node-2}\nspec: {podCIDR: 10.9.0.0/24}\n";
+        let e = st
+            .apply(&parse_documents("f", bad).unwrap(), "default", false)
+            .unwrap_err();
+        assert!(e[0].contains("spec.podCIDR"), "{e:?}");
+        // Eviction is a graceful delete.
+        let victim = st
+            .store
+            .list(Kind::Pod, Some("default"))
+            .next()
+            .unwrap()
+            .name()
+            .to_string();
+        assert!(st.evict("default", &victim, Some(0)).unwrap());
+        assert!(!st.evict("default", "nope", None).unwrap());
+    }
 
     fn state() -> State {
         let cfg = ClusterConfig::new("t", "10.244.0.0/16", "10.96.0.0/12").unwrap();

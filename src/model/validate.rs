@@ -92,6 +92,27 @@ pub const POD_HONOURED: &[&str] = &[
     "securityContext.runAsGroup",
     "securityContext.runAsNonRoot",
     "securityContext.seccompProfile",
+    // The scheduler's (src/controller/scheduler.rs).
+    "nodeName",
+    "nodeSelector",
+    "tolerations[].key",
+    "tolerations[].operator",
+    "tolerations[].value",
+    "tolerations[].effect",
+    "affinity.nodeAffinity",
+    "affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[].labelSelector",
+    "affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[].topologyKey",
+    "affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[].namespaces",
+    "affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[].weight",
+    "affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[].podAffinityTerm.labelSelector",
+    "affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[].podAffinityTerm.topologyKey",
+    "affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[].podAffinityTerm.namespaces",
+    "topologySpreadConstraints[].maxSkew",
+    "topologySpreadConstraints[].topologyKey",
+    "topologySpreadConstraints[].whenUnsatisfiable",
+    "topologySpreadConstraints[].labelSelector",
+    "topologySpreadConstraints[].minDomains",
+    "topologySpreadConstraints[].matchLabelKeys",
 ];
 
 /// Pod spec fields accepted with a warning because they mean nothing here.
@@ -107,8 +128,10 @@ pub const POD_WARNED: &[&str] = &[
     "containers[].securityContext",
     "containers[].resizePolicy",
     "volumes[].persistentVolumeClaim.readOnly",
-    "nodeSelector",
-    "nodeName",
+    // Not honoured: tolerationSeconds (no NoExecute eviction by taint),
+    // podAffinity, anti-affinity's namespaceSelector/matchLabelKeys/
+    // mismatchLabelKeys, spread's nodeAffinityPolicy/nodeTaintsPolicy
+    // (lab always uses their defaults, Honor and Ignore).
     "tolerations",
     "affinity",
     "topologySpreadConstraints",
@@ -1085,6 +1108,298 @@ fn pod_spec(spec: &PodSpec, at: &str, warnings: &mut Vec<String>) -> Result<(), 
             dns_label(v).map_err(|m| fe(format!("{at}.{f}"), m))?;
         }
     }
+    scheduling(spec, at)
+}
+
+/// The scheduler's inputs: nodeName, nodeSelector, tolerations, node
+/// affinity, pod anti-affinity terms and topology spread constraints.
+fn scheduling(spec: &PodSpec, at: &str) -> Result<(), FieldError> {
+    if let Some(n) = &spec.node_name {
+        dns_subdomain(n).map_err(|m| fe(format!("{at}.nodeName"), m))?;
+    }
+    for (k, v) in spec.node_selector.iter().flatten() {
+        let f = format!("{at}.nodeSelector.{k}");
+        label_key(k).map_err(|m| fe(&f, m))?;
+        label_value(v).map_err(|m| fe(&f, m))?;
+    }
+    for (i, t) in spec.tolerations.iter().flatten().enumerate() {
+        let f = format!("{at}.tolerations[{i}]");
+        let key = t.key.as_deref().unwrap_or("");
+        let op = t.operator.as_deref().unwrap_or("Equal");
+        if !key.is_empty() {
+            label_key(key).map_err(|m| fe(format!("{f}.key"), m))?;
+        }
+        match op {
+            "Exists" => {
+                if t.value.as_deref().is_some_and(|v| !v.is_empty()) {
+                    return Err(fe(
+                        format!("{f}.operator"),
+                        "Invalid value: \"Exists\": value must be empty when `operator` is 'Exists'",
+                    ));
+                }
+            }
+            "Equal" => {
+                if key.is_empty() {
+                    return Err(fe(
+                        format!("{f}.operator"),
+                        "Invalid value: \"Equal\": operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
+                    ));
+                }
+                label_value(t.value.as_deref().unwrap_or(""))
+                    .map_err(|m| fe(format!("{f}.value"), m))?;
+            }
+            other => {
+                return Err(fe(
+                    format!("{f}.operator"),
+                    format!(
+                        "Unsupported value: {other:?}: supported values: \"Equal\", \"Exists\""
+                    ),
+                ));
+            }
+        }
+        match t.effect.as_deref().unwrap_or("") {
+            "" | "NoSchedule" | "PreferNoSchedule" | "NoExecute" => {}
+            other => {
+                return Err(fe(
+                    format!("{f}.effect"),
+                    format!(
+                        "Unsupported value: {other:?}: supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\""
+                    ),
+                ));
+            }
+        }
+        if t.toleration_seconds.is_some() && t.effect.as_deref() != Some("NoExecute") {
+            return Err(fe(
+                format!("{f}.effect"),
+                "Invalid value: effect must be 'NoExecute' when `tolerationSeconds` is set",
+            ));
+        }
+    }
+    if let Some(aff) = &spec.affinity {
+        if let Some(na) = &aff.node_affinity {
+            let f = format!("{at}.affinity.nodeAffinity");
+            if let Some(r) = &na.required_during_scheduling_ignored_during_execution {
+                let rf =
+                    format!("{f}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms");
+                if r.node_selector_terms.is_empty() {
+                    return Err(fe(
+                        rf,
+                        "Required value: must have at least one node selector term",
+                    ));
+                }
+                for (i, t) in r.node_selector_terms.iter().enumerate() {
+                    node_selector_term(t, &format!("{rf}[{i}]"))?;
+                }
+            }
+            for (i, p) in na
+                .preferred_during_scheduling_ignored_during_execution
+                .iter()
+                .flatten()
+                .enumerate()
+            {
+                let pf = format!("{f}.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
+                weight(p.weight, &format!("{pf}.weight"))?;
+                node_selector_term(&p.preference, &format!("{pf}.preference"))?;
+            }
+        }
+        if let Some(anti) = &aff.pod_anti_affinity {
+            let f = format!("{at}.affinity.podAntiAffinity");
+            for (i, t) in anti
+                .required_during_scheduling_ignored_during_execution
+                .iter()
+                .flatten()
+                .enumerate()
+            {
+                pod_affinity_term(
+                    t,
+                    &format!("{f}.requiredDuringSchedulingIgnoredDuringExecution[{i}]"),
+                )?;
+            }
+            for (i, w) in anti
+                .preferred_during_scheduling_ignored_during_execution
+                .iter()
+                .flatten()
+                .enumerate()
+            {
+                let pf = format!("{f}.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
+                weight(w.weight, &format!("{pf}.weight"))?;
+                pod_affinity_term(&w.pod_affinity_term, &format!("{pf}.podAffinityTerm"))?;
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, c) in spec
+        .topology_spread_constraints
+        .iter()
+        .flatten()
+        .enumerate()
+    {
+        let f = format!("{at}.topologySpreadConstraints[{i}]");
+        if c.max_skew <= 0 {
+            return Err(fe(
+                format!("{f}.maxSkew"),
+                format!("Invalid value: {}: must be greater than zero", c.max_skew),
+            ));
+        }
+        if c.topology_key.is_empty() {
+            return Err(fe(
+                format!("{f}.topologyKey"),
+                "Required value: can not be empty",
+            ));
+        }
+        label_key(&c.topology_key).map_err(|m| fe(format!("{f}.topologyKey"), m))?;
+        match c.when_unsatisfiable.as_str() {
+            "DoNotSchedule" | "ScheduleAnyway" => {}
+            other => {
+                return Err(fe(
+                    format!("{f}.whenUnsatisfiable"),
+                    format!(
+                        "Unsupported value: {other:?}: supported values: \"DoNotSchedule\", \"ScheduleAnyway\""
+                    ),
+                ));
+            }
+        }
+        if !seen.insert((c.topology_key.clone(), c.when_unsatisfiable.clone())) {
+            return Err(fe(
+                format!("{f}.{{topologyKey, whenUnsatisfiable}}"),
+                format!(
+                    "Duplicate value: {{{:?}, {:?}}}",
+                    c.topology_key, c.when_unsatisfiable
+                ),
+            ));
+        }
+        if let Some(m) = c.min_domains {
+            if m <= 0 {
+                return Err(fe(
+                    format!("{f}.minDomains"),
+                    format!("Invalid value: {m}: must be greater than 0"),
+                ));
+            }
+            if c.when_unsatisfiable != "DoNotSchedule" {
+                return Err(fe(
+                    format!("{f}.minDomains"),
+                    format!(
+                        "Invalid value: {m}: can only use minDomains if whenUnsatisfiable=DoNotSchedule, not {}",
+                        c.when_unsatisfiable
+                    ),
+                ));
+            }
+        }
+        if let Some(sel) = &c.label_selector {
+            Selector::from_label_selector(sel).map_err(|m| fe(format!("{f}.labelSelector"), m))?;
+        }
+    }
+    Ok(())
+}
+
+fn weight(w: i32, field: &str) -> Result<(), FieldError> {
+    if !(1..=100).contains(&w) {
+        return Err(fe(
+            field,
+            format!("Invalid value: {w}: must be in the range 1-100"),
+        ));
+    }
+    Ok(())
+}
+
+fn pod_affinity_term(
+    t: &k8s_openapi::api::core::v1::PodAffinityTerm,
+    f: &str,
+) -> Result<(), FieldError> {
+    if t.topology_key.is_empty() {
+        return Err(fe(
+            format!("{f}.topologyKey"),
+            "Required value: can not be empty",
+        ));
+    }
+    label_key(&t.topology_key).map_err(|m| fe(format!("{f}.topologyKey"), m))?;
+    if let Some(sel) = &t.label_selector {
+        Selector::from_label_selector(sel).map_err(|m| fe(format!("{f}.labelSelector"), m))?;
+    }
+    for (i, n) in t.namespaces.iter().flatten().enumerate() {
+        dns_label(n).map_err(|m| fe(format!("{f}.namespaces[{i}]"), m))?;
+    }
+    Ok(())
+}
+
+/// One node selector term: operators and their values, as the API checks them.
+fn node_selector_term(
+    t: &k8s_openapi::api::core::v1::NodeSelectorTerm,
+    f: &str,
+) -> Result<(), FieldError> {
+    for (i, r) in t.match_expressions.iter().flatten().enumerate() {
+        let rf = format!("{f}.matchExpressions[{i}]");
+        label_key(&r.key).map_err(|m| fe(format!("{rf}.key"), m))?;
+        node_selector_requirement(r, &rf)?;
+    }
+    for (i, r) in t.match_fields.iter().flatten().enumerate() {
+        let rf = format!("{f}.matchFields[{i}]");
+        if r.key != "metadata.name" {
+            return Err(fe(
+                format!("{rf}.key"),
+                format!(
+                    "Invalid value: {:?}: not a valid field selector key (supported: metadata.name)",
+                    r.key
+                ),
+            ));
+        }
+        if !matches!(r.operator.as_str(), "In" | "NotIn")
+            || r.values.as_ref().is_none_or(|v| v.len() != 1)
+        {
+            return Err(fe(
+                format!("{rf}.values"),
+                "Required value: must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn node_selector_requirement(
+    r: &k8s_openapi::api::core::v1::NodeSelectorRequirement,
+    rf: &str,
+) -> Result<(), FieldError> {
+    let values = r.values.as_deref().unwrap_or(&[]);
+    match r.operator.as_str() {
+        "In" | "NotIn" => {
+            if values.is_empty() {
+                return Err(fe(
+                    format!("{rf}.values"),
+                    "Required value: must be specified when `operator` is 'In' or 'NotIn'",
+                ));
+            }
+        }
+        "Exists" | "DoesNotExist" => {
+            if !values.is_empty() {
+                return Err(fe(
+                    format!("{rf}.values"),
+                    "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                ));
+            }
+        }
+        "Gt" | "Lt" => {
+            if values.len() != 1 {
+                return Err(fe(
+                    format!("{rf}.values"),
+                    "Required value: must be specified single value when `operator` is 'Lt' or 'Gt'",
+                ));
+            }
+            if values[0].parse::<i64>().is_err() {
+                return Err(fe(
+                    format!("{rf}.values[0]"),
+                    format!("Invalid value: {:?}: must be an integer", values[0]),
+                ));
+            }
+        }
+        other => {
+            return Err(fe(
+                format!("{rf}.operator"),
+                format!(
+                    "Unsupported value: {other:?}: supported values: \"DoesNotExist\", \"Exists\", \"Gt\", \"In\", \"Lt\", \"NotIn\""
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -1716,6 +2031,66 @@ mod tests {
 
     const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: registry.k8s.io/e2e-test-images/agnhost:2.47\n    args: [netexec]\n";
 
+    #[test]
+    fn scheduling_fields_are_honoured_and_checked() {
+        let with = |extra: &str| format!("{POD}{extra}");
+        let ok = check(&with("  nodeSelector: {disk: ssd}\n  tolerations: [{key: dedicated, operator: Equal, value: db, effect: NoSchedule}]\n  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms: [{matchExpressions: [{key: gen, operator: Gt, values: ['3']}]}]\n      preferredDuringSchedulingIgnoredDuringExecution: [{weight: 5, preference: {matchFields: [{key: metadata.name, operator: In, values: [n1]}]}}]\n    podAntiAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution: [{topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: a}}}]\n  topologySpreadConstraints: [{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: a}}}]\n")).unwrap();
+        assert!(ok.is_empty(), "{ok:?}");
+        // What lab does not implement is still named in a warning.
+        let w = check(&with("  affinity:\n    podAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution: [{topologyKey: zone, labelSelector: {}}]\n")).unwrap();
+        assert!(
+            w.iter().any(|w| w.contains("spec.affinity.podAffinity")),
+            "{w:?}"
+        );
+        let w = check(&with("  tolerations: [{key: k, operator: Exists, effect: NoExecute, tolerationSeconds: 5}]\n")).unwrap();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("spec.tolerations[0].tolerationSeconds")),
+            "{w:?}"
+        );
+        for (extra, field) in [
+            (
+                "  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms: [{matchExpressions: [{key: a, operator: Near, values: [x]}]}]\n",
+                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator",
+            ),
+            (
+                "  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms: [{matchExpressions: [{key: a, operator: Gt, values: [big]}]}]\n",
+                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values[0]",
+            ),
+            (
+                "  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms: []\n",
+                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms",
+            ),
+            (
+                "  affinity:\n    nodeAffinity:\n      preferredDuringSchedulingIgnoredDuringExecution: [{weight: 0, preference: {}}]\n",
+                "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+            ),
+            (
+                "  topologySpreadConstraints: [{maxSkew: 0, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule}]\n",
+                "spec.topologySpreadConstraints[0].maxSkew",
+            ),
+            (
+                "  topologySpreadConstraints: [{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: Maybe}]\n",
+                "spec.topologySpreadConstraints[0].whenUnsatisfiable",
+            ),
+            (
+                "  tolerations: [{key: k, operator: Matches}]\n",
+                "spec.tolerations[0].operator",
+            ),
+            (
+                "  tolerations: [{key: k, effect: NoWay}]\n",
+                "spec.tolerations[0].effect",
+            ),
+            (
+                "  nodeSelector: {'bad key!': x}\n",
+                "spec.nodeSelector.bad key!",
+            ),
+        ] {
+            let e = check(&with(extra)).unwrap_err();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+    }
+
     /// The shipped samples pass validation (the full-stack one needs root
     /// and Debian packages to run: tests/fullstack.rs).
     #[test]
@@ -1840,7 +2215,7 @@ mod tests {
 
     #[test]
     fn warned_and_rejected_fields() {
-        let w = check(&format!("{POD}    imagePullPolicy: Always\n    resources: {{limits: {{cpu: 1}}}}\n  nodeSelector: {{a: b}}\n")).unwrap();
+        let w = check(&format!("{POD}    imagePullPolicy: Always\n    resources: {{limits: {{cpu: 1}}}}\n  nodeSelector: {{a: b}}\n  priorityClassName: high\n")).unwrap();
         assert_eq!(w.len(), 3, "{w:?}");
         assert!(w[0].contains("imagePullPolicy"), "{w:?}");
         let e = check(&format!(

@@ -267,6 +267,9 @@ impl Kube {
                 self.scale(&t, m, q, headers, &body).await
             }
             ("GET", true, Some("log")) if t.info.plural == "pods" => self.log(&t, q).await,
+            ("POST", true, Some("eviction")) if t.info.plural == "pods" => {
+                self.evict(&t, q, headers, &body).await
+            }
             (m, _, sub) => Err(status::method_not_allowed(format!(
                 "the server does not allow this method on the requested resource ({m} {}{})",
                 t.info.plural,
@@ -845,6 +848,63 @@ impl Kube {
             self.committed().await;
         }
         Ok(json_response(StatusCode::OK, &out, &[]))
+    }
+
+    /// `pods/eviction`: a `policy/v1` Eviction turns into a graceful
+    /// delete (lab has no PodDisruptionBudgets to refuse it).
+    async fn evict(
+        &self,
+        t: &Target,
+        q: &Q,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Response, KubeError> {
+        let v: Value = if body.is_empty() {
+            json!({})
+        } else {
+            parse_body(headers, body)?
+        };
+        if let Some(k) = v.get("kind").and_then(|k| k.as_str())
+            && k != "Eviction"
+        {
+            return Err(status::bad_request(format!(
+                "the body must be a policy/v1 Eviction, not {k}"
+            )));
+        }
+        let name = t.name.clone().unwrap_or_default();
+        if let Some(n) = v.pointer("/metadata/name").and_then(|n| n.as_str())
+            && !n.is_empty()
+            && n != name
+        {
+            return Err(status::bad_request(format!(
+                "name in URL does not match name in Eviction object ({n} vs {name})"
+            )));
+        }
+        let grace = v
+            .pointer("/deleteOptions/gracePeriodSeconds")
+            .and_then(|g| g.as_i64());
+        let ns = t.ns.clone().unwrap_or_default();
+        {
+            let mut guard = self.d.lock();
+            let mut scratch;
+            let st = if dry_run(q) {
+                scratch = guard.clone();
+                &mut scratch
+            } else {
+                &mut *guard
+            };
+            match st.evict(&ns, &name, grace) {
+                Ok(true) => {}
+                Ok(false) => return Err(not_found(t)),
+                Err(e) => return Err(status::forbidden(e)),
+            }
+        }
+        if !dry_run(q) {
+            self.committed().await;
+        }
+        let ok = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Success", "code": 201});
+        Ok(json_response(StatusCode::CREATED, &ok, &[]))
     }
 
     async fn log(&self, t: &Target, q: &Q) -> Result<Response, KubeError> {
