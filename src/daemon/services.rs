@@ -215,7 +215,7 @@ mod tests {
                 ready: true,
                 serving: true,
                 terminating: false,
-                node: None,
+                node: Some("t-node".into()),
             }]
         );
         let dns = web.iter().find(|p| p.port == 53).unwrap();
