@@ -505,7 +505,7 @@ impl Daemon {
         self.persist();
         let prepared = match prepared {
             Ok(p) => p,
-            Err(e) => return self.set_failed(&uid, &key, e),
+            Err(e) => return self.set_failed(&uid, &key, e.to_string()),
         };
         // 2. Network, files and shim.
         match self.bring_up(&uid, ip, &netns, &prepared).await {

@@ -39,12 +39,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, msg.into(), Vec::new())
+fn bad(msg: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.to_string(), Vec::new())
 }
 
-fn not_found(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, msg.into(), Vec::new())
+fn not_found(msg: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, msg.to_string(), Vec::new())
 }
 
 /// Every API request runs in a span naming it; its outcome is logged at

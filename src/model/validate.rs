@@ -792,7 +792,8 @@ fn workload(
         return Err(fe("spec.replicas", "must be greater than or equal to 0"));
     }
     label_selector(selector, "spec.selector")?;
-    let sel = Selector::from_label_selector(selector).map_err(|m| fe("spec.selector", m))?;
+    let sel =
+        Selector::from_label_selector(selector).map_err(|e| fe("spec.selector", e.to_string()))?;
     if sel.is_empty() {
         return Err(fe(
             "spec.selector",

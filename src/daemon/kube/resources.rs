@@ -671,7 +671,7 @@ impl Kube {
                 t.info.group,
                 t.name.as_deref().unwrap_or(""),
                 "",
-                &e,
+                &e.to_string(),
             ),
         })?;
         if new == old {
