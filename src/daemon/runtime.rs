@@ -121,6 +121,18 @@ impl Daemon {
             let st = self.lock();
             (st.store.resource_version(), st.store.to_snapshot())
         };
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(
+                    path = %self.layout.state_file().display(),
+                    resource_version = rv,
+                    error = %e,
+                    "saving state"
+                );
+                return;
+            }
+        };
         if last.is_some_and(|l| rv < l) {
             return;
         }

@@ -938,7 +938,7 @@ impl Kube {
         crate::daemon::server::log_response(self.d.clone(), lq)
             .await
             .map_err(|e| {
-                if e.contains("not found") {
+                if e.is_not_found() {
                     not_found(t)
                 } else {
                     status::bad_request(e)
