@@ -37,6 +37,8 @@ pub enum FaultError {
     },
     #[error("{0}")]
     Link(String),
+    #[error("encoding the fault objects: {0}")]
+    Encode(#[source] serde_json::Error),
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -114,7 +116,7 @@ impl Faults {
     }
 
     fn save(&self, items: &[FaultObject]) -> Result<(), FaultError> {
-        let bytes = serde_json::to_vec_pretty(items).unwrap_or_default();
+        let bytes = serde_json::to_vec_pretty(items).map_err(FaultError::Encode)?;
         write_atomic(&self.path, &bytes, PRIVATE).map_err(|source| FaultError::Save {
             path: self.path.display().to_string(),
             source,
