@@ -278,6 +278,18 @@ mod tests {
         assert!(s.remove(&k).is_some());
         assert!(s.is_empty());
         assert!(Store::from_snapshot(b"{garbage").is_err());
+        // A saved object that no longer decodes is named.
+        let bad = br#"{"resource_version": 3, "objects": [["Pod", {"metadata": {"namespace": "default", "name": "p"}, "spec": {"containers": 7}}]]}"#;
+        let e = Store::from_snapshot(bad).unwrap_err();
+        assert!(
+            matches!(&e, SnapshotError::Object { kind: Kind::Pod, name, .. } if name == "default/p"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("saved Pod \"default/p\" is not valid: "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -475,7 +475,10 @@ mod tests {
             json!({"metadata": {"labels": {"a": "x", "b/c": "2"}}, "l": [2, 3], "n": [2, 3]})
         );
         assert!(json_patch(&o, &json!([{"op": "test", "path": "/l/0", "value": 9}])).is_err());
-        assert!(json_patch(&o, &json!([{"op": "remove", "path": "/nope"}])).is_err());
+        assert_eq!(
+            json_patch(&o, &json!([{"op": "remove", "path": "/nope"}])),
+            Err(PatchError::Missing("/nope".into()))
+        );
         assert!(json_patch(&o, &json!({"op": "add"})).is_err());
     }
 
@@ -536,6 +539,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r, json!({"m": {"c": 3}}));
-        assert!(strategic(&svc, &json!({"ports": [{"targetPort": 1}]})).is_err());
+        let e = strategic(&svc, &json!({"ports": [{"targetPort": 1}]})).unwrap_err();
+        assert_eq!(
+            e,
+            PatchError::MergeKey {
+                field: "ports".into(),
+                key: "port"
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "ports: every item of a strategic merge patch needs its merge key \"port\""
+        );
     }
 }
