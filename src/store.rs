@@ -53,6 +53,21 @@ pub struct Store {
     resource_version: u64,
 }
 
+/// Why the saved state cannot be written or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("encoding the state: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("saved state is not valid: {0}")]
+    Decode(#[source] serde_json::Error),
+    #[error("saved {kind} {name:?} is not valid: {source}")]
+    Object {
+        kind: Kind,
+        name: String,
+        source: serde_json::Error,
+    },
+}
+
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
     resource_version: u64,
@@ -187,7 +202,7 @@ impl Store {
         o
     }
 
-    pub fn to_snapshot(&self) -> Vec<u8> {
+    pub fn to_snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
         let snap = Snapshot {
             resource_version: self.resource_version,
             objects: self
@@ -196,19 +211,28 @@ impl Store {
                 .map(|o| (o.kind(), o.to_json()))
                 .collect(),
         };
-        serde_json::to_vec(&snap).unwrap_or_default()
+        serde_json::to_vec(&snap).map_err(SnapshotError::Encode)
     }
 
-    pub fn from_snapshot(bytes: &[u8]) -> Result<Store, String> {
-        let snap: Snapshot =
-            serde_json::from_slice(bytes).map_err(|e| format!("saved state is not valid: {e}"))?;
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Store, SnapshotError> {
+        let snap: Snapshot = serde_json::from_slice(bytes).map_err(SnapshotError::Decode)?;
         let mut store = Store {
             objects: BTreeMap::new(),
             resource_version: snap.resource_version,
         };
         for (kind, v) in snap.objects {
-            let obj = Object::from_json(kind, v)
-                .map_err(|e| format!("saved {kind} is not valid: {e}"))?;
+            let name = {
+                let s = |k: &str| v.pointer(k).and_then(|x| x.as_str()).unwrap_or("");
+                match s("/metadata/namespace") {
+                    "" => s("/metadata/name").to_string(),
+                    ns => format!("{ns}/{}", s("/metadata/name")),
+                }
+            };
+            let obj = Object::from_json(kind, v).map_err(|source| SnapshotError::Object {
+                kind,
+                name,
+                source,
+            })?;
             store.objects.insert(Key::of(&obj), obj);
         }
         Ok(store)
@@ -248,12 +272,24 @@ mod tests {
             s.get(&k).unwrap().meta().resource_version.as_deref(),
             Some(&*(rv + 1).to_string())
         );
-        let restored = Store::from_snapshot(&s.to_snapshot()).unwrap();
+        let restored = Store::from_snapshot(&s.to_snapshot().unwrap()).unwrap();
         assert_eq!(restored.get(&k), s.get(&k));
         assert_eq!(restored.resource_version(), s.resource_version());
         assert!(s.remove(&k).is_some());
         assert!(s.is_empty());
         assert!(Store::from_snapshot(b"{garbage").is_err());
+        // A saved object that no longer decodes is named.
+        let bad = br#"{"resource_version": 3, "objects": [["Pod", {"metadata": {"namespace": "default", "name": "p"}, "spec": {"containers": 7}}]]}"#;
+        let e = Store::from_snapshot(bad).unwrap_err();
+        assert!(
+            matches!(&e, SnapshotError::Object { kind: Kind::Pod, name, .. } if name == "default/p"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("saved Pod \"default/p\" is not valid: "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -38,6 +38,17 @@ impl Flag {
     }
 }
 
+/// A command line pflag would refuse (its messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    #[error("unknown flag: --{0}")]
+    Unknown(String),
+    #[error("invalid argument {value:?} for \"--{flag}\" flag: parse error")]
+    Invalid { flag: String, value: String },
+    #[error("flag needs an argument: --{0}")]
+    NeedsArgument(String),
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
     values: BTreeMap<&'static str, Value>,
@@ -45,7 +56,7 @@ pub struct Flags {
 }
 
 impl Flags {
-    pub fn parse(spec: &[Flag], args: &[String]) -> Result<Flags, String> {
+    pub fn parse(spec: &[Flag], args: &[String]) -> Result<Flags, FlagError> {
         let mut f = Flags::default();
         for s in spec {
             f.values.insert(s.name, s.default.clone());
@@ -68,7 +79,7 @@ impl Flags {
             let flag = spec
                 .iter()
                 .find(|s| s.name == name)
-                .ok_or_else(|| format!("unknown flag: --{name}"))?;
+                .ok_or_else(|| FlagError::Unknown(name.to_string()))?;
             let v = match &flag.default {
                 Value::Bool(_) => match inline.as_deref() {
                     None => Value::Bool(true),
@@ -77,9 +88,10 @@ impl Flags {
                     Some("false") | Some("0") | Some("f") | Some("F") | Some("FALSE")
                     | Some("False") => Value::Bool(false),
                     Some(x) => {
-                        return Err(format!(
-                            "invalid argument {x:?} for \"--{name}\" flag: parse error"
-                        ));
+                        return Err(FlagError::Invalid {
+                            flag: name.to_string(),
+                            value: x.to_string(),
+                        });
                     }
                 },
                 other => {
@@ -89,15 +101,18 @@ impl Flags {
                             let v = args
                                 .get(i)
                                 .cloned()
-                                .ok_or_else(|| format!("flag needs an argument: --{name}"))?;
+                                .ok_or_else(|| FlagError::NeedsArgument(name.to_string()))?;
                             i += 1;
                             v
                         }
                     };
                     match other {
-                        Value::Int(_) => Value::Int(raw.parse().map_err(|_| {
-                            format!("invalid argument {raw:?} for \"--{name}\" flag: parse error")
-                        })?),
+                        Value::Int(_) => {
+                            Value::Int(raw.parse().map_err(|_| FlagError::Invalid {
+                                flag: name.to_string(),
+                                value: raw.clone(),
+                            })?)
+                        }
                         _ => Value::Str(raw),
                     }
                 }
@@ -126,7 +141,7 @@ impl Flags {
     }
 }
 
-pub fn usage_error(sub: &str, spec: &[Flag], err: &str) -> i32 {
+pub fn usage_error(sub: &str, spec: &[Flag], err: &dyn std::fmt::Display) -> i32 {
     eprintln!("Error: {err}");
     eprintln!("Usage:\n  agnhost {sub} [flags]\n\nFlags:");
     for s in spec {
@@ -141,8 +156,8 @@ pub fn usage_error(sub: &str, spec: &[Flag], err: &str) -> i32 {
 }
 
 /// Go's `time.ParseDuration`, as agnhost's flags read durations.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::duration::parse(s).map_err(|e| e.to_string())
+pub fn parse_duration(s: &str) -> Result<Duration, crate::duration::DurationError> {
+    crate::duration::parse(s)
 }
 
 #[cfg(test)]

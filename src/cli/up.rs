@@ -502,8 +502,10 @@ fn kubeconfig_note(cluster: &str, layout: &Layout, write: bool) {
     if write {
         match std::fs::read_to_string(&path)
             .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|text| crate::daemon::kube::kubeconfig::merge_into_user(cluster, &text))
-        {
+            .and_then(|text| {
+                crate::daemon::kube::kubeconfig::merge_into_user(cluster, &text)
+                    .map_err(|e| e.to_string())
+            }) {
             Ok(p) => println!(
                 "\nkubectl: context {ctx:?} written to {} and made current: kubectl get pods",
                 p.display()

@@ -37,6 +37,8 @@ pub enum FaultError {
     },
     #[error("{0}")]
     Link(String),
+    #[error("encoding the fault objects: {0}")]
+    Encode(#[source] serde_json::Error),
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -88,11 +90,20 @@ impl Faults {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::error!(path = %path.display(), error = %e, "ignoring damaged faults file");
-                    let _ = std::fs::rename(&path, path.with_extension("json.damaged"));
+                    let aside = path.with_extension("json.damaged");
+                    if let Err(e) = std::fs::rename(&path, &aside) {
+                        tracing::error!(path = %path.display(), to = %aside.display(), error = %e, "setting the damaged faults file aside");
+                    }
                     Vec::new()
                 }
             },
-            Err(_) => Vec::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            // Unreadable (not missing): start with none, and say so, as the
+            // next change overwrites the file.
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot read the faults file; starting with none");
+                Vec::new()
+            }
         };
         if !items.is_empty() {
             tracing::info!(count = items.len(), "restored fault objects");
@@ -105,7 +116,7 @@ impl Faults {
     }
 
     fn save(&self, items: &[FaultObject]) -> Result<(), FaultError> {
-        let bytes = serde_json::to_vec_pretty(items).unwrap_or_default();
+        let bytes = serde_json::to_vec_pretty(items).map_err(FaultError::Encode)?;
         write_atomic(&self.path, &bytes, PRIVATE).map_err(|source| FaultError::Save {
             path: self.path.display().to_string(),
             source,

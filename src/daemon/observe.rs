@@ -198,11 +198,18 @@ pub fn service_rates(d: &Daemon) -> ServiceRates {
     }
 }
 
+/// A DNS report from a pod that is not (or no longer) in kube-system.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pod kube-system/{pod} not found")]
+pub struct UnknownDnsPod {
+    pub pod: String,
+}
+
 /// Keep a DNS pod's report, if it names a pod of kube-system that exists.
-pub fn dns_report(d: &Daemon, r: DnsReportRequest) -> Result<(), String> {
+pub fn dns_report(d: &Daemon, r: DnsReportRequest) -> Result<(), UnknownDnsPod> {
     let key = Key::new(Kind::Pod, "kube-system", &r.pod);
     if d.lock().store.get(&key).is_none() {
-        return Err(format!("pod kube-system/{} not found", r.pod));
+        return Err(UnknownDnsPod { pod: r.pod });
     }
     d.metrics
         .dns_report(format!("kube-system/{}", r.pod), r.report);

@@ -33,6 +33,82 @@ pub struct PodFiles {
 /// `mode` says otherwise (the API server's default, 0644).
 pub const SECRET_DEFAULT_MODE: u32 = 0o644;
 
+/// Why a pod cannot be prepared: names the volume, container, env var,
+/// ConfigMap or Secret at fault. The pod is marked Failed with this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrepareError {
+    #[error("pod has no spec")]
+    NoSpec,
+    /// A probe's port (the message names the port and container).
+    #[error("{message}")]
+    ProbePort { container: String, message: String },
+    #[error("probe without a handler")]
+    ProbeHandler { container: String },
+    #[error("container {container:?}: {source}")]
+    Capabilities {
+        container: String,
+        source: crate::sys::security::CapabilityError,
+    },
+    #[error("hostPath {path} does not exist (volume {volume:?})")]
+    HostPathMissing { path: String, volume: String },
+    #[error("configmap {configmap:?} has no key {key:?}")]
+    ConfigMapVolumeKey {
+        configmap: String,
+        key: String,
+        volume: String,
+    },
+    #[error("configmap {configmap:?} not found (volume {volume:?})")]
+    ConfigMapVolume { configmap: String, volume: String },
+    #[error("claim name {claim:?} is not valid (volume {volume:?})")]
+    ClaimName { claim: String, volume: String },
+    #[error("secret {secret:?} has no key {key:?} (volume {volume:?})")]
+    SecretVolumeKey {
+        secret: String,
+        key: String,
+        volume: String,
+    },
+    #[error("secret {secret:?} not found (volume {volume:?})")]
+    SecretVolume { secret: String, volume: String },
+    #[error("volume {volume:?} has no supported source")]
+    NoVolumeSource { volume: String },
+    #[error("configmap {configmap:?} not found (envFrom of container {container:?})")]
+    ConfigMapEnvFrom {
+        configmap: String,
+        container: String,
+    },
+    #[error("secret {secret:?} not found (envFrom of container {container:?})")]
+    SecretEnvFrom { secret: String, container: String },
+    #[error("configmap {configmap:?} key {key:?} not found (env {env} of container {container:?})")]
+    ConfigMapEnvKey {
+        configmap: String,
+        key: String,
+        env: String,
+        container: String,
+    },
+    #[error("secret {secret:?} not found (env {env} of container {container:?})")]
+    SecretEnv {
+        secret: String,
+        env: String,
+        container: String,
+    },
+    #[error(
+        "couldn't find key {key} in Secret {namespace}/{secret} (env {env} of container {container:?})"
+    )]
+    SecretEnvKey {
+        namespace: String,
+        secret: String,
+        key: String,
+        env: String,
+        container: String,
+    },
+    #[error("container {container:?} has nothing to run")]
+    NothingToRun { container: String },
+    #[error("volume {volume:?} not found")]
+    MountVolume { volume: String, container: String },
+    #[error("subPath {sub_path:?} must not contain '..'")]
+    SubPath { sub_path: String, container: String },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
     pub spec: ShimSpec,
@@ -249,11 +325,17 @@ pub fn hosts_file(pod: &Pod, ip: Ipv4Addr) -> String {
     out
 }
 
-fn probe(c: &Container, p: &Probe) -> Result<proto::Probe, String> {
+fn probe(c: &Container, p: &Probe) -> Result<proto::Probe, PrepareError> {
+    let port = |port| {
+        probe_port(c, port).map_err(|message| PrepareError::ProbePort {
+            container: c.name.clone(),
+            message,
+        })
+    };
     let handler = if let Some(h) = &p.http_get {
         ProbeHandler::HttpGet {
             host: h.host.clone(),
-            port: probe_port(c, &h.port)?,
+            port: port(&h.port)?,
             path: h.path.clone().unwrap_or_else(|| "/".into()),
             headers: h
                 .http_headers
@@ -265,14 +347,16 @@ fn probe(c: &Container, p: &Probe) -> Result<proto::Probe, String> {
     } else if let Some(t) = &p.tcp_socket {
         ProbeHandler::TcpSocket {
             host: t.host.clone(),
-            port: probe_port(c, &t.port)?,
+            port: port(&t.port)?,
         }
     } else if let Some(e) = &p.exec {
         ProbeHandler::Exec {
             command: e.command.clone().unwrap_or_default(),
         }
     } else {
-        return Err("probe without a handler".into());
+        return Err(PrepareError::ProbeHandler {
+            container: c.name.clone(),
+        });
     };
     let n = |v: Option<i32>, d: u32| v.map(|v| v.max(0) as u32).filter(|v| *v > 0).unwrap_or(d);
     Ok(proto::Probe {
@@ -342,7 +426,7 @@ fn config_map<'a>(store: &'a Store, ns: &str, name: &str) -> Option<&'a BTreeMap
 pub fn security(
     c: &Container,
     psc: Option<&k8s_openapi::api::core::v1::PodSecurityContext>,
-) -> Result<Security, String> {
+) -> Result<Security, PrepareError> {
     let sc = c.security_context.as_ref();
     let privileged = sc.and_then(|s| s.privileged).unwrap_or(false);
     let caps = sc.and_then(|s| s.capabilities.as_ref());
@@ -354,7 +438,10 @@ pub fn security(
             &list(caps.and_then(|c| c.add.as_ref())),
             &list(caps.and_then(|c| c.drop.as_ref())),
         )
-        .map_err(|e| format!("container {:?}: {e}", c.name))?
+        .map_err(|source| PrepareError::Capabilities {
+            container: c.name.clone(),
+            source,
+        })?
     };
     let sys_admin =
         crate::sys::security::capability("SYS_ADMIN").is_some_and(|n| capabilities & (1 << n) != 0);
@@ -392,7 +479,7 @@ pub fn prepare(
     layout: &Layout,
     lab_exe: &Path,
     host_resolv: &str,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, PrepareError> {
     let ns = pod
         .metadata
         .namespace
@@ -400,7 +487,7 @@ pub fn prepare(
         .unwrap_or_else(|| "default".into());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let spec = pod.spec.clone().ok_or("pod has no spec")?;
+    let spec = pod.spec.clone().ok_or(PrepareError::NoSpec)?;
     let node = spec.node_name.clone().unwrap_or_else(|| layout.node_name());
     let state_dir = layout.pod_state_dir(&uid);
 
@@ -436,10 +523,10 @@ pub fn prepare(
                 files.dirs.push(p.clone());
             } else if matches!(h.type_.as_deref(), Some("Directory") | Some("File")) && !p.exists()
             {
-                return Err(format!(
-                    "hostPath {} does not exist (volume {:?})",
-                    h.path, v.name
-                ));
+                return Err(PrepareError::HostPathMissing {
+                    path: h.path.clone(),
+                    volume: v.name.clone(),
+                });
             }
             p
         } else if let Some(c) = &v.config_map {
@@ -451,7 +538,11 @@ pub fn prepare(
                     Some(items) => {
                         for it in items {
                             let content = data.get(&it.key).ok_or_else(|| {
-                                format!("configmap {cm_name:?} has no key {:?}", it.key)
+                                PrepareError::ConfigMapVolumeKey {
+                                    configmap: cm_name.clone(),
+                                    key: it.key.clone(),
+                                    volume: v.name.clone(),
+                                }
                             })?;
                             files.files.push((
                                 p.join(&it.path),
@@ -470,20 +561,20 @@ pub fn prepare(
                 },
                 None if c.optional == Some(true) => {}
                 None => {
-                    return Err(format!(
-                        "configmap {cm_name:?} not found (volume {:?})",
-                        v.name
-                    ));
+                    return Err(PrepareError::ConfigMapVolume {
+                        configmap: cm_name,
+                        volume: v.name.clone(),
+                    });
                 }
             }
             p
         } else if let Some(c) = &v.persistent_volume_claim {
             let n = &c.claim_name;
             if n.is_empty() || n.contains('/') || n.starts_with('.') {
-                return Err(format!(
-                    "claim name {n:?} is not valid (volume {:?})",
-                    v.name
-                ));
+                return Err(PrepareError::ClaimName {
+                    claim: n.clone(),
+                    volume: v.name.clone(),
+                });
             }
             let p = layout.claim_dir(&ns, n);
             files.dirs.push(p.clone());
@@ -517,10 +608,11 @@ pub fn prepare(
                                 )),
                                 None if optional => {}
                                 None => {
-                                    return Err(format!(
-                                        "secret {secret_name:?} has no key {:?} (volume {:?})",
-                                        it.key, v.name
-                                    ));
+                                    return Err(PrepareError::SecretVolumeKey {
+                                        secret: secret_name,
+                                        key: it.key.clone(),
+                                        volume: v.name.clone(),
+                                    });
                                 }
                             }
                         }
@@ -533,15 +625,17 @@ pub fn prepare(
                 },
                 None if optional => {}
                 None => {
-                    return Err(format!(
-                        "secret {secret_name:?} not found (volume {:?})",
-                        v.name
-                    ));
+                    return Err(PrepareError::SecretVolume {
+                        secret: secret_name,
+                        volume: v.name.clone(),
+                    });
                 }
             }
             p
         } else {
-            return Err(format!("volume {:?} has no supported source", v.name));
+            return Err(PrepareError::NoVolumeSource {
+                volume: v.name.clone(),
+            });
         };
         volumes.insert(v.name.clone(), path);
     }
@@ -569,10 +663,10 @@ pub fn prepare(
                     }
                     None if r.optional == Some(true) => {}
                     None => {
-                        return Err(format!(
-                            "configmap {:?} not found (envFrom of container {:?})",
-                            r.name, c.name
-                        ));
+                        return Err(PrepareError::ConfigMapEnvFrom {
+                            configmap: r.name.clone(),
+                            container: c.name.clone(),
+                        });
                     }
                 }
             }
@@ -588,10 +682,10 @@ pub fn prepare(
                     }
                     None if r.optional == Some(true) => {}
                     None => {
-                        return Err(format!(
-                            "secret {:?} not found (envFrom of container {:?})",
-                            r.name, c.name
-                        ));
+                        return Err(PrepareError::SecretEnvFrom {
+                            secret: r.name.clone(),
+                            container: c.name.clone(),
+                        });
                     }
                 }
             }
@@ -611,10 +705,12 @@ pub fn prepare(
                     Some(v) => v.clone(),
                     None if r.optional == Some(true) => continue,
                     None => {
-                        return Err(format!(
-                            "configmap {:?} key {:?} not found (env {} of container {:?})",
-                            r.name, r.key, e.name, c.name
-                        ));
+                        return Err(PrepareError::ConfigMapEnvKey {
+                            configmap: r.name.clone(),
+                            key: r.key.clone(),
+                            env: e.name.clone(),
+                            container: c.name.clone(),
+                        });
                     }
                 }
             } else if let Some(r) = e
@@ -627,16 +723,20 @@ pub fn prepare(
                     Some(v) => String::from_utf8_lossy(&v.0).into_owned(),
                     None if r.optional == Some(true) => continue,
                     None if data.is_none() => {
-                        return Err(format!(
-                            "secret {:?} not found (env {} of container {:?})",
-                            r.name, e.name, c.name
-                        ));
+                        return Err(PrepareError::SecretEnv {
+                            secret: r.name.clone(),
+                            env: e.name.clone(),
+                            container: c.name.clone(),
+                        });
                     }
                     None => {
-                        return Err(format!(
-                            "couldn't find key {} in Secret {ns}/{} (env {} of container {:?})",
-                            r.key, r.name, e.name, c.name
-                        ));
+                        return Err(PrepareError::SecretEnvKey {
+                            namespace: ns.clone(),
+                            secret: r.name.clone(),
+                            key: r.key.clone(),
+                            env: e.name.clone(),
+                            container: c.name.clone(),
+                        });
                     }
                 }
             } else {
@@ -673,7 +773,9 @@ pub fn prepare(
             command.into_iter().chain(args).collect()
         };
         if argv.is_empty() {
-            return Err(format!("container {:?} has nothing to run", c.name));
+            return Err(PrepareError::NothingToRun {
+                container: c.name.clone(),
+            });
         }
         let mut mounts = Vec::new();
         if builtin_image(image).is_some() {
@@ -690,10 +792,16 @@ pub fn prepare(
         for m in c.volume_mounts.iter().flatten() {
             let base = volumes
                 .get(&m.name)
-                .ok_or_else(|| format!("volume {:?} not found", m.name))?;
+                .ok_or_else(|| PrepareError::MountVolume {
+                    volume: m.name.clone(),
+                    container: c.name.clone(),
+                })?;
             let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
                 Some(sp) if sp.split('/').any(|x| x == "..") => {
-                    return Err(format!("subPath {sp:?} must not contain '..'"));
+                    return Err(PrepareError::SubPath {
+                        sub_path: sp.to_string(),
+                        container: c.name.clone(),
+                    });
                 }
                 Some(sp) => base.join(sp),
                 None => base.clone(),
@@ -953,7 +1061,7 @@ mod tests {
 
     const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {user: app, password: pw}\n---\n";
 
-    fn secret_pod(env: &str, volumes: &str) -> Result<Prepared, String> {
+    fn secret_pod(env: &str, volumes: &str) -> Result<Prepared, PrepareError> {
         let yaml = format!(
             "{SECRET}apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  volumes: {volumes}\n  containers:\n  - name: c\n    image: x\n    command: [sleep, '1']\n{env}"
         );
@@ -1020,7 +1128,7 @@ mod tests {
                     assert_eq!(&mine[..], *vars, "{env}");
                 }
                 Err(msg) => {
-                    let e = got.unwrap_err();
+                    let e = got.unwrap_err().to_string();
                     assert!(e.contains(msg), "{env}: {e}");
                 }
             }
@@ -1092,7 +1200,7 @@ mod tests {
                     assert_eq!(got, want, "{vols}");
                 }
                 Err(msg) => {
-                    let e = got.unwrap_err();
+                    let e = got.unwrap_err().to_string();
                     assert!(e.contains(msg), "{vols}: {e}");
                 }
             }

@@ -135,6 +135,18 @@ impl Daemon {
             let st = self.lock();
             (st.store.resource_version(), st.store.to_snapshot())
         };
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(
+                    path = %self.layout.state_file().display(),
+                    resource_version = rv,
+                    error = %e,
+                    "saving state"
+                );
+                return;
+            }
+        };
         if last.is_some_and(|l| rv < l) {
             return;
         }
@@ -544,7 +556,7 @@ impl Daemon {
         self.persist();
         let prepared = match prepared {
             Ok(p) => p,
-            Err(e) => return self.set_failed(&uid, &key, e),
+            Err(e) => return self.set_failed(&uid, &key, e.to_string()),
         };
         // 2. Network, files and shim.
         match self.bring_up(&uid, ip, &netns, &prepared).await {

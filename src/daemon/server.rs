@@ -39,12 +39,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, msg.into(), Vec::new())
+fn bad(msg: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.to_string(), Vec::new())
 }
 
-fn not_found(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, msg.into(), Vec::new())
+fn not_found(msg: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, msg.to_string(), Vec::new())
 }
 
 /// Every API request runs in a span naming it; its outcome is logged at
@@ -439,11 +439,35 @@ async fn logs(State(c): State<Ctx>, Query(q): Query<LogsQuery>) -> Result<Respon
     log_response(c.d, q).await.map_err(bad)
 }
 
+/// Why a container's log cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LogError {
+    /// No such pod, container or previous instance (the runtime's words).
+    #[error("{0}")]
+    Target(String),
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading the log: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl LogError {
+    /// The pod or container is not there (the API answers 404).
+    pub(crate) fn is_not_found(&self) -> bool {
+        matches!(self, LogError::Target(m) if m.contains("not found"))
+    }
+}
+
 /// A container's log file as a response body (streamed with `follow`): for
 /// `/v1/logs` and the Kubernetes API's `pods/log`. `tail` reads from the end
 /// of the file.
-pub(crate) async fn log_response(d: D, q: LogsQuery) -> Result<Response, String> {
-    let path = d.log_path(&q.namespace, &q.pod, q.container.as_deref(), q.previous)?;
+pub(crate) async fn log_response(d: D, q: LogsQuery) -> Result<Response, LogError> {
+    let path = d
+        .log_path(&q.namespace, &q.pod, q.container.as_deref(), q.previous)
+        .map_err(LogError::Target)?;
     let p = path.clone();
     let tail = q.tail;
     let data = tokio::task::spawn_blocking(move || match tail {
@@ -456,9 +480,11 @@ pub(crate) async fn log_response(d: D, q: LogsQuery) -> Result<Response, String>
             }
         }),
     })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    .await?
+    .map_err(|source| LogError::Read {
+        path: path.clone(),
+        source,
+    })?;
     if !q.follow {
         return Ok(data.into_response());
     }

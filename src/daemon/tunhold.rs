@@ -98,10 +98,16 @@ impl Holder {
         if !self.pidfd.wait_exited(Duration::from_secs(2)) {
             tracing::warn!(pid = self.pid, "the TUN holder did not exit within 2 s");
         }
-        if let Some(mut c) = self.child.take() {
-            let _ = c.wait();
+        if let Some(mut c) = self.child.take()
+            && let Err(e) = c.wait()
+        {
+            tracing::warn!(pid = self.pid, error = %e, "reaping the TUN holder");
         }
-        let _ = std::fs::remove_file(&self.pid_file);
+        if let Err(e) = std::fs::remove_file(&self.pid_file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.pid_file.display(), error = %e, "removing the TUN holder's pid file");
+        }
     }
 }
 

@@ -218,7 +218,12 @@ pub async fn serve_health(
             }
         }),
     );
-    let _ = tokio::join!(axum::serve(health, h), axum::serve(ready, r));
+    let (h, r) = tokio::join!(axum::serve(health, h), axum::serve(ready, r));
+    for (what, res) in [("health", h), ("readiness", r)] {
+        if let Err(e) = res {
+            tracing::error!(endpoint = what, error = %e, "probe endpoint stopped");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! list-and-build after the daemon committed it. While the daemon is away
 //! (restarting) the last snapshot keeps being served.
 
-use crate::api::client::Client;
+use crate::api::client::{Client, ClientError};
 use crate::api::{ListQuery, ObjectList, StatusReply, WatchQuery, WatchReply};
 use crate::dns::server::Shared;
 use crate::dns::zone::{Zone, ZoneConfig};
@@ -14,13 +14,23 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why the DNS server cannot read the cluster right now.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The daemon's API (away while it restarts).
+    #[error(transparent)]
+    Api(#[from] ClientError),
+    #[error("daemon reports a bad {what} {value:?}")]
+    BadStatus { what: &'static str, value: String },
+}
+
 /// The zone's configuration from the daemon's status.
-pub async fn zone_config(client: &Client) -> Result<ZoneConfig, String> {
-    let st: StatusReply = client
-        .get("/v1/status", &())
-        .await
-        .map_err(|e| e.to_string())?;
-    let parse = |what: &str, s: &str| format!("daemon reports a bad {what} {s:?}");
+pub async fn zone_config(client: &Client) -> Result<ZoneConfig, WatchError> {
+    let st: StatusReply = client.get("/v1/status", &()).await?;
+    let parse = |what: &'static str, s: &str| WatchError::BadStatus {
+        what,
+        value: s.to_string(),
+    };
     Ok(ZoneConfig::new(
         st.service_cidr
             .parse()
@@ -33,7 +43,7 @@ pub async fn zone_config(client: &Client) -> Result<ZoneConfig, String> {
 }
 
 /// One consistent read of what the zone is built from, and its version.
-pub async fn snapshot(client: &Client, cfg: &ZoneConfig) -> Result<(Zone, u64), String> {
+pub async fn snapshot(client: &Client, cfg: &ZoneConfig) -> Result<(Zone, u64), WatchError> {
     let list: ObjectList = client
         .get(
             "/v1/objects",
@@ -45,8 +55,7 @@ pub async fn snapshot(client: &Client, cfg: &ZoneConfig) -> Result<(Zone, u64), 
                 selector: None,
             },
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let (mut services, mut slices, mut pods) = (Vec::new(), Vec::new(), Vec::new());
     for item in list.items {
         match item.get("kind").and_then(|k| k.as_str()) {
@@ -81,7 +90,7 @@ pub async fn run(client: Client, shared: Arc<Shared>) {
             let (zone, rv) = snapshot(&client, &c).await?;
             let names = zone.len();
             shared.publish(zone);
-            Ok::<_, String>((rv, names))
+            Ok::<_, WatchError>((rv, names))
         };
         match step.await {
             Ok((rv, names)) => {

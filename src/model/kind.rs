@@ -150,7 +150,7 @@ impl Kind {
     }
 
     /// The kind named by a manifest's `apiVersion` + `kind`.
-    pub fn from_manifest(api_version: &str, kind: &str) -> Result<Kind, String> {
+    pub fn from_manifest(api_version: &str, kind: &str) -> Result<Kind, KindError> {
         let k = match kind {
             "Namespace" => Kind::Namespace,
             "ConfigMap" => Kind::ConfigMap,
@@ -165,20 +165,27 @@ impl Kind {
             "Secret" => Kind::Secret,
             "Job" => Kind::Job,
             "Node" => Kind::Node,
-            other => {
-                return Err(format!(
-                    "kind {other:?} is not supported by lab (supported: Namespace, Pod, Service, ConfigMap, Secret, Endpoints, Deployment, ReplicaSet, StatefulSet, Job)"
-                ));
-            }
+            other => return Err(KindError::Unsupported(other.to_string())),
         };
         if api_version != k.api_version() {
-            return Err(format!(
-                "apiVersion {api_version:?} is not supported for kind {kind} (use {:?})",
-                k.api_version()
-            ));
+            return Err(KindError::ApiVersion {
+                api_version: api_version.to_string(),
+                kind: k,
+            });
         }
         Ok(k)
     }
+}
+
+/// Why a manifest's `apiVersion` + `kind` name no kind lab serves.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KindError {
+    #[error(
+        "kind {0:?} is not supported by lab (supported: Namespace, Pod, Service, ConfigMap, Secret, Endpoints, Deployment, ReplicaSet, StatefulSet, Job)"
+    )]
+    Unsupported(String),
+    #[error("apiVersion {api_version:?} is not supported for kind {kind} (use {:?})", kind.api_version())]
+    ApiVersion { api_version: String, kind: Kind },
 }
 
 impl fmt::Display for Kind {
@@ -208,11 +215,14 @@ mod tests {
 
     #[test]
     fn wrong_api_version_is_named() {
-        let e = Kind::from_manifest("v1", "Deployment").unwrap_err();
+        let e = Kind::from_manifest("v1", "Deployment")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("apps/v1"), "{e}");
         let e = Kind::from_manifest("v1", "StatefulSetX").unwrap_err();
-        assert!(e.contains("StatefulSetX"), "{e}");
-        let e = Kind::from_manifest("v1", "Job").unwrap_err();
+        assert_eq!(e, KindError::Unsupported("StatefulSetX".into()));
+        assert!(e.to_string().contains("StatefulSetX"), "{e}");
+        let e = Kind::from_manifest("v1", "Job").unwrap_err().to_string();
         assert!(e.contains("batch/v1"), "{e}");
     }
 }

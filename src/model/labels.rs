@@ -28,6 +28,19 @@ impl Requirement {
     }
 }
 
+/// Why a label selector was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// kubectl's `-l` syntax: the selector and the requirement that broke.
+    #[error("invalid label selector {selector:?} near {part:?}")]
+    Syntax { selector: String, part: String },
+    /// An API `LabelSelector`'s `matchExpressions[index].operator`.
+    #[error(
+        "matchExpressions[{index}].operator: {operator:?} is not one of In, NotIn, Exists, DoesNotExist"
+    )]
+    Operator { index: usize, operator: String },
+}
+
 /// A parsed selector: all requirements must hold. Empty matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selector(pub Vec<Requirement>);
@@ -51,7 +64,7 @@ impl Selector {
     }
 
     /// From an API `LabelSelector`.
-    pub fn from_label_selector(s: &LabelSelector) -> Result<Selector, String> {
+    pub fn from_label_selector(s: &LabelSelector) -> Result<Selector, SelectorError> {
         let mut reqs = Vec::new();
         for (k, v) in s.match_labels.iter().flatten() {
             reqs.push(Requirement::Eq(k.clone(), v.clone()));
@@ -64,9 +77,10 @@ impl Selector {
                 "Exists" => Requirement::Exists(e.key.clone()),
                 "DoesNotExist" => Requirement::NotExists(e.key.clone()),
                 op => {
-                    return Err(format!(
-                        "matchExpressions[{i}].operator: {op:?} is not one of In, NotIn, Exists, DoesNotExist"
-                    ));
+                    return Err(SelectorError::Operator {
+                        index: i,
+                        operator: op.to_string(),
+                    });
                 }
             };
             reqs.push(r);
@@ -75,14 +89,17 @@ impl Selector {
     }
 
     /// Parse kubectl's `-l` syntax: `a=b,c!=d,e in (x,y),f notin (z),g,!h`.
-    pub fn parse(s: &str) -> Result<Selector, String> {
+    pub fn parse(s: &str) -> Result<Selector, SelectorError> {
         let mut reqs = Vec::new();
         for part in split_top_level(s) {
             let part = part.trim();
             if part.is_empty() {
                 continue;
             }
-            let bad = || format!("invalid label selector {s:?} near {part:?}");
+            let bad = || SelectorError::Syntax {
+                selector: s.to_string(),
+                part: part.to_string(),
+            };
             let r = if let Some(k) = part.strip_prefix('!') {
                 Requirement::NotExists(check_key(k.trim()).ok_or_else(bad)?)
             } else if let Some((k, v)) = part.split_once("!=") {

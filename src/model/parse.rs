@@ -219,7 +219,7 @@ pub fn decode(doc: &Document) -> Result<Decoded, ManifestError> {
         format!("{kind_str}/{name}")
     };
     let kind = Kind::from_manifest(api_version, kind_str)
-        .map_err(|m| err(None, Some("kind".into()), m))?;
+        .map_err(|e| err(None, Some("kind".into()), e.to_string()))?;
     let size = serde_json::to_vec(&doc.value).map_or(0, |v| v.len());
     if size > MAX_OBJECT_BYTES {
         return Err(err(

@@ -824,7 +824,8 @@ fn workload(
         return Err(fe("spec.replicas", "must be greater than or equal to 0"));
     }
     label_selector(selector, "spec.selector")?;
-    let sel = Selector::from_label_selector(selector).map_err(|m| fe("spec.selector", m))?;
+    let sel =
+        Selector::from_label_selector(selector).map_err(|e| fe("spec.selector", e.to_string()))?;
     if sel.is_empty() {
         return Err(fe(
             "spec.selector",
@@ -1286,7 +1287,8 @@ fn scheduling(spec: &PodSpec, at: &str) -> Result<(), FieldError> {
             }
         }
         if let Some(sel) = &c.label_selector {
-            Selector::from_label_selector(sel).map_err(|m| fe(format!("{f}.labelSelector"), m))?;
+            Selector::from_label_selector(sel)
+                .map_err(|m| fe(format!("{f}.labelSelector"), m.to_string()))?;
         }
     }
     Ok(())
@@ -1314,7 +1316,8 @@ fn pod_affinity_term(
     }
     label_key(&t.topology_key).map_err(|m| fe(format!("{f}.topologyKey"), m))?;
     if let Some(sel) = &t.label_selector {
-        Selector::from_label_selector(sel).map_err(|m| fe(format!("{f}.labelSelector"), m))?;
+        Selector::from_label_selector(sel)
+            .map_err(|m| fe(format!("{f}.labelSelector"), m.to_string()))?;
     }
     for (i, n) in t.namespaces.iter().flatten().enumerate() {
         dns_label(n).map_err(|m| fe(format!("{f}.namespaces[{i}]"), m))?;

@@ -155,11 +155,14 @@ pub(super) fn prune(
         Err(Errno::ENOENT) => return Ok(Vec::new()),
         Err(e) => return Err(ctx(format_args!("listing {container}"), e)),
     };
-    let names: Vec<String> = d
-        .iter()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
-        .collect();
+    let mut names = Vec::new();
+    for e in d.iter() {
+        let e = e.map_err(|e| ctx(format_args!("listing {container}"), e))?;
+        // A name that is not UTF-8 is none of ours.
+        if let Ok(n) = e.file_name().to_str() {
+            names.push(n.to_string());
+        }
+    }
     let gone = to_prune(&names, run, max_files);
     for n in &gone {
         crate::sys::process::unlink_at(dir, &format!("{container}/{n}"))?;

@@ -341,7 +341,13 @@ pub fn spawn(lab_exe: &Path, spec: &ShimSpec) -> Result<u32, Error> {
     sys::write_atomic(&spec_path, &json, 0o600)
         .map_err(io_ctx(format!("writing {}", spec_path.display())))?;
     let pid_file = spec.run_dir.join("shim.pid");
-    let _ = std::fs::remove_file(&pid_file);
+    // A stale pid file would name the old shim as this one.
+    match std::fs::remove_file(&pid_file) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(io_ctx(format!("removing {}", pid_file.display()))(e));
+        }
+        _ => {}
+    }
     let mut cmd = Command::new(lab_exe);
     cmd.arg("shim")
         .arg("--spec")

@@ -253,7 +253,11 @@ pub fn create(name: &str) -> Result<PathBuf> {
             netns: name.to_string(),
         },
     };
-    let _ = fs::remove_file(&path);
+    if let Err(e) = fs::remove_file(&path)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(netns = name, path = %path.display(), error = %e, "removing a netns file that was not mounted");
+    }
     Err(err)
 }
 

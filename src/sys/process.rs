@@ -670,24 +670,37 @@ pub fn wait_child(pid: u32) -> io::Result<Exit> {
     }
 }
 
-/// Send `sig` to a process. Errors (gone already) are ignored.
+/// Send `sig` to a process. A process that is gone already is not an
+/// error; any other failure (not permitted) is logged.
 pub fn signal_pid(pid: i32, sig: Signal) {
-    if pid > 0 {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+    if pid > 0
+        && let Err(e) = nix::sys::signal::kill(Pid::from_raw(pid), sig)
+        && e != Errno::ESRCH
+    {
+        tracing::warn!(pid, signal = %sig, error = %e, "signalling a process");
     }
 }
 
-/// Send `sig` to a process group. Errors (gone already) are ignored.
+/// Send `sig` to a process group. A group that is gone already is not an
+/// error; any other failure is logged.
 pub fn signal_group(pgid: i32, sig: Signal) {
-    if pgid > 1 {
-        let _ = nix::sys::signal::killpg(Pid::from_raw(pgid), sig);
+    if pgid > 1
+        && let Err(e) = nix::sys::signal::killpg(Pid::from_raw(pgid), sig)
+        && e != Errno::ESRCH
+    {
+        tracing::warn!(pgid, signal = %sig, error = %e, "signalling a process group");
     }
 }
 
 /// `kill(-1, sig)`: every process the caller may signal except itself. From
 /// PID 1 of a PID namespace that is every other process of the namespace.
+/// None left (ESRCH) is not an error; any other failure is logged.
 pub fn signal_all(sig: Signal) {
-    let _ = nix::sys::signal::kill(Pid::from_raw(-1), sig);
+    if let Err(e) = nix::sys::signal::kill(Pid::from_raw(-1), sig)
+        && e != Errno::ESRCH
+    {
+        tracing::warn!(signal = %sig, error = %e, "signalling every process");
+    }
 }
 
 /// PIDs listed in the procfs mounted on `/proc` other than the caller.
@@ -1267,8 +1280,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    if res.is_err()
+        && let Err(e) = std::fs::remove_file(&tmp)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %tmp.display(), error = %e, "removing a partly written file");
     }
     res
 }

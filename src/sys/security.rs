@@ -107,11 +107,16 @@ pub fn capability_names(mask: u64) -> Vec<&'static str> {
         .collect()
 }
 
+/// A capability name that is not one of Linux's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown capability {0:?}")]
+pub struct CapabilityError(pub String);
+
 /// `securityContext.capabilities` applied to the default set, as
 /// containerd does: `add: [ALL]` starts from every capability, `drop: [ALL]`
 /// from none, then the named drops are removed and the named adds added.
 /// Unknown names are an error (validation reports them first).
-pub fn capability_set(add: &[String], drop: &[String]) -> Result<u64, String> {
+pub fn capability_set(add: &[String], drop: &[String]) -> Result<u64, CapabilityError> {
     let is_all = |s: &String| s.eq_ignore_ascii_case("ALL");
     let mut set = if add.iter().any(is_all) {
         ALL_CAPABILITIES
@@ -122,11 +127,11 @@ pub fn capability_set(add: &[String], drop: &[String]) -> Result<u64, String> {
         set = 0;
     }
     for d in drop.iter().filter(|d| !is_all(d)) {
-        let c = capability(d).ok_or_else(|| format!("unknown capability {d:?}"))?;
+        let c = capability(d).ok_or_else(|| CapabilityError(d.clone()))?;
         set &= !(1 << c);
     }
     for a in add.iter().filter(|a| !is_all(a)) {
-        let c = capability(a).ok_or_else(|| format!("unknown capability {a:?}"))?;
+        let c = capability(a).ok_or_else(|| CapabilityError(a.clone()))?;
         set |= 1 << c;
     }
     Ok(set)

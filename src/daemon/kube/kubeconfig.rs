@@ -7,6 +7,29 @@ use base64::Engine;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
+/// Why the user's kubeconfig could not be read or written; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeconfigError {
+    #[error("no home directory to write ~/.kube/config")]
+    NoHome,
+    #[error("{}: not a kubeconfig: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: Box<serde_saphyr::Error>,
+    },
+    #[error("the cluster's kubeconfig: {0}")]
+    Ours(Box<serde_saphyr::Error>),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Chown { path: PathBuf, source: nix::Error },
+    #[error(transparent)]
+    Write(#[from] super::tls::TlsError),
+}
+
 pub fn context_name(cluster: &str) -> String {
     format!("lab-{cluster}")
 }
@@ -89,20 +112,28 @@ pub fn user_config_path() -> Option<(PathBuf, Option<(u32, u32)>)> {
     Some((Path::new(&home).join(".kube/config"), None))
 }
 
-fn read_config(path: &Path) -> Result<Value, String> {
+fn read_config(path: &Path) -> Result<Value, KubeconfigError> {
     match std::fs::read_to_string(path) {
         Ok(text) if text.trim().is_empty() => Ok(Value::Null),
-        Ok(text) => serde_saphyr::from_str::<Value>(&text)
-            .map_err(|e| format!("{}: not a kubeconfig: {e}", path.display())),
+        Ok(text) => serde_saphyr::from_str::<Value>(&text).map_err(|e| KubeconfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Null),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(source) => Err(KubeconfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
-fn write_config(path: &Path, v: &Value, owner: Option<(u32, u32)>) -> Result<(), String> {
+fn write_config(path: &Path, v: &Value, owner: Option<(u32, u32)>) -> Result<(), KubeconfigError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let new_dir = !dir.exists();
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| KubeconfigError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     super::tls::write_private(path, to_yaml(v).as_bytes())?;
     if let Some((uid, gid)) = owner {
         let own = |p: &Path| {
@@ -111,7 +142,10 @@ fn write_config(path: &Path, v: &Value, owner: Option<(u32, u32)>) -> Result<(),
                 Some(nix::unistd::Uid::from_raw(uid)),
                 Some(nix::unistd::Gid::from_raw(gid)),
             )
-            .map_err(|e| format!("{}: {e}", p.display()))
+            .map_err(|source| KubeconfigError::Chown {
+                path: p.to_path_buf(),
+                source,
+            })
         };
         if new_dir {
             own(dir)?;
@@ -123,9 +157,10 @@ fn write_config(path: &Path, v: &Value, owner: Option<(u32, u32)>) -> Result<(),
 
 /// `lab up --write-kubeconfig`: merge the cluster's kubeconfig into the
 /// invoking user's. Returns the path written.
-pub fn merge_into_user(cluster: &str, ours_yaml: &str) -> Result<PathBuf, String> {
-    let (path, owner) = user_config_path().ok_or("no home directory to write ~/.kube/config")?;
-    let ours: Value = serde_saphyr::from_str(ours_yaml).map_err(|e| e.to_string())?;
+pub fn merge_into_user(cluster: &str, ours_yaml: &str) -> Result<PathBuf, KubeconfigError> {
+    let (path, owner) = user_config_path().ok_or(KubeconfigError::NoHome)?;
+    let ours: Value =
+        serde_saphyr::from_str(ours_yaml).map_err(|e| KubeconfigError::Ours(Box::new(e)))?;
     let mut config = read_config(&path)?;
     merge(&mut config, &ours, &context_name(cluster));
     write_config(&path, &config, owner)?;
@@ -134,7 +169,7 @@ pub fn merge_into_user(cluster: &str, ours_yaml: &str) -> Result<PathBuf, String
 
 /// `lab down`: remove the cluster's context from the invoking user's
 /// kubeconfig, if it is there. Returns the path when something was removed.
-pub fn remove_from_user(cluster: &str) -> Result<Option<PathBuf>, String> {
+pub fn remove_from_user(cluster: &str) -> Result<Option<PathBuf>, KubeconfigError> {
     let Some((path, owner)) = user_config_path() else {
         return Ok(None);
     };

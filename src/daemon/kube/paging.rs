@@ -33,10 +33,15 @@ fn key_of(v: &Value) -> (String, String) {
     (s("namespace"), s("name"))
 }
 
+/// A `continue` token this server did not make (or one damaged on the way).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("continue key is not valid: the token is malformed")]
+pub struct BadContinueToken;
+
 /// Where a token says the page starts (exclusive of nothing: the key it
 /// names is the first candidate).
-fn decode(token: &str) -> Result<(String, String), String> {
-    let bad = || "continue key is not valid: the token is malformed".to_string();
+fn decode(token: &str) -> Result<(String, String), BadContinueToken> {
+    let bad = || BadContinueToken;
     let bytes = STANDARD.decode(token).map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     if v.get("v").and_then(|x| x.as_str()) != Some("meta.k8s.io/v1") {
@@ -57,7 +62,7 @@ pub fn page<T>(
     limit: Option<usize>,
     cont: Option<&str>,
     rv: u64,
-) -> Result<Page<(Value, T)>, String> {
+) -> Result<Page<(Value, T)>, BadContinueToken> {
     let start = cont.filter(|c| !c.is_empty()).map(decode).transpose()?;
     let mut rest: Vec<(Value, T)> = items
         .into_iter()

@@ -16,6 +16,41 @@
 
 use serde_json::{Map, Value};
 
+/// Why a patch could not be applied: names the JSON pointer, operation or
+/// list field at fault. The API answers these with 422 Invalid (415 for
+/// server-side apply).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatchError {
+    #[error("server-side apply is not supported by lab (use kubectl apply without --server-side)")]
+    ServerSideApply,
+    #[error("invalid JSON pointer {0:?}")]
+    Pointer(String),
+    #[error("path {0:?} does not exist")]
+    Missing(String),
+    #[error("index {index:?} out of range in {path:?}")]
+    Index { index: String, path: String },
+    #[error("path {0:?}: parent is not a container")]
+    NotContainer(String),
+    #[error("cannot remove the whole document")]
+    RemoveRoot,
+    #[error("a JSON patch must be an array of operations")]
+    NotArray,
+    #[error("every JSON patch operation needs a \"path\"")]
+    NoPath,
+    #[error("operation {0:?} needs a \"value\"")]
+    NoValue(String),
+    #[error("operation {0:?} needs \"from\"")]
+    NoFrom(String),
+    #[error("test operation failed at {0:?}")]
+    TestFailed(String),
+    #[error("unknown JSON patch operation {0:?}")]
+    UnknownOp(String),
+    #[error("unknown patch directive $patch: {0}")]
+    UnknownDirective(String),
+    #[error("{field}: every item of a strategic merge patch needs its merge key {key:?}")]
+    MergeKey { field: String, key: &'static str },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchType {
     Json,
@@ -38,15 +73,12 @@ impl PatchType {
     }
 }
 
-pub fn apply(kind: PatchType, orig: &Value, patch: &Value) -> Result<Value, String> {
+pub fn apply(kind: PatchType, orig: &Value, patch: &Value) -> Result<Value, PatchError> {
     match kind {
         PatchType::Json => json_patch(orig, patch),
         PatchType::Merge => Ok(merge_patch(orig, patch)),
         PatchType::Strategic => strategic(orig, patch),
-        PatchType::Apply => Err(
-            "server-side apply is not supported by lab (use kubectl apply without --server-side)"
-                .into(),
-        ),
+        PatchType::Apply => Err(PatchError::ServerSideApply),
     }
 }
 
@@ -74,12 +106,12 @@ fn unescape(token: &str) -> String {
     token.replace("~1", "/").replace("~0", "~")
 }
 
-fn split_pointer(path: &str) -> Result<Vec<String>, String> {
+fn split_pointer(path: &str) -> Result<Vec<String>, PatchError> {
     if path.is_empty() {
         return Ok(Vec::new());
     }
     let Some(rest) = path.strip_prefix('/') else {
-        return Err(format!("invalid JSON pointer {path:?}"));
+        return Err(PatchError::Pointer(path.to_string()));
     };
     Ok(rest.split('/').map(unescape).collect())
 }
@@ -88,7 +120,7 @@ fn parent_mut<'a>(
     doc: &'a mut Value,
     tokens: &[String],
     path: &str,
-) -> Result<&'a mut Value, String> {
+) -> Result<&'a mut Value, PatchError> {
     let mut cur = doc;
     for t in tokens {
         cur = match cur {
@@ -96,12 +128,12 @@ fn parent_mut<'a>(
             Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
             _ => None,
         }
-        .ok_or_else(|| format!("path {path:?} does not exist"))?;
+        .ok_or_else(|| PatchError::Missing(path.to_string()))?;
     }
     Ok(cur)
 }
 
-fn get_at(doc: &Value, path: &str) -> Result<Value, String> {
+fn get_at(doc: &Value, path: &str) -> Result<Value, PatchError> {
     let tokens = split_pointer(path)?;
     let mut cur = doc;
     for t in &tokens {
@@ -110,12 +142,12 @@ fn get_at(doc: &Value, path: &str) -> Result<Value, String> {
             Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get(i)),
             _ => None,
         }
-        .ok_or_else(|| format!("path {path:?} does not exist"))?;
+        .ok_or_else(|| PatchError::Missing(path.to_string()))?;
     }
     Ok(cur.clone())
 }
 
-fn add_at(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
+fn add_at(doc: &mut Value, path: &str, value: Value) -> Result<(), PatchError> {
     let tokens = split_pointer(path)?;
     let Some((last, parents)) = tokens.split_last() else {
         *doc = value;
@@ -132,57 +164,61 @@ fn add_at(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
                 last.parse::<usize>()
                     .ok()
                     .filter(|i| *i <= a.len())
-                    .ok_or_else(|| format!("index {last:?} out of range in {path:?}"))?
+                    .ok_or_else(|| PatchError::Index {
+                        index: last.clone(),
+                        path: path.to_string(),
+                    })?
             };
             a.insert(i, value);
         }
-        _ => return Err(format!("path {path:?}: parent is not a container")),
+        _ => return Err(PatchError::NotContainer(path.to_string())),
     }
     Ok(())
 }
 
-fn remove_at(doc: &mut Value, path: &str) -> Result<Value, String> {
+fn remove_at(doc: &mut Value, path: &str) -> Result<Value, PatchError> {
     let tokens = split_pointer(path)?;
     let Some((last, parents)) = tokens.split_last() else {
-        return Err("cannot remove the whole document".into());
+        return Err(PatchError::RemoveRoot);
     };
     match parent_mut(doc, parents, path)? {
         Value::Object(m) => m
             .remove(last)
-            .ok_or_else(|| format!("path {path:?} does not exist")),
+            .ok_or_else(|| PatchError::Missing(path.to_string())),
         Value::Array(a) => {
             let i = last
                 .parse::<usize>()
                 .ok()
                 .filter(|i| *i < a.len())
-                .ok_or_else(|| format!("index {last:?} out of range in {path:?}"))?;
+                .ok_or_else(|| PatchError::Index {
+                    index: last.clone(),
+                    path: path.to_string(),
+                })?;
             Ok(a.remove(i))
         }
-        _ => Err(format!("path {path:?} does not exist")),
+        _ => Err(PatchError::Missing(path.to_string())),
     }
 }
 
 /// RFC 6902.
-pub fn json_patch(orig: &Value, patch: &Value) -> Result<Value, String> {
-    let ops = patch
-        .as_array()
-        .ok_or("a JSON patch must be an array of operations")?;
+pub fn json_patch(orig: &Value, patch: &Value) -> Result<Value, PatchError> {
+    let ops = patch.as_array().ok_or(PatchError::NotArray)?;
     let mut doc = orig.clone();
     for op in ops {
         let name = op.get("op").and_then(|v| v.as_str()).unwrap_or("");
         let path = op
             .get("path")
             .and_then(|v| v.as_str())
-            .ok_or("every JSON patch operation needs a \"path\"")?;
+            .ok_or(PatchError::NoPath)?;
         let value = || {
             op.get("value")
                 .cloned()
-                .ok_or_else(|| format!("operation {name:?} needs a \"value\""))
+                .ok_or_else(|| PatchError::NoValue(name.to_string()))
         };
         let from = || {
             op.get("from")
                 .and_then(|v| v.as_str())
-                .ok_or_else(|| format!("operation {name:?} needs \"from\""))
+                .ok_or_else(|| PatchError::NoFrom(name.to_string()))
         };
         match name {
             "add" => add_at(&mut doc, path, value()?)?,
@@ -208,10 +244,10 @@ pub fn json_patch(orig: &Value, patch: &Value) -> Result<Value, String> {
             }
             "test" => {
                 if get_at(&doc, path)? != value()? {
-                    return Err(format!("test operation failed at {path:?}"));
+                    return Err(PatchError::TestFailed(path.to_string()));
                 }
             }
-            other => return Err(format!("unknown JSON patch operation {other:?}")),
+            other => return Err(PatchError::UnknownOp(other.to_string())),
         }
     }
     Ok(doc)
@@ -252,12 +288,12 @@ fn list_strategy(field: &str, orig: &[Value], patch: &[Value]) -> ListStrategy {
 }
 
 /// Kubernetes strategic merge patch (see the module documentation).
-pub fn strategic(orig: &Value, patch: &Value) -> Result<Value, String> {
+pub fn strategic(orig: &Value, patch: &Value) -> Result<Value, PatchError> {
     Ok(strategic_map(orig, patch)?.unwrap_or(Value::Null))
 }
 
 /// `None`: the map is deleted (`$patch: delete`).
-fn strategic_map(orig: &Value, patch: &Value) -> Result<Option<Value>, String> {
+fn strategic_map(orig: &Value, patch: &Value) -> Result<Option<Value>, PatchError> {
     let Value::Object(p) = patch else {
         return Ok(Some(patch.clone()));
     };
@@ -269,7 +305,7 @@ fn strategic_map(orig: &Value, patch: &Value) -> Result<Option<Value>, String> {
             return Ok(Some(strip_directives(&Value::Object(m))));
         }
         Some("merge") | None => {}
-        Some(other) => return Err(format!("unknown patch directive $patch: {other}")),
+        Some(other) => return Err(PatchError::UnknownDirective(other.to_string())),
     }
     let mut out = match orig {
         Value::Object(o) => o.clone(),
@@ -336,7 +372,7 @@ fn strip_directives(v: &Value) -> Value {
     }
 }
 
-fn strategic_list(field: &str, orig: &[Value], patch: &[Value]) -> Result<Value, String> {
+fn strategic_list(field: &str, orig: &[Value], patch: &[Value]) -> Result<Value, PatchError> {
     // A list-level `{"$patch": "replace"}` item replaces the whole list.
     let replace = patch
         .iter()
@@ -365,9 +401,10 @@ fn strategic_list(field: &str, orig: &[Value], patch: &[Value]) -> Result<Value,
             let mut out = orig.to_vec();
             for p in patch {
                 let Some(kv) = p.get(key) else {
-                    return Err(format!(
-                        "{field}: every item of a strategic merge patch needs its merge key {key:?}"
-                    ));
+                    return Err(PatchError::MergeKey {
+                        field: field.to_string(),
+                        key,
+                    });
                 };
                 let pos = out.iter().position(|o| o.get(key) == Some(kv));
                 match (
@@ -438,7 +475,10 @@ mod tests {
             json!({"metadata": {"labels": {"a": "x", "b/c": "2"}}, "l": [2, 3], "n": [2, 3]})
         );
         assert!(json_patch(&o, &json!([{"op": "test", "path": "/l/0", "value": 9}])).is_err());
-        assert!(json_patch(&o, &json!([{"op": "remove", "path": "/nope"}])).is_err());
+        assert_eq!(
+            json_patch(&o, &json!([{"op": "remove", "path": "/nope"}])),
+            Err(PatchError::Missing("/nope".into()))
+        );
         assert!(json_patch(&o, &json!({"op": "add"})).is_err());
     }
 
@@ -499,6 +539,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r, json!({"m": {"c": 3}}));
-        assert!(strategic(&svc, &json!({"ports": [{"targetPort": 1}]})).is_err());
+        let e = strategic(&svc, &json!({"ports": [{"targetPort": 1}]})).unwrap_err();
+        assert_eq!(
+            e,
+            PatchError::MergeKey {
+                field: "ports".into(),
+                key: "port"
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "ports: every item of a strategic merge patch needs its merge key \"port\""
+        );
     }
 }

@@ -614,7 +614,7 @@ impl Kube {
                 t.info.group,
                 t.name.as_deref().unwrap_or(""),
                 "",
-                &e,
+                &e.to_string(),
             ),
         })?;
         if new == old {
@@ -938,7 +938,7 @@ impl Kube {
         crate::daemon::server::log_response(self.d.clone(), lq)
             .await
             .map_err(|e| {
-                if e.contains("not found") {
+                if e.is_not_found() {
                     not_found(t)
                 } else {
                     status::bad_request(e)

@@ -10,6 +10,15 @@ pub struct FieldRequirement {
     pub equal: bool,
 }
 
+/// Why a field selector was refused (the API server's messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldSelectorError {
+    #[error("invalid selector: '{selector}'; can't understand '{part}'")]
+    Syntax { selector: String, part: String },
+    #[error("field label not supported: {field}")]
+    Unsupported { resource: String, field: String },
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldSelector(pub Vec<FieldRequirement>);
 
@@ -36,7 +45,7 @@ fn supported(resource: &str, field: &str) -> bool {
 }
 
 impl FieldSelector {
-    pub fn parse(resource: &str, s: &str) -> Result<FieldSelector, String> {
+    pub fn parse(resource: &str, s: &str) -> Result<FieldSelector, FieldSelectorError> {
         let mut reqs = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (field, value, equal) = if let Some((f, v)) = part.split_once("!=") {
@@ -46,13 +55,17 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, v, true)
             } else {
-                return Err(format!(
-                    "invalid selector: '{s}'; can't understand '{part}'"
-                ));
+                return Err(FieldSelectorError::Syntax {
+                    selector: s.to_string(),
+                    part: part.to_string(),
+                });
             };
             let field = field.trim();
             if !supported(resource, field) {
-                return Err(format!("field label not supported: {field}"));
+                return Err(FieldSelectorError::Unsupported {
+                    resource: resource.to_string(),
+                    field: field.to_string(),
+                });
             }
             reqs.push(FieldRequirement {
                 field: field.to_string(),
@@ -106,7 +119,7 @@ mod tests {
                 .matches(&json!({}))
         );
         let e = FieldSelector::parse("services", "spec.clusterIP=1").unwrap_err();
-        assert_eq!(e, "field label not supported: spec.clusterIP");
+        assert_eq!(e.to_string(), "field label not supported: spec.clusterIP");
         assert!(FieldSelector::parse("pods", "bogus").is_err());
         assert!(FieldSelector::parse("pods", "").unwrap().matches(&pod));
     }

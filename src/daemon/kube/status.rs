@@ -132,24 +132,26 @@ pub fn invalid(kind: &str, group: &str, name: &str, field: &str, message: &str) 
     }
 }
 
-pub fn bad_request(message: impl Into<String>) -> KubeError {
-    KubeError::new(400, "BadRequest", message)
+/// 400 Bad Request. The message is any error's text (a selector's, a
+/// patch's), so a typed error maps straight to it.
+pub fn bad_request(message: impl std::fmt::Display) -> KubeError {
+    KubeError::new(400, "BadRequest", message.to_string())
 }
 
-pub fn forbidden(message: impl Into<String>) -> KubeError {
-    KubeError::new(403, "Forbidden", message)
+pub fn forbidden(message: impl std::fmt::Display) -> KubeError {
+    KubeError::new(403, "Forbidden", message.to_string())
 }
 
-pub fn method_not_allowed(message: impl Into<String>) -> KubeError {
-    KubeError::new(405, "MethodNotAllowed", message)
+pub fn method_not_allowed(message: impl std::fmt::Display) -> KubeError {
+    KubeError::new(405, "MethodNotAllowed", message.to_string())
 }
 
-pub fn unsupported_media(message: impl Into<String>) -> KubeError {
-    KubeError::new(415, "UnsupportedMediaType", message)
+pub fn unsupported_media(message: impl std::fmt::Display) -> KubeError {
+    KubeError::new(415, "UnsupportedMediaType", message.to_string())
 }
 
-pub fn gone(message: impl Into<String>) -> KubeError {
-    KubeError::new(410, "Expired", message)
+pub fn gone(message: impl std::fmt::Display) -> KubeError {
+    KubeError::new(410, "Expired", message.to_string())
 }
 
 pub fn unauthorized() -> KubeError {

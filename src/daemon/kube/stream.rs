@@ -196,7 +196,9 @@ fn start_exec(
 }
 
 /// The `Status` the error channel carries when the command has ended.
-pub fn exit_status(result: &Result<i32, String>) -> serde_json::Value {
+/// `result`: the command's exit code, or why it could not run or be
+/// waited for.
+pub fn exit_status(result: Result<i32, &dyn std::fmt::Display>) -> serde_json::Value {
     match result {
         Ok(0) => json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
         Ok(code) => json!({
@@ -378,7 +380,7 @@ async fn exec_session(
     let spawned = match spawn_command(&target, &argv, &o, size) {
         Ok(s) => s,
         Err(e) => {
-            let st = exit_status(&Err(e.to_string()));
+            let st = exit_status(Err(&e));
             let _ = tx.send(frame(ERROR, st.to_string().as_bytes())).await;
             let _ = tx.send(normal_close()).await;
             drop(tx);
@@ -449,11 +451,7 @@ async fn exec_session(
             return;
         }
     };
-    let result: Result<i32, String> = match result {
-        Ok(Ok(code)) => Ok(code),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
+
     // Let the output drain (bounded: a background child may hold it open).
     let deadline = tokio::time::Instant::now() + DRAIN;
     for p in pumps {
@@ -462,7 +460,11 @@ async fn exec_session(
             abort.abort();
         }
     }
-    let st = exit_status(&result);
+    let st = match &result {
+        Ok(Ok(code)) => exit_status(Ok(*code)),
+        Ok(Err(e)) => exit_status(Err(e)),
+        Err(e) => exit_status(Err(e)),
+    };
     let _ = tx.send(frame(ERROR, st.to_string().as_bytes())).await;
     let _ = tx.send(normal_close()).await;
     drop(tx);
@@ -593,7 +595,7 @@ async fn attach_session(
         }
     };
     if ended {
-        let st = exit_status(&Ok(0));
+        let st = exit_status(Ok(0));
         let _ = tx.send(frame(ERROR, st.to_string().as_bytes())).await;
         let _ = tx.send(normal_close()).await;
     }
@@ -626,12 +628,12 @@ mod tests {
 
     #[test]
     fn exit_codes_travel_as_kubectl_reads_them() {
-        let s = exit_status(&Ok(3));
+        let s = exit_status(Ok(3));
         assert_eq!(s["reason"], "NonZeroExitCode");
         assert_eq!(s["details"]["causes"][0]["reason"], "ExitCode");
         assert_eq!(s["details"]["causes"][0]["message"], "3");
-        assert_eq!(exit_status(&Ok(0))["status"], "Success");
-        assert_eq!(exit_status(&Err("x".into()))["status"], "Failure");
+        assert_eq!(exit_status(Ok(0))["status"], "Success");
+        assert_eq!(exit_status(Err(&"x"))["status"], "Failure");
     }
 
     #[test]

@@ -18,6 +18,47 @@ pub struct Pki {
     pub admin_key: String,
 }
 
+/// Why the PKI could not be made, saved or loaded into rustls.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("making certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Pem {
+        what: &'static str,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{what}: {source}")]
+    Rustls {
+        what: &'static str,
+        source: rustls::Error,
+    },
+    #[error("client verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+impl TlsError {
+    fn file(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
+        move |source| TlsError::File {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn pem(what: &'static str) -> impl FnOnce(rustls::pki_types::pem::Error) -> TlsError {
+        move |source| TlsError::Pem { what, source }
+    }
+
+    fn rustls(what: &'static str) -> impl FnOnce(rustls::Error) -> TlsError {
+        move |source| TlsError::Rustls { what, source }
+    }
+}
+
 const FILES: [&str; 5] = [
     "ca.crt",
     "server.crt",
@@ -84,7 +125,7 @@ pub fn generate(cluster: &str) -> Result<Pki, rcgen::Error> {
 
 /// Load the cluster's PKI, making it first if any file is missing. Keys are
 /// written 0600 in a 0700 directory.
-pub fn load_or_create(state_dir: &Path, cluster: &str) -> Result<Pki, String> {
+pub fn load_or_create(state_dir: &Path, cluster: &str) -> Result<Pki, TlsError> {
     let d = dir(state_dir);
     let read = |f: &str| std::fs::read_to_string(d.join(f));
     if let (Ok(ca), Ok(sc), Ok(sk), Ok(ac), Ok(ak)) = (
@@ -102,10 +143,13 @@ pub fn load_or_create(state_dir: &Path, cluster: &str) -> Result<Pki, String> {
             admin_key: ak,
         });
     }
-    let pki = generate(cluster).map_err(|e| format!("making certificates: {e}"))?;
+    let pki = generate(cluster)?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-    let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
+    std::fs::create_dir_all(&d).map_err(TlsError::file(&d))?;
+    // The directory holds the admin key: refuse to go on if it cannot be
+    // made private.
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+        .map_err(TlsError::file(&d))?;
     for (f, text) in FILES.iter().zip([
         &pki.ca_cert,
         &pki.server_cert,
@@ -119,7 +163,7 @@ pub fn load_or_create(state_dir: &Path, cluster: &str) -> Result<Pki, String> {
 }
 
 /// Write a file readable by root only (created 0600, then renamed in place).
-pub fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
+pub fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
@@ -134,36 +178,41 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
-    res.map_err(|e| format!("{}: {e}", path.display()))
+    if res.is_err()
+        && let Err(e) = std::fs::remove_file(&tmp)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %tmp.display(), error = %e, "removing a partly written file");
+    }
+    res.map_err(TlsError::file(path))
 }
 
 /// The rustls server configuration: our certificate, client certificates
 /// verified against the cluster CA but optional, so that a request without
 /// one gets an HTTP 401 `Status` (as from the API server) instead of a TLS
 /// alert. HTTP/1.1 only (ALPN), which every Kubernetes client speaks.
-pub fn server_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn server_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ca = CertificateDer::from_pem_slice(pki.ca_cert.as_bytes())
-        .map_err(|e| format!("CA certificate: {e}"))?;
+        .map_err(TlsError::pem("CA certificate"))?;
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca).map_err(|e| format!("CA certificate: {e}"))?;
+    roots.add(ca).map_err(TlsError::rustls("CA certificate"))?;
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
     )
     .allow_unauthenticated()
-    .build()
-    .map_err(|e| format!("client verifier: {e}"))?;
+    .build()?;
     let cert = CertificateDer::from_pem_slice(pki.server_cert.as_bytes())
-        .map_err(|e| format!("server certificate: {e}"))?;
+        .map_err(TlsError::pem("server certificate"))?;
     let key = PrivateKeyDer::from_pem_slice(pki.server_key.as_bytes())
-        .map_err(|e| format!("server key: {e}"))?;
+        .map_err(TlsError::pem("server key"))?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(TlsError::rustls("TLS protocol versions"))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![cert], key)
-        .map_err(|e| format!("server certificate: {e}"))?;
+        .map_err(TlsError::rustls("server certificate"))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
