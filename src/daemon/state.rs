@@ -1084,19 +1084,18 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
         (Object::Endpoints(o), Object::Endpoints(n)) => o.subsets = n.subsets,
         (Object::Namespace(_), Object::Namespace(_)) => {}
         (Object::Node(o), Object::Node(n)) => {
-            // Users cordon and taint; the pod CIDRs are the node's own.
+            // Users cordon and taint; the pod CIDRs are the node's own. A
+            // manifest without a spec (labels only) leaves the spec alone.
             let old_spec = o.spec.clone().unwrap_or_default();
-            let mut spec = n.spec.unwrap_or_default();
-            for (field, old, new) in [("spec.podCIDR", &old_spec.pod_cidr, &spec.pod_cidr)] {
-                if new.is_some() && new != old {
-                    return Err(format!(
-                        "{label}: {field}: Forbidden: node updates may not change podCIDR except from \"\" to valid"
-                    ));
-                }
-            }
-            if spec.pod_cidrs.is_some() && spec.pod_cidrs != old_spec.pod_cidrs {
+            let Some(mut spec) = n.spec else {
+                return Ok(out);
+            };
+            let cidr_changed = spec.pod_cidr.is_some() && spec.pod_cidr != old_spec.pod_cidr;
+            let cidrs_changed = spec.pod_cidrs.is_some() && spec.pod_cidrs != old_spec.pod_cidrs;
+            if cidr_changed || cidrs_changed {
+                let field = if cidr_changed { "podCIDR" } else { "podCIDRs" };
                 return Err(format!(
-                    "{label}: spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid"
+                    "{label}: spec.{field}: Forbidden: node updates may not change podCIDR except from \"\" to valid"
                 ));
             }
             spec.pod_cidr = old_spec.pod_cidr;
@@ -1237,6 +1236,15 @@ mod tests {
             n.spec.as_ref().unwrap().pod_cidr.as_deref(),
             Some("10.244.1.0/24")
         );
+        // A labels-only apply leaves a cordon alone.
+        let relabel3 =
+            "apiVersion: v1\nkind: Node\nmetadata: {name: t-node-3, labels: {disk: hdd}}\n";
+        st.apply(&parse_documents("f", relabel3).unwrap(), "default", false)
+            .unwrap();
+        let Some(Object::Node(n)) = st.store.get(&Key::new(Kind::Node, "", "t-node-3")) else {
+            panic!()
+        };
+        assert_eq!(n.spec.as_ref().unwrap().unschedulable, Some(true));
         let bad = "apiVersion: v1\nkind: Node\nmetadata: {name: t-node-2}\nspec: {podCIDR: 10.9.0.0/24}\n";
         let e = st
             .apply(&parse_documents("f", bad).unwrap(), "default", false)

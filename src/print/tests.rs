@@ -1360,3 +1360,86 @@ fn describe_secret_prints_sizes_only() {
          username:  3 bytes\n"
     );
 }
+
+fn node_fixture(name: &str, ready: &str, unschedulable: bool, labels: Value) -> Object {
+    obj(
+        Kind::Node,
+        json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "creationTimestamp": "2024-01-01T00:00:00Z", "labels": labels},
+            "spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"], "unschedulable": unschedulable,
+                "taints": if unschedulable { json!([{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]) } else { json!(null) }},
+            "status": {"conditions": [{"type": "Ready", "status": ready, "reason": "KubeletReady", "message": "ok",
+                    "lastHeartbeatTime": "2024-01-01T00:00:00Z", "lastTransitionTime": "2024-01-01T00:00:00Z"}],
+                "addresses": [{"type": "InternalIP", "address": "172.18.0.3"}, {"type": "Hostname", "address": name}],
+                "capacity": {"pods": "110"}, "allocatable": {"pods": "110"},
+                "nodeInfo": {"kubeletVersion": "v1.32.0-lab", "kubeProxyVersion": "", "osImage": "lab",
+                    "kernelVersion": "6.1.0", "operatingSystem": "linux", "architecture": "amd64",
+                    "containerRuntimeVersion": "lab://0.1.0", "machineID": "", "systemUUID": "", "bootID": ""}}}),
+    )
+}
+
+#[test]
+fn node_table_status_roles_and_wide_columns() {
+    let nodes = [
+        node_fixture(
+            "n1",
+            "True",
+            false,
+            json!({"node-role.kubernetes.io/control-plane": ""}),
+        ),
+        node_fixture(
+            "n2",
+            "False",
+            true,
+            json!({"kubernetes.io/role": "worker", "node-role.kubernetes.io/infra": ""}),
+        ),
+        node_fixture("n3", "Unknown", false, json!({})),
+    ];
+    let out = render(&nodes, TableOpts::default());
+    assert_eq!(
+        out,
+        "NAME   STATUS                        ROLES           AGE   VERSION\n\
+         n1     Ready                         control-plane   10m   v1.32.0-lab\n\
+         n2     NotReady,SchedulingDisabled   infra,worker    10m   v1.32.0-lab\n\
+         n3     NotReady                      <none>          10m   v1.32.0-lab\n"
+    );
+    let refs: Vec<&Object> = nodes.iter().collect();
+    let mut ctx = RowCtx::default();
+    ctx.node_pods.insert("n1".into(), 4);
+    let wide = table_ctx(
+        &refs,
+        &TableOpts {
+            wide: true,
+            ..Default::default()
+        },
+        now(),
+        &ctx,
+    );
+    let first = wide.lines().nth(1).unwrap();
+    assert!(wide.starts_with("NAME   STATUS"), "{wide}");
+    assert!(
+        wide.lines()
+            .next()
+            .unwrap()
+            .ends_with("CONTAINER-RUNTIME   PODCIDR         PODS"),
+        "{wide}"
+    );
+    assert!(
+        first.contains("172.18.0.3    <none>        lab        6.1.0")
+            && first.ends_with("10.244.1.0/24   4"),
+        "{wide}"
+    );
+    assert!(wide.lines().nth(2).unwrap().ends_with(" 0"), "{wide}");
+    let d = describe(&nodes[1], &Related::default(), now());
+    assert!(d.contains("Roles:              infra,worker"), "{d}");
+    assert!(
+        d.contains("Taints:             node.kubernetes.io/unschedulable:NoSchedule"),
+        "{d}"
+    );
+    assert!(d.contains("Unschedulable:      true"), "{d}");
+    assert!(d.contains("PodCIDRs:"), "{d}");
+    assert!(
+        d.contains("Non-terminated Pods:          (0 in total)"),
+        "{d}"
+    );
+}
