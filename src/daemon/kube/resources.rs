@@ -147,8 +147,17 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, KubeError> {
         let text = std::str::from_utf8(body).map_err(|e| status::bad_request(e.to_string()))?;
         serde_saphyr::from_str(text).map_err(|e| status::bad_request(format!("invalid YAML: {e}")))
     } else if ct.contains("protobuf") {
-        super::protobuf::decode(body).map_err(|e| {
-            status::unsupported_media(format!("the protobuf body could not be read by lab: {e}"))
+        super::protobuf::decode(body).map_err(|e| match e {
+            super::protobuf::Error::Unsupported(field) => status::invalid(
+                "",
+                "",
+                "",
+                &field,
+                "Forbidden: lab does not read this field in protobuf; send the object as JSON or YAML",
+            ),
+            e => status::unsupported_media(format!(
+                "the protobuf body could not be read by lab: {e}"
+            )),
         })
     } else if ct.contains("cbor") {
         Err(status::unsupported_media(format!(
