@@ -374,10 +374,7 @@ fn kubectl_drives_the_sample_app() {
     assert!(!v1.is_empty(), "events.k8s.io/v1 lists the events");
     let ev = std::env::temp_dir().join(format!("lab-event-{}.yaml", std::process::id()));
     std::fs::write(&ev, "apiVersion: v1\nkind: Event\nmetadata: {name: fake, namespace: default}\ninvolvedObject: {kind: Pod, name: client}\nreason: Fake\n").unwrap();
-    let out = kubectl(
-        &c,
-        &["create", "--validate=false", "-f", ev.to_str().unwrap()],
-    );
+    let out = kubectl(&c, &["create", "-f", ev.to_str().unwrap()]);
     let _ = std::fs::remove_file(&ev);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -782,6 +779,32 @@ fn kubectl_create_generators() {
         ],
     );
     assert!(out.contains("deployment.apps/w created"), "{out}");
+
+    // create -f and apply -f with kubectl's default validation (it asks
+    // the OpenAPI v3 documents whether the server validates fields).
+    let f = std::env::temp_dir().join(format!("{}-cm.yaml", c.name));
+    std::fs::write(
+        &f,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fromfile}\ndata: {a: b}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: fromfile}\nspec:\n  selector: {matchLabels: {app: ff}}\n  template:\n    metadata: {labels: {app: ff}}\n    spec: {containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.45, args: [pause]}]}\n",
+    )
+    .unwrap();
+    let out = kok(&c, &["create", "-f", f.to_str().unwrap()]);
+    assert!(
+        out.contains("configmap/fromfile created")
+            && out.contains("deployment.apps/fromfile created"),
+        "{out}"
+    );
+    let out = kok(&c, &["apply", "-f", f.to_str().unwrap()]);
+    assert!(out.contains("configmap/fromfile"), "{out}");
+    std::fs::write(
+        &f,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: typo}\ndatta: {a: b}\n",
+    )
+    .unwrap();
+    let out = kubectl(&c, &["create", "-f", f.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("datta"), "{err}");
+    let _ = std::fs::remove_file(&f);
 
     // What the protobuf bodies said arrived: the fields as kubectl set them.
     let spec = kok(
