@@ -25,6 +25,9 @@ use std::time::{Duration, SystemTime};
 
 type Q = HashMap<String, String>;
 
+/// Listed objects: each as JSON, and as lab's object (for Table rows).
+type Items = Vec<(Value, Option<Object>)>;
+
 /// A request for one resource path, parsed.
 pub struct Target {
     pub info: &'static Info,
@@ -363,6 +366,40 @@ impl Kube {
         labels.as_ref().is_none_or(|s| s.matches(&lab)) && fields.matches(v)
     }
 
+    /// The objects of a target (JSON) as they were at resource version
+    /// `at` (a `continue` token's), from the store and the watch event log;
+    /// `None` when the log no longer reaches back that far.
+    fn snapshot_at(&self, t: &Target, at: u64) -> Option<(Items, u64)> {
+        let (kind, convert) = match t.info.res {
+            Res::Obj(kind) => (kind, false),
+            Res::EventV1 => (Kind::Event, true),
+            Res::Node => return Some(self.snapshot(t)),
+        };
+        let ns = if kind.namespaced() {
+            t.ns.as_deref()
+        } else {
+            None
+        };
+        let objects = {
+            let st = self.d.lock();
+            self.log.sync(&st.store);
+            let current = st
+                .store
+                .list(kind, ns)
+                .map(|o| (Key::of(o), Arc::new(o.to_json())));
+            self.log.at(at, kind, ns, current)?
+        };
+        let items = objects
+            .into_iter()
+            .map(|(_, v)| {
+                let o = Object::from_json(kind, (*v).clone()).ok();
+                let v = if convert { event_v1(&v) } else { (*v).clone() };
+                (v, o)
+            })
+            .collect();
+        Some((items, at))
+    }
+
     /// The objects of a target (JSON), with the resource version they were read at.
     fn snapshot(&self, t: &Target) -> (Vec<(Value, Option<Object>)>, u64) {
         match t.info.res {
@@ -416,7 +453,28 @@ impl Kube {
 
     fn list(&self, t: &Target, q: &Q, as_table: bool) -> Result<Response, KubeError> {
         let (labels, fields) = Self::selectors(t, q)?;
-        let (items, rv) = self.snapshot(t);
+        // A continued list reads at its first page's version, as the API
+        // server does; one the event log no longer reaches is 410 Expired,
+        // with a token to go on inconsistently, as the API server gives.
+        let cont = q.get("continue").filter(|c| !c.is_empty());
+        let (items, rv) = match cont {
+            Some(token) => {
+                let at = super::paging::token_rv(token).map_err(status::bad_request)?;
+                match self.snapshot_at(t, at) {
+                    Some(s) => s,
+                    None => {
+                        let now = self.log.synced_rv();
+                        let mut e = status::gone(
+                            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                        );
+                        e.metadata = super::paging::retarget(token, now)
+                            .map(|c| Box::new(json!({"continue": c})));
+                        return Err(e);
+                    }
+                }
+            }
+            None => self.snapshot(t),
+        };
         let items: Vec<(Value, Option<Object>)> = items
             .into_iter()
             .filter(|(v, _)| Self::matches(&labels, &fields, v))
