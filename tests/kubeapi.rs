@@ -1034,3 +1034,185 @@ fn continue_tokens_list_from_the_first_pages_snapshot() {
         "the rest of the list, read now"
     );
 }
+
+/// Server-side apply: `kubectl apply --server-side` creates and updates,
+/// records managedFields, a field another manager owns is a 409 conflict
+/// (kubectl prints the API server's message), `--force-conflicts` takes
+/// it, and a field the manager stops applying goes.
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn server_side_apply_owns_fields_and_reports_conflicts() {
+    require_root!();
+    let c = Cluster::up("kssa", &["--empty"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, replicas: u32, extra_label: bool| -> String {
+        let extra = if extra_label { ", tier: web" } else { "" };
+        let yaml = format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: ssa, labels: {{app: ssa{extra}}}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: ssa}}}}\n  template:\n    metadata: {{labels: {{app: ssa}}}}\n    spec:\n      containers:\n      - {{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.45, args: [pause]}}\n"
+        );
+        let p = dir.path().join(name);
+        std::fs::write(&p, yaml).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let managers = |c: &Cluster| -> Vec<(String, String, serde_json::Value)> {
+        let out = kok(
+            c,
+            &[
+                "get",
+                "deploy",
+                "ssa",
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["manager"].as_str().unwrap().to_string(),
+                    m["operation"].as_str().unwrap().to_string(),
+                    m["fieldsV1"].clone(),
+                )
+            })
+            .collect()
+    };
+    let replicas = |c: &Cluster| {
+        kok(
+            c,
+            &["get", "deploy", "ssa", "-o", "jsonpath={.spec.replicas}"],
+        )
+    };
+
+    // Created by apply, with the extra label; re-applied unchanged.
+    let out = kok(
+        &c,
+        &["apply", "--server-side", "-f", &file("a.yaml", 2, true)],
+    );
+    assert!(
+        out.contains("deployment.apps/ssa serverside-applied"),
+        "{out}"
+    );
+    kok(
+        &c,
+        &["apply", "--server-side", "-f", &file("a.yaml", 2, true)],
+    );
+    let m = managers(&c);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!((m[0].0.as_str(), m[0].1.as_str()), ("kubectl", "Apply"));
+    assert!(m[0].2["f:spec"]["f:replicas"].is_object(), "{m:?}");
+    assert!(
+        m[0].2["f:spec"]["f:template"]["f:spec"]["f:containers"][r#"k:{"name":"c"}"#]["f:image"]
+            .is_object(),
+        "{m:?}"
+    );
+    // The API server writes no last-applied annotation for apply.
+    let ann = kok(
+        &c,
+        &[
+            "get",
+            "deploy",
+            "ssa",
+            "-o",
+            "jsonpath={.metadata.annotations}",
+        ],
+    );
+    assert!(!ann.contains("last-applied"), "{ann}");
+
+    // kubectl scale is another manager of spec.replicas: applying another
+    // value conflicts, and nothing changes.
+    kok(&c, &["scale", "deploy", "ssa", "--replicas=3"]);
+    let out = kubectl(
+        &c,
+        &["apply", "--server-side", "-f", &file("b.yaml", 4, true)],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "Apply failed with 1 conflict: conflict with \"kubectl\" using apps/v1: .spec.replicas"
+        ),
+        "{err}"
+    );
+    assert_eq!(replicas(&c), "3");
+    // Applying the value it has is shared ownership, not a conflict.
+    kok(
+        &c,
+        &["apply", "--server-side", "-f", &file("c.yaml", 3, true)],
+    );
+    // --force-conflicts takes the field.
+    kok(
+        &c,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &file("b.yaml", 4, true),
+        ],
+    );
+    assert_eq!(replicas(&c), "4");
+    let m = managers(&c);
+    assert!(
+        m.iter()
+            .filter(|(_, op, _)| op == "Update")
+            .all(|(_, _, f)| f["f:spec"].get("f:replicas").is_none()),
+        "{m:?}"
+    );
+    // A label the manager no longer applies goes; the rest stays.
+    kok(
+        &c,
+        &["apply", "--server-side", "-f", &file("d.yaml", 4, false)],
+    );
+    let labels = kok(
+        &c,
+        &["get", "deploy", "ssa", "-o", "jsonpath={.metadata.labels}"],
+    );
+    assert!(
+        labels.contains("app") && !labels.contains("tier"),
+        "{labels}"
+    );
+    kok(&c, &["rollout", "status", "deploy/ssa", "--timeout=60s"]);
+
+    // After a client-side apply, server-side apply of another value
+    // conflicts with kubectl's client-side manager.
+    let cm = dir.path().join("cm.yaml");
+    std::fs::write(
+        &cm,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: {a: '1'}\n",
+    )
+    .unwrap();
+    kok(&c, &["apply", "-f", cm.to_str().unwrap()]);
+    std::fs::write(
+        &cm,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: {a: '2'}\n",
+    )
+    .unwrap();
+    let out = kubectl(&c, &["apply", "--server-side", "-f", cm.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("conflict with \"kubectl-client-side-apply\"")
+            && err.contains(".data.a"),
+        "{err}"
+    );
+    // --dry-run=server changes nothing.
+    kok(
+        &c,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--dry-run=server",
+            "-f",
+            cm.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        kok(&c, &["get", "cm", "conf", "-o", "jsonpath={.data.a}"]),
+        "1"
+    );
+}

@@ -218,7 +218,7 @@ pub fn json_patch(orig: &Value, patch: &Value) -> Result<Value, String> {
 }
 
 /// How a list field merges under a strategic merge patch.
-enum ListStrategy {
+pub enum ListStrategy {
     Replace,
     /// Merge object items by this key.
     Key(&'static str),
@@ -226,7 +226,7 @@ enum ListStrategy {
     Set,
 }
 
-fn list_strategy(field: &str, orig: &[Value], patch: &[Value]) -> ListStrategy {
+pub fn list_strategy(field: &str, orig: &[Value], patch: &[Value]) -> ListStrategy {
     match field {
         "containers"
         | "initContainers"
