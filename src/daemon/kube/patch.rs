@@ -21,7 +21,8 @@ pub enum PatchType {
     Json,
     Merge,
     Strategic,
-    /// Server-side apply (`application/apply-patch+yaml`): not supported.
+    /// Server-side apply (`application/apply-patch+yaml`): handled by
+    /// [`super::apply`] for objects; not for the `scale` subresource.
     Apply,
 }
 
@@ -44,7 +45,7 @@ pub fn apply(kind: PatchType, orig: &Value, patch: &Value) -> Result<Value, Stri
         PatchType::Merge => Ok(merge_patch(orig, patch)),
         PatchType::Strategic => strategic(orig, patch),
         PatchType::Apply => Err(
-            "server-side apply is not supported by lab (use kubectl apply without --server-side)"
+            "server-side apply is not supported by lab on this subresource (apply the object itself)"
                 .into(),
         ),
     }
