@@ -60,6 +60,28 @@ pub struct ClusterConfig {
     pub topology: Topology,
 }
 
+/// A node topology `lab up` refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopologyError {
+    #[error("--nodes {0}: use 1 to {MAX_NODES}")]
+    Nodes(u32),
+    #[error("invalid --node-cidr {0:?}: {1}")]
+    NodeCidr(String, String),
+    #[error("--node-cidr {0} overlaps the pod or service CIDR or 169.254.1.1")]
+    Overlap(Ipv4Network),
+    #[error("--node-cidr {0} has no room for {1} nodes")]
+    NoRoom(Ipv4Network, u32),
+    #[error("--node-cidr-mask-size {0} must be between the pod CIDR's prefix ({1}) and 30")]
+    Mask(u8, u8),
+    #[error("--pod-cidr {pod_cidr} holds only {fit} /{mask} node subnets, not {nodes}")]
+    Subnets {
+        pod_cidr: Ipv4Network,
+        fit: u64,
+        mask: u8,
+        nodes: u32,
+    },
+}
+
 /// How many nodes a cluster has and how they are wired and watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
@@ -158,39 +180,35 @@ impl ClusterConfig {
         nodes: u32,
         node_cidr: &str,
         mask: u8,
-    ) -> Result<ClusterConfig, String> {
+    ) -> Result<ClusterConfig, TopologyError> {
         if !(1..=MAX_NODES).contains(&nodes) {
-            return Err(format!("--nodes {nodes}: use 1 to {MAX_NODES}"));
+            return Err(TopologyError::Nodes(nodes));
         }
-        let net: Ipv4Network = node_cidr
-            .parse()
-            .map_err(|e| format!("invalid --node-cidr {node_cidr:?}: {e}"))?;
-        let net = Ipv4Network::new(net.network(), net.prefix()).map_err(|e| e.to_string())?;
+        let bad =
+            |e: ipnetwork::IpNetworkError| TopologyError::NodeCidr(node_cidr.into(), e.to_string());
+        let net: Ipv4Network = node_cidr.parse().map_err(bad)?;
+        let net = Ipv4Network::new(net.network(), net.prefix()).map_err(bad)?;
         if nodes > 1 {
             if net.overlaps(self.pod_cidr)
                 || net.overlaps(self.service_cidr)
                 || net.contains(GATEWAY)
             {
-                return Err(format!(
-                    "--node-cidr {net} overlaps the pod or service CIDR or 169.254.1.1"
-                ));
+                return Err(TopologyError::Overlap(net));
             }
             // Addresses .1 (reserved) to .nodes, the broadcast unused.
             if net.prefix() > 30 || u64::from(nodes) + 2 > 1u64 << (32 - net.prefix()) {
-                return Err(format!("--node-cidr {net} has no room for {nodes} nodes"));
+                return Err(TopologyError::NoRoom(net, nodes));
             }
             if mask < self.pod_cidr.prefix() || mask > 30 {
-                return Err(format!(
-                    "--node-cidr-mask-size {mask} must be between the pod CIDR's prefix ({}) and 30",
-                    self.pod_cidr.prefix()
-                ));
+                return Err(TopologyError::Mask(mask, self.pod_cidr.prefix()));
             }
             if u64::from(nodes) > 1u64 << (mask - self.pod_cidr.prefix()) {
-                return Err(format!(
-                    "--pod-cidr {} holds only {} /{mask} node subnets, not {nodes}",
-                    self.pod_cidr,
-                    1u64 << (mask - self.pod_cidr.prefix())
-                ));
+                return Err(TopologyError::Subnets {
+                    pod_cidr: self.pod_cidr,
+                    fit: 1u64 << (mask - self.pod_cidr.prefix()),
+                    mask,
+                    nodes,
+                });
             }
         }
         self.topology.nodes = nodes;
@@ -517,7 +535,7 @@ mod tests {
             .clone()
             .with_nodes(5, DEFAULT_NODE_CIDR, 24)
             .unwrap_err();
-        assert!(e.contains("holds only 4"), "{e}");
+        assert!(e.to_string().contains("holds only 4"), "{e}");
         assert!(base.clone().with_nodes(0, DEFAULT_NODE_CIDR, 24).is_err());
         assert!(base.clone().with_nodes(2, "10.244.0.0/24", 24).is_err());
         assert!(base.clone().with_nodes(3, "172.18.0.0/30", 24).is_err());

@@ -197,7 +197,8 @@ fn no_string_errors_in_library_code() {
         ("src/daemon/dataplane.rs", 2),
         ("src/daemon/kube/protobuf.rs", 10),
         ("src/daemon/runtime.rs", 3),
-        ("src/daemon/state.rs", 8),
+        // `evict` (the API's pods/eviction) returns `delete`'s error.
+        ("src/daemon/state.rs", 9),
         ("src/model/validate.rs", 14),
     ];
     let mut problems = Vec::new();

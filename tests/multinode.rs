@@ -89,10 +89,10 @@ fn a_client_reaches_backends_on_other_nodes_with_its_own_address() {
     pinned(&c, &refs, "");
     let client_ip = pod_ip(&c, "client");
     assert!(client_ip.starts_with("10.244.0."), "{client_ip}");
-    for i in 0..3 {
+    for (i, node) in nodes.iter().enumerate() {
         let ip = pod_ip(&c, &format!("web-{i}"));
         assert!(ip.starts_with(&format!("10.244.{i}.")), "web-{i}: {ip}");
-        assert_eq!(node_of(&c, &format!("web-{i}")), nodes[i]);
+        assert_eq!(&node_of(&c, &format!("web-{i}")), node);
     }
     // Pod to pod across nodes: routed host-gw style, the source unchanged.
     let (code, out) = curl(

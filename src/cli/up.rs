@@ -86,7 +86,9 @@ pub struct NodeArgs {
 impl NodeArgs {
     /// Apply these flags to `cfg`.
     pub fn apply(&self, cfg: ClusterConfig) -> Result<ClusterConfig, String> {
-        let mut cfg = cfg.with_nodes(self.nodes, &self.node_cidr, self.node_cidr_mask_size)?;
+        let mut cfg = cfg
+            .with_nodes(self.nodes, &self.node_cidr, self.node_cidr_mask_size)
+            .map_err(|e| e.to_string())?;
         let secs = |flag: &str, v: &str| {
             super::parse_duration(v)
                 .map(|d| d.as_secs().max(1))

@@ -452,7 +452,12 @@ impl Daemon {
     }
 
     fn kubelet_event(&self, st: &mut State, obj: &Object, note: events::Note) {
-        let host = self.layout.node_name();
+        // The kubelet of the pod's node.
+        let host = match obj {
+            Object::Pod(p) => p.spec.as_ref().and_then(|s| s.node_name.clone()),
+            _ => None,
+        }
+        .unwrap_or_else(|| self.layout.node_name());
         events::record(
             &mut st.store,
             obj,

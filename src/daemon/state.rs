@@ -28,6 +28,11 @@ pub struct State {
     pub sticky_ips: std::collections::HashMap<String, Ipv4Addr>,
 }
 
+/// `lab node cordon` of a node the cluster does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("nodes {0:?} not found")]
+pub struct NodeNotFound(pub String);
+
 /// One pod range per node.
 fn pod_ipam(config: &ClusterConfig) -> PodIpam {
     let ranges: Vec<_> = config
@@ -507,10 +512,10 @@ impl State {
 
     /// `kubectl cordon` / `uncordon`: set or clear `spec.unschedulable`
     /// (the node controller adds or removes the matching taint).
-    pub fn cordon(&mut self, name: &str, unschedulable: bool) -> Result<String, String> {
+    pub fn cordon(&mut self, name: &str, unschedulable: bool) -> Result<String, NodeNotFound> {
         let key = Key::new(Kind::Node, "", name);
         let Some(Object::Node(mut n)) = self.store.get(&key).cloned() else {
-            return Err(format!("nodes {name:?} not found"));
+            return Err(NodeNotFound(name.to_string()));
         };
         let spec = n.spec.get_or_insert_with(Default::default);
         let was = spec.unschedulable == Some(true);

@@ -47,13 +47,19 @@ impl Cluster {
         format!("t{}{tag}{n}", std::process::id() % 100000)
     }
 
-    /// `lab up` with extra args (e.g. `--empty`).
+    /// `lab up` with extra args (e.g. `--empty`). `LAB_TEST_NODES=N` runs
+    /// the cluster on N nodes unless the test chose `--nodes` itself
+    /// (scripts/test runs the DNS and Services tests on 3 nodes too).
     pub fn up(tag: &str, args: &[&str]) -> Cluster {
         let c = Cluster {
             name: Self::unique_name(tag),
         };
         let mut full = vec!["up"];
         full.extend_from_slice(args);
+        let nodes = std::env::var("LAB_TEST_NODES").unwrap_or_default();
+        if !nodes.is_empty() && !args.contains(&"--nodes") {
+            full.extend_from_slice(&["--nodes", nodes.as_str()]);
+        }
         let out = c.run(&full);
         assert!(
             out.status.success(),

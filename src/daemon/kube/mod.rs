@@ -4,6 +4,7 @@
 //! against lab unchanged. What is served (and what is not) is listed in
 //! `docs/kubernetes-mapping.md`.
 
+pub mod apply;
 pub mod discovery;
 pub mod kubeconfig;
 pub mod openapi;

@@ -10,7 +10,9 @@
 //! `kubectl explain` works. The patch operations do not list the strategic
 //! merge media type, so kubectl computes strategic merge patches from its
 //! compiled-in types, as it does for any server whose OpenAPI lacks patch
-//! metadata. `/openapi/v2` is not served (404).
+//! metadata. `/openapi/v2` is not served (404): every kind, read-only ones
+//! included, has a PATCH operation with `fieldValidation`, so kubectl never
+//! falls back to it for client-side validation.
 
 use super::discovery::{self, Info, Res};
 use super::status::{self, KubeError};
@@ -106,8 +108,19 @@ pub fn document(group: &str, version: &str) -> Option<Value> {
         if can("update") {
             it.insert("put".into(), op(i, "put", true));
         }
+        // Every kind gets its PATCH operation with `fieldValidation`, the
+        // writable ones and the read-only ones alike: kubectl decides per
+        // kind whether the server validates fields by looking for exactly
+        // that, and otherwise falls back to validating against
+        // `/openapi/v2` (which lab does not serve). A read-only kind's
+        // operation says that lab answers 405, as it does.
         if can("patch") {
             it.insert("patch".into(), op(i, "patch", true));
+        } else {
+            let mut o = op(i, "patch", true);
+            o["responses"] = json!({"405": {"description": format!(
+                "MethodNotAllowed: {} are read-only in lab", i.plural)}});
+            it.insert("patch".into(), o);
         }
         if can("delete") {
             it.insert("delete".into(), op(i, "delete", false));
@@ -233,6 +246,12 @@ pub fn serve(
     _q: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Response, KubeError> {
+    let doc = match path.strip_prefix("/openapi/v3") {
+        Some("") => Some(root()),
+        Some(rest) => documents().get(rest.trim_start_matches('/')).cloned(),
+        None => None,
+    };
+    let doc = doc.ok_or_else(|| status::path_not_found(path))?;
     let accept = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -244,12 +263,6 @@ pub fn serve(
             "only application/json is served",
         ));
     }
-    let doc = match path.strip_prefix("/openapi/v3") {
-        Some("") => Some(root()),
-        Some(rest) => documents().get(rest.trim_start_matches('/')).cloned(),
-        None => None,
-    };
-    let doc = doc.ok_or_else(|| status::path_not_found(path))?;
     Ok(super::resources::json_response(StatusCode::OK, &doc, &[]))
 }
 
@@ -269,6 +282,19 @@ mod tests {
         assert_eq!(p["x-kubernetes-group-version-kind"]["kind"], "Deployment");
         assert!(
             p["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["name"] == "fieldValidation")
+        );
+        // Read-only kinds too have a PATCH naming fieldValidation (kubectl's
+        // test for server-side validation), answered 405.
+        let ev = &document("", "v1").unwrap()["paths"]["/api/v1/namespaces/{namespace}/events/{name}"]
+            ["patch"];
+        assert_eq!(ev["x-kubernetes-group-version-kind"]["kind"], "Event");
+        assert!(ev["responses"]["405"].is_object());
+        assert!(
+            ev["parameters"]
                 .as_array()
                 .unwrap()
                 .iter()

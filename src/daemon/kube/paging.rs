@@ -2,10 +2,11 @@
 //! key order (namespace, then name), at most `limit` per page, a `continue`
 //! token naming where the next page starts, and `remainingItemCount`.
 //!
-//! The API server serves every page from the first page's snapshot; lab
-//! keeps no old snapshots, so each page reads the current state after the
-//! token's key (an object created or deleted between pages shows up or not
-//! depending on its name). The token is the API server's shape: base64 of
+//! Every page lists at the first page's resource version, as the API
+//! server's: the token carries it, and the handler rebuilds the list as it
+//! was then from the watch event log ([`super::watch::EventLog::at`]); a
+//! version the log no longer reaches is 410 Expired. The token is the API
+//! server's shape: base64 of
 //! `{"v":"meta.k8s.io/v1","rv":N,"start":"<ns>/<name>\u0000"}`.
 
 use base64::Engine;
@@ -38,6 +39,14 @@ fn key_of(v: &Value) -> (String, String) {
 #[error("continue key is not valid: the token is malformed")]
 pub struct BadContinueToken;
 
+/// The resource version a `continue` token lists at (that of its first
+/// page).
+pub fn token_rv(token: &str) -> Result<u64, BadContinueToken> {
+    let bytes = STANDARD.decode(token).map_err(|_| BadContinueToken)?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| BadContinueToken)?;
+    v.get("rv").and_then(|x| x.as_u64()).ok_or(BadContinueToken)
+}
+
 /// Where a token says the page starts (exclusive of nothing: the key it
 /// names is the first candidate).
 fn decode(token: &str) -> Result<(String, String), BadContinueToken> {
@@ -50,6 +59,14 @@ fn decode(token: &str) -> Result<(String, String), BadContinueToken> {
     let start = v.get("start").and_then(|x| x.as_str()).ok_or_else(bad)?;
     let (ns, name) = start.split_once('/').ok_or_else(bad)?;
     Ok((ns.to_string(), name.to_string()))
+}
+
+/// The same token at another resource version (the API server's way on
+/// after a 410: the rest of the list, read now).
+pub fn retarget(token: &str, rv: u64) -> Option<String> {
+    let bytes = STANDARD.decode(token).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    Some(encode(rv, v.get("start")?.as_str()?))
 }
 
 fn encode(rv: u64, start: &str) -> String {

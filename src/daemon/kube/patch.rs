@@ -21,7 +21,9 @@ use serde_json::{Map, Value};
 /// server-side apply).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatchError {
-    #[error("server-side apply is not supported by lab (use kubectl apply without --server-side)")]
+    #[error(
+        "server-side apply is not supported by lab on this subresource (apply the object itself)"
+    )]
     ServerSideApply,
     #[error("invalid JSON pointer {0:?}")]
     Pointer(String),
@@ -56,7 +58,8 @@ pub enum PatchType {
     Json,
     Merge,
     Strategic,
-    /// Server-side apply (`application/apply-patch+yaml`): not supported.
+    /// Server-side apply (`application/apply-patch+yaml`): handled by
+    /// [`super::apply`] for objects; not for the `scale` subresource.
     Apply,
 }
 
@@ -254,7 +257,7 @@ pub fn json_patch(orig: &Value, patch: &Value) -> Result<Value, PatchError> {
 }
 
 /// How a list field merges under a strategic merge patch.
-enum ListStrategy {
+pub enum ListStrategy {
     Replace,
     /// Merge object items by this key.
     Key(&'static str),
@@ -262,7 +265,7 @@ enum ListStrategy {
     Set,
 }
 
-fn list_strategy(field: &str, orig: &[Value], patch: &[Value]) -> ListStrategy {
+pub fn list_strategy(field: &str, orig: &[Value], patch: &[Value]) -> ListStrategy {
     match field {
         "containers"
         | "initContainers"

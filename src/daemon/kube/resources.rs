@@ -25,6 +25,9 @@ use std::time::{Duration, SystemTime};
 
 type Q = HashMap<String, String>;
 
+/// Listed objects: each as JSON, and as lab's object (for Table rows).
+type Items = Vec<(Value, Option<Object>)>;
+
 /// A request for one resource path, parsed.
 pub struct Target {
     pub info: &'static Info,
@@ -150,8 +153,17 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, KubeError> {
         let text = std::str::from_utf8(body).map_err(|e| status::bad_request(e.to_string()))?;
         serde_saphyr::from_str(text).map_err(|e| status::bad_request(format!("invalid YAML: {e}")))
     } else if ct.contains("protobuf") {
-        super::protobuf::decode(body).map_err(|e| {
-            status::unsupported_media(format!("the protobuf body could not be read by lab: {e}"))
+        super::protobuf::decode(body).map_err(|e| match e {
+            super::protobuf::Error::Unsupported(field) => status::invalid(
+                "",
+                "",
+                "",
+                &field,
+                "Forbidden: lab does not read this field in protobuf; send the object as JSON or YAML",
+            ),
+            e => status::unsupported_media(format!(
+                "the protobuf body could not be read by lab: {e}"
+            )),
         })
     } else if ct.contains("cbor") {
         Err(status::unsupported_media(format!(
@@ -197,8 +209,15 @@ fn store_one(
     key: &Key,
     name: &str,
     v: Value,
+    managed: Value,
 ) -> Result<(Value, Vec<String>), KubeError> {
     let ns = t.ns.clone().unwrap_or_else(|| "default".into());
+    type StrMap = std::collections::BTreeMap<String, String>;
+    let meta_map = |k: &str| -> Option<StrMap> {
+        v.pointer(&format!("/metadata/{k}"))
+            .and_then(|m| serde_json::from_value(m.clone()).ok())
+    };
+    let (labels, annotations) = (meta_map("labels"), meta_map("annotations"));
     let doc = Document {
         source: "request".into(),
         index: 1,
@@ -214,12 +233,57 @@ fn store_one(
     let out = st
         .apply(&[doc], &ns, true)
         .map_err(|e| apply_error(t, name, e.first().map_or("", |s| s.as_str())))?;
+    // Every write here carries the whole object (create, PUT, and PATCH or
+    // apply after merging), so labels and annotations are exactly the
+    // request's, as on the API server — where `lab apply` merges them
+    // three-way and records its own last-applied annotation. (lab's own
+    // `lab.dev/` annotations stay.) The managed fields, which lab's apply
+    // drops from its input as server-owned, are recorded.
+    if let Some(mut o) = st.store.get(key).cloned() {
+        let m = o.meta_mut();
+        m.managed_fields = serde_json::from_value(managed).ok();
+        m.labels = labels.filter(|l| !l.is_empty());
+        let mut a = annotations.unwrap_or_default();
+        for (k, v) in m.annotations.iter().flatten() {
+            if k.starts_with("lab.dev/") && !a.contains_key(k) {
+                a.insert(k.clone(), v.clone());
+            }
+        }
+        m.annotations = Some(a).filter(|a| !a.is_empty());
+        st.store.update(o);
+    }
     let obj = st
         .store
         .get(key)
         .map(|o| o.to_json())
         .unwrap_or(Value::Null);
     Ok((obj, warnings_of(&out)))
+}
+
+/// The write's field manager: `fieldManager`, or the client's name from its
+/// user agent (`kubectl/v1.32.4 (…)` → `kubectl`), as the API server
+/// defaults it.
+fn field_manager(q: &Q, headers: &HeaderMap) -> String {
+    if let Some(m) = q.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.clone();
+    }
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|m| !m.is_empty())
+        .unwrap_or("unknown")
+        .chars()
+        .take(128)
+        .collect()
+}
+
+/// How a write records its managed fields.
+enum Manage {
+    /// An `Update` by this manager: it owns what it set or changed.
+    Update(String),
+    /// Exactly these entries (server-side apply computed them).
+    Set(Value),
 }
 
 fn warnings_of(out: &crate::api::ApplyOutcome) -> Vec<String> {
@@ -299,6 +363,39 @@ impl Kube {
         labels.as_ref().is_none_or(|s| s.matches(&lab)) && fields.matches(v)
     }
 
+    /// The objects of a target (JSON) as they were at resource version
+    /// `at` (a `continue` token's), from the store and the watch event log;
+    /// `None` when the log no longer reaches back that far.
+    fn snapshot_at(&self, t: &Target, at: u64) -> Option<(Items, u64)> {
+        let (kind, convert) = match t.info.res {
+            Res::Obj(kind) => (kind, false),
+            Res::EventV1 => (Kind::Event, true),
+        };
+        let ns = if kind.namespaced() {
+            t.ns.as_deref()
+        } else {
+            None
+        };
+        let objects = {
+            let st = self.d.lock();
+            self.log.sync(&st.store);
+            let current = st
+                .store
+                .list(kind, ns)
+                .map(|o| (Key::of(o), Arc::new(o.to_json())));
+            self.log.at(at, kind, ns, current)?
+        };
+        let items = objects
+            .into_iter()
+            .map(|(_, v)| {
+                let o = Object::from_json(kind, (*v).clone()).ok();
+                let v = if convert { event_v1(&v) } else { (*v).clone() };
+                (v, o)
+            })
+            .collect();
+        Some((items, at))
+    }
+
     /// The objects of a target (JSON), with the resource version they were read at.
     fn snapshot(&self, t: &Target) -> (Vec<(Value, Option<Object>)>, u64) {
         match t.info.res {
@@ -354,7 +451,28 @@ impl Kube {
 
     fn list(&self, t: &Target, q: &Q, as_table: bool) -> Result<Response, KubeError> {
         let (labels, fields) = Self::selectors(t, q)?;
-        let (items, rv) = self.snapshot(t);
+        // A continued list reads at its first page's version, as the API
+        // server does; one the event log no longer reaches is 410 Expired,
+        // with a token to go on inconsistently, as the API server gives.
+        let cont = q.get("continue").filter(|c| !c.is_empty());
+        let (items, rv) = match cont {
+            Some(token) => {
+                let at = super::paging::token_rv(token).map_err(status::bad_request)?;
+                match self.snapshot_at(t, at) {
+                    Some(s) => s,
+                    None => {
+                        let now = self.log.synced_rv();
+                        let mut e = status::gone(
+                            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                        );
+                        e.metadata = super::paging::retarget(token, now)
+                            .map(|c| Box::new(json!({"continue": c})));
+                        return Err(e);
+                    }
+                }
+            }
+            None => self.snapshot(t),
+        };
         let items: Vec<(Value, Option<Object>)> = items
             .into_iter()
             .filter(|(v, _)| Self::matches(&labels, &fields, v))
@@ -515,7 +633,8 @@ impl Kube {
             if guard.store.get(&key).is_some() {
                 return Err(status::already_exists(t.info.plural, t.info.group, &name));
             }
-            store_one(&mut guard, t, q, &key, &name, v)?
+            let managed = super::apply::record_update(&field_manager(q, headers), None, &v);
+            store_one(&mut guard, t, q, &key, &name, v, managed)?
         };
         if !dry_run(q) {
             self.committed().await;
@@ -526,7 +645,13 @@ impl Kube {
     /// Store a full new version of an existing object (PUT, and PATCH after
     /// the patch is applied). `expect_rv`: the resourceVersion the client
     /// based it on, if any.
-    async fn write(&self, t: &Target, q: &Q, mut v: Value) -> Result<Response, KubeError> {
+    async fn write(
+        &self,
+        t: &Target,
+        q: &Q,
+        mut v: Value,
+        manage: Manage,
+    ) -> Result<Response, KubeError> {
         let kind = kind_of(t)?;
         Self::normalise(t, &mut v)?;
         let name = t.name.clone().unwrap_or_default();
@@ -560,7 +685,11 @@ impl Kube {
             // Warnings about fields the server itself filled in (defaults
             // the stored object already has) are not the client's doing.
             let known = check(t, &old.to_json()).unwrap_or_default();
-            let (obj, mut warnings) = store_one(&mut guard, t, q, &key, &name, v)?;
+            let managed = match manage {
+                Manage::Update(m) => super::apply::record_update(&m, Some(&old.to_json()), &v),
+                Manage::Set(mf) => mf,
+            };
+            let (obj, mut warnings) = store_one(&mut guard, t, q, &key, &name, v, managed)?;
             warnings.retain(|w| !known.contains(w));
             (obj, warnings)
         };
@@ -578,7 +707,8 @@ impl Kube {
         body: &Bytes,
     ) -> Result<Response, KubeError> {
         let v = parse_body(headers, body)?;
-        self.write(t, q, v).await
+        self.write(t, q, v, Manage::Update(field_manager(q, headers)))
+            .await
     }
 
     async fn patch(
@@ -598,6 +728,9 @@ impl Kube {
                 "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})"
             ))
         })?;
+        if pt == PatchType::Apply {
+            return self.server_side_apply(t, q, body).await;
+        }
         let p: Value = serde_json::from_slice(body)
             .map_err(|e| status::bad_request(format!("the patch is not valid JSON: {e}")))?;
         let old = {
@@ -627,7 +760,92 @@ impl Kube {
         {
             m.remove("resourceVersion");
         }
-        self.write(t, q, new).await
+        self.write(t, q, new, Manage::Update(field_manager(q, headers)))
+            .await
+    }
+
+    /// Server-side apply: see [`super::apply`].
+    async fn server_side_apply(
+        &self,
+        t: &Target,
+        q: &Q,
+        body: &Bytes,
+    ) -> Result<Response, KubeError> {
+        let kind = kind_of(t)?;
+        let name = t.name.clone().unwrap_or_default();
+        let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
+            return Err(status::invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                "fieldManager",
+                "Required value: is required for apply patch",
+            ));
+        };
+        let force = truthy(q, "force");
+        let text = std::str::from_utf8(body).map_err(|e| status::bad_request(e.to_string()))?;
+        let mut applied: Value = serde_saphyr::from_str(text)
+            .map_err(|e| status::bad_request(format!("invalid YAML: {e}")))?;
+        Self::normalise(t, &mut applied)?;
+        match applied.pointer("/metadata/name").and_then(|n| n.as_str()) {
+            Some(n) if n == name => {}
+            None | Some("") => applied["metadata"]["name"] = json!(name),
+            Some(n) => {
+                return Err(status::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+        }
+        let current = {
+            let st = self.d.lock();
+            st.store.get(&key_of(t, kind)).map(|o| o.to_json())
+        };
+        let new =
+            super::apply::apply(manager, current.as_ref(), &applied, force).map_err(
+                |e| match e {
+                    super::apply::Refused::Conflicts(c) => {
+                        let av = discovery::api_version(t.info);
+                        let mut err = status::conflict(t.info.plural, t.info.group, &name);
+                        err.message = super::apply::conflict_message(&c, &av);
+                        let causes: Vec<Value> = c
+                            .iter()
+                            .map(|(m, p)| {
+                                json!({"reason": "FieldManagerConflict",
+                                "message": format!("conflict with {m:?} using {av}"),
+                                "field": super::apply::display(p)})
+                            })
+                            .collect();
+                        if let Some(d) = err.details.as_mut() {
+                            d["causes"] = json!(causes);
+                        }
+                        err
+                    }
+                    super::apply::Refused::Invalid(m) => {
+                        status::invalid(t.info.kind, t.info.group, &name, "", &m)
+                    }
+                },
+            )?;
+        let managed = new
+            .pointer("/metadata/managedFields")
+            .cloned()
+            .unwrap_or(json!([]));
+        if current.is_some() {
+            return self.write(t, q, new, Manage::Set(managed)).await;
+        }
+        // Apply creates what is not there.
+        check(t, &new)?;
+        let key = key_of(t, kind);
+        let (obj, warnings) = {
+            let mut guard = self.d.lock();
+            if guard.store.get(&key).is_some() {
+                return Err(status::conflict(t.info.plural, t.info.group, &name));
+            }
+            store_one(&mut guard, t, q, &key, &name, new, managed)?
+        };
+        if !dry_run(q) {
+            self.committed().await;
+        }
+        Ok(json_response(StatusCode::CREATED, &obj, &warnings))
     }
 
     async fn delete(
@@ -838,7 +1056,18 @@ impl Kube {
                 return Err(status::conflict(t.info.plural, t.info.group, &name));
             }
             if !dry_run(q) {
+                let before = st.store.get(&key).map(|o| o.to_json());
                 st.scale(&key, replicas).map_err(status::bad_request)?;
+                // The scaler owns spec.replicas now, as on the API server.
+                if let Some(mut o) = st.store.get(&key).cloned() {
+                    let mf = super::apply::record_update(
+                        &field_manager(q, headers),
+                        before.as_ref(),
+                        &o.to_json(),
+                    );
+                    o.meta_mut().managed_fields = serde_json::from_value(mf).ok();
+                    st.store.update(o);
+                }
             }
             let mut s = Self::scale_of(st.store.get(&key).ok_or_else(|| not_found(t))?);
             s["spec"]["replicas"] = json!(replicas);

@@ -11,7 +11,10 @@ pub struct KubeError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
+    /// The Status's `metadata` (a 410 for a too-old `continue` token
+    /// carries a fresh one there).
+    pub metadata: Option<Box<Value>>,
 }
 
 impl KubeError {
@@ -21,6 +24,7 @@ impl KubeError {
             reason,
             message: message.into(),
             details: None,
+            metadata: None,
         }
     }
 
@@ -31,7 +35,10 @@ impl KubeError {
             "code": self.code,
         });
         if let Some(d) = &self.details {
-            v["details"] = d.clone();
+            v["details"] = (**d).clone();
+        }
+        if let Some(m) = &self.metadata {
+            v["metadata"] = (**m).clone();
         }
         v
     }
@@ -68,7 +75,7 @@ fn qualified(resource: &str, group: &str) -> String {
 
 pub fn not_found(resource: &str, group: &str, name: &str) -> KubeError {
     KubeError {
-        details: Some(details(group, resource, name)),
+        details: Some(Box::new(details(group, resource, name))),
         ..KubeError::new(
             404,
             "NotFound",
@@ -79,7 +86,7 @@ pub fn not_found(resource: &str, group: &str, name: &str) -> KubeError {
 
 pub fn already_exists(resource: &str, group: &str, name: &str) -> KubeError {
     KubeError {
-        details: Some(details(group, resource, name)),
+        details: Some(Box::new(details(group, resource, name))),
         ..KubeError::new(
             409,
             "AlreadyExists",
@@ -90,7 +97,7 @@ pub fn already_exists(resource: &str, group: &str, name: &str) -> KubeError {
 
 pub fn conflict(resource: &str, group: &str, name: &str) -> KubeError {
     KubeError {
-        details: Some(details(group, resource, name)),
+        details: Some(Box::new(details(group, resource, name))),
         ..KubeError::new(
             409,
             "Conflict",
@@ -123,7 +130,7 @@ pub fn invalid(kind: &str, group: &str, name: &str, field: &str, message: &str) 
     // server's causes carry the field and message apart.
     d["causes"] = json!([{"reason": cause_reason, "message": message, "field": field}]);
     KubeError {
-        details: Some(d),
+        details: Some(Box::new(d)),
         ..KubeError::new(
             422,
             "Invalid",

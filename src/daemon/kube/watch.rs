@@ -43,6 +43,9 @@ pub struct Event {
     pub ty: EventType,
     pub key: Key,
     pub object: Arc<Value>,
+    /// The object as the log saw it before this change (none for ADDED):
+    /// what a list at an older version showed, for consistent paging.
+    pub prev: Option<Arc<Value>>,
 }
 
 #[derive(Default)]
@@ -127,6 +130,7 @@ impl EventLog {
                             ty: EventType::Deleted,
                             key: key.clone(),
                             object: Arc::new(gone),
+                            prev: Some(old.clone()),
                         });
                         EventType::Added
                     }
@@ -134,6 +138,10 @@ impl EventLog {
                     None => EventType::Added,
                 };
                 let v = Arc::new(o.to_json());
+                let prev = match ty {
+                    EventType::Modified => inner.seen.get(&key).map(|(_, old)| old.clone()),
+                    _ => None,
+                };
                 inner.seen.insert(key.clone(), (rv, v.clone()));
                 present.insert(key.clone());
                 new_events.push(Event {
@@ -141,6 +149,7 @@ impl EventLog {
                     ty,
                     key,
                     object: v,
+                    prev,
                 });
             }
         }
@@ -159,6 +168,7 @@ impl EventLog {
                     ty: EventType::Deleted,
                     key,
                     object: Arc::new(obj),
+                    prev: Some(v),
                 });
             }
         }
@@ -181,6 +191,36 @@ impl EventLog {
             return None;
         }
         Some(inner.events.iter().filter(|e| e.rv > rv).cloned().collect())
+    }
+
+    /// The objects of `kind` (in `ns`, if given) as they were at `rv`, in
+    /// key order: `current` (the store's objects now, the log synced to
+    /// now) with every change after `rv` undone, latest first. `None` when
+    /// `rv` is older than the log holds (the API server's 410 Expired) or
+    /// newer than it has seen.
+    pub fn at(
+        &self,
+        rv: u64,
+        kind: crate::model::Kind,
+        ns: Option<&str>,
+        current: impl IntoIterator<Item = (Key, Arc<Value>)>,
+    ) -> Option<Vec<(Key, Arc<Value>)>> {
+        let inner = self.lock();
+        if rv < inner.base || rv > inner.synced {
+            return None;
+        }
+        let mut objects: std::collections::BTreeMap<Key, Arc<Value>> =
+            current.into_iter().collect();
+        for e in inner.events.iter().rev().take_while(|e| e.rv > rv) {
+            if e.key.kind != kind || ns.is_some_and(|n| e.key.namespace != n) {
+                continue;
+            }
+            match &e.prev {
+                Some(p) => objects.insert(e.key.clone(), p.clone()),
+                None => objects.remove(&e.key),
+            };
+        }
+        Some(objects.into_iter().collect())
     }
 
     pub fn synced_rv(&self) -> u64 {
@@ -229,6 +269,67 @@ mod tests {
         assert_eq!(log.since(mid).unwrap().len(), 1);
         assert_eq!(log.synced_rv(), store.resource_version());
         assert!(log.since(start - 1).is_none(), "older than the log: 410");
+    }
+
+    fn names_at(log: &EventLog, store: &Store, rv: u64) -> Option<Vec<(String, String)>> {
+        let current = store
+            .list(Kind::Namespace, None)
+            .map(|o| (Key::of(o), Arc::new(o.to_json())));
+        log.at(rv, Kind::Namespace, None, current).map(|v| {
+            v.into_iter()
+                .map(|(k, o)| {
+                    let label = o
+                        .pointer("/metadata/labels/x")
+                        .and_then(|l| l.as_str())
+                        .unwrap_or("")
+                        .to_string();
+                    (k.name, label)
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn lists_at_an_older_version_undo_later_changes() {
+        let mut store = Store::default();
+        store.create(ns("a")).unwrap();
+        store.create(ns("b")).unwrap();
+        let log = EventLog::new(&store);
+        let start = store.resource_version();
+        let s = |n: &str, l: &str| (n.to_string(), l.to_string());
+        // b deleted, c created, a changed twice, d created then deleted,
+        // all after `start`, over several syncs.
+        store.remove(&Key::new(Kind::Namespace, "", "b"));
+        log.sync(&store);
+        store.create(ns("c")).unwrap();
+        store.create(ns("d")).unwrap();
+        let mut a = store
+            .get(&Key::new(Kind::Namespace, "", "a"))
+            .unwrap()
+            .clone();
+        a.meta_mut().labels = Some([("x".to_string(), "1".to_string())].into());
+        store.update(a.clone());
+        log.sync(&store);
+        let mid = store.resource_version();
+        a.meta_mut().labels = Some([("x".to_string(), "2".to_string())].into());
+        store.update(a);
+        store.remove(&Key::new(Kind::Namespace, "", "d"));
+        log.sync(&store);
+        assert_eq!(
+            names_at(&log, &store, start).unwrap(),
+            [s("a", ""), s("b", "")]
+        );
+        assert_eq!(
+            names_at(&log, &store, mid).unwrap(),
+            [s("a", "1"), s("c", ""), s("d", "")]
+        );
+        let now = store.resource_version();
+        assert_eq!(
+            names_at(&log, &store, now).unwrap(),
+            [s("a", "2"), s("c", "")]
+        );
+        assert!(names_at(&log, &store, start - 1).is_none(), "too old: 410");
+        assert!(names_at(&log, &store, now + 1).is_none(), "not seen yet");
     }
 
     #[test]
