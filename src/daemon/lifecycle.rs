@@ -307,7 +307,8 @@ impl PodSys for HostSys {
     }
 
     fn write_file(&self, path: &Path, data: &[u8], mode: u32) -> Result<(), SysError> {
-        super::runtime::write_atomic(path, data, mode).map_err(|e| io_op("write", path, e))
+        // Every start writes a pod's files anew: no sync to disk needed.
+        super::runtime::write_atomic_unsynced(path, data, mode).map_err(|e| io_op("write", path, e))
     }
 
     fn create_dir(&self, path: &Path) -> Result<(), SysError> {

@@ -73,13 +73,25 @@ pub struct Daemon {
 /// read), 0755 otherwise (files a pod reads through a bind mount stay
 /// readable to containers running as another user, as the kubelet's are).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    create_parent(path, mode)?;
+    crate::sys::process::write_atomic(path, data, mode)
+}
+
+/// [`write_atomic`] without the sync to disk (see
+/// [`crate::sys::process::write_replace`]), for files rewritten before use.
+pub fn write_atomic_unsynced(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    create_parent(path, mode)?;
+    crate::sys::process::write_replace(path, data, mode)
+}
+
+fn create_parent(path: &Path, mode: u32) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(if mode == PRIVATE { 0o700 } else { 0o755 })
             .create(dir)?;
     }
-    crate::sys::process::write_atomic(path, data, mode)
+    Ok(())
 }
 
 /// Files with object data (state, config, flows) are root's alone.

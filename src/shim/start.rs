@@ -134,7 +134,7 @@ fn wait_for_shim(spec: &ShimSpec, run_dir: &File, child: u32, mut r: File) -> io
     if msg == "OK" {
         let pid_file = spec.run_dir.join("shim.pid");
         nix::unistd::fchdir(run_dir)?;
-        sys::write_atomic(
+        sys::write_replace(
             Path::new("shim.pid"),
             format!("{child}\n").as_bytes(),
             0o600,
@@ -338,7 +338,7 @@ pub fn spawn(lab_exe: &Path, spec: &ShimSpec) -> Result<u32, Error> {
     let spec_path = spec_file(&spec.run_dir);
     let json = serde_json::to_vec_pretty(spec)
         .map_err(|e| Error::Start(format!("encoding the spec: {e}")))?;
-    sys::write_atomic(&spec_path, &json, 0o600)
+    sys::write_replace(&spec_path, &json, 0o600)
         .map_err(io_ctx(format!("writing {}", spec_path.display())))?;
     let pid_file = spec.run_dir.join("shim.pid");
     let _ = std::fs::remove_file(&pid_file);

@@ -1242,8 +1242,22 @@ pub fn home_of(passwd: &str, uid: u32) -> String {
 }
 
 /// Write `bytes` to `path` atomically (temp file in the same directory, then
-/// rename), with the given mode.
+/// rename), with the given mode, synced to disk before the rename.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_replacing(path, bytes, mode, true)
+}
+
+/// [`write_atomic`] without the sync to disk, for files that are written
+/// anew before every use (a pod's resolv.conf, hosts and volume files, the
+/// shim's spec and PID file): a reader still sees the old or the new
+/// content, never a torn one, and after a machine crash the next pod start
+/// writes them again. A sync costs milliseconds on a busy disk, several
+/// times per pod start.
+pub fn write_replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_replacing(path, bytes, mode, false)
+}
+
+fn write_replacing(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -1264,7 +1278,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
             f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         }
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     })();
     if res.is_err() {
