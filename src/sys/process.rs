@@ -702,20 +702,6 @@ pub fn other_pids() -> Vec<i32> {
         .collect()
 }
 
-/// Configure a `Command` so that its process starts a new session (fully
-/// detached from the caller's terminal and process group).
-pub fn detach_on_spawn(cmd: &mut Command) {
-    // SAFETY: the closure only calls setsid(2), which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 /// A bind mount made in the new process's own mount namespace.
 #[derive(Debug, Clone)]
 pub struct BindMount {
