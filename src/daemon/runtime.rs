@@ -1046,10 +1046,18 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     daemon.reconcile().await;
     daemon.faults.reapply_links(&daemon).await;
     let mut graceful = false;
+    // Changes since memory was last given back (see below).
+    let mut busy = false;
     loop {
         tokio::select! {
-            _ = daemon.changed.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = daemon.changed.notified() => busy = true,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                // Quiet for half a second after a burst: return what the
+                // burst's buffers left free to the system.
+                if std::mem::take(&mut busy) {
+                    crate::sys::process::release_free_memory();
+                }
+            }
             _ = stop_rx.recv() => { graceful = true; break; }
             _ = term.recv() => break,
             _ = int.recv() => break,
