@@ -351,11 +351,23 @@ pub fn detach_mounts_under(roots: &[&Path], keep: &[&Path]) -> io::Result<usize>
         .filter(|m| roots.iter().any(|r| m.starts_with(r)))
         .filter(|m| !keep.iter().any(|k| k.starts_with(m)))
         .collect();
-    // Deepest first; a path listed twice (mounts stacked on one another)
-    // is detached twice.
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    let mut n = 0;
+    // A lazy unmount takes every mount beneath it along, and no mount
+    // listed has a kept path beneath it (it would not be listed): detach
+    // only the topmost ones. Each umount waits for an RCU grace period, and
+    // one per mount made a pod's start cost one per network namespace on
+    // the machine (/run/netns/*: 500 with 500 pods). Sorted by components,
+    // a mount's descendants follow it; a path listed twice (mounts stacked
+    // on one another) is detached twice.
+    points.sort();
+    let mut tops: Vec<PathBuf> = Vec::new();
     for p in points {
+        match tops.last() {
+            Some(t) if p != *t && p.starts_with(t) => {}
+            _ => tops.push(p),
+        }
+    }
+    let mut n = 0;
+    for p in tops {
         if nix::mount::umount2(&p, MntFlags::MNT_DETACH).is_ok() {
             n += 1;
         }
