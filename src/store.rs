@@ -68,7 +68,7 @@ pub enum SnapshotError {
     },
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Snapshot {
     resource_version: u64,
     objects: Vec<(Kind, serde_json::Value)>,
@@ -202,14 +202,18 @@ impl Store {
         o
     }
 
+    /// The saved form: the [`Snapshot`] layout, written straight from the
+    /// typed objects (the same JSON as through [`Object::to_json`], without
+    /// building a `serde_json::Value` tree of the whole store per save).
     pub fn to_snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
-        let snap = Snapshot {
+        #[derive(Serialize)]
+        struct SnapshotRef<'a> {
+            resource_version: u64,
+            objects: Vec<(Kind, &'a Object)>,
+        }
+        let snap = SnapshotRef {
             resource_version: self.resource_version,
-            objects: self
-                .objects
-                .values()
-                .map(|o| (o.kind(), o.to_json()))
-                .collect(),
+            objects: self.objects.values().map(|o| (o.kind(), o)).collect(),
         };
         serde_json::to_vec(&snap).map_err(SnapshotError::Encode)
     }
@@ -272,6 +276,14 @@ mod tests {
             s.get(&k).unwrap().meta().resource_version.as_deref(),
             Some(&*(rv + 1).to_string())
         );
+        // Written straight from the typed objects, the snapshot is the same
+        // JSON as through `Value`s.
+        let via_values = serde_json::to_vec(&serde_json::json!({
+            "resource_version": s.resource_version(),
+            "objects": s.objects.values().map(|o| (o.kind(), o.to_json())).collect::<Vec<_>>(),
+        }))
+        .unwrap();
+        assert_eq!(s.to_snapshot().unwrap(), via_values);
         let restored = Store::from_snapshot(&s.to_snapshot().unwrap()).unwrap();
         assert_eq!(restored.get(&k), s.get(&k));
         assert_eq!(restored.resource_version(), s.resource_version());

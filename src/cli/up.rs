@@ -146,6 +146,7 @@ pub fn daemon_main(
         };
     // Before any thread exists (the runtime's): the environment is changed.
     let ready = crate::sys::ready::take_from_env();
+    crate::sys::process::limit_malloc_arenas();
     crate::logging::init("info");
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -98,11 +98,24 @@ pub(crate) struct Teardown {
 
 pub(crate) struct Lifecycle {
     sys: Arc<dyn PodSys>,
+    /// Sandboxes being created at once (see [`MAX_STARTING`]).
+    starting: tokio::sync::Semaphore,
 }
+
+/// At most this many sandboxes are created at the same time; more wait
+/// their turn. Creating one is mostly kernel work (a network namespace, a
+/// shim's mounts, two execs) with short waits between: a few at once keep
+/// the cores busy, while hundreds at once (a 500-replica Deployment) only
+/// thrash — every start holding a thread, a process and memory while the
+/// others run.
+pub(crate) const MAX_STARTING: usize = 8;
 
 impl Lifecycle {
     pub(crate) fn new(sys: Arc<dyn PodSys>) -> Lifecycle {
-        Lifecycle { sys }
+        Lifecycle {
+            sys,
+            starting: tokio::sync::Semaphore::new(MAX_STARTING),
+        }
     }
 
     /// Bring a pod's sandbox up: re-adopt its shim if one still runs;
@@ -127,6 +140,8 @@ impl Lifecycle {
                 shim_pid: pid,
             });
         }
+        // Closed never: `acquire` fails only on a closed semaphore.
+        let _turn = self.starting.acquire().await.ok();
         let t0 = Instant::now();
         self.sys
             .ensure_netns(netns_name)
@@ -324,7 +339,8 @@ impl PodSys for HostSys {
     }
 
     fn write_file(&self, path: &Path, data: &[u8], mode: u32) -> Result<(), SysError> {
-        super::runtime::write_atomic(path, data, mode).map_err(|e| io_op("write", path, e))
+        // Every start writes a pod's files anew: no sync to disk needed.
+        super::runtime::write_atomic_unsynced(path, data, mode).map_err(|e| io_op("write", path, e))
     }
 
     fn create_dir(&self, path: &Path) -> Result<(), SysError> {

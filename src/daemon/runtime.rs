@@ -65,7 +65,7 @@ pub struct Daemon {
     /// Injected faults (`lab fault`), saved beside the state.
     pub faults: super::faults::Faults,
     /// Serialises saves; the resource version last saved.
-    persist_lock: Mutex<Option<u64>>,
+    persist_lock: tokio::sync::Mutex<Option<u64>>,
     host_resolv: String,
     /// Histograms and DNS reports for `/metrics`.
     pub metrics: Arc<super::metrics::Metrics>,
@@ -77,13 +77,25 @@ pub struct Daemon {
 /// read), 0755 otherwise (files a pod reads through a bind mount stay
 /// readable to containers running as another user, as the kubelet's are).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    create_parent(path, mode)?;
+    crate::sys::process::write_atomic(path, data, mode)
+}
+
+/// [`write_atomic`] without the sync to disk (see
+/// [`crate::sys::process::write_replace`]), for files rewritten before use.
+pub fn write_atomic_unsynced(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    create_parent(path, mode)?;
+    crate::sys::process::write_replace(path, data, mode)
+}
+
+fn create_parent(path: &Path, mode: u32) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(if mode == PRIVATE { 0o700 } else { 0o755 })
             .create(dir)?;
     }
-    crate::sys::process::write_atomic(path, data, mode)
+    Ok(())
 }
 
 /// Files with object data (state, config, flows) are root's alone.
@@ -126,47 +138,63 @@ impl Daemon {
         self.changed.notify_one();
     }
 
-    /// Save the desired state (atomically, mode 0600). Only this daemon
-    /// writes it (it holds the cluster's daemon lock), and never an older
-    /// version over a newer one.
-    pub fn persist(&self) {
-        let mut last = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (rv, bytes) = {
-            let st = self.lock();
-            (st.store.resource_version(), st.store.to_snapshot())
-        };
-        let bytes = match bytes {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(
-                    path = %self.layout.state_file().display(),
-                    resource_version = rv,
-                    error = %e,
-                    "saving state"
-                );
-                return;
-            }
-        };
-        if last.is_some_and(|l| rv < l) {
-            return;
+    /// Save the desired state (atomically, mode 0600) as it is now, unless
+    /// a save since the caller's last change already covered it. Only this
+    /// daemon writes it (it holds the cluster's daemon lock), one save at a
+    /// time, and never an older version over a newer one. Saves group:
+    /// callers that queue behind a running save are covered by the next
+    /// one, which snapshots the store when it starts (500 pods starting at
+    /// once cost a handful of saves, not 500). The snapshot and the synced
+    /// write run on a blocking thread, off the async workers. Returns the
+    /// version on disk.
+    pub async fn save(self: &Arc<Self>) -> Option<u64> {
+        let want = self.lock().store.resource_version();
+        let mut saved = self.persist_lock.lock().await;
+        // `lab down` removes the state; nothing may write it back.
+        if saved.is_some_and(|s| s >= want) || *self.shutting_down.borrow() {
+            return *saved;
         }
-        match write_atomic(&self.layout.state_file(), &bytes, PRIVATE) {
-            Ok(()) => *last = Some(rv),
-            Err(e) => tracing::error!(
-                path = %self.layout.state_file().display(),
+        let d = self.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let (rv, bytes) = {
+                let st = d.lock();
+                (st.store.resource_version(), st.store.to_snapshot())
+            };
+            let path = d.layout.state_file();
+            let bytes = bytes.map_err(|e| (path.clone(), std::io::Error::other(e)))?;
+            write_atomic(&path, &bytes, PRIVATE)
+                .map(|()| rv)
+                .map_err(|e| (path, e))
+        })
+        .await;
+        match done {
+            Ok(Ok(rv)) => *saved = Some(rv),
+            Ok(Err((path, e))) => tracing::error!(
+                path = %path.display(),
                 error = %e,
                 "saving state"
             ),
+            Err(e) => tracing::error!(error = %e, "saving state: the writer thread failed"),
         }
+        *saved
     }
 
-    /// [`Daemon::persist`] unless the version on disk is already the
-    /// current one (a restart's stop skips a synced write it does not need).
-    fn persist_if_changed(&self) {
-        let saved = *self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if saved != Some(self.lock().store.resource_version()) {
-            self.persist();
-        }
+    /// Save, then tell watchers (`lab wait`, the Kubernetes API's watch
+    /// log, the DNS pods, [`super::server::committed_on`]) that version
+    /// `rv` — the one this reconcile pass acted on (controllers run, data
+    /// plane programmed) — is out: a client never sees a version a crash
+    /// could lose, as an API server acknowledges only what its store
+    /// committed. (A failed save is logged and `rv` published anyway, as
+    /// before: a full disk must not hang every client.)
+    async fn save_and_publish(self: &Arc<Self>, rv: u64) {
+        self.save().await;
+        self.rv.send_if_modified(|cur| {
+            let newer = rv > *cur;
+            if newer {
+                *cur = rv;
+            }
+            newer
+        });
     }
 
     pub fn exec_target(
@@ -421,8 +449,10 @@ impl Daemon {
         }
         self.faults.refresh(self);
         if *self.rv.borrow() != rv {
-            self.persist();
-            self.rv.send_replace(rv);
+            // Off the reconcile loop: the next pass need not wait for the
+            // disk, and passes that come while a save runs share the next.
+            let d = self.clone();
+            tokio::spawn(async move { d.save_and_publish(rv).await });
         }
         for key in to_start {
             let d = self.clone();
@@ -558,7 +588,7 @@ impl Daemon {
             (uid, ip, netns, prepared)
         };
         let (uid, ip, netns, prepared) = prepared;
-        self.persist();
+        self.save().await;
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => return self.set_failed(&uid, &key, e.to_string()),
@@ -777,6 +807,8 @@ impl Daemon {
         for ns in recorded {
             remove_pod_netns(&ns);
         }
+        // A save that was under way when the shutdown began ends first.
+        let _saves_done = self.persist_lock.lock().await;
         remove_cluster_files(&self.layout);
     }
 }
@@ -1010,11 +1042,11 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         partitions: Mutex::new(HashMap::new()),
         lifecycle,
         faults,
-        persist_lock: Mutex::new(None),
+        persist_lock: tokio::sync::Mutex::new(None),
         host_resolv: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         metrics: Arc::default(),
     });
-    daemon.persist();
+    daemon.save().await;
     // Put back routes, rules and the TUN's link state when someone deletes
     // them (src/daemon/repair.rs); ends when the daemon shuts down.
     let repairs: Vec<_> = daemon
@@ -1067,10 +1099,18 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     daemon.reconcile().await;
     daemon.faults.reapply_links(&daemon).await;
     let mut graceful = false;
+    // Changes since memory was last given back (see below).
+    let mut busy = false;
     loop {
         tokio::select! {
-            _ = daemon.changed.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = daemon.changed.notified() => busy = true,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                // Quiet for half a second after a burst: return what the
+                // burst's buffers left free to the system.
+                if std::mem::take(&mut busy) {
+                    crate::sys::process::release_free_memory();
+                }
+            }
             _ = stop_rx.recv() => { graceful = true; break; }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -1091,7 +1131,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
             n.dataplane.shutdown();
         }
         let handed_over = t0.elapsed();
-        daemon.persist_if_changed();
+        daemon.save().await;
         let _ = std::fs::remove_file(layout.api_socket());
         let _ = std::fs::remove_file(layout.read_only_api_socket());
         let _ = std::fs::remove_file(layout.daemon_pid());

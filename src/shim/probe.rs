@@ -42,6 +42,10 @@ pub enum Transition {
     Failed,
 }
 
+/// The first retry of a readiness probe that has never succeeded; each
+/// further one waits twice as long, up to the probe's period.
+pub const STARTUP_RETRY: Duration = Duration::from_millis(20);
+
 /// One probe of one run of a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeState {
@@ -53,6 +57,12 @@ pub struct ProbeState {
     failures: u32,
     /// Readiness starts failed (not ready), liveness starts succeeded.
     result: bool,
+    /// When the probe in flight (or the last one) began.
+    began: Duration,
+    /// A readiness probe has succeeded once in this run of the container.
+    settled: bool,
+    /// Early retries so far (see [`STARTUP_RETRY`]).
+    retries: u32,
 }
 
 impl ProbeState {
@@ -66,6 +76,9 @@ impl ProbeState {
             successes: 0,
             failures: 0,
             result: kind == ProbeKind::Liveness,
+            began: started,
+            settled: false,
+            retries: 0,
         }
     }
 
@@ -85,10 +98,20 @@ impl ProbeState {
     /// The caller starts a probe now; it must finish within `timing.timeout`.
     pub fn begin(&mut self, now: Duration) {
         self.in_flight = true;
+        self.began = now;
         self.next_at = now + self.timing.period;
     }
 
     /// A probe started with [`begin`](Self::begin) finished.
+    ///
+    /// A readiness probe that has not yet succeeded in this run of the
+    /// container and fails is tried again soon — after [`STARTUP_RETRY`],
+    /// doubling each time up to its period — instead of a whole period
+    /// later: a server that takes a few milliseconds to listen is then
+    /// Ready a few milliseconds after it does, not up to `periodSeconds`
+    /// later. The kubelet does the like: while a started container is not
+    /// yet ready, every pod status sync triggers an extra readiness probe
+    /// run. Nothing changes once the probe has succeeded, nor for liveness.
     pub fn finish(&mut self, ok: bool) -> Option<Transition> {
         self.in_flight = false;
         if ok {
@@ -96,9 +119,17 @@ impl ProbeState {
             self.failures = 0;
             if !self.result && self.successes >= self.timing.success_threshold {
                 self.result = true;
+                self.settled = true;
                 return Some(Transition::Succeeded);
             }
         } else {
+            if self.kind == ProbeKind::Readiness && !self.settled {
+                let retry = STARTUP_RETRY
+                    .saturating_mul(1u32 << self.retries.min(16))
+                    .min(self.timing.period);
+                self.retries = self.retries.saturating_add(1);
+                self.next_at = self.next_at.min(self.began + retry);
+            }
             self.failures = self.failures.saturating_add(1);
             self.successes = 0;
             if self.result && self.failures >= self.timing.failure_threshold {
@@ -221,6 +252,30 @@ mod tests {
         let got = drive(&mut p, &[false, true, false, true, false, false]);
         let t: Vec<_> = got.iter().map(|g| g.1).collect();
         assert_eq!(t, [None, None, None, None, None, Some(Transition::Failed)]);
+    }
+
+    #[test]
+    fn readiness_retries_soon_until_it_first_succeeds() {
+        let mut p = ProbeState::new(ProbeKind::Readiness, Timing::of(&probe(0, 1, 1, 3)), s(0));
+        let mut at = Vec::new();
+        let mut now = Duration::ZERO;
+        // Fails 7 times (the server is not listening yet), then succeeds.
+        for ok in [false, false, false, false, false, false, false, true, false] {
+            now = p.next_deadline().unwrap();
+            at.push(now.as_millis());
+            p.begin(now);
+            p.finish(ok);
+        }
+        // 20, 40, 80, ... ms apart, capped at the 1 s period; once it has
+        // succeeded, a failure waits the whole period again.
+        assert_eq!(at, [0, 20, 60, 140, 300, 620, 1260, 2260, 3260]);
+        assert_eq!(p.next_deadline(), Some(now + s(1)));
+        assert!(p.result(), "one failure is below the failure threshold");
+        // Liveness probes keep their period from the start.
+        let mut l = ProbeState::new(ProbeKind::Liveness, Timing::of(&probe(0, 1, 1, 3)), s(0));
+        l.begin(s(0));
+        l.finish(false);
+        assert_eq!(l.next_deadline(), Some(s(1)));
     }
 
     #[test]

@@ -52,6 +52,11 @@ fn spec_file(run_dir: &Path) -> PathBuf {
 /// error on stderr otherwise); the forked shim returns here only when the
 /// pod has been stopped.
 pub fn run(spec_path: &Path) -> i32 {
+    // A session of its own, detached from the daemon's (and any terminal):
+    // done here rather than between fork and exec in the daemon, so the
+    // daemon can start shims with posix_spawn (vfork) instead of fork,
+    // which copies the page tables of a daemon holding hundreds of pods.
+    let _ = nix::unistd::setsid();
     let spec = match std::fs::read(spec_path)
         .map_err(|e| format!("reading {}: {e}", spec_path.display()))
         .and_then(|b| {
@@ -134,7 +139,7 @@ fn wait_for_shim(spec: &ShimSpec, run_dir: &File, child: u32, mut r: File) -> io
     if msg == "OK" {
         let pid_file = spec.run_dir.join("shim.pid");
         nix::unistd::fchdir(run_dir)?;
-        sys::write_atomic(
+        sys::write_replace(
             Path::new("shim.pid"),
             format!("{child}\n").as_bytes(),
             0o600,
@@ -338,7 +343,7 @@ pub fn spawn(lab_exe: &Path, spec: &ShimSpec) -> Result<u32, Error> {
     let spec_path = spec_file(&spec.run_dir);
     let json = serde_json::to_vec_pretty(spec)
         .map_err(|e| Error::Start(format!("encoding the spec: {e}")))?;
-    sys::write_atomic(&spec_path, &json, 0o600)
+    sys::write_replace(&spec_path, &json, 0o600)
         .map_err(io_ctx(format!("writing {}", spec_path.display())))?;
     let pid_file = spec.run_dir.join("shim.pid");
     // A stale pid file would name the old shim as this one.
@@ -355,7 +360,8 @@ pub fn spawn(lab_exe: &Path, spec: &ShimSpec) -> Result<u32, Error> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    sys::detach_on_spawn(&mut cmd);
+    // No pre_exec hook (the shim starts its own session): std spawns it
+    // with posix_spawn, not fork.
     let out = cmd
         .output()
         .map_err(io_ctx(format!("running {}", lab_exe.display())))?;

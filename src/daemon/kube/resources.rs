@@ -382,15 +382,15 @@ impl Kube {
             let current = st
                 .store
                 .list(kind, ns)
-                .map(|o| (Key::of(o), Arc::new(o.to_json())));
+                .map(|o| (Key::of(o), Arc::new(o.clone())));
             self.log.at(at, kind, ns, current)?
         };
         let items = objects
             .into_iter()
-            .map(|(_, v)| {
-                let o = Object::from_json(kind, (*v).clone()).ok();
-                let v = if convert { event_v1(&v) } else { (*v).clone() };
-                (v, o)
+            .map(|(_, o)| {
+                let v = o.to_json();
+                let v = if convert { event_v1(&v) } else { v };
+                (v, Some((*o).clone()))
             })
             .collect();
         Some((items, at))
@@ -1291,26 +1291,14 @@ impl Kube {
                     if !Self::event_matches(&e, kind, ns.as_deref()) {
                         continue;
                     }
-                    let v1;
-                    let object: &Value = if convert {
-                        v1 = event_v1(&e.object);
-                        &v1
-                    } else {
-                        &e.object
-                    };
-                    if !Self::matches(&labels, &fields, object) {
+                    let json = e.object.to_json();
+                    let object = if convert { event_v1(&json) } else { json };
+                    if !Self::matches(&labels, &fields, &object) {
                         continue;
                     }
-                    let obj = if as_table {
-                        match Object::from_json(kind, (*e.object).clone()) {
-                            Ok(o) => Some(o),
-                            Err(_) => continue,
-                        }
-                    } else {
-                        None
-                    };
+                    let obj = as_table.then_some(&*e.object);
                     let ty = e.ty.as_str();
-                    if tx.send(Ok(encode(ty, object, obj.as_ref()))).await.is_err() {
+                    if tx.send(Ok(encode(ty, &object, obj))).await.is_err() {
                         return;
                     }
                 }

@@ -11,9 +11,14 @@
 //! compacted them. A deletion carries the store's resource version at the
 //! sync that noticed it. The log holds the last [`CAPACITY`] events; a watch
 //! from an older version gets 410 Gone, and the client lists again.
+//!
+//! Objects are kept typed (shared between the last-seen map and the events),
+//! and turned into JSON only when a watcher reads them: a `serde_json::Value`
+//! tree of every object and of every version in the log took several times
+//! the memory of the store itself (tens of MB with 500 pods).
 
+use crate::model::Object;
 use crate::store::{Key, Store};
-use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -42,15 +47,15 @@ pub struct Event {
     pub rv: u64,
     pub ty: EventType,
     pub key: Key,
-    pub object: Arc<Value>,
+    pub object: Arc<Object>,
     /// The object as the log saw it before this change (none for ADDED):
     /// what a list at an older version showed, for consistent paging.
-    pub prev: Option<Arc<Value>>,
+    pub prev: Option<Arc<Object>>,
 }
 
 #[derive(Default)]
 struct Inner {
-    seen: HashMap<Key, (String, Arc<Value>)>,
+    seen: HashMap<Key, (String, Arc<Object>)>,
     events: VecDeque<Event>,
     /// Events cover resource versions in `(base, synced]`.
     base: u64,
@@ -63,11 +68,11 @@ pub struct EventLog {
     pub synced: watch::Sender<u64>,
 }
 
-fn rv_of(v: &Value) -> u64 {
-    v.pointer("/metadata/resourceVersion")
-        .and_then(|r| r.as_str())
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0)
+/// `o` as deleted at resource version `rv` (what a watcher is sent).
+fn deleted_at(o: &Object, rv: String) -> Arc<Object> {
+    let mut gone = o.clone();
+    gone.meta_mut().resource_version = Some(rv);
+    Arc::new(gone)
 }
 
 impl EventLog {
@@ -75,9 +80,8 @@ impl EventLog {
         let mut inner = Inner::default();
         for kind in crate::model::Kind::ALL {
             for o in store.list(kind, None) {
-                let v = o.to_json();
                 let rv = o.meta().resource_version.clone().unwrap_or_default();
-                inner.seen.insert(Key::of(o), (rv, Arc::new(v)));
+                inner.seen.insert(Key::of(o), (rv, Arc::new(o.clone())));
             }
         }
         inner.base = store.resource_version();
@@ -115,21 +119,12 @@ impl EventLog {
                     // StatefulSet's `db-0`) between two syncs: a watcher
                     // sees the old one go and the new one come, as from
                     // the API server, not one object changing its uid.
-                    Some((_, old))
-                        if old.pointer("/metadata/uid")
-                            != o.meta()
-                                .uid
-                                .as_ref()
-                                .map(|u| Value::String(u.clone()))
-                                .as_ref() =>
-                    {
-                        let mut gone = (**old).clone();
-                        gone["metadata"]["resourceVersion"] = Value::String(rv.clone());
+                    Some((_, old)) if old.meta().uid != o.meta().uid => {
                         new_events.push(Event {
                             rv: rv.parse().unwrap_or(now),
                             ty: EventType::Deleted,
                             key: key.clone(),
-                            object: Arc::new(gone),
+                            object: deleted_at(old, rv.clone()),
                             prev: Some(old.clone()),
                         });
                         EventType::Added
@@ -137,15 +132,15 @@ impl EventLog {
                     Some(_) => EventType::Modified,
                     None => EventType::Added,
                 };
-                let v = Arc::new(o.to_json());
+                let v = Arc::new(o.clone());
                 let prev = match ty {
                     EventType::Modified => inner.seen.get(&key).map(|(_, old)| old.clone()),
                     _ => None,
                 };
-                inner.seen.insert(key.clone(), (rv, v.clone()));
+                inner.seen.insert(key.clone(), (rv.clone(), v.clone()));
                 present.insert(key.clone());
                 new_events.push(Event {
-                    rv: rv_of(&v),
+                    rv: rv.parse().unwrap_or(0),
                     ty,
                     key,
                     object: v,
@@ -161,13 +156,11 @@ impl EventLog {
             .collect();
         for key in gone {
             if let Some((_, v)) = inner.seen.remove(&key) {
-                let mut obj = (*v).clone();
-                obj["metadata"]["resourceVersion"] = Value::String(now.to_string());
                 new_events.push(Event {
                     rv: now,
                     ty: EventType::Deleted,
                     key,
-                    object: Arc::new(obj),
+                    object: deleted_at(&v, now.to_string()),
                     prev: Some(v),
                 });
             }
@@ -203,13 +196,13 @@ impl EventLog {
         rv: u64,
         kind: crate::model::Kind,
         ns: Option<&str>,
-        current: impl IntoIterator<Item = (Key, Arc<Value>)>,
-    ) -> Option<Vec<(Key, Arc<Value>)>> {
+        current: impl IntoIterator<Item = (Key, Arc<Object>)>,
+    ) -> Option<Vec<(Key, Arc<Object>)>> {
         let inner = self.lock();
         if rv < inner.base || rv > inner.synced {
             return None;
         }
-        let mut objects: std::collections::BTreeMap<Key, Arc<Value>> =
+        let mut objects: std::collections::BTreeMap<Key, Arc<Object>> =
             current.into_iter().collect();
         for e in inner.events.iter().rev().take_while(|e| e.rv > rv) {
             if e.key.kind != kind || ns.is_some_and(|n| e.key.namespace != n) {
@@ -274,15 +267,16 @@ mod tests {
     fn names_at(log: &EventLog, store: &Store, rv: u64) -> Option<Vec<(String, String)>> {
         let current = store
             .list(Kind::Namespace, None)
-            .map(|o| (Key::of(o), Arc::new(o.to_json())));
+            .map(|o| (Key::of(o), Arc::new(o.clone())));
         log.at(rv, Kind::Namespace, None, current).map(|v| {
             v.into_iter()
                 .map(|(k, o)| {
                     let label = o
-                        .pointer("/metadata/labels/x")
-                        .and_then(|l| l.as_str())
-                        .unwrap_or("")
-                        .to_string();
+                        .meta()
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("x").cloned())
+                        .unwrap_or_default();
                     (k.name, label)
                 })
                 .collect()
@@ -347,12 +341,7 @@ mod tests {
         let ev = log.since(start).unwrap();
         let summary: Vec<(EventType, Option<&str>)> = ev
             .iter()
-            .map(|e| {
-                (
-                    e.ty,
-                    e.object.pointer("/metadata/uid").and_then(|u| u.as_str()),
-                )
-            })
+            .map(|e| (e.ty, e.object.meta().uid.as_deref()))
             .collect();
         assert_eq!(summary.len(), 2, "{summary:?}");
         assert_eq!(summary[0], (EventType::Deleted, old_uid.as_deref()));
