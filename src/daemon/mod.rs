@@ -9,6 +9,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod metrics;
 pub(crate) mod observe;
 pub mod podspec;
+pub(crate) mod queueio;
 pub(crate) mod repair;
 pub(crate) mod routing;
 pub mod runtime;
