@@ -8,12 +8,13 @@
 //! runs, so a restart loses no packet ([`super::tunhold`], [`handover`]).
 
 use super::metrics::HistogramFamily;
+use super::queueio::{self, QueueOptions};
 use super::services::ServicesView;
 use super::tunhold::{self, HoldConfig, Holder};
 use crate::cluster::ClusterConfig;
 use crate::dataplane::events::{FlowEvent, WatchGuard};
 use crate::dataplane::shard::{EndpointCounters, FlowList};
-use crate::dataplane::{self as dp, Sharded, SnapshotStats, Verdict};
+use crate::dataplane::{self as dp, Sharded, SnapshotStats, Verdict, Worker};
 use crate::sys;
 use crate::sys::tun::Queue;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -339,30 +340,84 @@ impl DataPlane {
         true
     }
 
-    /// One queue: read until EAGAIN, then sleep in poll() (woken at once by
-    /// a stop); each packet goes through the sharded NAT and back out. On a
-    /// stop the queue is emptied first (bounded): what already arrived is
-    /// answered now rather than after the next daemon's start (or lost, if
-    /// no holder keeps the queue attached).
+    /// One queue: the options of [`super::queueio`] (thread placement,
+    /// io_uring rounds, UDP coalescing) decide how it reads and writes;
+    /// each packet goes through the sharded NAT and back out.
     fn queue(&self, i: usize, dev: &Queue) -> QueueEnd {
         if let Err(e) = dev.set_nonblocking(true) {
             return QueueEnd::Failed(format!("{TUN_NAME}: non-blocking mode: {e}"), false);
         }
-        let fd = dev.as_raw_fd();
+        let opts = QueueOptions::get();
+        if opts.pin {
+            match queueio::pin_current_thread(i) {
+                Ok(cpu) => tracing::debug!("{TUN_NAME} queue {i} pinned to CPU {cpu}"),
+                Err(e) => tracing::warn!("{TUN_NAME} queue {i}: pinning: {e}"),
+            }
+        }
         self.delayer.offer_fd(dev.as_fd());
+        if opts.uring {
+            match queueio::Rounds::new(dev.as_raw_fd()) {
+                Ok(r) => return self.queue_uring(i, dev, r, opts.gro),
+                Err(e) => {
+                    static ONCE: std::sync::Once = std::sync::Once::new();
+                    ONCE.call_once(|| {
+                        tracing::warn!(
+                            "{TUN_NAME}: io_uring unavailable ({e}); plain reads and writes"
+                        )
+                    });
+                }
+            }
+        }
+        self.queue_plain(i, dev)
+    }
+
+    /// What one packet read from the queue becomes: the NAT's verdict
+    /// applied (a capture records it, a delay takes it).
+    fn translate(&self, w: &mut Worker, before: &mut Vec<u8>, pkt: &mut [u8]) -> Out {
+        let capturing = self.capture.active();
+        if capturing {
+            before.clear();
+            before.extend_from_slice(pkt);
+        }
+        let verdict = self.core.process(w, self.now(), pkt);
+        // Recorded before it is written, so a reply the kernel turns
+        // around at once cannot be recorded ahead of it.
+        if capturing {
+            let after = match verdict {
+                Verdict::Forward | Verdict::Delay(_) => Some(&pkt[..]),
+                Verdict::Reply(len) => {
+                    let out = w.out();
+                    Some(&out[..len.min(out.len())])
+                }
+                Verdict::Drop(_) => None,
+            };
+            self.capture.record(before, after, &verdict);
+        }
+        match verdict {
+            Verdict::Forward => Out::Same,
+            Verdict::Reply(len) => Out::Reply(len.min(w.out().len())),
+            Verdict::Drop(_) => Out::Nothing,
+            Verdict::Delay(d) => {
+                self.delayer.push(d, pkt);
+                Out::Nothing
+            }
+        }
+    }
+
+    /// Plain system calls: read until EAGAIN, writing each packet as it is
+    /// translated, then sleep in poll() (woken at once by a stop). On a
+    /// stop the queue is emptied first (bounded): what already arrived is
+    /// answered now rather than after the next daemon's start (or lost, if
+    /// no holder keeps the queue attached).
+    fn queue_plain(&self, i: usize, dev: &Queue) -> QueueEnd {
+        let fd = dev.as_raw_fd();
         let mut w = self.core.worker();
         // Room for a 64 KiB GSO super-packet plus its virtio-net header.
         let mut buf = vec![0u8; 65_536 + 64];
         // The packet as it arrived, kept while a capture runs.
         let mut before: Vec<u8> = Vec::new();
         let stats = &self.queue_stats[i.min(self.queue_stats.len() - 1)];
-        let (mut batch, mut batch_start) = (0u64, Instant::now());
-        let end_batch = |batch: &mut u64, start: Instant| {
-            stats.packets.fetch_add(*batch, Ordering::Relaxed);
-            stats.batch_size.observe(*batch as f64);
-            stats.batch_seconds.observe(start.elapsed().as_secs_f64());
-            *batch = 0;
-        };
+        let mut batch = Batch::new(stats);
         let mut drain_left = STOP_DRAIN_MAX;
         loop {
             if self.stopping() {
@@ -371,21 +426,13 @@ impl DataPlane {
                 }
                 drain_left -= 1;
             }
-            if batch >= BATCH_MAX {
-                end_batch(&mut batch, batch_start);
-            }
             let n = match dev.recv(&mut buf) {
                 Ok(n) => {
-                    if batch == 0 {
-                        batch_start = Instant::now();
-                    }
-                    batch += 1;
+                    batch.add(1);
                     n
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if batch > 0 {
-                        end_batch(&mut batch, batch_start);
-                    }
+                    batch.end();
                     if self.stopping() {
                         break;
                     }
@@ -398,49 +445,104 @@ impl DataPlane {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EBADFD/ENODEV/EFAULT: the queue was detached or the
-                    // device deleted; this fd will not recover.
-                    let dead = matches!(
-                        e.raw_os_error(),
-                        Some(libc::EBADFD | libc::ENODEV | libc::EFAULT | libc::EBADF)
-                    );
+                    let dead = dead_errno(e.raw_os_error());
                     return QueueEnd::Failed(format!("reading {TUN_NAME}: {e}"), dead);
                 }
             };
-            let capturing = self.capture.active();
-            if capturing {
-                before.clear();
-                before.extend_from_slice(&buf[..n]);
-            }
-            let verdict = self.core.process(&mut w, self.now(), &mut buf[..n]);
-            // Recorded before it is written, so a reply the kernel turns
-            // around at once cannot be recorded ahead of it.
-            if capturing {
-                let after = match verdict {
-                    Verdict::Forward | Verdict::Delay(_) => Some(&buf[..n]),
-                    Verdict::Reply(len) => {
-                        let out = w.out();
-                        Some(&out[..len.min(out.len())])
-                    }
-                    Verdict::Drop(_) => None,
-                };
-                self.capture.record(&before, after, &verdict);
-            }
-            let res = match verdict {
-                Verdict::Forward => dev.send(&buf[..n]),
-                Verdict::Reply(len) => {
-                    let out = w.out();
-                    dev.send(&out[..len.min(out.len())])
-                }
-                Verdict::Drop(_) => Ok(0),
-                Verdict::Delay(d) => {
-                    self.delayer.push(d, &buf[..n]);
-                    Ok(0)
-                }
+            let res = match self.translate(&mut w, &mut before, &mut buf[..n]) {
+                Out::Same => dev.send(&buf[..n]),
+                Out::Reply(len) => dev.send(&w.out()[..len]),
+                Out::Nothing => Ok(0),
             };
             if let Err(e) = res {
                 tracing::debug!("writing {TUN_NAME}: {e}");
             }
+        }
+        QueueEnd::Stopped
+    }
+
+    /// io_uring rounds ([`queueio::Rounds`]): each `io_uring_enter` carries
+    /// the previous round's writes and a batch of non-blocking reads; a
+    /// round that reads nothing (and has nothing to write) sleeps in poll().
+    /// With `gro`, a round's consecutive UDP datagrams of one flow go out as
+    /// one GSO super-packet. On a stop: emptied as in [`Self::queue_plain`],
+    /// and the last writes flushed.
+    fn queue_uring(&self, i: usize, dev: &Queue, mut r: queueio::Rounds, gro: bool) -> QueueEnd {
+        let fd = dev.as_raw_fd();
+        let mut w = self.core.worker();
+        let mut before: Vec<u8> = Vec::new();
+        let stats = &self.queue_stats[i.min(self.queue_stats.len() - 1)];
+        let mut batch = Batch::new(stats);
+        let mut drain_left = STOP_DRAIN_MAX;
+        loop {
+            let stopping = self.stopping();
+            if stopping && drain_left == 0 {
+                break;
+            }
+            let (n, write_errors) = match r.round(true) {
+                Ok(x) => x,
+                Err(e) => {
+                    let dead = dead_errno(e.raw_os_error());
+                    return QueueEnd::Failed(format!("io_uring on {TUN_NAME}: {e}"), dead);
+                }
+            };
+            for e in write_errors {
+                tracing::debug!(
+                    "writing {TUN_NAME}: {}",
+                    std::io::Error::from_raw_os_error(e)
+                );
+            }
+            // A read error other than "empty" ends the queue (or, for
+            // EINTR, is retried next round).
+            for g in &r.got {
+                match *g {
+                    Err(libc::EAGAIN | libc::EINTR) | Ok(_) => {}
+                    Err(e) => {
+                        let err = std::io::Error::from_raw_os_error(e);
+                        return QueueEnd::Failed(
+                            format!("reading {TUN_NAME}: {err}"),
+                            dead_errno(Some(e)),
+                        );
+                    }
+                }
+            }
+            if n == 0 {
+                batch.end();
+                if stopping {
+                    break;
+                }
+                if let Err(e) = sys::tun::wait_readable(fd, self.waker.as_raw_fd(), QUEUE_POLL_MS) {
+                    return QueueEnd::Failed(format!("polling {TUN_NAME}: {e}"), false);
+                }
+                continue;
+            }
+            batch.add(n as u64);
+            if stopping {
+                drain_left = drain_left.saturating_sub(n as u32);
+            }
+            for j in 0..r.got.len() {
+                let len = match r.got[j] {
+                    Ok(len) if len > 0 => len,
+                    _ => continue,
+                };
+                let slot = r.slot(j);
+                match self.translate(&mut w, &mut before, &mut slot[..len]) {
+                    Out::Same => r.write(j, len),
+                    Out::Reply(l) => {
+                        let l = l.min(slot.len());
+                        slot[..l].copy_from_slice(&w.out()[..l]);
+                        r.write(j, l);
+                    }
+                    Out::Nothing => {}
+                }
+            }
+            if gro {
+                coalesce(&mut r);
+            }
+        }
+        // The last round's writes.
+        if let Err(e) = r.round(false) {
+            tracing::debug!("writing {TUN_NAME}: {e}");
         }
         QueueEnd::Stopped
     }
@@ -668,6 +770,97 @@ impl DataPlane {
         self.stop_threads();
         self.save();
     }
+}
+
+/// What a translated packet becomes on the way out.
+enum Out {
+    /// The packet itself, rewritten in place (or unchanged).
+    Same,
+    /// A generated reply, in the worker's output buffer.
+    Reply(usize),
+    Nothing,
+}
+
+/// EBADFD/ENODEV/EFAULT/EBADF: the queue was detached or the device
+/// deleted; this descriptor will not recover.
+fn dead_errno(e: Option<i32>) -> bool {
+    matches!(
+        e,
+        Some(libc::EBADFD | libc::ENODEV | libc::EFAULT | libc::EBADF)
+    )
+}
+
+/// A queue's batch accounting: packets per wake-up (reads until the queue
+/// was empty, cut at [`BATCH_MAX`]) and the time they took.
+struct Batch<'a> {
+    stats: &'a QueueStats,
+    n: u64,
+    start: Instant,
+}
+
+impl<'a> Batch<'a> {
+    fn new(stats: &'a QueueStats) -> Batch<'a> {
+        Batch {
+            stats,
+            n: 0,
+            start: Instant::now(),
+        }
+    }
+
+    fn add(&mut self, k: u64) {
+        if self.n >= BATCH_MAX {
+            self.end();
+        }
+        if self.n == 0 {
+            self.start = Instant::now();
+        }
+        self.n += k;
+    }
+
+    fn end(&mut self) {
+        if self.n == 0 {
+            return;
+        }
+        self.stats.packets.fetch_add(self.n, Ordering::Relaxed);
+        self.stats.batch_size.observe(self.n as f64);
+        self.stats
+            .batch_seconds
+            .observe(self.start.elapsed().as_secs_f64());
+        self.n = 0;
+    }
+}
+
+/// Merge runs of consecutive queued writes that are UDP datagrams of one
+/// flow into one GSO super-packet each (in the first one's slot).
+fn coalesce(r: &mut queueio::Rounds) {
+    let writes = std::mem::take(r.writes());
+    if writes.len() < 2 {
+        *r.writes() = writes;
+        return;
+    }
+    let mut out = Vec::with_capacity(writes.len());
+    let mut head: Option<(usize, dp::gro::Train)> = None;
+    for &(slot, len) in &writes {
+        if let Some((h, t)) = head.as_mut()
+            && *h < slot
+        {
+            let (hb, nb) = r.two_slots(*h, slot);
+            if dp::gro::append(t, hb, &nb[..len]) {
+                continue;
+            }
+        }
+        if let Some((h, t)) = head.take() {
+            out.push((h, dp::gro::finish(&t, r.slot(h))));
+        }
+        match dp::gro::start(&r.slot(slot)[..len]) {
+            Some(t) => head = Some((slot, t)),
+            None => out.push((slot, len)),
+        }
+    }
+    if let Some((h, t)) = head.take() {
+        out.push((h, dp::gro::finish(&t, r.slot(h))));
+    }
+    *r.writes() = out;
 }
 
 /// The queues a starting daemon reads, and who keeps the TUN attached after it.

@@ -10,6 +10,7 @@ pub(crate) mod metrics;
 pub mod nodes;
 pub(crate) mod observe;
 pub mod podspec;
+pub(crate) mod queueio;
 pub(crate) mod repair;
 pub(crate) mod routing;
 pub mod runtime;

@@ -14,6 +14,8 @@
 //! - [`counters`]: global, per-service-port and per-service counters.
 //! - [`fault`]: injected faults (`lab fault svc/…`), decided per flow and
 //!   per packet.
+//! - [`gro`]: UDP trains coalesced into one GSO write (an option of the
+//!   queue loop).
 //! - [`nat`]: [`Nat::process`] and friends.
 //! - [`shard`]: [`Sharded`], the NAT split by client (address, port) so
 //!   several queues run without a global lock.
@@ -25,6 +27,7 @@ pub mod conntrack;
 pub mod counters;
 pub mod events;
 pub mod fault;
+pub mod gro;
 pub mod nat;
 pub mod shard;
 pub mod snapshot;
