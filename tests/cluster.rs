@@ -707,3 +707,35 @@ fn builtin_images_run_from_a_binary_under_tmp() {
         std::panic::resume_unwind(p);
     }
 }
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn an_unreadable_state_file_stops_the_daemon_instead_of_being_overwritten() {
+    require_root!();
+    let c = Cluster::up("unread", &["--empty"]);
+    c.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep-me}\ndata: {a: b}\n");
+    c.kill_daemon();
+    // state.json exists but cannot be read (a directory in its place).
+    let state = format!("/var/lib/lab/{}/state.json", c.name);
+    let saved = std::fs::read(&state).expect("saved state");
+    std::fs::remove_file(&state).unwrap();
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(format!("{state}/keep"), &saved).unwrap();
+    let out = c.run(&["up", "--empty"]);
+    assert!(
+        !out.status.success(),
+        "the daemon started over an unreadable state"
+    );
+    assert!(
+        c.daemon_log().contains("reading") && c.daemon_log().contains("state.json"),
+        "{}",
+        c.daemon_log()
+    );
+    // Nothing was written over it.
+    assert_eq!(std::fs::read(format!("{state}/keep")).unwrap(), saved);
+    // Put it back: `lab down` finds the pods' namespaces in it.
+    std::fs::remove_dir_all(&state).unwrap();
+    std::fs::write(&state, &saved).unwrap();
+    c.down();
+    assert_gone(&c.name);
+}

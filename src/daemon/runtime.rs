@@ -995,7 +995,10 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     let store = match std::fs::read(layout.state_file()) {
         Ok(bytes) => Store::from_snapshot(&bytes)
             .map_err(|e| anyhow::anyhow!("{}: {e}", layout.state_file().display()))?,
-        Err(_) => Store::default(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::default(),
+        // Unreadable (not missing): starting empty would overwrite the
+        // saved cluster at the first save.
+        Err(e) => anyhow::bail!("reading {}: {e}", layout.state_file().display()),
     };
     let mut state = State::new(cfg.clone(), store);
     state.ensure_system_objects();
