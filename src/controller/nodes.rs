@@ -295,13 +295,15 @@ pub fn node_order(name: &str) -> (u64, String) {
 /// stopped posting status (with `NoSchedule` and `NoExecute`).
 pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
 
+/// The node a pod is bound to (`spec.nodeName`).
+pub fn pod_node(p: &k8s_openapi::api::core::v1::Pod) -> Option<&str> {
+    p.spec.as_ref().and_then(|s| s.node_name.as_deref())
+}
+
 fn pods_on<'a>(store: &'a Store, node: &'a str) -> impl Iterator<Item = Key> + 'a {
     store
         .list(Kind::Pod, None)
-        .filter(move |o| match o {
-            Object::Pod(p) => p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node),
-            _ => false,
-        })
+        .filter(move |o| matches!(o, Object::Pod(p) if pod_node(p) == Some(node)))
         .map(Key::of)
 }
 

@@ -340,7 +340,7 @@ impl Daemon {
             let Some(Object::Pod(p)) = st.store.get(&rt.key).cloned() else {
                 continue;
             };
-            if p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node) {
+            if ctl::pod_node(&p) != Some(node) {
                 continue;
             }
             let mut p = p;
@@ -359,6 +359,20 @@ impl Daemon {
 /// The event sources of the node lifecycle controller and its taint manager.
 pub const NODE_CONTROLLER: &str = "node-controller";
 pub const TAINT_MANAGER: &str = "taint-eviction-controller";
+
+/// Several nodes' statistics as one map (see [`sum_json`]).
+pub fn sum_maps(
+    maps: impl IntoIterator<Item = serde_json::Map<String, serde_json::Value>>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut all = serde_json::Value::Object(Default::default());
+    for m in maps {
+        sum_json(&mut all, &serde_json::Value::Object(m));
+    }
+    match all {
+        serde_json::Value::Object(m) => m,
+        _ => Default::default(),
+    }
+}
 
 /// Add `b` into `a`: numbers summed, objects merged key by key, anything
 /// else kept from `a` (per-node data-plane statistics into one view).

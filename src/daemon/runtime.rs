@@ -323,29 +323,19 @@ impl Daemon {
                 .map(|n| n.name)
                 .filter(|n| !partitioned.contains(n))
                 .collect();
-            let frozen: std::collections::HashSet<String> = st
-                .store
-                .list(Kind::Pod, None)
-                .filter(|o| match o {
-                    Object::Pod(p) => p
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.node_name.as_ref())
-                        .is_some_and(|n| partitioned.contains(n)),
-                    _ => false,
-                })
-                .filter_map(|o| o.meta().uid.clone())
-                .collect();
+            let mut frozen = std::collections::HashSet::new();
             let live: Vec<(Key, String, bool, Option<Ipv4Addr>, String)> = st
                 .store
                 .list(Kind::Pod, None)
-                .filter(|o| match o {
-                    Object::Pod(p) => p
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.node_name.as_ref())
-                        .is_some_and(|n| nodes.contains(n)),
-                    _ => false,
+                .filter(|o| {
+                    let node = match o {
+                        Object::Pod(p) => controller::nodes::pod_node(p),
+                        _ => None,
+                    };
+                    if node.is_some_and(|n| partitioned.iter().any(|x| x == n)) {
+                        frozen.insert(o.meta().uid.clone().unwrap_or_default());
+                    }
+                    node.is_some_and(|n| nodes.iter().any(|x| x == n))
                 })
                 .map(|o| {
                     let netns = o
@@ -442,8 +432,16 @@ impl Daemon {
         let mut programmed = false;
         for n in &self.nodes {
             n.routing.sync(&view.target_ports).await;
+        }
+        // Each node's proxy its own view; the last takes the view itself
+        // (no copy with one node).
+        let (last, others) = self.nodes.split_last().expect("at least one node");
+        for n in others {
             programmed |= n.dataplane.update(&self.cfg, view.for_node(n.name()));
         }
+        programmed |= last
+            .dataplane
+            .update(&self.cfg, view.into_node(last.name()));
         if programmed {
             self.metrics.programmed(trigger);
         }
@@ -484,7 +482,7 @@ impl Daemon {
     fn kubelet_event(&self, st: &mut State, obj: &Object, note: events::Note) {
         // The kubelet of the pod's node.
         let host = match obj {
-            Object::Pod(p) => p.spec.as_ref().and_then(|s| s.node_name.clone()),
+            Object::Pod(p) => controller::nodes::pod_node(p).map(str::to_string),
             _ => None,
         }
         .unwrap_or_else(|| self.layout.node_name());
@@ -676,11 +674,7 @@ impl Daemon {
                 && p.metadata.uid.as_deref() == Some(uid.as_str())
                 // A cut-off node's kubelet cannot post; it reports the last
                 // status when it is back.
-                && !p
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.node_name.as_deref())
-                    .is_some_and(|n| self.is_partitioned(n))
+                && !controller::nodes::pod_node(&p).is_some_and(|n| self.is_partitioned(n))
             {
                 let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
                 let old = p.status.clone();

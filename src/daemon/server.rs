@@ -141,31 +141,20 @@ async fn status(State(c): State<Ctx>) -> Json<StatusReply> {
         services: st.store.list(Kind::Service, None).count(),
         objects: st.store.len(),
         resource_version: st.store.resource_version(),
-        dataplane: {
-            // One node's figures as they are; several nodes' summed.
-            let mut all = serde_json::Value::Object(Default::default());
-            for n in &d.nodes {
-                let mut m = n.dataplane.stats();
-                m.insert("Policy rules".into(), n.routing.rule_count().into());
-                m.insert("Repairs".into(), n.routing.repairs().into());
-                crate::daemon::nodes::sum_json(&mut all, &serde_json::Value::Object(m));
-            }
-            match all {
-                serde_json::Value::Object(m) => m,
-                _ => Default::default(),
-            }
-        },
-        service_counters: {
-            let mut all = serde_json::Value::Object(Default::default());
-            for n in &d.nodes {
-                let m: serde_json::Map<_, _> = n.dataplane.service_counters().into_iter().collect();
-                crate::daemon::nodes::sum_json(&mut all, &serde_json::Value::Object(m));
-            }
-            match all {
-                serde_json::Value::Object(m) => m.into_iter().collect(),
-                _ => Default::default(),
-            }
-        },
+        // One node's figures as they are; several nodes' summed.
+        dataplane: crate::daemon::nodes::sum_maps(d.nodes.iter().map(|n| {
+            let mut m = n.dataplane.stats();
+            m.insert("Policy rules".into(), n.routing.rule_count().into());
+            m.insert("Repairs".into(), n.routing.repairs().into());
+            m
+        })),
+        service_counters: crate::daemon::nodes::sum_maps(
+            d.nodes
+                .iter()
+                .map(|n| n.dataplane.service_counters().into_iter().collect()),
+        )
+        .into_iter()
+        .collect(),
     })
 }
 

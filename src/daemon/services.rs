@@ -52,11 +52,15 @@ impl ServicesView {
     /// port with `internalTrafficPolicy: Local` keeps only the endpoints on
     /// `node` (none left: new flows are dropped, as kube-proxy does).
     pub fn for_node(&self, node: &str) -> ServicesView {
-        let mut v = self.clone();
-        for p in v.ports.iter_mut().filter(|p| p.local_only) {
+        self.clone().into_node(node)
+    }
+
+    /// [`ServicesView::for_node`] without a copy.
+    pub fn into_node(mut self, node: &str) -> ServicesView {
+        for p in self.ports.iter_mut().filter(|p| p.local_only) {
             p.endpoints.retain(|e| e.node.as_deref() == Some(node));
         }
-        v
+        self
     }
 }
 
