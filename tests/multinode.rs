@@ -140,6 +140,32 @@ fn a_client_reaches_backends_on_other_nodes_with_its_own_address() {
             .all(|f| f["service"].as_str() != Some("default/web")),
         "{node2}"
     );
+    // Someone deletes node 1's route to node 3's pod subnet and its rule:
+    // the repair loop puts both back, and node 3's pod answers again.
+    let web2 = format!("http://{}:8080/hostname", pod_ip(&c, "web-2"));
+    let ip_n1 = |args: &[&str]| {
+        let out = Command::new("ip")
+            .args(["-n", &nodes[0]])
+            .args(args)
+            .output()
+            .expect("ip");
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ip_n1(&["route", "del", "10.244.2.0/24"]);
+    ip_n1(&["rule", "del", "to", "10.244.2.0/24", "priority", "90"]);
+    c.eventually(Duration::from_secs(5), "route and rule back", || {
+        let routes = ip_n1(&["route", "show", "10.244.2.0/24"]);
+        let rules = ip_n1(&["rule", "show", "priority", "90"]);
+        (routes.contains("via 172.18.0.4") && rules.contains("to 10.244.2.0/24")).then_some(())
+    });
+    let (code, out) = curl(&c, "client", &web2);
+    assert_eq!((code, out.as_str()), (0, "web-2"));
+    let status = c.ok(&["status"]);
+    assert!(
+        status.contains("the route to 10.244.2.0/24 via 172.18.0.4"),
+        "{status}"
+    );
     c.down();
     assert_gone(&c.name);
 }

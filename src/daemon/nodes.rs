@@ -163,6 +163,7 @@ async fn wire(cfg: &ClusterConfig, bridge: &NetnsHandle, nodes: &[Arc<NodeRt>]) 
             .map(|o| (o.spec.pod_cidr, addr(o)))
             .collect();
         nodenet::route_to_nodes(&n.netlink, &others).await?;
+        n.routing.set_peers(others);
     }
     Ok(())
 }
@@ -359,6 +360,25 @@ impl Daemon {
 /// The event sources of the node lifecycle controller and its taint manager.
 pub const NODE_CONTROLLER: &str = "node-controller";
 pub const TAINT_MANAGER: &str = "taint-eviction-controller";
+
+/// The routing repairs of every node for `lab status`: one node's as
+/// `N (last: …)`; with several, each node that made any, named.
+pub fn repairs(nodes: &[Arc<NodeRt>]) -> String {
+    if let [one] = nodes {
+        return one.routing.repairs();
+    }
+    let made: Vec<String> = nodes
+        .iter()
+        .map(|n| (n.name(), n.routing.repairs()))
+        .filter(|(_, r)| r != "0")
+        .map(|(name, r)| format!("{name}: {r}"))
+        .collect();
+    if made.is_empty() {
+        "0".into()
+    } else {
+        made.join("; ")
+    }
+}
 
 /// Several nodes' statistics as one map (see [`sum_json`]).
 pub fn sum_maps(

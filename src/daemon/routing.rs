@@ -6,6 +6,7 @@
 
 use crate::proto::Proto;
 use crate::sys::net::{self, Link, NetError, NetnsHandle, Route, Rule};
+use crate::sys::nodenet;
 use ipnetwork::Ipv4Network;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -21,6 +22,10 @@ pub(crate) struct ServiceRouting {
     rules: AtomicUsize,
     /// Repairs made and the last one's description (for `lab status`).
     repairs: std::sync::Mutex<(u64, String)>,
+    /// With several nodes: the other nodes' pod subnets and addresses, whose
+    /// routes and `to` rules this node needs (set once the node network is
+    /// wired; empty with one node).
+    peers: std::sync::Mutex<Vec<(Ipv4Network, Ipv4Addr)>>,
 }
 
 #[derive(Default)]
@@ -45,6 +50,8 @@ pub(crate) enum Missing {
     /// One of the fixed rules, or a per-port reply rule (or a duplicate or
     /// stale reply rule is present).
     Rule(String),
+    /// The route to another node's pod subnet (subnet, via that node).
+    NodeRoute(Ipv4Network, Ipv4Addr),
 }
 
 impl std::fmt::Display for Missing {
@@ -55,6 +62,7 @@ impl std::fmt::Display for Missing {
             Missing::ServiceRoute => f.write_str("the service-CIDR route"),
             Missing::TableDefault => write!(f, "table {}'s default route", net::SVC_TABLE),
             Missing::Rule(r) => write!(f, "rule {r}"),
+            Missing::NodeRoute(cidr, via) => write!(f, "the route to {cidr} via {via}"),
         }
     }
 }
@@ -107,6 +115,31 @@ pub(crate) fn missing(
     out
 }
 
+/// What of the node network's part in this node is missing: the route to
+/// each other node's pod subnet via that node (table main) and the rule
+/// sending that subnet to table main ahead of the Services reply rules.
+/// Pure, like [`missing`].
+pub(crate) fn missing_peers(
+    main: &[Route],
+    rules: &[Rule],
+    peers: &[(Ipv4Network, Ipv4Addr)],
+) -> Vec<Missing> {
+    let mut out = Vec::new();
+    for (cidr, via) in peers {
+        if !main
+            .iter()
+            .any(|r| r.dst == *cidr && r.gateway == Some(*via))
+        {
+            out.push(Missing::NodeRoute(*cidr, *via));
+        }
+        let rule = nodenet::other_node_rule(*cidr);
+        if !rules.contains(&rule) {
+            out.push(Missing::Rule(rule.to_string()));
+        }
+    }
+    out
+}
+
 impl ServiceRouting {
     /// Install the fixed routes and rules for `dev` (which must exist).
     pub(crate) async fn setup(
@@ -122,7 +155,14 @@ impl ServiceRouting {
             rules_state: tokio::sync::Mutex::new(RulesState::default()),
             rules: AtomicUsize::new(0),
             repairs: std::sync::Mutex::new((0, String::new())),
+            peers: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// The other nodes' pod subnets and addresses this node routes to
+    /// (what [`ServiceRouting::repair`] puts back when deleted).
+    pub(crate) fn set_peers(&self, peers: Vec<(Ipv4Network, Ipv4Addr)>) {
+        *self.peers.lock().unwrap_or_else(|e| e.into_inner()) = peers;
     }
 
     pub(crate) fn netns(&self) -> &str {
@@ -169,7 +209,23 @@ impl ServiceRouting {
             (Vec::new(), Vec::new(), self.node.list_rules().await?)
         };
         let want = st.wanted.clone();
-        let gone = missing(
+        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let peers_gone = if peers.is_empty() {
+            Vec::new()
+        } else {
+            // Routes via the other nodes live in table main whatever the
+            // TUN's state, so they are checked (and put back) on their own.
+            let main = if link.is_some() {
+                main.clone()
+            } else {
+                self.node.routes(net::TABLE_MAIN).await?
+            };
+            missing_peers(&main, &rules, &peers)
+        };
+        if !peers_gone.is_empty() {
+            nodenet::route_to_nodes(&self.node, &peers).await?;
+        }
+        let mut gone = missing(
             &self.dev,
             self.service_cidr,
             link.as_ref(),
@@ -179,6 +235,7 @@ impl ServiceRouting {
             want.as_ref(),
         );
         if gone.is_empty() || gone.contains(&Missing::Tun) {
+            gone.extend(peers_gone);
             return Ok(gone);
         }
         net::setup_service_routing(&self.node, self.service_cidr, &self.dev).await?;
@@ -188,6 +245,7 @@ impl ServiceRouting {
             self.rules.store(n, Ordering::Relaxed);
             st.installed = true;
         }
+        gone.extend(peers_gone);
         Ok(gone)
     }
 
@@ -310,5 +368,49 @@ mod tests {
         );
         // The TUN gone: its routes went with it; the rules by name stay.
         assert_eq!(check(None, &[], &[], &rules), vec![Missing::Tun]);
+    }
+
+    #[test]
+    fn finds_a_missing_route_or_rule_to_another_nodes_subnet() {
+        let peers: Vec<(Ipv4Network, Ipv4Addr)> = vec![
+            (
+                "10.244.1.0/24".parse().unwrap(),
+                Ipv4Addr::new(172, 18, 0, 3),
+            ),
+            (
+                "10.244.2.0/24".parse().unwrap(),
+                Ipv4Addr::new(172, 18, 0, 4),
+            ),
+        ];
+        let via = |dst: &str, gw: Ipv4Addr| Route {
+            gateway: Some(gw),
+            scope: RouteScope::Universe,
+            ..route(dst, 9, TABLE_MAIN)
+        };
+        let main = vec![
+            route("172.18.0.0/24", 9, TABLE_MAIN),
+            via("10.244.1.0/24", peers[0].1),
+            via("10.244.2.0/24", peers[1].1),
+        ];
+        let rules: Vec<Rule> = peers
+            .iter()
+            .map(|(c, _)| nodenet::other_node_rule(*c))
+            .collect();
+        assert_eq!(missing_peers(&main, &rules, &peers), vec![]);
+        assert_eq!(missing_peers(&[], &[], &[]), vec![]);
+        assert_eq!(
+            missing_peers(&[main[0].clone(), main[2].clone()], &rules, &peers),
+            vec![Missing::NodeRoute(peers[0].0, peers[0].1)]
+        );
+        // A route to the subnet through another gateway does not count.
+        let wrong = vec![via("10.244.1.0/24", peers[1].1), main[2].clone()];
+        assert_eq!(
+            missing_peers(&wrong, &rules, &peers),
+            vec![Missing::NodeRoute(peers[0].0, peers[0].1)]
+        );
+        assert_eq!(
+            missing_peers(&main, &rules[..1], &peers),
+            vec![Missing::Rule(rules[1].to_string())]
+        );
     }
 }

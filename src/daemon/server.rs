@@ -142,12 +142,18 @@ async fn status(State(c): State<Ctx>) -> Json<StatusReply> {
         objects: st.store.len(),
         resource_version: st.store.resource_version(),
         // One node's figures as they are; several nodes' summed.
-        dataplane: crate::daemon::nodes::sum_maps(d.nodes.iter().map(|n| {
-            let mut m = n.dataplane.stats();
-            m.insert("Policy rules".into(), n.routing.rule_count().into());
-            m.insert("Repairs".into(), n.routing.repairs().into());
-            m
-        })),
+        dataplane: {
+            let mut all = crate::daemon::nodes::sum_maps(d.nodes.iter().map(|n| {
+                let mut m = n.dataplane.stats();
+                m.insert("Policy rules".into(), n.routing.rule_count().into());
+                m
+            }));
+            all.insert(
+                "Repairs".into(),
+                crate::daemon::nodes::repairs(&d.nodes).into(),
+            );
+            all
+        },
         service_counters: crate::daemon::nodes::sum_maps(
             d.nodes
                 .iter()
