@@ -93,6 +93,14 @@ fn a_client_reaches_backends_on_other_nodes_with_its_own_address() {
         let ip = pod_ip(&c, &format!("web-{i}"));
         assert!(ip.starts_with(&format!("10.244.{i}.")), "web-{i}: {ip}");
         assert_eq!(&node_of(&c, &format!("web-{i}")), node);
+        // status.hostIP: the node's InternalIP, as the kubelet reports it.
+        let pod = c.json(&["pod", &format!("web-{i}")]);
+        let host = format!("172.18.0.{}", i + 2);
+        assert_eq!(pod["status"]["hostIP"].as_str(), Some(host.as_str()));
+        assert_eq!(
+            pod["status"]["hostIPs"][0]["ip"].as_str(),
+            Some(host.as_str())
+        );
     }
     // Pod to pod across nodes: routed host-gw style, the source unchanged.
     let (code, out) = curl(

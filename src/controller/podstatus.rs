@@ -162,6 +162,9 @@ pub fn compute(
         conditions: Some(conditions),
         pod_ip: ip.map(String::from),
         pod_ips: ip.map(|ip| vec![PodIP { ip: ip.into() }]),
+        // Set once by the runtime when the pod starts on its node.
+        host_ip: old.as_ref().and_then(|s| s.host_ip.clone()),
+        host_ips: old.as_ref().and_then(|s| s.host_ips.clone()),
         start_time: old
             .as_ref()
             .and_then(|s| s.start_time.clone())
@@ -276,5 +279,21 @@ mod tests {
         );
         assert_eq!(s.phase.as_deref(), Some("Pending"));
         assert!(s.message.unwrap().contains("no free address"));
+    }
+
+    #[test]
+    fn the_host_ip_set_at_start_is_kept() {
+        let mut p = pod();
+        assert_eq!(compute(&p, None, None, None).host_ip, None);
+        p.status = Some(PodStatus {
+            host_ip: Some("172.18.0.3".into()),
+            host_ips: Some(vec![k8s_openapi::api::core::v1::HostIP {
+                ip: "172.18.0.3".into(),
+            }]),
+            ..Default::default()
+        });
+        let s = compute(&p, Some("10.244.1.2"), None, None);
+        assert_eq!(s.host_ip.as_deref(), Some("172.18.0.3"));
+        assert_eq!(s.host_ips.unwrap()[0].ip, "172.18.0.3");
     }
 }

@@ -382,7 +382,11 @@ fn field_ref(pod: &Pod, ip: Ipv4Addr, node: &str, path: &str) -> Option<String> 
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_else(|| "default".into()),
         "status.podIP" | "status.podIPs" => ip.to_string(),
-        "status.hostIP" | "status.hostIPs" => String::new(),
+        "status.hostIP" | "status.hostIPs" => pod
+            .status
+            .as_ref()
+            .and_then(|s| s.host_ip.clone())
+            .unwrap_or_default(),
         p => {
             let (map, key) = if let Some(k) = p.strip_prefix("metadata.labels['") {
                 (m.labels.as_ref(), k)

@@ -567,6 +567,19 @@ impl Daemon {
             status.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP {
                 ip: ip.to_string(),
             }]);
+            // The node's InternalIP, as the kubelet reports it (a one-node
+            // cluster's node has no address: its Node lists none either).
+            if let Some(host) = self
+                .nodes
+                .iter()
+                .find(|n| n.name() == node)
+                .and_then(|n| n.spec.ip)
+            {
+                status.host_ip = Some(host.to_string());
+                status.host_ips = Some(vec![k8s_openapi::api::core::v1::HostIP {
+                    ip: host.to_string(),
+                }]);
+            }
             pod.status = Some(status);
             let prepared = podspec::prepare(
                 &pod,
