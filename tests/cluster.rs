@@ -292,6 +292,41 @@ fn daemon_sigkill_and_readopt() {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [netexec, --http-port=8080]}\n",
     );
     c.wait_ready(&["pods", "-l", "app=web"], "30s");
+    // Namespace `x-y` pod `z` and namespace `x` pod `y-z` would both be
+    // `<cluster>-x-y-z`: the second to start gets its uid appended.
+    let pause = |ns: &str, pod: &str| {
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: {ns}}}\nspec:\n  containers:\n  - {{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}}\n"
+        )
+    };
+    c.apply(&pause("x-y", "z"));
+    c.wait_ready(&["-n", "x-y", "pod/z"], "30s");
+    c.apply(&pause("x", "y-z"));
+    c.wait_ready(&["-n", "x", "pod/y-z"], "30s");
+    let netns_of = |ns: &str, pod: &str| {
+        let p = c.json(&["-n", ns, "pod", pod]);
+        let netns = p["metadata"]["annotations"]["lab.dev/netns"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (netns, pod_ip(&p))
+    };
+    let twins = [netns_of("x-y", "z"), netns_of("x", "y-z")];
+    assert_eq!(twins[0].0, format!("{}-x-y-z", c.name));
+    assert!(
+        twins[1].0.starts_with(&format!("{}-x-y-z-", c.name)),
+        "{twins:?}"
+    );
+    let addr_in = |netns: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["-n", netns, "-4", "-o", "addr", "show", "eth0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    for (netns, ip) in &twins {
+        assert!(addr_in(netns).contains(&format!("{ip}/")), "{netns}: {ip}");
+    }
     let before = c.pods("app=web");
     c.kill_daemon();
     // Pods keep serving while the daemon is down.
@@ -317,6 +352,8 @@ fn daemon_sigkill_and_readopt() {
         assert_eq!(pod_ip(a), pod_ip(b), "same IP");
         assert_eq!(restarts(a), restarts(b), "no restart");
     }
+    // The twins re-adopted in their own namespaces.
+    assert_eq!([netns_of("x-y", "z"), netns_of("x", "y-z")], twins);
     // Still managed: delete one, it is replaced.
     c.ok(&["delete", "pod", &name(&before[0])]);
     c.eventually(

@@ -516,6 +516,32 @@ impl Daemon {
         self.notify();
     }
 
+    /// The network namespace name for a pod starting afresh:
+    /// `<cluster>-<ns>-<pod>`, unless that name is already another pod's
+    /// (namespace `a-b`, pod `c` and namespace `a`, pod `b-c` give the same
+    /// one), a node's, or present on the machine (another cluster's, or
+    /// left over): then with the pod's uid appended, so no two pods ever
+    /// share a namespace.
+    fn free_netns_name(&self, store: &Store, key: &Key, uid: &str) -> String {
+        let base = self.layout.pod_netns(&key.namespace, &key.name, uid);
+        let other_pods = store.list(Kind::Pod, None).any(|o| {
+            o.meta().uid.as_deref() != Some(uid)
+                && o.meta()
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(NETNS_ANNOTATION))
+                    == Some(&base)
+        });
+        let infra = self.nodes.iter().any(|n| n.name() == base) || self.layout.net_netns() == base;
+        if other_pods || infra || netns::exists(&base) {
+            let short = &uid[..uid.len().min(8)];
+            tracing::info!(netns = %base, uid = short, "netns name taken; the pod's uid appended");
+            format!("{base}-{short}")
+        } else {
+            base
+        }
+    }
+
     async fn start_pod(self: Arc<Self>, key: Key) {
         // 1. Allocate the address and record the netns name (saved before
         //    anything is created, so a crash leaves nothing unrecorded).
@@ -527,12 +553,12 @@ impl Daemon {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
             // A fresh start (no address yet): timed until Ready. A pod
             // re-adopted after a restart keeps its address and is not.
-            if pod
+            let started = pod
                 .status
                 .as_ref()
                 .and_then(|s| s.pod_ip.as_ref())
-                .is_none()
-            {
+                .is_some();
+            if !started {
                 self.metrics.pod_starting(&uid);
             }
             // Bound by the scheduler (the runtime starts only bound pods).
@@ -557,7 +583,18 @@ impl Daemon {
                     }
                 },
             };
-            let netns = self.layout.pod_netns(&key.namespace, &key.name, &uid);
+            let recorded = pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(NETNS_ANNOTATION))
+                .filter(|n| !n.is_empty())
+                .cloned();
+            let netns = match recorded {
+                // Re-adopted after a restart: the namespace it runs in.
+                Some(n) if started => n,
+                _ => self.free_netns_name(&st.store, &key, &uid),
+            };
             pod.metadata
                 .annotations
                 .get_or_insert_with(Default::default)
