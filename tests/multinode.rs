@@ -148,6 +148,52 @@ fn a_client_reaches_backends_on_other_nodes_with_its_own_address() {
             .all(|f| f["service"].as_str() != Some("default/web")),
         "{node2}"
     );
+    // `lab capture svc0` covers every node's proxy, each on its own pair of
+    // interfaces: the client's SYN to the VIP is on node 1's.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("svc0.pcapng");
+    let mut cap = Command::new(lab_bin())
+        .args(["--cluster", &c.name, "capture", "svc0", "-w"])
+        .arg(&file)
+        .args(["--duration", "3s", "-c", "40"])
+        .spawn()
+        .unwrap();
+    let vip = c.json(&["svc", "web"])["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let vip_octets: Vec<u8> = vip.split('.').map(|o| o.parse().unwrap()).collect();
+    c.eventually(Duration::from_secs(5), "the capture's end", || {
+        curl(&c, "client", &format!("http://{vip}/hostname"));
+        cap.try_wait().unwrap().map(|_| ())
+    });
+    let bytes = std::fs::read(&file).unwrap();
+    let mut r = pcap_file::pcapng::PcapNgReader::new(&bytes[..]).expect("a pcapng file");
+    let (mut names, mut syn_ifaces) = (Vec::new(), Vec::new());
+    while let Some(b) = r.next_block() {
+        match b.expect("a valid block") {
+            pcap_file::pcapng::Block::InterfaceDescription(i) => {
+                names.extend(i.options.iter().filter_map(|o| match o {
+                    pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption::IfName(n) => Some(n.to_string()),
+                    _ => None,
+                }));
+            }
+            pcap_file::pcapng::Block::EnhancedPacket(p) => {
+                let d = &p.data;
+                if d.len() >= 40 && d[9] == 6 && d[33] & 0x12 == 0x02 && d[16..20] == vip_octets[..]
+                {
+                    syn_ifaces.push(p.interface_id);
+                }
+            }
+            _ => {}
+        }
+    }
+    let want: Vec<String> = nodes
+        .iter()
+        .flat_map(|n| [format!("{n}/svc0-in"), format!("{n}/svc0-out")])
+        .collect();
+    assert_eq!(names, want);
+    assert!(syn_ifaces.contains(&0), "SYNs to the VIP on {syn_ifaces:?}");
     // Someone deletes node 1's route to node 3's pod subnet and its rule:
     // the repair loop puts both back, and node 3's pod answers again.
     let web2 = format!("http://{}:8080/hostname", pod_ip(&c, "web-2"));

@@ -107,7 +107,11 @@ impl Filter {
 pub struct Sub {
     filter: Filter,
     tx: SyncSender<Record>,
-    pub dropped: AtomicU64,
+    /// Shared by the hubs feeding one capture.
+    pub dropped: Arc<AtomicU64>,
+    /// The id of this hub's `-in` interface in the capture ([`IF_IN`] +
+    /// 2 × the node's position when it covers several nodes).
+    base: u32,
 }
 
 /// Where the queue threads hand packets to running captures.
@@ -194,7 +198,8 @@ impl Hub {
         let sub = Arc::new(Sub {
             filter,
             tx,
-            dropped: AtomicU64::new(0),
+            dropped: Arc::new(AtomicU64::new(0)),
+            base: 0,
         });
         let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
         subs.push(sub.clone());
@@ -202,12 +207,21 @@ impl Hub {
         (sub, rx)
     }
 
-    /// Feed an existing subscription from this hub too (a capture over
-    /// several nodes' proxies).
-    pub fn attach(&self, sub: Arc<Sub>) {
+    /// Feed an existing subscription's capture from this hub too (a
+    /// capture over several nodes' proxies), its packets on interfaces
+    /// `base` (in) and `base + 1` (out). Returns this hub's subscription
+    /// (to unsubscribe).
+    pub fn attach(&self, sub: &Sub, base: u32) -> Arc<Sub> {
+        let mine = Arc::new(Sub {
+            filter: sub.filter.clone(),
+            tx: sub.tx.clone(),
+            dropped: sub.dropped.clone(),
+            base,
+        });
         let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
-        subs.push(sub);
+        subs.push(mine.clone());
         self.active.store(true, Ordering::Relaxed);
+        mine
     }
 
     pub fn unsubscribe(&self, sub: &Arc<Sub>) {
@@ -246,7 +260,7 @@ impl Hub {
             Hub::send(
                 s,
                 Record {
-                    iface: IF_IN,
+                    iface: s.base + IF_IN,
                     ts,
                     data: b.to_vec(),
                     comment: Some(format!("nat: {c}")),
@@ -258,7 +272,7 @@ impl Hub {
                 Hub::send(
                     s,
                     Record {
-                        iface: IF_OUT,
+                        iface: s.base + IF_OUT,
                         ts,
                         data: a.to_vec(),
                         comment: Some(format!("nat: {c}")),
@@ -276,7 +290,7 @@ impl Hub {
             Hub::send(
                 s,
                 Record {
-                    iface: IF_OUT,
+                    iface: s.base + IF_OUT,
                     ts: now_unix(),
                     data: ip.to_vec(),
                     comment: Some(format!(
@@ -291,7 +305,7 @@ impl Hub {
 
 /// An interface of the pcapng file.
 pub struct Iface {
-    pub name: &'static str,
+    pub name: String,
     pub description: String,
     pub link: DataLink,
 }
@@ -480,6 +494,32 @@ mod tests {
     }
 
     #[test]
+    fn a_capture_over_several_hubs_tags_each_hubs_packets_and_counts_drops_once() {
+        let (one, two) = (Hub::default(), Hub::default());
+        let (sub, rx) = one.subscribe(Filter {
+            all: true,
+            ..Default::default()
+        });
+        let sub2 = two.attach(&sub, 2);
+        assert!(two.active());
+        let a = udp([10, 244, 1, 2], 40000, [10, 96, 0, 20], 53);
+        let b = udp([10, 244, 1, 2], 40000, [10, 244, 0, 7], 5353);
+        two.record(&a, Some(&b), &Verdict::Forward);
+        one.record(
+            &a,
+            None,
+            &Verdict::Drop(crate::dataplane::DropReason::Fault),
+        );
+        let got: Vec<u32> = rx.try_iter().map(|r| r.iface).collect();
+        assert_eq!(got, vec![2, 3, IF_IN]);
+        sub2.dropped.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(sub.dropped.load(Ordering::Relaxed), 1);
+        two.unsubscribe(&sub2);
+        assert!(!two.active());
+        assert!(one.active());
+    }
+
+    #[test]
     fn records_both_sides_with_the_rewrite_and_parses_back() {
         let hub = Hub::default();
         assert!(!hub.active());
@@ -497,12 +537,12 @@ mod tests {
         hub.record(&other, Some(&other), &Verdict::Forward);
         let ifaces = [
             Iface {
-                name: "svc0-in",
+                name: "svc0-in".into(),
                 description: "in".into(),
                 link: DataLink::IPV4,
             },
             Iface {
-                name: "svc0-out",
+                name: "svc0-out".into(),
                 description: "out".into(),
                 link: DataLink::IPV4,
             },
@@ -592,23 +632,36 @@ pub async fn start(
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);
     let ns = q.namespace.clone();
     let target = q.target.trim().to_string();
+    // Two interfaces per node's proxy: `svc0-in`/`svc0-out` with one node,
+    // `<node>/svc0-in`/`<node>/svc0-out` with several (node i's at 2i, 2i+1).
+    let several = d.nodes.len() > 1;
     let tun_ifaces = |what: &str| {
-        vec![
-            Iface {
-                name: "svc0-in",
-                description: format!(
-                    "{what}: packets as they arrived from the TUN svc0, before lab's NAT"
-                ),
-                link: DataLink::IPV4,
-            },
-            Iface {
-                name: "svc0-out",
-                description: format!(
-                    "{what}: packets as lab's NAT wrote them back to svc0 (after DNAT / reverse NAT)"
-                ),
-                link: DataLink::IPV4,
-            },
-        ]
+        d.nodes
+            .iter()
+            .flat_map(|n| {
+                let (tag, on) = if several {
+                    (format!("{}/", n.name()), format!(" on node {}", n.name()))
+                } else {
+                    (String::new(), String::new())
+                };
+                [
+                    Iface {
+                        name: format!("{tag}svc0-in"),
+                        description: format!(
+                            "{what}: packets as they arrived from the TUN svc0{on}, before lab's NAT"
+                        ),
+                        link: DataLink::IPV4,
+                    },
+                    Iface {
+                        name: format!("{tag}svc0-out"),
+                        description: format!(
+                            "{what}: packets as lab's NAT wrote them back to svc0{on} (after DNAT / reverse NAT)"
+                        ),
+                        link: DataLink::IPV4,
+                    },
+                ]
+            })
+            .collect::<Vec<_>>()
     };
     let spawn_err = |e: std::io::Error| CaptureError::Internal(e.to_string());
     if target == "svc0" || target.starts_with("svc/") || target.starts_with("service/") {
@@ -662,8 +715,9 @@ pub async fn start(
             .map(|n| n.dataplane.capture.clone())
             .collect();
         let (sub, rx) = hubs[0].subscribe(filter);
-        for h in &hubs[1..] {
-            h.attach(sub.clone());
+        let mut subs = vec![sub.clone()];
+        for (i, h) in hubs.iter().enumerate().skip(1) {
+            subs.push(h.attach(&sub, 2 * i as u32));
         }
         std::thread::Builder::new()
             .name("capture".into())
@@ -672,8 +726,8 @@ pub async fn start(
                 let (n, dropped) = pump(rx, enc, limits, tx, move || {
                     s2.dropped.load(Ordering::Relaxed)
                 });
-                for h in &hubs {
-                    h.unsubscribe(&sub);
+                for (h, s) in hubs.iter().zip(&subs) {
+                    h.unsubscribe(s);
                 }
                 tracing::info!(target = %what, packets = n, dropped, "capture ended");
             })
@@ -683,10 +737,12 @@ pub async fn start(
         .or_else(|| target.strip_prefix("po/"))
         .or_else(|| target.strip_prefix("pods/"))
     {
-        let uid = {
+        let netns = {
             let st = d.lock();
             match st.store.get(&Key::new(Kind::Pod, &ns, pod)) {
-                Some(Object::Pod(p)) => p.metadata.uid.clone().unwrap_or_default(),
+                Some(o @ Object::Pod(_)) => {
+                    super::state::pod_netns(o).unwrap_or_default().to_string()
+                }
                 _ => {
                     return Err(CaptureError::NotFound {
                         kind: "pod",
@@ -696,8 +752,7 @@ pub async fn start(
                 }
             }
         };
-        let netns = d.layout.pod_netns(&ns, pod, &uid);
-        if !crate::sys::netns::exists(&netns) {
+        if netns.is_empty() || !crate::sys::netns::exists(&netns) {
             return Err(CaptureError::NotRunning(pod.to_string()));
         }
         let sock_err = |error: String| CaptureError::Socket {
@@ -714,7 +769,7 @@ pub async fn start(
             .map_err(|e| sock_err(e.to_string()))?;
         drop(t);
         let enc = Encoder::new(&[Iface {
-            name: "eth0",
+            name: "eth0".into(),
             description: format!("eth0 of pod {ns}/{pod} (AF_PACKET, both directions)"),
             link: DataLink::ETHERNET,
         }])

@@ -439,17 +439,15 @@ impl Faults {
                 name: pod.to_string(),
                 namespace: ns.to_string(),
             })?;
-        let uid = obj.and_then(|o| o.meta().uid.clone()).unwrap_or_default();
+        let netns = obj
+            .and_then(super::state::pod_netns)
+            .map(String::from)
+            .ok_or_else(|| FaultError::Link(format!("pod {pod} has no network namespace yet")))?;
         let node = d
             .node_of_ip(ip)
             .map(|n| n.netlink.clone())
             .ok_or_else(|| FaultError::Link(format!("pod {pod}: {ip} is on no node")))?;
-        Ok((
-            crate::cluster::host_veth(ip),
-            ip,
-            d.layout.pod_netns(ns, pod, &uid),
-            node,
-        ))
+        Ok((crate::cluster::host_veth(ip), ip, netns, node))
     }
 
     /// Run `f` with a netlink handle inside the pod's netns.

@@ -1173,6 +1173,22 @@ pub fn pod_ip(o: &Object) -> Option<Ipv4Addr> {
     }
 }
 
+/// The network namespace a started pod runs in (recorded by the runtime:
+/// usually `<cluster>-<ns>-<pod>`, with the uid appended when that name
+/// was taken).
+pub fn pod_netns(o: &Object) -> Option<&str> {
+    match o {
+        Object::Pod(p) => p
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(NETNS_ANNOTATION)
+            .map(String::as_str)
+            .filter(|n| !n.is_empty()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
