@@ -431,9 +431,9 @@ async fn logs(State(c): State<Ctx>, Query(q): Query<LogsQuery>) -> Result<Respon
 /// Why a container's log cannot be served.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LogError {
-    /// No such pod, container or previous instance (the runtime's words).
-    #[error("{0}")]
-    Target(String),
+    /// No such pod, container or previous instance.
+    #[error(transparent)]
+    Target(#[from] super::runtime::PodTargetError),
     #[error("reading {}: {source}", path.display())]
     Read {
         path: std::path::PathBuf,
@@ -446,7 +446,7 @@ pub(crate) enum LogError {
 impl LogError {
     /// The pod or container is not there (the API answers 404).
     pub(crate) fn is_not_found(&self) -> bool {
-        matches!(self, LogError::Target(m) if m.contains("not found"))
+        matches!(self, LogError::Target(e) if e.is_not_found())
     }
 }
 
