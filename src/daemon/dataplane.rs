@@ -760,7 +760,10 @@ impl DataPlane {
         self.waker.wake();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
-            let _ = t.join();
+            let name = t.thread().name().unwrap_or("?").to_string();
+            if t.join().is_err() {
+                tracing::error!(thread = name, "a data-plane thread panicked");
+            }
         }
     }
 

@@ -867,7 +867,25 @@ pub fn remove_cluster_files(layout: &Layout) {
         }
     }
     for d in [&layout.state_dir, &layout.log_dir, &layout.run_dir] {
-        let _ = std::fs::remove_dir_all(d);
+        if let Err(e) = std::fs::remove_dir_all(d)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %d.display(), error = %e, "removing the cluster's files");
+        }
+    }
+}
+
+/// SIGKILL a shim `lab down` found; the note says whether it worked (one
+/// that exited meanwhile is gone all the same).
+fn kill_shim(pid: i32, what: &str) -> String {
+    use nix::sys::signal::{Signal, kill};
+    match kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL) {
+        Ok(()) => format!("killed {what} {pid}"),
+        Err(nix::errno::Errno::ESRCH) => format!("{what} {pid} had already exited"),
+        Err(e) => {
+            tracing::warn!(pid, error = %e, "killing a {what}");
+            format!("could not kill {what} {pid}: {e}")
+        }
     }
 }
 
@@ -889,21 +907,13 @@ pub fn cleanup_offline(layout: &Layout) -> Vec<String> {
             .replace('\0', " ")
             .contains(&marker)
         {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            notes.push(format!("killed leftover pod shim {pid}"));
+            notes.push(kill_shim(pid, "leftover pod shim"));
         }
     }
     let pods_dir = layout.run_dir.join("pods");
     for entry in std::fs::read_dir(&pods_dir).into_iter().flatten().flatten() {
         if let Some(pid) = crate::shim::is_alive(&entry.path()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            notes.push(format!("killed pod shim {pid}"));
+            notes.push(kill_shim(pid as i32, "pod shim"));
         }
     }
     if let Ok(bytes) = std::fs::read(layout.state_file())
@@ -1173,9 +1183,17 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         }
         let handed_over = t0.elapsed();
         daemon.save().await;
-        let _ = std::fs::remove_file(layout.api_socket());
-        let _ = std::fs::remove_file(layout.read_only_api_socket());
-        let _ = std::fs::remove_file(layout.daemon_pid());
+        for f in [
+            layout.api_socket(),
+            layout.read_only_api_socket(),
+            layout.daemon_pid(),
+        ] {
+            if let Err(e) = std::fs::remove_file(&f)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %f.display(), error = %e, "removing at shutdown");
+            }
+        }
         tracing::info!(
             dataplane_us = handed_over.as_micros() as u64,
             total_us = t0.elapsed().as_micros() as u64,

@@ -267,7 +267,7 @@ async fn delete(
                 }
                 Ok(false) if req.ignore_not_found => {}
                 Ok(false) => errors.push(format!("{} {:?} not found", key.kind.plural(), key.name)),
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(e.to_string()),
             }
         }
     }
