@@ -177,6 +177,7 @@ async fn apply(
     let out = {
         let mut st = c.d.lock();
         st.apply(&req.documents, &req.namespace, req.explicit_namespace)
+            .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>())
     };
     match out {
         Ok(o) => {

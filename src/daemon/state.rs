@@ -5,7 +5,7 @@ use crate::api::ApplyOutcome;
 use crate::cluster::ClusterConfig;
 use crate::controller::workload::{is_terminating, mark_deleted};
 use crate::ipam::{Ipam, IpamError, PodIpam};
-use crate::model::parse::{Document, decode};
+use crate::model::parse::{Document, ManifestError, decode};
 use crate::model::{Kind, Namespace, Object};
 use crate::store::{Key, Store};
 use k8s_openapi::api::core::v1::ServiceSpec;
@@ -33,6 +33,25 @@ pub struct State {
 #[error("nodes {0:?} not found")]
 pub struct NodeNotFound(pub String);
 
+/// Why one document of an apply was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// Not a valid object (the file, document, object and field).
+    #[error(transparent)]
+    Manifest(ManifestError),
+    /// A valid object the cluster refuses (document `index` of `file`).
+    #[error("{file}: document {index}: {error}")]
+    Object {
+        file: String,
+        index: usize,
+        #[source]
+        error: StateError,
+    },
+}
+
+/// Why a pod update is refused (`kubectl` shows it after the field `spec`).
+pub const POD_UPDATE_FORBIDDEN: &str = "Forbidden: pod updates may not change fields (delete and re-create the pod, or use a Deployment)";
+
 /// Why an object cannot be applied, deleted or scaled: the API server's
 /// words, naming the object and, for a refused value, the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,9 +76,7 @@ pub enum StateError {
     /// `kind/name` has a deletion in progress.
     #[error("{0} is being deleted; try again once it is gone")]
     BeingDeleted(String),
-    #[error(
-        "The Pod {0:?} is invalid: spec: Forbidden: pod updates may not change fields (delete and re-create the pod, or use a Deployment)"
-    )]
+    #[error("The Pod {0:?} is invalid: spec: {POD_UPDATE_FORBIDDEN}")]
     PodUpdate(String),
     /// A value the API server refuses: its field path and message, and the
     /// object (`kind/name`) when the message names it.
@@ -316,10 +333,13 @@ impl State {
         {
             let yaml =
                 coredns_deployment(&self.config.name, &self.config.layout().read_only_api_dir());
-            if let Ok(docs) = crate::model::parse::parse_documents("coredns", &yaml)
-                && let Err(e) = self.apply(&docs, "kube-system", true)
-            {
-                tracing::error!("cannot create the coredns deployment: {e:?}");
+            let applied = crate::model::parse::parse_documents("coredns", &yaml)
+                .map_err(|e| vec![ApplyError::Manifest(e)])
+                .and_then(|docs| self.apply(&docs, "kube-system", true));
+            if let Err(errors) = applied {
+                for e in errors {
+                    tracing::error!(error = %e, "creating the coredns deployment");
+                }
             }
         }
     }
@@ -332,13 +352,13 @@ impl State {
         docs: &[Document],
         default_ns: &str,
         explicit_ns: bool,
-    ) -> Result<ApplyOutcome, Vec<String>> {
+    ) -> Result<ApplyOutcome, Vec<ApplyError>> {
         let mut errors = Vec::new();
         let mut decoded = Vec::new();
         for d in docs {
             match decode(d) {
                 Ok(x) => decoded.push((d, x)),
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => errors.push(ApplyError::Manifest(e)),
             }
         }
         if !errors.is_empty() {
@@ -349,10 +369,13 @@ impl State {
         for (doc, dec) in decoded {
             out.warnings
                 .extend(dec.warnings.iter().map(|w| format!("Warning: {w}")));
-            let label = format!("{}: document {}", doc.source, doc.index);
             match next.apply_one(dec.object, default_ns, explicit_ns, &doc.value) {
                 Ok(line) => out.results.push(line),
-                Err(e) => errors.push(format!("{label}: {e}")),
+                Err(error) => errors.push(ApplyError::Object {
+                    file: doc.source.clone(),
+                    index: doc.index,
+                    error,
+                }),
             }
         }
         if !errors.is_empty() {
@@ -1386,8 +1409,13 @@ mod tests {
             .apply(&parse_documents("f", node).unwrap(), "default", false)
             .unwrap_err();
         assert!(
-            e[0].contains("forbidden") && e[0].contains("cannot be created"),
+            matches!(&e[0], ApplyError::Object { error: StateError::NodeCreate(n), .. } if n == "t-node-9"),
             "{e:?}"
+        );
+        let e = e[0].to_string();
+        assert!(
+            e.contains("forbidden") && e.contains("cannot be created"),
+            "{e}"
         );
         let e = st
             .delete(&Key::new(Kind::Node, "", "t-node-1"), None)
@@ -1420,7 +1448,7 @@ mod tests {
         let e = st
             .apply(&parse_documents("f", bad).unwrap(), "default", false)
             .unwrap_err();
-        assert!(e[0].contains("spec.podCIDR"), "{e:?}");
+        assert!(e[0].to_string().contains("spec.podCIDR"), "{e:?}");
         // Eviction is a graceful delete.
         let victim = st
             .store
@@ -1440,9 +1468,11 @@ mod tests {
         st
     }
 
+    /// Apply `yaml`; the errors as the CLI prints them.
     fn apply(st: &mut State, yaml: &str) -> Result<ApplyOutcome, Vec<String>> {
         let docs = parse_documents("f.yaml", yaml).unwrap();
         st.apply(&docs, "default", false)
+            .map_err(|e| e.iter().map(ToString::to_string).collect())
     }
 
     const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
@@ -1530,6 +1560,25 @@ mod tests {
                 "spec.clusterIPs[0]: Invalid value: []string{\"10.96.5.6\"}: may not change once set"
             ),
             "{e:?}"
+        );
+        // Typed: the API answers 422 with the field from these, not from the text.
+        let docs = parse_documents(
+            "f.yaml",
+            &SVC.replace("ports:", "clusterIP: 10.96.5.6\n  ports:"),
+        )
+        .unwrap();
+        assert_eq!(
+            st.apply(&docs, "default", false).unwrap_err(),
+            [ApplyError::Object {
+                file: "f.yaml".into(),
+                index: 1,
+                error: StateError::Field {
+                    object: Some("service/web".into()),
+                    field: "spec.clusterIPs[0]".into(),
+                    message: "Invalid value: []string{\"10.96.5.6\"}: may not change once set"
+                        .into(),
+                },
+            }]
         );
         let other = SVC
             .replace("name: web", "name: other")
@@ -1652,7 +1701,8 @@ mod tests {
         };
         let e = st.apply(&[doc], "default", false).unwrap_err();
         assert!(
-            e[0].ends_with("spec.clusterIPs: Forbidden: may not be set for ExternalName services"),
+            e[0].to_string()
+                .ends_with("spec.clusterIPs: Forbidden: may not be set for ExternalName services"),
             "{e:?}"
         );
     }
