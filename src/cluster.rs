@@ -26,7 +26,7 @@ pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 
 /// Validate a cluster name: short and `[a-z0-9-]`, so that every derived
 /// name (netns, files) stays valid.
-pub fn validate_name(name: &str) -> Result<(), String> {
+pub fn validate_name(name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 20
         && name
@@ -37,11 +37,55 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "invalid cluster name {name:?}: use 1-20 characters of [a-z0-9-], not starting or ending with '-'"
-        ))
+        Err(ConfigError::Name(name.to_string()))
     }
 }
+
+/// A cluster setting `lab up` (or `lab daemon`) refuses, naming the flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "invalid cluster name {0:?}: use 1-20 characters of [a-z0-9-], not starting or ending with '-'"
+    )]
+    Name(String),
+    #[error("invalid {flag} {value:?}: {reason}")]
+    Cidr {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("{flag} {cidr} is too small (at most /{max})")]
+    TooSmall {
+        flag: &'static str,
+        cidr: Ipv4Network,
+        max: u8,
+    },
+    #[error("--pod-cidr {pod} overlaps --service-cidr {service}")]
+    Overlap {
+        pod: Ipv4Network,
+        service: Ipv4Network,
+    },
+    #[error("the CIDRs must not contain {GATEWAY} (the pods' gateway)")]
+    Gateway,
+    #[error("{flag}: {source}")]
+    Size {
+        flag: &'static str,
+        source: SizeError,
+    },
+    #[error("--container-log-max-size {0} is too small (at least 1Ki)")]
+    LogSizeTooSmall(String),
+    #[error(
+        "--container-log-max-files must be at least 2 (the live file and one rotated), got {0}"
+    )]
+    LogFiles(u32),
+}
+
+/// A byte size that is not a Kubernetes quantity lab reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid size {0:?}: use a number with an optional suffix (Ki, Mi, Gi, k, M, G), e.g. 10Mi"
+)]
+pub struct SizeError(pub String);
 
 /// The settings a cluster is created with (saved with its state).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,34 +177,30 @@ pub struct NodeSpec {
 }
 
 impl ClusterConfig {
-    pub fn new(name: &str, pod_cidr: &str, service_cidr: &str) -> Result<ClusterConfig, String> {
+    pub fn new(
+        name: &str,
+        pod_cidr: &str,
+        service_cidr: &str,
+    ) -> Result<ClusterConfig, ConfigError> {
         validate_name(name)?;
-        let pod_cidr: Ipv4Network = pod_cidr
-            .parse()
-            .map_err(|e| format!("invalid --pod-cidr {pod_cidr:?}: {e}"))?;
-        let service_cidr: Ipv4Network = service_cidr
-            .parse()
-            .map_err(|e| format!("invalid --service-cidr {service_cidr:?}: {e}"))?;
-        // Normalise to the network address.
-        let pod_cidr =
-            Ipv4Network::new(pod_cidr.network(), pod_cidr.prefix()).map_err(|e| e.to_string())?;
-        let service_cidr = Ipv4Network::new(service_cidr.network(), service_cidr.prefix())
-            .map_err(|e| e.to_string())?;
-        if pod_cidr.prefix() > 30 {
-            return Err(format!("--pod-cidr {pod_cidr} is too small (at most /30)"));
-        }
-        if service_cidr.prefix() > 28 {
-            return Err(format!(
-                "--service-cidr {service_cidr} is too small (at most /28)"
-            ));
+        let pod_cidr = parse_cidr("--pod-cidr", pod_cidr)?;
+        let service_cidr = parse_cidr("--service-cidr", service_cidr)?;
+        for (flag, cidr, max) in [
+            ("--pod-cidr", pod_cidr, 30),
+            ("--service-cidr", service_cidr, 28),
+        ] {
+            if cidr.prefix() > max {
+                return Err(ConfigError::TooSmall { flag, cidr, max });
+            }
         }
         if pod_cidr.overlaps(service_cidr) {
-            return Err(format!(
-                "--pod-cidr {pod_cidr} overlaps --service-cidr {service_cidr}"
-            ));
+            return Err(ConfigError::Overlap {
+                pod: pod_cidr,
+                service: service_cidr,
+            });
         }
         if pod_cidr.contains(GATEWAY) || service_cidr.contains(GATEWAY) {
-            return Err("the CIDRs must not contain 169.254.1.1 (the pods' gateway)".into());
+            return Err(ConfigError::Gateway);
         }
         Ok(ClusterConfig {
             name: name.to_string(),
@@ -275,13 +315,20 @@ impl ClusterConfig {
     }
 }
 
-/// A byte size as a Kubernetes quantity: `10Mi`, `512Ki`, `1G`, `2048`.
-pub fn parse_byte_size(s: &str) -> Result<u64, String> {
-    let bad = || {
-        format!(
-            "invalid size {s:?}: use a number with an optional suffix (Ki, Mi, Gi, k, M, G), e.g. 10Mi"
-        )
+/// A CIDR flag's value, normalised to its network address.
+fn parse_cidr(flag: &'static str, value: &str) -> Result<Ipv4Network, ConfigError> {
+    let bad = |e: ipnetwork::IpNetworkError| ConfigError::Cidr {
+        flag,
+        value: value.to_string(),
+        reason: e.to_string(),
     };
+    let net: Ipv4Network = value.parse().map_err(bad)?;
+    Ipv4Network::new(net.network(), net.prefix()).map_err(bad)
+}
+
+/// A byte size as a Kubernetes quantity: `10Mi`, `512Ki`, `1G`, `2048`.
+pub fn parse_byte_size(s: &str) -> Result<u64, SizeError> {
+    let bad = || SizeError(s.to_string());
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, suffix) = s.split_at(split);
     let n: u64 = num.parse().map_err(|_| bad())?;
@@ -306,21 +353,20 @@ pub fn log_rotation(
     base: LogRotation,
     max_size: Option<&str>,
     max_files: Option<u32>,
-) -> Result<LogRotation, String> {
+) -> Result<LogRotation, ConfigError> {
     let mut r = base;
     if let Some(s) = max_size {
-        r.max_bytes = parse_byte_size(s).map_err(|e| format!("--container-log-max-size: {e}"))?;
+        r.max_bytes = parse_byte_size(s).map_err(|source| ConfigError::Size {
+            flag: "--container-log-max-size",
+            source,
+        })?;
         if r.max_bytes < 1024 {
-            return Err(format!(
-                "--container-log-max-size {s} is too small (at least 1Ki)"
-            ));
+            return Err(ConfigError::LogSizeTooSmall(s.to_string()));
         }
     }
     if let Some(n) = max_files {
         if n < 2 {
-            return Err(format!(
-                "--container-log-max-files must be at least 2 (the live file and one rotated), got {n}"
-            ));
+            return Err(ConfigError::LogFiles(n));
         }
         r.max_files = n;
     }
@@ -470,15 +516,19 @@ mod tests {
         let r = log_rotation(d, Some("64Ki"), Some(2)).unwrap();
         assert_eq!((r.max_bytes, r.max_files), (65536, 2));
         assert_eq!(log_rotation(r, None, None), Ok(r));
-        assert!(
-            log_rotation(d, None, Some(1))
-                .unwrap_err()
-                .contains("at least 2")
+        assert_eq!(
+            log_rotation(d, None, Some(1)),
+            Err(ConfigError::LogFiles(1))
         );
         assert!(
             log_rotation(d, Some("10"), None)
                 .unwrap_err()
+                .to_string()
                 .contains("too small")
+        );
+        assert_eq!(
+            log_rotation(d, Some("10MB"), None).unwrap_err().to_string(),
+            "--container-log-max-size: invalid size \"10MB\": use a number with an optional suffix (Ki, Mi, Gi, k, M, G), e.g. 10Mi"
         );
     }
 

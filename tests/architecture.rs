@@ -187,20 +187,9 @@ fn result_error_types(code: &str) -> Vec<String> {
 }
 
 /// Errors are typed (thiserror) in library code: no `Result<_, String>`
-/// outside the CLI edge (`src/cli/`, `src/main.rs`). The files below still
-/// have some and are the next to convert; their counts may only go down
-/// (lower the number when you convert one; a file not listed may have none).
+/// outside the CLI edge (`src/cli/`, `src/main.rs`).
 #[test]
 fn no_string_errors_in_library_code() {
-    const STILL_STRING: [(&str, usize); 6] = [
-        ("src/cluster.rs", 4),
-        ("src/daemon/dataplane.rs", 2),
-        ("src/daemon/kube/protobuf.rs", 10),
-        ("src/daemon/runtime.rs", 3),
-        // `evict` (the API's pods/eviction) returns `delete`'s error.
-        ("src/daemon/state.rs", 9),
-        ("src/model/validate.rs", 14),
-    ];
     let mut problems = Vec::new();
     let files = src_files();
     assert!(files.len() > 20, "source tree not found");
@@ -212,13 +201,9 @@ fn no_string_errors_in_library_code() {
             .iter()
             .filter(|e| *e == "String" || *e == "std::string::String")
             .count();
-        let allowed = STILL_STRING
-            .iter()
-            .find(|(f, _)| f == rel)
-            .map_or(0, |(_, n)| *n);
-        if n > allowed {
+        if n > 0 {
             problems.push(format!(
-                "{rel}: {n} `Result<_, String>` (allowed {allowed}): return a thiserror type that names what failed"
+                "{rel}: {n} `Result<_, String>`: return a thiserror type that names what failed"
             ));
         }
     }

@@ -337,7 +337,7 @@ pub fn main() -> i32 {
     }
     let cli = Cli::parse();
     if let Err(e) = validate_name(&cli.cluster) {
-        return fail(&[e]);
+        return fail(&[e.to_string()]);
     }
     if !matches!(
         cli.command,

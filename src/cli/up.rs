@@ -133,16 +133,18 @@ pub fn daemon_main(
     log_max_files: Option<u32>,
     node: &NodeArgs,
 ) -> i32 {
-    let mut cfg =
-        match ClusterConfig::new(cluster, pod_cidr, service_cidr).and_then(|c| node.apply(c)) {
-            Ok(c) => c,
-            Err(e) => return super::fail(&[e]),
-        };
+    let mut cfg = match ClusterConfig::new(cluster, pod_cidr, service_cidr)
+        .map_err(|e| e.to_string())
+        .and_then(|c| node.apply(c))
+    {
+        Ok(c) => c,
+        Err(e) => return super::fail(&[e]),
+    };
     cfg.api_port = api_port;
     cfg.log_rotation =
         match crate::cluster::log_rotation(cfg.log_rotation, log_max_size, log_max_files) {
             Ok(r) => r,
-            Err(e) => return super::fail(&[e]),
+            Err(e) => return super::fail(&[e.to_string()]),
         };
     // Before any thread exists (the runtime's): the environment is changed.
     let ready = crate::sys::ready::take_from_env();
@@ -202,6 +204,7 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     }
     // An earlier run's saved config wins (its pods keep their addresses).
     let mut cfg = ClusterConfig::new(cluster, &args.pod_cidr, &args.service_cidr)
+        .map_err(|e| e.to_string())
         .and_then(|c| args.node.apply(c))
         .map_err(err)?;
     let timeout = super::parse_duration(&args.timeout).map_err(err)?;
@@ -236,7 +239,7 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         args.container_log_max_size.as_deref(),
         args.container_log_max_files,
     )
-    .map_err(err)?;
+    .map_err(|e| err(e.to_string()))?;
     if cfg.api_port.is_none() {
         // A free port now, saved with the cluster by the daemon.
         let l = std::net::TcpListener::bind(("127.0.0.1", 0))

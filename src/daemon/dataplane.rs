@@ -109,6 +109,34 @@ pub const BATCH_MAX: u64 = 256;
 /// Flow events buffered per `lab flows -w` watcher before it loses some.
 const WATCH_BUFFER: usize = 4096;
 
+/// Why the data plane of a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("creating TUN {TUN_NAME} in {node}: {source}")]
+    Tun {
+        node: String,
+        source: std::io::Error,
+    },
+    #[error("creating the data plane's eventfd: {0}")]
+    Waker(std::io::Error),
+    #[error("starting thread {name}: {source}")]
+    Thread {
+        name: String,
+        source: std::io::Error,
+    },
+}
+
+/// Start a named data-plane thread.
+fn spawn_named(
+    name: String,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(f)
+        .map_err(|source| StartError::Thread { name, source })
+}
+
 /// Why a queue's run ended.
 enum QueueEnd {
     Stopped,
@@ -123,7 +151,7 @@ impl DataPlane {
         node: &str,
         snapshot_path: PathBuf,
         hold: &HoldConfig,
-    ) -> Result<Arc<DataPlane>, String> {
+    ) -> Result<Arc<DataPlane>, StartError> {
         let queues = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -163,7 +191,7 @@ impl DataPlane {
             queues: devs.len(),
             capture: Arc::new(super::capture::Hub::default()),
             delayer: Arc::new(super::faults::Delayer::default()),
-            waker: sys::tun::Waker::new().map_err(|e| format!("eventfd: {e}"))?,
+            waker: sys::tun::Waker::new().map_err(StartError::Waker)?,
             table_ready: AtomicBool::new(false),
             holder: Mutex::new(holder),
             adopted,
@@ -184,41 +212,24 @@ impl DataPlane {
         let mut threads = Vec::new();
         for (i, dev) in devs.into_iter().enumerate() {
             let p = plane.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("svc0-q{i}"))
-                    .spawn(move || p.supervise(i, dev))
-                    .map_err(|e| e.to_string())?,
-            );
+            threads.push(spawn_named(format!("svc0-q{i}"), move || {
+                p.supervise(i, dev)
+            })?);
         }
         let p = plane.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("svc0-expire".into())
-                .spawn(move || p.expiry())
-                .map_err(|e| e.to_string())?,
-        );
+        threads.push(spawn_named("svc0-expire".to_string(), move || p.expiry())?);
         let p = plane.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("svc0-events".into())
-                .spawn(move || p.fan_out_events())
-                .map_err(|e| e.to_string())?,
-        );
+        threads.push(spawn_named("svc0-events".to_string(), move || {
+            p.fan_out_events()
+        })?);
         let p = plane.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("svc0-snapshot".into())
-                .spawn(move || p.snapshotter())
-                .map_err(|e| e.to_string())?,
-        );
+        threads.push(spawn_named("svc0-snapshot".to_string(), move || {
+            p.snapshotter()
+        })?);
         let p = plane.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("svc0-delay".into())
-                .spawn(move || p.delayer.run(&p.stop, &p.capture))
-                .map_err(|e| e.to_string())?,
-        );
+        threads.push(spawn_named("svc0-delay".to_string(), move || {
+            p.delayer.run(&p.stop, &p.capture)
+        })?);
         *plane.threads.lock().unwrap_or_else(|e| e.into_inner()) = threads;
         Ok(plane)
     }
@@ -749,7 +760,10 @@ impl DataPlane {
         self.waker.wake();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
-            let _ = t.join();
+            let name = t.thread().name().unwrap_or("?").to_string();
+            if t.join().is_err() {
+                tracing::error!(thread = name, "a data-plane thread panicked");
+            }
         }
     }
 
@@ -878,7 +892,7 @@ struct Handover {
 /// with `queues` queues and start a holder on them. Failing to start a
 /// holder is logged, not fatal: the data plane works, but packets are
 /// dropped while no daemon runs.
-fn handover(node: &str, queues: usize, hold: &HoldConfig) -> Result<Handover, String> {
+fn handover(node: &str, queues: usize, hold: &HoldConfig) -> Result<Handover, StartError> {
     match tunhold::adopt(hold, TUN_NAME) {
         Ok(Some((holder, all))) => {
             tracing::info!(
@@ -895,8 +909,10 @@ fn handover(node: &str, queues: usize, hold: &HoldConfig) -> Result<Handover, St
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "opening {TUN_NAME} afresh"),
     }
-    let all = sys::tun::open(node, TUN_NAME, queues)
-        .map_err(|e| format!("creating TUN {TUN_NAME}: {e}"))?;
+    let all = sys::tun::open(node, TUN_NAME, queues).map_err(|source| StartError::Tun {
+        node: node.to_string(),
+        source,
+    })?;
     let holder = match tunhold::spawn(hold, &all) {
         Ok(h) => {
             tracing::info!(holder = h.pid(), "started the TUN holder");

@@ -39,9 +39,12 @@ pub const SECRET_DEFAULT_MODE: u32 = 0o644;
 pub enum PrepareError {
     #[error("pod has no spec")]
     NoSpec,
-    /// A probe's port (the message names the port and container).
-    #[error("{message}")]
-    ProbePort { container: String, message: String },
+    /// A probe's port that is no port of its container.
+    #[error("container {container:?}: probe port: {source}")]
+    ProbePort {
+        container: String,
+        source: crate::model::validate::ValueError,
+    },
     #[error("probe without a handler")]
     ProbeHandler { container: String },
     #[error("container {container:?}: {source}")]
@@ -327,9 +330,9 @@ pub fn hosts_file(pod: &Pod, ip: Ipv4Addr) -> String {
 
 fn probe(c: &Container, p: &Probe) -> Result<proto::Probe, PrepareError> {
     let port = |port| {
-        probe_port(c, port).map_err(|message| PrepareError::ProbePort {
+        probe_port(c, port).map_err(|source| PrepareError::ProbePort {
             container: c.name.clone(),
-            message,
+            source,
         })
     };
     let handler = if let Some(h) = &p.http_get {

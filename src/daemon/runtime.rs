@@ -22,6 +22,37 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::Instrument;
 
+/// Why a pod's container cannot be exec'd into, attached to or logged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PodTargetError {
+    #[error("pods {0:?} not found")]
+    PodNotFound(String),
+    #[error("pod {0:?} is not running")]
+    NotRunning(String),
+    #[error("pod {0:?} has no spec")]
+    NoSpec(String),
+    #[error("pod {0:?} has no containers")]
+    NoContainers(String),
+    #[error("pod {0:?} has no shim")]
+    NoShim(String),
+    #[error("container {container} is not valid for pod {pod}")]
+    NoSuchContainer { pod: String, container: String },
+    #[error("a container name must be specified for pod {pod}, choose one of: [{}]", choices.join(" "))]
+    ContainerRequired { pod: String, choices: Vec<String> },
+    #[error("previous terminated container {container:?} in pod {pod:?} not found")]
+    NoPrevious { pod: String, container: String },
+}
+
+impl PodTargetError {
+    /// The pod, container or earlier instance is not there (a 404).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            PodTargetError::PodNotFound(_) | PodTargetError::NoPrevious { .. }
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum RtPhase {
     Starting,
@@ -202,7 +233,7 @@ impl Daemon {
         ns: &str,
         pod: &str,
         container: Option<&str>,
-    ) -> Result<crate::api::ExecTarget, String> {
+    ) -> Result<crate::api::ExecTarget, PodTargetError> {
         let (uid, statuses) = {
             let st = self.lock();
             match st.store.get(&Key::new(Kind::Pod, ns, pod)) {
@@ -213,25 +244,36 @@ impl Daemon {
                         .and_then(|s| s.container_statuses.clone())
                         .unwrap_or_default(),
                 ),
-                _ => return Err(format!("pods {pod:?} not found")),
+                _ => return Err(PodTargetError::PodNotFound(pod.to_string())),
             }
         };
         let pods = self.pods_lock();
         let rt = pods
             .get(&uid)
             .filter(|r| r.phase == RtPhase::Running)
-            .ok_or_else(|| format!("pod {pod:?} is not running"))?;
-        let spec = rt.spec.as_ref().ok_or("pod has no spec")?;
+            .ok_or_else(|| PodTargetError::NotRunning(pod.to_string()))?;
+        let spec = rt
+            .spec
+            .as_ref()
+            .ok_or_else(|| PodTargetError::NoSpec(pod.to_string()))?;
         let c = match container {
             Some(c) => spec
                 .containers
                 .iter()
                 .find(|x| x.name == c)
-                .ok_or_else(|| format!("container {c} is not valid for pod {pod}"))?,
-            None => spec.containers.first().ok_or("pod has no containers")?,
+                .ok_or_else(|| PodTargetError::NoSuchContainer {
+                    pod: pod.to_string(),
+                    container: c.to_string(),
+                })?,
+            None => spec
+                .containers
+                .first()
+                .ok_or_else(|| PodTargetError::NoContainers(pod.to_string()))?,
         };
         Ok(crate::api::ExecTarget {
-            shim_pid: rt.shim_pid.ok_or("pod has no shim")?,
+            shim_pid: rt
+                .shim_pid
+                .ok_or_else(|| PodTargetError::NoShim(pod.to_string()))?,
             container: c.name.clone(),
             env: c.env.clone(),
             working_dir: c
@@ -257,10 +299,10 @@ impl Daemon {
         pod: &str,
         container: Option<&str>,
         previous: bool,
-    ) -> Result<PathBuf, String> {
+    ) -> Result<PathBuf, PodTargetError> {
         let st = self.lock();
         let Some(Object::Pod(p)) = st.store.get(&Key::new(Kind::Pod, ns, pod)) else {
-            return Err(format!("pods {pod:?} not found"));
+            return Err(PodTargetError::PodNotFound(pod.to_string()));
         };
         let containers: Vec<String> = p
             .spec
@@ -269,13 +311,18 @@ impl Daemon {
             .collect();
         let c = match container {
             Some(c) if containers.iter().any(|x| x == c) => c.to_string(),
-            Some(c) => return Err(format!("container {c} is not valid for pod {pod}")),
+            Some(c) => {
+                return Err(PodTargetError::NoSuchContainer {
+                    pod: pod.to_string(),
+                    container: c.to_string(),
+                });
+            }
             None if containers.len() == 1 => containers[0].clone(),
             None => {
-                return Err(format!(
-                    "a container name must be specified for pod {pod}, choose one of: [{}]",
-                    containers.join(" ")
-                ));
+                return Err(PodTargetError::ContainerRequired {
+                    pod: pod.to_string(),
+                    choices: containers,
+                });
             }
         };
         let restarts = p
@@ -286,9 +333,10 @@ impl Daemon {
             .map(|x| x.restart_count)
             .unwrap_or(0);
         if previous && restarts == 0 {
-            return Err(format!(
-                "previous terminated container {c:?} in pod {pod:?} not found"
-            ));
+            return Err(PodTargetError::NoPrevious {
+                pod: pod.to_string(),
+                container: c,
+            });
         }
         let n = if previous { restarts - 1 } else { restarts };
         let uid = p.metadata.uid.clone().unwrap_or_default();
@@ -644,7 +692,7 @@ impl Daemon {
         // 2. Network, files and shim.
         match self.bring_up(&uid, ip, &netns, &prepared).await {
             Ok(spec) => self.watch_shim(uid, key, spec).await,
-            Err(e) => self.set_failed(&uid, &key, e),
+            Err(e) => self.set_failed(&uid, &key, e.to_string()),
         }
     }
 
@@ -656,12 +704,8 @@ impl Daemon {
         ip: Ipv4Addr,
         netns: &str,
         prepared: &podspec::Prepared,
-    ) -> Result<ShimSpec, String> {
-        let up = self
-            .lifecycle
-            .bring_up(prepared, netns, ip)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<ShimSpec, lifecycle::StartError> {
+        let up = self.lifecycle.bring_up(prepared, netns, ip).await?;
         if let Some(rt) = self.pods_lock().get_mut(uid) {
             rt.shim_pid = Some(up.shim_pid);
         }
@@ -873,7 +917,25 @@ pub fn remove_cluster_files(layout: &Layout) {
         }
     }
     for d in [&layout.state_dir, &layout.log_dir, &layout.run_dir] {
-        let _ = std::fs::remove_dir_all(d);
+        if let Err(e) = std::fs::remove_dir_all(d)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %d.display(), error = %e, "removing the cluster's files");
+        }
+    }
+}
+
+/// SIGKILL a shim `lab down` found; the note says whether it worked (one
+/// that exited meanwhile is gone all the same).
+fn kill_shim(pid: i32, what: &str) -> String {
+    use nix::sys::signal::{Signal, kill};
+    match kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL) {
+        Ok(()) => format!("killed {what} {pid}"),
+        Err(nix::errno::Errno::ESRCH) => format!("{what} {pid} had already exited"),
+        Err(e) => {
+            tracing::warn!(pid, error = %e, "killing a {what}");
+            format!("could not kill {what} {pid}: {e}")
+        }
     }
 }
 
@@ -895,21 +957,13 @@ pub fn cleanup_offline(layout: &Layout) -> Vec<String> {
             .replace('\0', " ")
             .contains(&marker)
         {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            notes.push(format!("killed leftover pod shim {pid}"));
+            notes.push(kill_shim(pid, "leftover pod shim"));
         }
     }
     let pods_dir = layout.run_dir.join("pods");
     for entry in std::fs::read_dir(&pods_dir).into_iter().flatten().flatten() {
         if let Some(pid) = crate::shim::is_alive(&entry.path()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            notes.push(format!("killed pod shim {pid}"));
+            notes.push(kill_shim(pid as i32, "pod shim"));
         }
     }
     if let Ok(bytes) = std::fs::read(layout.state_file())
@@ -1179,9 +1233,17 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         }
         let handed_over = t0.elapsed();
         daemon.save().await;
-        let _ = std::fs::remove_file(layout.api_socket());
-        let _ = std::fs::remove_file(layout.read_only_api_socket());
-        let _ = std::fs::remove_file(layout.daemon_pid());
+        for f in [
+            layout.api_socket(),
+            layout.read_only_api_socket(),
+            layout.daemon_pid(),
+        ] {
+            if let Err(e) = std::fs::remove_file(&f)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %f.display(), error = %e, "removing at shutdown");
+            }
+        }
         tracing::info!(
             dataplane_us = handed_over.as_micros() as u64,
             total_us = t0.elapsed().as_micros() as u64,

@@ -183,6 +183,7 @@ async fn apply(
     let out = {
         let mut st = c.d.lock();
         st.apply(&req.documents, &req.namespace, req.explicit_namespace)
+            .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>())
     };
     match out {
         Ok(o) => {
@@ -273,7 +274,7 @@ async fn delete(
                 }
                 Ok(false) if req.ignore_not_found => {}
                 Ok(false) => errors.push(format!("{} {:?} not found", key.kind.plural(), key.name)),
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(e.to_string()),
             }
         }
     }
@@ -437,9 +438,9 @@ async fn logs(State(c): State<Ctx>, Query(q): Query<LogsQuery>) -> Result<Respon
 /// Why a container's log cannot be served.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LogError {
-    /// No such pod, container or previous instance (the runtime's words).
-    #[error("{0}")]
-    Target(String),
+    /// No such pod, container or previous instance.
+    #[error(transparent)]
+    Target(#[from] super::runtime::PodTargetError),
     #[error("reading {}: {source}", path.display())]
     Read {
         path: std::path::PathBuf,
@@ -452,7 +453,7 @@ pub(crate) enum LogError {
 impl LogError {
     /// The pod or container is not there (the API answers 404).
     pub(crate) fn is_not_found(&self) -> bool {
-        matches!(self, LogError::Target(m) if m.contains("not found"))
+        matches!(self, LogError::Target(e) if e.is_not_found())
     }
 }
 

@@ -5,7 +5,7 @@ use crate::api::ApplyOutcome;
 use crate::cluster::ClusterConfig;
 use crate::controller::workload::{is_terminating, mark_deleted};
 use crate::ipam::{Ipam, IpamError, PodIpam};
-use crate::model::parse::{Document, decode};
+use crate::model::parse::{Document, ManifestError, decode};
 use crate::model::{Kind, Namespace, Object};
 use crate::store::{Key, Store};
 use k8s_openapi::api::core::v1::ServiceSpec;
@@ -32,6 +32,128 @@ pub struct State {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("nodes {0:?} not found")]
 pub struct NodeNotFound(pub String);
+
+/// Why one document of an apply was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// Not a valid object (the file, document, object and field).
+    #[error(transparent)]
+    Manifest(ManifestError),
+    /// A valid object the cluster refuses (document `index` of `file`).
+    #[error("{file}: document {index}: {error}")]
+    Object {
+        file: String,
+        index: usize,
+        #[source]
+        error: StateError,
+    },
+}
+
+/// Why a pod update is refused (`kubectl` shows it after the field `spec`).
+pub const POD_UPDATE_FORBIDDEN: &str = "Forbidden: pod updates may not change fields (delete and re-create the pod, or use a Deployment)";
+
+/// Why an object cannot be applied, deleted or scaled: the API server's
+/// words, naming the object and, for a refused value, the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("{0} objects are managed by lab's controllers and cannot be applied")]
+    NotWritable(Kind),
+    #[error(
+        "the namespace from the provided object {object:?} does not match the namespace {given:?}. You must pass '--namespace={object}' to perform this operation."
+    )]
+    NamespaceMismatch { object: String, given: String },
+    #[error("namespaces {0:?} not found")]
+    NamespaceNotFound(String),
+    #[error("namespace {0:?} is being terminated")]
+    NamespaceTerminating(String),
+    #[error(
+        "nodes {0:?} is forbidden: nodes are registered by lab from the cluster's topology (lab up --nodes N); they cannot be created"
+    )]
+    NodeCreate(String),
+    /// `kind/name` exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// `kind/name` has a deletion in progress.
+    #[error("{0} is being deleted; try again once it is gone")]
+    BeingDeleted(String),
+    #[error("The Pod {0:?} is invalid: spec: {POD_UPDATE_FORBIDDEN}")]
+    PodUpdate(String),
+    /// A value the API server refuses: its field path and message, and the
+    /// object (`kind/name`) when the message names it.
+    #[error("{}{field}: {message}", object_prefix(.object))]
+    Field {
+        object: Option<String>,
+        field: String,
+        message: String,
+    },
+    /// `kind/name` cannot change this way.
+    #[error("{object}: {message}")]
+    Object { object: String, message: String },
+    #[error("{0}: kind mismatch")]
+    KindMismatch(String),
+    #[error("{0}")]
+    Ipam(IpamError),
+    #[error("namespaces {0:?} is forbidden: this namespace may not be deleted")]
+    SystemNamespace(String),
+    #[error(
+        "nodes {0:?} is forbidden: lab's nodes are part of the cluster's topology and cannot be deleted (cordon or drain it: lab node drain {0})"
+    )]
+    NodeDelete(String),
+    #[error("--replicas must be >= 0")]
+    NegativeReplicas,
+    /// `kind/name` has no replicas.
+    #[error("{0} cannot be scaled (only deployments, replicasets and statefulsets)")]
+    NotScalable(String),
+    #[error("{plural} {name:?} not found")]
+    NotFound { plural: &'static str, name: String },
+}
+
+fn object_prefix(object: &Option<String>) -> String {
+    object
+        .as_ref()
+        .map(|o| format!("{o}: "))
+        .unwrap_or_default()
+}
+
+/// A refused value of `field`.
+fn field_error(field: impl Into<String>, message: impl Into<String>) -> StateError {
+    StateError::Field {
+        object: None,
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// A refused value of `field` of the object `label` (`kind/name`).
+fn object_field_error(
+    label: &str,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> StateError {
+    StateError::Field {
+        object: Some(label.to_string()),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+impl StateError {
+    /// The same error naming the object `label` (`kind/name`).
+    fn on(self, label: &str) -> StateError {
+        match self {
+            StateError::Field {
+                object: None,
+                field,
+                message,
+            } => object_field_error(label, field, message),
+            StateError::Ipam(e) => StateError::Object {
+                object: label.to_string(),
+                message: e.to_string(),
+            },
+            e => e,
+        }
+    }
+}
 
 /// One pod range per node.
 fn pod_ipam(config: &ClusterConfig) -> PodIpam {
@@ -107,25 +229,31 @@ impl State {
             &[self.config.dns_ip(), self.config.snat_ip()],
         );
         for o in self.store.list(Kind::Pod, None) {
-            if let Some(ip) = pod_ip(o) {
-                let _ = self.pod_ipam.claim(ip);
+            if let Some(ip) = pod_ip(o)
+                && let Err(e) = self.pod_ipam.claim(ip)
+            {
+                tracing::warn!(pod = %Key::of(o), %ip, error = %e, "re-claiming a pod's address");
             }
         }
-        let ips: Vec<Ipv4Addr> = self
+        let ips: Vec<(Key, Ipv4Addr)> = self
             .store
             .list(Kind::Service, None)
-            .filter_map(service_ip)
+            .filter_map(|o| Some((Key::of(o), service_ip(o)?)))
             .collect();
-        for ip in ips {
-            let _ = self.svc_ipam.claim_reserved(ip);
+        for (key, ip) in ips {
+            if let Err(e) = self.svc_ipam.claim_reserved(ip) {
+                tracing::warn!(service = %key, %ip, error = %e, "re-claiming a ClusterIP");
+            }
         }
     }
 
     /// Create the system namespaces and `default/kubernetes` if missing.
     pub fn ensure_system_objects(&mut self) {
         for ns in SYSTEM_NAMESPACES {
-            if self.store.get(&Key::new(Kind::Namespace, "", ns)).is_none() {
-                let _ = self.store.create(namespace(ns));
+            if self.store.get(&Key::new(Kind::Namespace, "", ns)).is_none()
+                && self.store.create(namespace(ns)).is_err()
+            {
+                tracing::error!(namespace = ns, "creating a system namespace: it exists");
             }
         }
         if self
@@ -142,11 +270,7 @@ impl State {
                     "sessionAffinity": "None",
                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}
             });
-            if let Ok(obj) = Object::from_json(Kind::Service, svc)
-                && self.svc_ipam.claim_reserved(ip).is_ok()
-            {
-                let _ = self.store.create(obj);
-            }
+            self.create_system_service(ip, svc);
         }
         self.ensure_cluster_dns();
         crate::controller::nodes::ensure(
@@ -155,6 +279,28 @@ impl State {
             &crate::controller::nodes::HostInfo::current(),
             std::time::SystemTime::now(),
         );
+    }
+
+    /// Create a system Service at its fixed ClusterIP; a failure is logged
+    /// (the cluster runs on without it).
+    fn create_system_service(&mut self, ip: Ipv4Addr, svc: serde_json::Value) {
+        let name = svc.pointer("/metadata/name").cloned().unwrap_or_default();
+        let obj = match Object::from_json(Kind::Service, svc) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(service = %name, error = %e, "building a system Service");
+                return;
+            }
+        };
+        let key = Key::of(&obj);
+        if let Err(e) = self.svc_ipam.claim_reserved(ip) {
+            tracing::error!(service = %key, %ip, error = %e, "claiming a system Service's ClusterIP");
+            return;
+        }
+        if self.store.create(obj).is_err() {
+            self.svc_ipam.release(ip);
+            tracing::error!(service = %key, "creating a system Service: it exists");
+        }
     }
 
     /// `kube-system/kube-dns` at the tenth service IP and the `coredns`
@@ -178,11 +324,7 @@ impl State {
                         {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
                         {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}
             });
-            if let Ok(obj) = Object::from_json(Kind::Service, svc)
-                && self.svc_ipam.claim_reserved(ip).is_ok()
-            {
-                let _ = self.store.create(obj);
-            }
+            self.create_system_service(ip, svc);
         }
         if self
             .store
@@ -191,10 +333,13 @@ impl State {
         {
             let yaml =
                 coredns_deployment(&self.config.name, &self.config.layout().read_only_api_dir());
-            if let Ok(docs) = crate::model::parse::parse_documents("coredns", &yaml)
-                && let Err(e) = self.apply(&docs, "kube-system", true)
-            {
-                tracing::error!("cannot create the coredns deployment: {e:?}");
+            let applied = crate::model::parse::parse_documents("coredns", &yaml)
+                .map_err(|e| vec![ApplyError::Manifest(e)])
+                .and_then(|docs| self.apply(&docs, "kube-system", true));
+            if let Err(errors) = applied {
+                for e in errors {
+                    tracing::error!(error = %e, "creating the coredns deployment");
+                }
             }
         }
     }
@@ -207,13 +352,13 @@ impl State {
         docs: &[Document],
         default_ns: &str,
         explicit_ns: bool,
-    ) -> Result<ApplyOutcome, Vec<String>> {
+    ) -> Result<ApplyOutcome, Vec<ApplyError>> {
         let mut errors = Vec::new();
         let mut decoded = Vec::new();
         for d in docs {
             match decode(d) {
                 Ok(x) => decoded.push((d, x)),
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => errors.push(ApplyError::Manifest(e)),
             }
         }
         if !errors.is_empty() {
@@ -224,10 +369,13 @@ impl State {
         for (doc, dec) in decoded {
             out.warnings
                 .extend(dec.warnings.iter().map(|w| format!("Warning: {w}")));
-            let label = format!("{}: document {}", doc.source, doc.index);
             match next.apply_one(dec.object, default_ns, explicit_ns, &doc.value) {
                 Ok(line) => out.results.push(line),
-                Err(e) => errors.push(format!("{label}: {e}")),
+                Err(error) => errors.push(ApplyError::Object {
+                    file: doc.source.clone(),
+                    index: doc.index,
+                    error,
+                }),
             }
         }
         if !errors.is_empty() {
@@ -243,20 +391,19 @@ impl State {
         default_ns: &str,
         explicit_ns: bool,
         doc: &serde_json::Value,
-    ) -> Result<String, String> {
+    ) -> Result<String, StateError> {
         let kind = obj.kind();
         if !kind.user_writable() {
-            return Err(format!(
-                "{kind} objects are managed by lab's controllers and cannot be applied"
-            ));
+            return Err(StateError::NotWritable(kind));
         }
         if kind.namespaced() {
             let ns = match obj.meta().namespace.as_deref() {
                 Some(ns) if !ns.is_empty() => {
                     if ns != default_ns && explicit_ns {
-                        return Err(format!(
-                            "the namespace from the provided object {ns:?} does not match the namespace {default_ns:?}. You must pass '--namespace={ns}' to perform this operation."
-                        ));
+                        return Err(StateError::NamespaceMismatch {
+                            object: ns.to_string(),
+                            given: default_ns.to_string(),
+                        });
                     }
                     ns.to_string()
                 }
@@ -264,9 +411,9 @@ impl State {
             };
             obj.meta_mut().namespace = Some(ns.clone());
             match self.store.get(&Key::new(Kind::Namespace, "", &ns)) {
-                None => return Err(format!("namespaces {ns:?} not found")),
+                None => return Err(StateError::NamespaceNotFound(ns)),
                 Some(n) if is_terminating(n.meta()) => {
-                    return Err(format!("namespace {ns:?} is being terminated"));
+                    return Err(StateError::NamespaceTerminating(ns));
                 }
                 _ => {}
             }
@@ -304,21 +451,16 @@ impl State {
         let label = format!("{}/{}", kind.qualified(), obj.name());
         let Some(old) = self.store.get(&key).cloned() else {
             if kind == Kind::Node {
-                return Err(format!(
-                    "nodes {:?} is forbidden: nodes are registered by lab from the cluster's topology (lab up --nodes N); they cannot be created",
-                    obj.name()
-                ));
+                return Err(StateError::NodeCreate(obj.name().to_string()));
             }
             self.prepare_new(&mut obj)?;
             self.store
                 .create(obj)
-                .map_err(|_| format!("{label} already exists"))?;
+                .map_err(|_| StateError::AlreadyExists(label.clone()))?;
             return Ok(format!("{label} created"));
         };
         if is_terminating(old.meta()) {
-            return Err(format!(
-                "{label} is being deleted; try again once it is gone"
-            ));
+            return Err(StateError::BeingDeleted(label));
         }
         let merged = merge(&old, obj, &label, &mut self.svc_ipam)?;
         Ok(if self.store.update(merged) {
@@ -328,7 +470,7 @@ impl State {
         })
     }
 
-    fn prepare_new(&mut self, obj: &mut Object) -> Result<(), String> {
+    fn prepare_new(&mut self, obj: &mut Object) -> Result<(), StateError> {
         match obj {
             Object::Service(s) => {
                 let spec = s.spec.get_or_insert_with(Default::default);
@@ -371,9 +513,12 @@ impl State {
                         .flatten()
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect();
-                    return Err(format!(
-                        "spec.selector: Invalid value: {:?}: `selector` not auto-generated (lab generates it from the Job's uid, as the API server does without manualSelector)",
-                        labels.join(",")
+                    return Err(field_error(
+                        "spec.selector",
+                        format!(
+                            "Invalid value: {:?}: `selector` not auto-generated (lab generates it from the Job's uid, as the API server does without manualSelector)",
+                            labels.join(",")
+                        ),
                     ));
                 }
                 let uid = crate::store::new_uid();
@@ -401,17 +546,14 @@ impl State {
     }
 
     /// Delete an object (pods gracefully). `Ok(false)` when not found.
-    pub fn delete(&mut self, key: &Key, grace: Option<i64>) -> Result<bool, String> {
+    pub fn delete(&mut self, key: &Key, grace: Option<i64>) -> Result<bool, StateError> {
         let Some(obj) = self.store.get(key).cloned() else {
             return Ok(false);
         };
         match key.kind {
             Kind::Namespace => {
                 if SYSTEM_NAMESPACES.contains(&key.name.as_str()) {
-                    return Err(format!(
-                        "namespaces {:?} is forbidden: this namespace may not be deleted",
-                        key.name
-                    ));
+                    return Err(StateError::SystemNamespace(key.name.clone()));
                 }
                 let mut ns = obj;
                 if ns.meta().deletion_timestamp.is_none() {
@@ -437,10 +579,7 @@ impl State {
                 mark_deleted(&mut self.store, key, grace);
             }
             Kind::Node => {
-                return Err(format!(
-                    "nodes {:?} is forbidden: lab's nodes are part of the cluster's topology and cannot be deleted (cordon or drain it: lab node drain {})",
-                    key.name, key.name
-                ));
+                return Err(StateError::NodeDelete(key.name.clone()));
             }
             _ => {
                 self.store.remove(key);
@@ -493,7 +632,9 @@ impl State {
                     .filter(|k| k.namespace == key.name)
                 {
                     remaining += 1;
-                    let _ = self.delete(&k, None);
+                    if let Err(e) = self.delete(&k, None) {
+                        tracing::warn!(object = %k, error = %e, "deleting in a terminating namespace");
+                    }
                 }
             }
             let pods_left = self.store.list(Kind::Pod, Some(&key.name)).count();
@@ -540,7 +681,7 @@ impl State {
         namespace: &str,
         name: &str,
         grace: Option<i64>,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, StateError> {
         let key = Key::new(Kind::Pod, namespace, name);
         if self.store.get(&key).is_none() {
             return Ok(false);
@@ -548,9 +689,9 @@ impl State {
         self.delete(&key, grace.filter(|g| *g >= 0))
     }
 
-    pub fn scale(&mut self, key: &Key, replicas: i32) -> Result<String, String> {
+    pub fn scale(&mut self, key: &Key, replicas: i32) -> Result<String, StateError> {
         if replicas < 0 {
-            return Err("--replicas must be >= 0".into());
+            return Err(StateError::NegativeReplicas);
         }
         let label = format!("{}/{}", key.kind.qualified(), key.name);
         match self.store.get(key).cloned() {
@@ -567,11 +708,14 @@ impl State {
                 self.store.update(Object::StatefulSet(s));
             }
             Some(_) => {
-                return Err(format!(
-                    "{label} cannot be scaled (only deployments, replicasets and statefulsets)"
-                ));
+                return Err(StateError::NotScalable(label));
             }
-            None => return Err(format!("{} {:?} not found", key.kind.plural(), key.name)),
+            None => {
+                return Err(StateError::NotFound {
+                    plural: key.kind.plural(),
+                    name: key.name.clone(),
+                });
+            }
         }
         Ok(format!("{label} scaled"))
     }
@@ -674,49 +818,53 @@ fn go_strings(v: &[String]) -> String {
 /// The API server's checks of clusterIP, clusterIPs and the IP-family
 /// fields against the type (`validateServiceFields`,
 /// `ValidateServiceClusterIPsRelatedFields`), after normalisation.
-fn check_cluster_ip_fields(spec: &ServiceSpec) -> Result<(), String> {
+fn check_cluster_ip_fields(spec: &ServiceSpec) -> Result<(), StateError> {
     let ips = spec.cluster_ips.clone().unwrap_or_default();
     if !needs_cluster_ip(spec) {
+        const NOT_EXTERNAL: &str = "Forbidden: may not be set for ExternalName services";
         if !ips.is_empty() || spec.cluster_ip.as_deref().is_some_and(|ip| !ip.is_empty()) {
-            return Err(
-                "spec.clusterIPs: Forbidden: may not be set for ExternalName services".into(),
-            );
+            return Err(field_error("spec.clusterIPs", NOT_EXTERNAL));
         }
         if spec.ip_families.as_ref().is_some_and(|f| !f.is_empty()) {
-            return Err(
-                "spec.ipFamilies: Forbidden: may not be set for ExternalName services".into(),
-            );
+            return Err(field_error("spec.ipFamilies", NOT_EXTERNAL));
         }
         if spec.ip_family_policy.is_some() {
-            return Err(
-                "spec.ipFamilyPolicy: Forbidden: may not be set for ExternalName services".into(),
-            );
+            return Err(field_error("spec.ipFamilyPolicy", NOT_EXTERNAL));
         }
         return Ok(());
     }
     match spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty()) {
         Some(ip) => match ips.first() {
-            None => return Err("spec.clusterIPs: Required value".into()),
+            None => return Err(field_error("spec.clusterIPs", "Required value")),
             Some(first) if first != ip => {
-                return Err(format!(
-                    "spec.clusterIPs: Invalid value: {}: first value must match `clusterIP`",
-                    go_strings(&ips)
+                return Err(field_error(
+                    "spec.clusterIPs",
+                    format!(
+                        "Invalid value: {}: first value must match `clusterIP`",
+                        go_strings(&ips)
+                    ),
                 ));
             }
             _ => {}
         },
         None if !ips.is_empty() => {
-            return Err(format!(
-                "spec.clusterIPs: Invalid value: {}: must be empty when `clusterIP` is not specified",
-                go_strings(&ips)
+            return Err(field_error(
+                "spec.clusterIPs",
+                format!(
+                    "Invalid value: {}: must be empty when `clusterIP` is not specified",
+                    go_strings(&ips)
+                ),
             ));
         }
         None => {}
     }
     if ips.len() > 1 {
-        return Err(format!(
-            "spec.clusterIPs: Invalid value: {}: lab is single-stack IPv4: a Service has at most one cluster IP",
-            go_strings(&ips)
+        return Err(field_error(
+            "spec.clusterIPs",
+            format!(
+                "Invalid value: {}: lab is single-stack IPv4: a Service has at most one cluster IP",
+                go_strings(&ips)
+            ),
         ));
     }
     Ok(())
@@ -725,34 +873,41 @@ fn check_cluster_ip_fields(spec: &ServiceSpec) -> Result<(), String> {
 /// Give a Service that needs one its ClusterIP: the requested address if it
 /// is in range and free, `None` for headless, else the next free one; then
 /// the fields the API server sets with it.
-fn allocate_cluster_ip(ipam: &mut Ipam, spec: &mut ServiceSpec) -> Result<(), String> {
+fn allocate_cluster_ip(ipam: &mut Ipam, spec: &mut ServiceSpec) -> Result<(), StateError> {
+    const FIELD: &str = "spec.clusterIP";
     let requested = spec.cluster_ip.clone().unwrap_or_default();
     let ip = match requested.as_str() {
         "None" => "None".to_string(),
         "" => ipam
             .allocate()
             .map_err(|e| match e {
-                IpamError::Exhausted(n) => {
-                    format!("spec.clusterIP: failed to allocate a ClusterIP: the service range {n} is full")
-                }
-                e => e.to_string(),
+                IpamError::Exhausted(n) => field_error(
+                    FIELD,
+                    format!("failed to allocate a ClusterIP: the service range {n} is full"),
+                ),
+                e => StateError::Ipam(e),
             })?
             .to_string(),
         s => {
             let ip: Ipv4Addr = s
                 .parse()
-                .map_err(|_| format!("spec.clusterIP: Invalid value: {s:?}"))?;
+                .map_err(|_| field_error(FIELD, format!("Invalid value: {s:?}")))?;
             ipam.claim(ip).map_err(|e| match e {
-                IpamError::InUse(_) => format!(
-                    "spec.clusterIP: Invalid value: {s:?}: provided IP is already allocated"
+                IpamError::InUse(_) => field_error(
+                    FIELD,
+                    format!("Invalid value: {s:?}: provided IP is already allocated"),
                 ),
-                IpamError::OutOfRange { net, .. } => format!(
-                    "spec.clusterIP: Invalid value: {s:?}: provided IP is not in the valid range. The range of valid IPs is {net}"
+                IpamError::OutOfRange { net, .. } => field_error(
+                    FIELD,
+                    format!(
+                        "Invalid value: {s:?}: provided IP is not in the valid range. The range of valid IPs is {net}"
+                    ),
                 ),
-                IpamError::Reserved(_) => {
-                    format!("spec.clusterIP: Invalid value: {s:?}: provided IP is reserved")
-                }
-                e => e.to_string(),
+                IpamError::Reserved(_) => field_error(
+                    FIELD,
+                    format!("Invalid value: {s:?}: provided IP is reserved"),
+                ),
+                e => StateError::Ipam(e),
             })?;
             ip.to_string()
         }
@@ -777,7 +932,7 @@ fn update_service_spec(
     old: &ServiceSpec,
     spec: &mut ServiceSpec,
     ipam: &mut Ipam,
-) -> Result<(), String> {
+) -> Result<(), StateError> {
     default_service_spec(spec);
     let (old_needs, new_needs) = (needs_cluster_ip(old), needs_cluster_ip(spec));
     let old_ip = old.cluster_ip.clone().unwrap_or_default();
@@ -820,15 +975,21 @@ fn update_service_spec(
         let new_ips = spec.cluster_ips.clone().unwrap_or_default();
         if new_ips.len() >= old_ips.len() {
             if let Some(i) = (0..old_ips.len()).find(|&i| old_ips[i] != new_ips[i]) {
-                return Err(format!(
-                    "spec.clusterIPs[{i}]: Invalid value: {}: may not change once set",
-                    go_strings(&new_ips)
+                return Err(field_error(
+                    format!("spec.clusterIPs[{i}]"),
+                    format!(
+                        "Invalid value: {}: may not change once set",
+                        go_strings(&new_ips)
+                    ),
                 ));
             }
         } else if new_ips.is_empty() {
-            return Err(format!(
-                "spec.clusterIPs[0]: Invalid value: {}: primary clusterIP can not be unset",
-                go_strings(&new_ips)
+            return Err(field_error(
+                "spec.clusterIPs[0]",
+                format!(
+                    "Invalid value: {}: primary clusterIP can not be unset",
+                    go_strings(&new_ips)
+                ),
             ));
         }
     }
@@ -921,7 +1082,12 @@ fn default_pod_spec(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
 /// Labels and annotations merge three-way, as `kubectl apply` merges them:
 /// keys the server or a controller set stay, keys the previous apply set
 /// and this one drops go.
-fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<Object, String> {
+fn merge(
+    old: &Object,
+    new: Object,
+    label: &str,
+    svc_ipam: &mut Ipam,
+) -> Result<Object, StateError> {
     use crate::model::applied::{LAST_APPLIED, applied_keys, merge_map};
     let mut out = old.clone();
     {
@@ -953,22 +1119,23 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
                 a.node_name = b.node_name.clone();
             }
             if old_spec != n.spec {
-                return Err(format!(
-                    "The Pod {:?} is invalid: spec: Forbidden: pod updates may not change fields (delete and re-create the pod, or use a Deployment)",
-                    o.metadata.name.as_deref().unwrap_or("")
+                return Err(StateError::PodUpdate(
+                    o.metadata.name.clone().unwrap_or_default(),
                 ));
             }
         }
         (Object::Service(o), Object::Service(mut n)) => {
             let old_spec = o.spec.clone().unwrap_or_default();
             let spec = n.spec.get_or_insert_with(Default::default);
-            update_service_spec(&old_spec, spec, svc_ipam).map_err(|e| format!("{label}: {e}"))?;
+            update_service_spec(&old_spec, spec, svc_ipam).map_err(|e| e.on(label))?;
             o.spec = n.spec;
         }
         (Object::Deployment(o), Object::Deployment(mut n)) => {
             if o.spec.selector != n.spec.selector {
-                return Err(format!(
-                    "{label}: spec.selector: Invalid value: field is immutable"
+                return Err(object_field_error(
+                    label,
+                    "spec.selector",
+                    "Invalid value: field is immutable",
                 ));
             }
             n.spec.replicas.get_or_insert(1);
@@ -982,8 +1149,10 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
         }
         (Object::ReplicaSet(o), Object::ReplicaSet(mut n)) => {
             if o.spec.selector != n.spec.selector {
-                return Err(format!(
-                    "{label}: spec.selector: Invalid value: field is immutable"
+                return Err(object_field_error(
+                    label,
+                    "spec.selector",
+                    "Invalid value: field is immutable",
                 ));
             }
             n.spec.replicas.get_or_insert(1);
@@ -1008,8 +1177,10 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
                 o.spec.persistent_volume_claim_retention_policy.clone();
             fixed.min_ready_seconds = o.spec.min_ready_seconds;
             if fixed != o.spec {
-                return Err(format!(
-                    "{label}: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+                return Err(object_field_error(
+                    label,
+                    "spec",
+                    "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
                 ));
             }
             if o.spec != n.spec {
@@ -1019,9 +1190,10 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
         }
         (Object::ConfigMap(o), Object::ConfigMap(n)) => {
             if o.immutable == Some(true) && (o.data != n.data || n.immutable != Some(true)) {
-                return Err(format!(
-                    "{label}: field is immutable when `immutable` is set"
-                ));
+                return Err(StateError::Object {
+                    object: label.to_string(),
+                    message: "field is immutable when `immutable` is set".into(),
+                });
             }
             o.data = n.data;
             o.binary_data = n.binary_data;
@@ -1029,14 +1201,20 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
         }
         (Object::Secret(o), Object::Secret(n)) => {
             if o.type_ != n.type_ {
-                return Err(format!(
-                    "{label}: type: Invalid value: {:?}: field is immutable",
-                    n.type_.as_deref().unwrap_or("")
+                return Err(object_field_error(
+                    label,
+                    "type",
+                    format!(
+                        "Invalid value: {:?}: field is immutable",
+                        n.type_.as_deref().unwrap_or("")
+                    ),
                 ));
             }
             if o.immutable == Some(true) && (o.data != n.data || n.immutable != Some(true)) {
-                return Err(format!(
-                    "{label}: data: Forbidden: field is immutable when `immutable` is set"
+                return Err(object_field_error(
+                    label,
+                    "data",
+                    "Forbidden: field is immutable when `immutable` is set",
                 ));
             }
             o.data = n.data;
@@ -1047,8 +1225,10 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
             let old_spec = o.spec.clone().unwrap_or_default();
             let spec = n.spec.get_or_insert_with(Default::default);
             if spec.selector.is_some() && spec.selector != old_spec.selector {
-                return Err(format!(
-                    "{label}: spec.selector: Invalid value: field is immutable"
+                return Err(object_field_error(
+                    label,
+                    "spec.selector",
+                    "Invalid value: field is immutable",
                 ));
             }
             // An applied manifest that leaves completions out keeps the
@@ -1060,18 +1240,24 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
             let name = o.metadata.name.clone().unwrap_or_default();
             default_job_spec(spec, &name, &uid);
             if spec.template != old_spec.template {
-                return Err(format!(
-                    "{label}: spec.template: Invalid value: field is immutable"
+                return Err(object_field_error(
+                    label,
+                    "spec.template",
+                    "Invalid value: field is immutable",
                 ));
             }
             if spec.completions != old_spec.completions {
-                return Err(format!(
-                    "{label}: spec.completions: Invalid value: field is immutable"
+                return Err(object_field_error(
+                    label,
+                    "spec.completions",
+                    "Invalid value: field is immutable",
                 ));
             }
             if spec.completion_mode != old_spec.completion_mode {
-                return Err(format!(
-                    "{label}: spec.completionMode: Invalid value: field is immutable"
+                return Err(object_field_error(
+                    label,
+                    "spec.completionMode",
+                    "Invalid value: field is immutable",
                 ));
             }
             if o.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
@@ -1099,8 +1285,10 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
             let cidrs_changed = spec.pod_cidrs.is_some() && spec.pod_cidrs != old_spec.pod_cidrs;
             if cidr_changed || cidrs_changed {
                 let field = if cidr_changed { "podCIDR" } else { "podCIDRs" };
-                return Err(format!(
-                    "{label}: spec.{field}: Forbidden: node updates may not change podCIDR except from \"\" to valid"
+                return Err(object_field_error(
+                    label,
+                    format!("spec.{field}"),
+                    "Forbidden: node updates may not change podCIDR except from \"\" to valid",
                 ));
             }
             spec.pod_cidr = old_spec.pod_cidr;
@@ -1113,7 +1301,7 @@ fn merge(old: &Object, new: Object, label: &str, svc_ipam: &mut Ipam) -> Result<
             }
             o.spec = Some(spec);
         }
-        _ => return Err(format!("{label}: kind mismatch")),
+        _ => return Err(StateError::KindMismatch(label.to_string())),
     }
     Ok(out)
 }
@@ -1237,13 +1425,19 @@ mod tests {
             .apply(&parse_documents("f", node).unwrap(), "default", false)
             .unwrap_err();
         assert!(
-            e[0].contains("forbidden") && e[0].contains("cannot be created"),
+            matches!(&e[0], ApplyError::Object { error: StateError::NodeCreate(n), .. } if n == "t-node-9"),
             "{e:?}"
+        );
+        let e = e[0].to_string();
+        assert!(
+            e.contains("forbidden") && e.contains("cannot be created"),
+            "{e}"
         );
         let e = st
             .delete(&Key::new(Kind::Node, "", "t-node-1"), None)
             .unwrap_err();
-        assert!(e.contains("cannot be deleted"), "{e}");
+        assert_eq!(e, StateError::NodeDelete("t-node-1".into()));
+        assert!(e.to_string().contains("cannot be deleted"), "{e}");
         // A label applied to a node is kept; its pod CIDR is not changeable.
         let relabel =
             "apiVersion: v1\nkind: Node\nmetadata: {name: t-node-2, labels: {disk: ssd}}\n";
@@ -1270,7 +1464,7 @@ mod tests {
         let e = st
             .apply(&parse_documents("f", bad).unwrap(), "default", false)
             .unwrap_err();
-        assert!(e[0].contains("spec.podCIDR"), "{e:?}");
+        assert!(e[0].to_string().contains("spec.podCIDR"), "{e:?}");
         // Eviction is a graceful delete.
         let victim = st
             .store
@@ -1290,9 +1484,11 @@ mod tests {
         st
     }
 
+    /// Apply `yaml`; the errors as the CLI prints them.
     fn apply(st: &mut State, yaml: &str) -> Result<ApplyOutcome, Vec<String>> {
         let docs = parse_documents("f.yaml", yaml).unwrap();
         st.apply(&docs, "default", false)
+            .map_err(|e| e.iter().map(ToString::to_string).collect())
     }
 
     const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
@@ -1380,6 +1576,25 @@ mod tests {
                 "spec.clusterIPs[0]: Invalid value: []string{\"10.96.5.6\"}: may not change once set"
             ),
             "{e:?}"
+        );
+        // Typed: the API answers 422 with the field from these, not from the text.
+        let docs = parse_documents(
+            "f.yaml",
+            &SVC.replace("ports:", "clusterIP: 10.96.5.6\n  ports:"),
+        )
+        .unwrap();
+        assert_eq!(
+            st.apply(&docs, "default", false).unwrap_err(),
+            [ApplyError::Object {
+                file: "f.yaml".into(),
+                index: 1,
+                error: StateError::Field {
+                    object: Some("service/web".into()),
+                    field: "spec.clusterIPs[0]".into(),
+                    message: "Invalid value: []string{\"10.96.5.6\"}: may not change once set"
+                        .into(),
+                },
+            }]
         );
         let other = SVC
             .replace("name: web", "name: other")
@@ -1502,7 +1717,8 @@ mod tests {
         };
         let e = st.apply(&[doc], "default", false).unwrap_err();
         assert!(
-            e[0].ends_with("spec.clusterIPs: Forbidden: may not be set for ExternalName services"),
+            e[0].to_string()
+                .ends_with("spec.clusterIPs: Forbidden: may not be set for ExternalName services"),
             "{e:?}"
         );
     }

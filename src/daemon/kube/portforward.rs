@@ -60,7 +60,7 @@ fn start(
         return Err(not_websocket(headers, "portforward", PROTOCOL));
     };
     let target = k.d.exec_target(&ns, &name, None).map_err(|e| {
-        if e.contains("not found") {
+        if e.is_not_found() {
             status::not_found("pods", "", &name)
         } else {
             status::bad_request(e)

@@ -34,21 +34,36 @@ enum Wire<'a> {
     Fixed,
 }
 
-fn varint(b: &[u8], i: &mut usize) -> Result<u64, String> {
+/// Bytes that are not a well-formed protobuf message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("truncated varint")]
+    TruncatedVarint,
+    #[error("varint too long")]
+    VarintTooLong,
+    #[error("length too large")]
+    LengthTooLarge,
+    #[error("truncated field")]
+    TruncatedField,
+    #[error("unsupported wire type {0}")]
+    WireType(u64),
+}
+
+fn varint(b: &[u8], i: &mut usize) -> Result<u64, WireError> {
     let mut v: u64 = 0;
     for shift in (0..64).step_by(7) {
-        let byte = *b.get(*i).ok_or("truncated varint")?;
+        let byte = *b.get(*i).ok_or(WireError::TruncatedVarint)?;
         *i += 1;
         v |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
             return Ok(v);
         }
     }
-    Err("varint too long".into())
+    Err(WireError::VarintTooLong)
 }
 
 /// The fields of one message, in order.
-fn fields(b: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, String> {
+fn fields(b: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, WireError> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
@@ -57,9 +72,10 @@ fn fields(b: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, String> {
         let w = match ty {
             0 => Wire::Varint(varint(b, &mut i)?),
             2 => {
-                let len = usize::try_from(varint(b, &mut i)?).map_err(|_| "length too large")?;
+                let len =
+                    usize::try_from(varint(b, &mut i)?).map_err(|_| WireError::LengthTooLarge)?;
                 let end = i.checked_add(len).filter(|e| *e <= b.len());
-                let end = end.ok_or("truncated field")?;
+                let end = end.ok_or(WireError::TruncatedField)?;
                 let v = &b[i..end];
                 i = end;
                 Wire::Bytes(v)
@@ -72,10 +88,10 @@ fn fields(b: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, String> {
                 i += 4;
                 Wire::Fixed
             }
-            t => return Err(format!("unsupported wire type {t}")),
+            t => return Err(WireError::WireType(t)),
         };
         if i > b.len() {
-            return Err("truncated field".into());
+            return Err(WireError::TruncatedField);
         }
         out.push((num, w));
     }
@@ -648,66 +664,69 @@ const KINDS: &[(&str, &str, &[F])] = &[
 ];
 
 /// Why a body could not be read.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    /// Not a well-formed Kubernetes protobuf message (415).
-    Malformed(String),
     /// A well-formed field lab does not read in protobuf, by its JSON path
     /// (422 naming it).
+    #[error("{0}: lab does not read this field in protobuf; send the object as JSON or YAML")]
     Unsupported(String),
+    // The rest: not a well-formed Kubernetes protobuf message (415).
+    #[error("not a Kubernetes protobuf message (no k8s magic)")]
+    NoMagic,
+    /// The bytes of the message at this path (`<object>` for the top) do not parse.
+    #[error("{at}: {source}")]
+    Wire { at: String, source: WireError },
+    #[error("{0} is not UTF-8")]
+    NotUtf8(String),
+    #[error("{0}: wrong wire type")]
+    WrongType(String),
+    #[error("{0}: not a plain value")]
+    NotPlain(String),
+    #[error("content encoding {0:?} is not supported")]
+    ContentEncoding(String),
+    #[error(
+        "lab reads protobuf only for the kinds it serves (got {api_version} {kind}); send JSON"
+    )]
+    Kind { api_version: String, kind: String },
 }
 
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Malformed(m) => f.write_str(m),
-            Error::Unsupported(path) => write!(
-                f,
-                "{path}: lab does not read this field in protobuf; send the object as JSON or YAML"
-            ),
-        }
-    }
+/// The fields of the message at `what`.
+fn fields_at<'a>(b: &'a [u8], what: &str) -> Result<Vec<(u64, Wire<'a>)>, Error> {
+    fields(b).map_err(|source| Error::Wire {
+        at: if what.is_empty() { "<object>" } else { what }.to_string(),
+        source,
+    })
 }
 
-impl From<String> for Error {
-    fn from(m: String) -> Error {
-        Error::Malformed(m)
-    }
-}
-
-impl From<&str> for Error {
-    fn from(m: &str) -> Error {
-        Error::Malformed(m.into())
-    }
-}
-
-fn text(w: Wire<'_>, what: &str) -> Result<String, String> {
+fn text(w: Wire<'_>, what: &str) -> Result<String, Error> {
     match w {
-        Wire::Bytes(b) => String::from_utf8(b.to_vec()).map_err(|_| format!("{what} is not UTF-8")),
-        _ => Err(format!("{what}: wrong wire type")),
+        Wire::Bytes(b) => {
+            String::from_utf8(b.to_vec()).map_err(|_| Error::NotUtf8(what.to_string()))
+        }
+        _ => Err(Error::WrongType(what.to_string())),
     }
 }
 
-fn bytes<'a>(w: Wire<'a>, what: &str) -> Result<&'a [u8], String> {
+fn bytes<'a>(w: Wire<'a>, what: &str) -> Result<&'a [u8], Error> {
     match w {
         Wire::Bytes(b) => Ok(b),
-        _ => Err(format!("{what}: wrong wire type")),
+        _ => Err(Error::WrongType(what.to_string())),
     }
 }
 
-fn int(w: Wire<'_>, what: &str) -> Result<i64, String> {
+fn int(w: Wire<'_>, what: &str) -> Result<i64, Error> {
     match w {
         // Go's int32 and int64 are sign-extended varints.
         Wire::Varint(v) => Ok(v as i64),
-        _ => Err(format!("{what}: wrong wire type")),
+        _ => Err(Error::WrongType(what.to_string())),
     }
 }
 
 /// A map entry (1: key, 2: value).
-fn entry<'a>(w: Wire<'a>, what: &str) -> Result<(String, Option<Wire<'a>>), String> {
+fn entry<'a>(w: Wire<'a>, what: &str) -> Result<(String, Option<Wire<'a>>), Error> {
     let mut k = String::new();
     let mut v = None;
-    for (n, f) in fields(bytes(w, what)?)? {
+    for (n, f) in fields_at(bytes(w, what)?, what)? {
         match n {
             1 => k = text(f, what)?,
             2 => v = Some(f),
@@ -717,9 +736,9 @@ fn entry<'a>(w: Wire<'a>, what: &str) -> Result<(String, Option<Wire<'a>>), Stri
     Ok((k, v))
 }
 
-fn quantity(w: Wire<'_>, what: &str) -> Result<Value, String> {
+fn quantity(w: Wire<'_>, what: &str) -> Result<Value, Error> {
     let mut s = String::new();
-    for (n, f) in fields(bytes(w, what)?)? {
+    for (n, f) in fields_at(bytes(w, what)?, what)? {
         if n == 1 {
             s = text(f, what)?;
         }
@@ -727,9 +746,9 @@ fn quantity(w: Wire<'_>, what: &str) -> Result<Value, String> {
     Ok(Value::String(s))
 }
 
-fn int_or_string(w: Wire<'_>, what: &str) -> Result<Value, String> {
+fn int_or_string(w: Wire<'_>, what: &str) -> Result<Value, Error> {
     let (mut ty, mut i, mut s) = (0, 0, String::new());
-    for (n, f) in fields(bytes(w, what)?)? {
+    for (n, f) in fields_at(bytes(w, what)?, what)? {
         match n {
             1 => ty = int(f, what)?,
             2 => i = int(f, what)? as i32,
@@ -763,7 +782,7 @@ fn value(fd: &F, w: Wire<'_>, path: &str) -> Result<Value, Error> {
         Qty => quantity(w, path)?,
         Msg(m) | Struct(m) => Value::Object(message(m, bytes(w, path)?, path)?),
         Inline(_) | MapStr | MapBytes | MapQty | Ignore | No => {
-            return Err(Error::Malformed(format!("{path}: not a plain value")));
+            return Err(Error::NotPlain(path.to_string()));
         }
     })
 }
@@ -783,7 +802,7 @@ fn message_into(
             format!("{path}.{name}")
         }
     };
-    for (n, w) in fields(b)? {
+    for (n, w) in fields_at(b, path)? {
         let Some(fd) = table.iter().find(|fd| fd.tag == n) else {
             return Err(Error::Unsupported(format!(
                 "{} (protobuf field {n})",
@@ -831,7 +850,11 @@ fn message_into(
                     (I32 | I64 | Bool, Wire::Bytes(b)) => {
                         let mut j = 0;
                         while j < b.len() {
-                            items.push(value(fd, Wire::Varint(varint(b, &mut j)?), &item)?);
+                            let v = varint(b, &mut j).map_err(|source| Error::Wire {
+                                at: item.clone(),
+                                source,
+                            })?;
+                            items.push(value(fd, Wire::Varint(v), &item)?);
                         }
                     }
                     _ => items.push(value(fd, w, &item)?),
@@ -872,14 +895,12 @@ fn message(table: &[F], b: &[u8], path: &str) -> Result<Map<String, Value>, Erro
 /// Decode a protobuf request body into the object's JSON (with
 /// `apiVersion` and `kind`), for the kinds lab serves.
 pub fn decode(body: &[u8]) -> Result<Value, Error> {
-    let rest = body
-        .strip_prefix(MAGIC)
-        .ok_or("not a Kubernetes protobuf message (no k8s magic)")?;
+    let rest = body.strip_prefix(MAGIC).ok_or(Error::NoMagic)?;
     let (mut api_version, mut kind, mut raw) = (String::new(), String::new(), None);
-    for (n, f) in fields(rest)? {
+    for (n, f) in fields_at(rest, "envelope")? {
         match n {
             1 => {
-                for (m, g) in fields(bytes(f, "typeMeta")?)? {
+                for (m, g) in fields_at(bytes(f, "typeMeta")?, "typeMeta")? {
                     match m {
                         1 => api_version = text(g, "apiVersion")?,
                         2 => kind = text(g, "kind")?,
@@ -891,7 +912,7 @@ pub fn decode(body: &[u8]) -> Result<Value, Error> {
             3 => {
                 let enc = text(f, "contentEncoding")?;
                 if !enc.is_empty() {
-                    return Err(format!("content encoding {enc:?} is not supported").into());
+                    return Err(Error::ContentEncoding(enc));
                 }
             }
             _ => {}
@@ -901,10 +922,7 @@ pub fn decode(body: &[u8]) -> Result<Value, Error> {
         .iter()
         .find(|(av, k, _)| *av == api_version && *k == kind)
     else {
-        return Err(format!(
-            "lab reads protobuf only for the kinds it serves (got {api_version} {kind}); send JSON"
-        )
-        .into());
+        return Err(Error::Kind { api_version, kind });
     };
     let mut o = Map::new();
     o.insert("apiVersion".into(), json!(api_version));
@@ -1046,9 +1064,22 @@ mod tests {
 
     #[test]
     fn garbage_and_other_kinds_are_errors_not_panics() {
-        assert!(decode(b"{}").is_err());
-        assert!(decode(b"k8s\0\x0a\xff").is_err());
+        assert_eq!(decode(b"{}"), Err(Error::NoMagic));
+        assert_eq!(
+            decode(b"k8s\0\x0a\xff").unwrap_err().to_string(),
+            "envelope: truncated varint"
+        );
         assert!(decode(b"k8s\0\x0a\x05ab").is_err());
+        // A message cut short inside the object names where.
+        let tm = msg(&[(1, b"v1"), (2, b"Pod")]);
+        let body = [MAGIC, &msg(&[(1, &tm), (2, &msg(&[(1, b"\x0a\x05ab")]))])].concat();
+        assert_eq!(
+            decode(&body),
+            Err(Error::Wire {
+                at: "metadata".into(),
+                source: WireError::TruncatedField
+            })
+        );
         let tm = msg(&[(1, b"apps/v1"), (2, b"DaemonSet")]);
         let e = decode(&[MAGIC, &msg(&[(1, &tm)])].concat()).unwrap_err();
         assert!(e.to_string().contains("send JSON"), "{e}");

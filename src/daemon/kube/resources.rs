@@ -11,6 +11,7 @@ use super::select::FieldSelector;
 use super::status::{self, KubeError};
 use super::table::{self, Include};
 use super::watch::Event as WatchEvent;
+use crate::daemon::state::{ApplyError, StateError};
 use crate::model::labels::Selector;
 use crate::model::parse::{Document, decode};
 use crate::model::{Kind, Object};
@@ -101,46 +102,44 @@ fn not_found(t: &Target) -> KubeError {
 }
 
 /// Turn one of `State::apply`'s error lines into the API server's status.
-fn apply_error(t: &Target, name: &str, e: &str) -> KubeError {
-    let msg = e
-        .split_once(": document 1: ")
-        .map_or(e, |(_, rest)| rest)
-        .to_string();
-    let kind = t.info.kind;
-    if msg.contains("namespaces") && msg.contains("not found") {
-        let ns = t.ns.as_deref().unwrap_or("");
-        return status::not_found("namespaces", "", ns);
-    }
-    if msg.contains("being terminated") {
-        return status::forbidden(format!(
-            "{} {name:?} is forbidden: unable to create new content in namespace {} because it is being terminated",
-            t.info.plural,
-            t.ns.as_deref().unwrap_or("")
-        ));
-    }
-    if msg.contains("is being deleted") {
-        return status::conflict(t.info.plural, t.info.group, name);
-    }
-    if msg.contains("is forbidden: ") {
-        return status::forbidden(msg);
-    }
-    if msg.contains("managed by lab's controllers") {
-        return status::method_not_allowed(msg);
-    }
-    let stripped = msg
-        .strip_prefix(&format!(
-            "{}/{name}: ",
-            crate::model::Kind::from_resource(t.info.plural).map_or("", |k| k.qualified())
-        ))
-        .unwrap_or(&msg);
-    let stripped = stripped
-        .strip_prefix(&format!("The {kind} {name:?} is invalid: "))
-        .unwrap_or(stripped);
-    match stripped.split_once(": ") {
-        Some((field, rest)) if !field.contains(' ') && !field.is_empty() => {
-            status::invalid(kind, t.info.group, name, field, rest)
+fn apply_error(t: &Target, name: &str, e: &ApplyError) -> KubeError {
+    let (kind, group) = (t.info.kind, t.info.group);
+    let ns = t.ns.as_deref().unwrap_or("");
+    let e = match e {
+        ApplyError::Manifest(m) => {
+            return status::invalid(
+                kind,
+                group,
+                name,
+                m.field.as_deref().unwrap_or(""),
+                &m.message,
+            );
         }
-        _ => status::invalid(kind, t.info.group, name, "", stripped),
+        ApplyError::Object { error, .. } => error,
+    };
+    match e {
+        StateError::NamespaceNotFound(_) => status::not_found("namespaces", "", ns),
+        StateError::NamespaceTerminating(_) => status::forbidden(format!(
+            "{} {name:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            t.info.plural
+        )),
+        StateError::BeingDeleted(_) => status::conflict(t.info.plural, group, name),
+        StateError::NodeCreate(_) | StateError::SystemNamespace(_) | StateError::NodeDelete(_) => {
+            status::forbidden(e)
+        }
+        StateError::NotWritable(_) => status::method_not_allowed(e),
+        StateError::Field { field, message, .. } => {
+            status::invalid(kind, group, name, field, message)
+        }
+        StateError::PodUpdate(_) => status::invalid(
+            kind,
+            group,
+            name,
+            "spec",
+            crate::daemon::state::POD_UPDATE_FORBIDDEN,
+        ),
+        StateError::Object { message, .. } => status::invalid(kind, group, name, "", message),
+        e => status::invalid(kind, group, name, "", &e.to_string()),
     }
 }
 
@@ -230,9 +229,10 @@ fn store_one(
     } else {
         state
     };
-    let out = st
-        .apply(&[doc], &ns, true)
-        .map_err(|e| apply_error(t, name, e.first().map_or("", |s| s.as_str())))?;
+    let out = st.apply(&[doc], &ns, true).map_err(|e| match e.first() {
+        Some(e) => apply_error(t, name, e),
+        None => status::invalid(t.info.kind, t.info.group, name, "", "refused"),
+    })?;
     // Every write here carries the whole object (create, PUT, and PATCH or
     // apply after merging), so labels and annotations are exactly the
     // request's, as on the API server — where `lab apply` merges them

@@ -110,8 +110,8 @@ pub fn not_websocket(headers: &HeaderMap, what: &str, protocols: &str) -> KubeEr
     }
 }
 
-fn pod_error(name: &str, e: String) -> KubeError {
-    if e.contains("not found") {
+fn pod_error(name: &str, e: crate::daemon::runtime::PodTargetError) -> KubeError {
+    if e.is_not_found() {
         status::not_found("pods", "", name)
     } else {
         status::bad_request(e)
