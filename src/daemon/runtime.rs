@@ -85,6 +85,10 @@ pub struct Daemon {
     pub lab_exe: PathBuf,
     pub started_at: String,
     pub shutting_down: watch::Sender<bool>,
+    /// Held (shared) by each pod start while it creates the pod's network,
+    /// files and shim; the shutdown takes it exclusively before tearing
+    /// down, so no start creates anything after the teardown looked.
+    creating: tokio::sync::RwLock<()>,
     /// The nodes: each with its network namespace, Service proxy (TUN +
     /// NAT) and Services routes and reply rules. Never empty.
     pub nodes: Vec<Arc<super::nodes::NodeRt>>,
@@ -689,8 +693,15 @@ impl Daemon {
             Ok(p) => p,
             Err(e) => return self.set_failed(&uid, &key, e.to_string()),
         };
-        // 2. Network, files and shim.
-        match self.bring_up(&uid, ip, &netns, &prepared).await {
+        // 2. Network, files and shim — unless the cluster is going down
+        //    (its teardown waits for starts under way, then removes them).
+        let creating = self.creating.read().await;
+        if *self.shutting_down.borrow() {
+            return;
+        }
+        let up = self.bring_up(&uid, ip, &netns, &prepared).await;
+        drop(creating);
+        match up {
             Ok(spec) => self.watch_shim(uid, key, spec).await,
             Err(e) => self.set_failed(&uid, &key, e.to_string()),
         }
@@ -868,6 +879,8 @@ impl Daemon {
     /// Stop every pod and remove everything the cluster made.
     pub async fn shutdown(self: &Arc<Self>) {
         self.shutting_down.send_replace(true);
+        // Starts under way finish creating first (new ones see the flag).
+        let _no_starts = self.creating.write().await;
         let uids: Vec<String> = self.pods_lock().keys().cloned().collect();
         let mut tasks = Vec::new();
         for uid in uids {
@@ -1139,6 +1152,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         lab_exe,
         started_at: crate::model::now_time().0.to_string(),
         shutting_down: watch::channel(false).0,
+        creating: tokio::sync::RwLock::new(()),
         nodes,
         partitions: Mutex::new(HashMap::new()),
         lifecycle,
