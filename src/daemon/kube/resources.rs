@@ -294,12 +294,6 @@ fn warnings_of(out: &crate::api::ApplyOutcome) -> Vec<String> {
 }
 
 impl Kube {
-    /// Wake the reconciler and wait (bounded) until it has published the
-    /// change, as `lab apply` does.
-    async fn committed(&self) {
-        crate::daemon::server::committed_on(&self.d).await;
-    }
-
     pub async fn handle(
         self: &Arc<Self>,
         method: &Method,
@@ -1164,7 +1158,7 @@ impl Kube {
                 None => None,
             },
         };
-        crate::daemon::server::log_response(self.d.clone(), lq)
+        super::logs::log_response(self.d.clone(), lq)
             .await
             .map_err(|e| {
                 if e.is_not_found() {
