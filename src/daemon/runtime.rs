@@ -1086,12 +1086,15 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         crate::daemon::kube::read_only(app),
     ));
 
-    crate::sys::ready::signal(ready);
-
     // Reconcile loop.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     daemon.reconcile().await;
+    // Ready once the API serves and the first pass has acted on the state
+    // (the system pods exist): `lab up` then lists the pods and waits for
+    // them; a list taken before that pass could find none and call an
+    // empty cluster ready.
+    crate::sys::ready::signal(ready);
     daemon.faults.reapply_links(&daemon).await;
     let mut graceful = false;
     // Changes since memory was last given back (see below).
