@@ -230,9 +230,16 @@ fn store_one(
     } else {
         state
     };
+    let version = |st: &crate::daemon::state::State| {
+        st.store
+            .get(key)
+            .and_then(|o| o.meta().resource_version.clone())
+    };
+    let before = version(st);
     let out = st
         .apply(&[doc], &ns, true)
         .map_err(|e| apply_error(t, name, e.first().map_or("", |s| s.as_str())))?;
+    let written = version(st) != before;
     // Every write here carries the whole object (create, PUT, and PATCH or
     // apply after merging), so labels and annotations are exactly the
     // request's, as on the API server — where `lab apply` merges them
@@ -250,7 +257,14 @@ fn store_one(
             }
         }
         m.annotations = Some(a).filter(|a| !a.is_empty());
-        st.store.update(o);
+        // The apply above gave the object its new version: completing that
+        // write is no second one. (An apply that changed nothing, and only
+        // labels or managed fields differ: that is the write's version.)
+        if written {
+            st.store.amend(o);
+        } else {
+            st.store.update(o);
+        }
     }
     let obj = st
         .store
@@ -1051,8 +1065,11 @@ impl Kube {
             }
             if !dry_run(q) {
                 let before = st.store.get(&key).map(|o| o.to_json());
+                let rv_before = st.store.resource_version();
                 st.scale(&key, replicas).map_err(status::bad_request)?;
-                // The scaler owns spec.replicas now, as on the API server.
+                let written = st.store.resource_version() != rv_before;
+                // The scaler owns spec.replicas now, as on the API server:
+                // recorded in the same version as the new replicas.
                 if let Some(mut o) = st.store.get(&key).cloned() {
                     let mf = super::apply::record_update(
                         &field_manager(q, headers),
@@ -1060,7 +1077,11 @@ impl Kube {
                         &o.to_json(),
                     );
                     o.meta_mut().managed_fields = serde_json::from_value(mf).ok();
-                    st.store.update(o);
+                    if written {
+                        st.store.amend(o);
+                    } else {
+                        st.store.update(o);
+                    }
                 }
             }
             let mut s = Self::scale_of(st.store.get(&key).ok_or_else(|| not_found(t))?);
