@@ -1294,3 +1294,164 @@ fn one_api_on_the_socket_and_one_version_per_write() {
     );
     c.down();
 }
+
+/// Server-side apply on the `scale` subresource, as `kubectl apply
+/// --server-side --subresource=scale` sends it (the Deployment, of which
+/// `spec.replicas` counts) and as an `autoscaling/v1` Scale: the manager
+/// owns `spec.replicas`, another owner is a conflict unless forced, and
+/// other fields are refused.
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn server_side_apply_on_the_scale_subresource() {
+    require_root!();
+    let c = Cluster::up("kssascale", &["--empty"]);
+    kok(
+        &c,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=registry.k8s.io/e2e-test-images/agnhost:2.45",
+            "--",
+            "/agnhost",
+            "pause",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = |replicas: u32, extra: &str| -> String {
+        let p = dir.path().join(format!("scale-{replicas}.yaml"));
+        std::fs::write(
+            &p,
+            format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: default}}\nspec: {{replicas: {replicas}{extra}}}\n"),
+        )
+        .unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let replicas = |c: &Cluster| -> i64 {
+        kok(
+            c,
+            &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"],
+        )
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    // `create deployment` owns spec.replicas: taking it over is a conflict
+    // (as on the API server), forced here.
+    let out = kubectl(
+        &c,
+        &[
+            "apply",
+            "--server-side",
+            "--subresource=scale",
+            "-f",
+            &file(3, ""),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("kubectl-create"),
+        "{err}"
+    );
+    let out = kok(
+        &c,
+        &[
+            "apply",
+            "--server-side",
+            "--subresource=scale",
+            "--force-conflicts",
+            "-f",
+            &file(3, ""),
+        ],
+    );
+    assert!(
+        out.contains("scale.autoscaling/web serverside-applied"),
+        "{out}"
+    );
+    assert_eq!(replicas(&c), 3);
+    let mf = kok(
+        &c,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "--show-managed-fields",
+            "-o",
+            "json",
+        ],
+    );
+    let mf: serde_json::Value = serde_json::from_str(&mf).unwrap();
+    let owner = mf["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "kubectl" && e["operation"] == "Apply")
+        .unwrap_or_else(|| panic!("no Apply entry by kubectl: {mf}"));
+    assert!(
+        owner["fieldsV1"]["f:spec"]["f:replicas"].is_object(),
+        "{owner}"
+    );
+    // Another manager: a conflict on spec.replicas, unless forced.
+    let out = kubectl(
+        &c,
+        &[
+            "apply",
+            "--server-side",
+            "--subresource=scale",
+            "--field-manager=other",
+            "-f",
+            &file(4, ""),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("conflict"), "{err}");
+    assert_eq!(replicas(&c), 3);
+    kok(
+        &c,
+        &[
+            "apply",
+            "--server-side",
+            "--subresource=scale",
+            "--field-manager=other",
+            "--force-conflicts",
+            "-f",
+            &file(4, ""),
+        ],
+    );
+    assert_eq!(replicas(&c), 4);
+    // Only spec.replicas goes through /scale.
+    let out = kubectl(
+        &c,
+        &[
+            "apply",
+            "--server-side",
+            "--subresource=scale",
+            "-f",
+            &file(5, ", paused: true"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("spec.paused"),
+        "{err}"
+    );
+    assert_eq!(replicas(&c), 4);
+    // An autoscaling/v1 Scale body (on the admin socket): the answer is the Scale.
+    let (body, code) = curl(&[
+        "--unix-socket",
+        &format!("/run/lab/{}/api.sock", c.name),
+        "-X",
+        "PATCH",
+        "-H",
+        "Content-Type: application/apply-patch+yaml",
+        "--data-binary",
+        "{apiVersion: autoscaling/v1, kind: Scale, metadata: {name: web}, spec: {replicas: 1}}",
+        "http://lab/apis/apps/v1/namespaces/default/deployments/web/scale?fieldManager=t&force=true",
+    ]);
+    assert_eq!(code, "200", "{body}");
+    let scale: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(scale["kind"], "Scale", "{scale}");
+    assert_eq!(scale["spec"]["replicas"], 1, "{scale}");
+    assert_eq!(replicas(&c), 1);
+    c.down();
+}

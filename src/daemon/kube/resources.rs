@@ -274,6 +274,33 @@ fn store_one(
     Ok((obj, warnings_of(&out)))
 }
 
+/// A server-side apply refused: 409 with a cause per conflicting field, or
+/// 422.
+fn refused(t: &Target, name: &str, e: super::apply::Refused) -> KubeError {
+    match e {
+        super::apply::Refused::Conflicts(c) => {
+            let av = discovery::api_version(t.info);
+            let mut err = status::conflict(t.info.plural, t.info.group, name);
+            err.message = super::apply::conflict_message(&c, &av);
+            let causes: Vec<Value> = c
+                .iter()
+                .map(|(m, p)| {
+                    json!({"reason": "FieldManagerConflict",
+                    "message": format!("conflict with {m:?} using {av}"),
+                    "field": super::apply::display(p)})
+                })
+                .collect();
+            if let Some(d) = err.details.as_mut() {
+                d["causes"] = json!(causes);
+            }
+            err
+        }
+        super::apply::Refused::Invalid(m) => {
+            status::invalid(t.info.kind, t.info.group, name, "", &m)
+        }
+    }
+}
+
 /// The write's field manager: `fieldManager`, or the client's name from its
 /// user agent (`kubectl/v1.32.4 (…)` → `kubectl`), as the API server
 /// defaults it.
@@ -808,31 +835,8 @@ impl Kube {
             let st = self.d.lock();
             st.store.get(&key_of(t, kind)).map(|o| o.to_json())
         };
-        let new =
-            super::apply::apply(manager, current.as_ref(), &applied, force).map_err(
-                |e| match e {
-                    super::apply::Refused::Conflicts(c) => {
-                        let av = discovery::api_version(t.info);
-                        let mut err = status::conflict(t.info.plural, t.info.group, &name);
-                        err.message = super::apply::conflict_message(&c, &av);
-                        let causes: Vec<Value> = c
-                            .iter()
-                            .map(|(m, p)| {
-                                json!({"reason": "FieldManagerConflict",
-                                "message": format!("conflict with {m:?} using {av}"),
-                                "field": super::apply::display(p)})
-                            })
-                            .collect();
-                        if let Some(d) = err.details.as_mut() {
-                            d["causes"] = json!(causes);
-                        }
-                        err
-                    }
-                    super::apply::Refused::Invalid(m) => {
-                        status::invalid(t.info.kind, t.info.group, &name, "", &m)
-                    }
-                },
-            )?;
+        let new = super::apply::apply(manager, current.as_ref(), &applied, force)
+            .map_err(|e| refused(t, &name, e))?;
         let managed = new
             .pointer("/metadata/managedFields")
             .cloned()
@@ -1005,6 +1009,15 @@ impl Kube {
             let st = self.d.lock();
             Self::scale_of(st.store.get(&key).ok_or_else(|| not_found(t))?)
         };
+        if method == "PATCH"
+            && headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(PatchType::from_content_type)
+                == Some(PatchType::Apply)
+        {
+            return self.scale_apply(t, q, body).await;
+        }
         let wanted = match method {
             "GET" => return Ok(json_response(StatusCode::OK, &current, &[])),
             "PUT" => parse_body(headers, body)?,
@@ -1092,6 +1105,96 @@ impl Kube {
             self.committed().await;
         }
         Ok(json_response(StatusCode::OK, &out, &[]))
+    }
+
+    /// Server-side apply on `/scale` (`kubectl apply --server-side
+    /// --subresource=scale`): the body is an `autoscaling/v1` Scale or the
+    /// object itself (what kubectl sends), of which only `spec.replicas`
+    /// counts; it is applied to the object as the manager's apply of
+    /// `spec.replicas` — conflicts with another owner are 409 unless
+    /// `force` — and the answer is the Scale.
+    async fn scale_apply(&self, t: &Target, q: &Q, body: &Bytes) -> Result<Response, KubeError> {
+        let kind = kind_of(t)?;
+        let key = key_of(t, kind);
+        let name = t.name.clone().unwrap_or_default();
+        let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
+            return Err(status::invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                "fieldManager",
+                "Required value: is required for apply patch",
+            ));
+        };
+        let text = std::str::from_utf8(body).map_err(|e| status::bad_request(e.to_string()))?;
+        let v: Value = serde_saphyr::from_str(text)
+            .map_err(|e| status::bad_request(format!("invalid YAML: {e}")))?;
+        let av = discovery::api_version(t.info);
+        let got = (
+            v.get("apiVersion").and_then(|a| a.as_str()).unwrap_or(""),
+            v.get("kind").and_then(|k| k.as_str()).unwrap_or(""),
+        );
+        if got != ("autoscaling/v1", "Scale") && got != (av.as_str(), t.info.kind) {
+            return Err(status::bad_request(format!(
+                "the scale subresource applies an autoscaling/v1 Scale or a {av} {}, not {} {}",
+                t.info.kind, got.0, got.1
+            )));
+        }
+        if let Some(n) = v.pointer("/metadata/name").and_then(|n| n.as_str())
+            && n != name
+        {
+            return Err(status::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        let invalid =
+            |field: &str, msg: &str| status::invalid("Scale", "autoscaling", &name, field, msg);
+        if let Some(spec) = v.get("spec").and_then(|s| s.as_object())
+            && let Some(other) = spec.keys().find(|k| *k != "replicas")
+        {
+            return Err(invalid(
+                &format!("spec.{other}"),
+                "Forbidden: only spec.replicas is applied through the scale subresource",
+            ));
+        }
+        let replicas = v
+            .pointer("/spec/replicas")
+            .and_then(|r| r.as_i64())
+            .ok_or_else(|| invalid("spec.replicas", "Required value"))?;
+        let replicas = i32::try_from(replicas)
+            .ok()
+            .filter(|r| *r >= 0)
+            .ok_or_else(|| {
+                invalid(
+                    "spec.replicas",
+                    &format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                )
+            })?;
+        let current = {
+            let st = self.d.lock();
+            st.store
+                .get(&key)
+                .map(|o| o.to_json())
+                .ok_or_else(|| not_found(t))?
+        };
+        let applied = json!({"apiVersion": av, "kind": t.info.kind,
+            "metadata": {"name": name}, "spec": {"replicas": replicas}});
+        let new = super::apply::apply(manager, Some(&current), &applied, truthy(q, "force"))
+            .map_err(|e| refused(t, &name, e))?;
+        let managed = new
+            .pointer("/metadata/managedFields")
+            .cloned()
+            .unwrap_or(json!([]));
+        let planned =
+            Object::from_json(kind, new.clone()).map_err(|e| status::bad_request(e.to_string()))?;
+        self.write(t, q, new, Manage::Set(managed)).await?;
+        let scale = if dry_run(q) {
+            Self::scale_of(&planned)
+        } else {
+            let st = self.d.lock();
+            Self::scale_of(st.store.get(&key).ok_or_else(|| not_found(t))?)
+        };
+        Ok(json_response(StatusCode::OK, &scale, &[]))
     }
 
     /// `pods/eviction`: a `policy/v1` Eviction turns into a graceful
