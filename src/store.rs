@@ -194,6 +194,21 @@ impl Store {
         true
     }
 
+    /// Complete a write made in the same critical section: replace the
+    /// object, keeping the version that write gave it (no one can have
+    /// seen the object in between). One API write — the object with its
+    /// managed fields and exact labels — is then one new version, as on
+    /// the API server. Returns false if there is no such object.
+    pub fn amend(&mut self, mut obj: Object) -> bool {
+        let key = Key::of(&obj);
+        let Some(old) = self.objects.get(&key) else {
+            return false;
+        };
+        obj.meta_mut().resource_version = old.meta().resource_version.clone();
+        self.objects.insert(key, obj);
+        true
+    }
+
     pub fn remove(&mut self, key: &Key) -> Option<Object> {
         let o = self.objects.remove(key);
         if o.is_some() {
@@ -256,6 +271,21 @@ mod tests {
             },
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn amend_completes_a_write_without_a_new_version() {
+        let mut s = Store::default();
+        let k = s.create(ns("a")).unwrap();
+        let rv = s.resource_version();
+        let mut o = s.get(&k).unwrap().clone();
+        o.meta_mut().labels = Some([("x".to_string(), "y".to_string())].into());
+        assert!(s.amend(o));
+        assert_eq!(s.resource_version(), rv);
+        let got = s.get(&k).unwrap().meta();
+        assert_eq!(got.resource_version, Some(rv.to_string()));
+        assert!(got.labels.as_ref().is_some_and(|l| l["x"] == "y"));
+        assert!(!s.amend(ns("nope")));
     }
 
     #[test]

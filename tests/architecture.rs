@@ -262,3 +262,53 @@ fn the_vm_box_carries_what_provision_installs() {
         "scripts/provision --runtime installs {missing:?}, which the offline VM box lacks: add them to BOX_PACKAGES in scripts/vagrant-box"
     );
 }
+
+/// One API (issue 11, item 7): the daemon serves the Kubernetes API's
+/// router and nothing else — on HTTPS, on the admin socket and (read-only)
+/// on the DNS pods' socket — and the CLI and the DNS pods are its clients.
+/// No private `/v1/...` route or client call comes back, and no second
+/// router is built in the daemon.
+#[test]
+fn one_api_no_private_routes() {
+    let mut private = Vec::new();
+    let mut routers = Vec::new();
+    for (path, _) in src_files() {
+        // The whole file, tests included: a test of a private route is one.
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&path)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("\"/v1/") || line.contains("http://lab/v1/") {
+                private.push(format!("{path}:{}: {}", n + 1, line.trim()));
+            }
+            if path.starts_with("src/daemon/")
+                && (line.contains("Router::new()") || line.contains("axum::serve("))
+                && !path.starts_with("src/daemon/kube/mod.rs")
+            {
+                routers.push(format!("{path}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        private.is_empty(),
+        "private /v1 API paths (use the Kubernetes paths or /apis/lab.dev/v1):\n{}",
+        private.join("\n")
+    );
+    assert!(
+        routers.is_empty(),
+        "a second router in the daemon (serve kube::router on every listener):\n{}",
+        routers.join("\n")
+    );
+    // The three listeners serve that one router.
+    let runtime = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/daemon/runtime.rs"),
+    )
+    .unwrap();
+    assert!(
+        runtime.contains("kube::router("),
+        "runtime.rs builds no kube::router"
+    );
+    assert!(
+        runtime.contains("kube::read_only(app)"),
+        "the read-only socket does not serve the same router"
+    );
+}

@@ -190,17 +190,35 @@ fn records_over_udp_and_tcp_and_the_search_path() {
             &format!("http://lab{path}"),
         ])
     };
-    assert_eq!(
-        api("GET", "/v1/objects?resources=services&all_namespaces=true"),
-        "200"
-    );
-    for (m, p) in [
-        ("POST", "/v1/apply"),
-        ("POST", "/v1/delete"),
-        ("POST", "/v1/shutdown"),
-        ("GET", "/v1/exec"),
+    // The same Kubernetes paths as on HTTPS: get, list and watch answer…
+    for p in [
+        "/api/v1/services",
+        "/apis/discovery.k8s.io/v1/endpointslices",
+        "/api/v1/namespaces/kube-system/services/kube-dns",
+        "/apis/lab.dev/v1/status",
     ] {
-        assert_eq!(api(m, p), "404", "{m} {p}");
+        assert_eq!(api("GET", p), "200", "GET {p}");
+    }
+    // …every other verb, Secrets, subresources (logs, exec) and lab's
+    // operations are 403 Forbidden, as RBAC would answer.
+    for (m, p) in [
+        ("POST", "/api/v1/namespaces/default/configmaps"),
+        ("DELETE", "/api/v1/namespaces/kube-system/services/kube-dns"),
+        ("PATCH", "/api/v1/namespaces/kube-system/services/kube-dns"),
+        ("POST", "/apis/lab.dev/v1/applies"),
+        ("POST", "/apis/lab.dev/v1/shutdown"),
+        ("GET", "/apis/lab.dev/v1/flows"),
+        ("GET", "/api/v1/secrets"),
+        (
+            "GET",
+            &format!("/api/v1/namespaces/kube-system/pods/{dns_pod}/log"),
+        ),
+        (
+            "GET",
+            &format!("/apis/lab.dev/v1/namespaces/kube-system/pods/{dns_pod}/exectarget"),
+        ),
+    ] {
+        assert_eq!(api(m, p), "403", "{m} {p}");
     }
     let ls = in_dns_pod(&["ls", "/run/lab-api"]);
     assert_eq!(

@@ -418,7 +418,7 @@ fn metrics_top_svc_and_deleted_services_vanish() {
             "-sS",
             "--unix-socket",
             &format!("/run/lab/{}/api.sock", c.name),
-            "http://lab/v1/status",
+            "http://lab/apis/lab.dev/v1/status",
         ])
         .output()
         .expect("curl");

@@ -157,7 +157,7 @@ fn a_pod_reads_a_secret_by_env_and_volume_and_describe_hides_it() {
             "%{http_code}",
             "--unix-socket",
             &format!("/run/lab/{}/read-only/api.sock", c.name),
-            "http://lab/v1/objects?resources=secrets",
+            "http://lab/api/v1/namespaces/default/secrets",
         ])
         .output()
         .unwrap();

@@ -1,6 +1,12 @@
-//! HTTP/1 client for the daemon's unix socket.
+//! HTTP/1 client for the daemon's API on its Unix socket: the same router as
+//! the Kubernetes API on HTTPS (the socket is the admin's, mode 0600), so
+//! objects are read and written on the Kubernetes resource paths
+//! ([`resource_path`]) and lab's own operations live under
+//! `/apis/lab.dev/v1/` (see `src/daemon/kube/lab.rs`). Errors come back as
+//! `Status` objects.
 
-use super::ErrorReply;
+use super::{ListQuery, ObjectList};
+use crate::model::Kind;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -24,6 +30,12 @@ pub enum ClientError {
     Permission(PathBuf),
     #[error("{0}")]
     Api(String, Vec<String>),
+    /// 404 (the server's message).
+    #[error("{0}")]
+    NotFound(String),
+    /// 410: a watch's resource version is too old.
+    #[error("{0}")]
+    Gone(String),
     #[error("talking to the daemon: {0}")]
     Transport(String),
 }
@@ -59,6 +71,16 @@ impl Client {
         &self,
         method: Method,
         path: &str,
+        body: Vec<u8>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        self.send_as(method, path, "application/json", body).await
+    }
+
+    async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
         body: Vec<u8>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         if body.len() > super::MAX_REQUEST_BYTES {
@@ -100,14 +122,15 @@ impl Client {
             .method(method)
             .uri(format!("http://lab{path}"))
             .header("host", "lab")
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
+            .header("user-agent", "lab")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let resp = sender
             .send_request(req)
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        if resp.status() != StatusCode::OK {
+        if !resp.status().is_success() {
             let status = resp.status();
             let bytes = resp
                 .into_body()
@@ -115,11 +138,7 @@ impl Client {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            let err: ErrorReply = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorReply {
-                error: format!("{status}: {}", String::from_utf8_lossy(&bytes)),
-                errors: Vec::new(),
-            });
-            return Err(ClientError::Api(err.error, err.errors));
+            return Err(status_error(status, &bytes));
         }
         Ok(resp)
     }
@@ -131,14 +150,7 @@ impl Client {
         body: Vec<u8>,
     ) -> Result<T, ClientError> {
         let resp = self.send(method, path, body).await?;
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?
-            .to_bytes();
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Transport(format!("bad reply: {e}")))
+        read_json(resp).await
     }
 
     pub async fn get<T: DeserializeOwned, Q: Serialize>(
@@ -161,16 +173,12 @@ impl Client {
     }
 
     /// GET and copy the body to `out` as it arrives (for `logs -f`).
-    pub async fn stream<Q: Serialize>(
+    pub async fn stream(
         &self,
         path: &str,
-        query: &Q,
         out: &mut (impl std::io::Write + ?Sized),
     ) -> Result<(), ClientError> {
-        let q = query_string(query);
-        let resp = self
-            .send(Method::GET, &format!("{path}?{q}"), Vec::new())
-            .await?;
+        let resp = self.send(Method::GET, path, Vec::new()).await?;
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ClientError::Transport(e.to_string()))?;
@@ -227,6 +235,240 @@ impl Client {
         }
         Ok(n)
     }
+}
+
+impl Client {
+    /// GET a JSON document at a full path (query included).
+    pub async fn get_path<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::GET, path, Vec::new()).await
+    }
+
+    /// DELETE with a query (lab's own paths).
+    pub async fn delete<T: DeserializeOwned, Q: Serialize>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> Result<T, ClientError> {
+        let q = query_string(query);
+        self.call(Method::DELETE, &format!("{path}?{q}"), Vec::new())
+            .await
+    }
+
+    /// Any method on a full path with a JSON body of the given content type
+    /// (`application/merge-patch+json` for a PATCH).
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = self.send_as(method, path, content_type, body).await?;
+        read_json(resp).await
+    }
+
+    /// What `q` names, as lab's listings want it: one GET or list per
+    /// resource on the Kubernetes paths (`labelSelector` for the selector).
+    /// The version is the oldest of the lists' (a watch from it misses
+    /// nothing).
+    pub async fn objects(&self, q: &ListQuery) -> Result<ObjectList, ClientError> {
+        let mut kinds = Vec::new();
+        for r in q.resources.split(',').filter(|s| !s.is_empty()) {
+            if r == "all" {
+                kinds.extend(Kind::GET_ALL);
+            } else {
+                kinds.push(Kind::from_resource(r).ok_or_else(|| {
+                    ClientError::Api(
+                        format!("the server doesn't have a resource type {r:?}"),
+                        Vec::new(),
+                    )
+                })?);
+            }
+        }
+        let ns = if q.all_namespaces {
+            None
+        } else {
+            Some(q.namespace.as_deref().unwrap_or("default"))
+        };
+        let mut items = Vec::new();
+        let mut rv = u64::MAX;
+        for kind in kinds {
+            let ns = if kind.namespaced() { ns } else { None };
+            if let Some(name) = &q.name {
+                let path = resource_path(kind, Some(ns.unwrap_or("default")), Some(name));
+                match self.get_path::<serde_json::Value>(&path).await {
+                    Ok(v) => {
+                        rv = rv.min(version_of(&v));
+                        items.push(v);
+                    }
+                    Err(ClientError::NotFound(_)) => {
+                        return Err(ClientError::Api(
+                            format!("{} {name:?} not found", kind.plural()),
+                            Vec::new(),
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            let mut path = resource_path(kind, ns, None);
+            if let Some(sel) = q.selector.as_deref().filter(|s| !s.is_empty()) {
+                path = format!("{path}?labelSelector={}", percent_encode(sel));
+            }
+            let list: serde_json::Value = self.get_path(&path).await?;
+            rv = rv.min(version_of(&list));
+            if let Some(serde_json::Value::Array(a)) = list.get("items") {
+                for mut item in a.iter().cloned() {
+                    // List items carry no kind on the API server; lab's
+                    // printers want it.
+                    if item.get("kind").is_none() {
+                        item["kind"] = serde_json::json!(kind.as_str());
+                        item["apiVersion"] = serde_json::json!(kind.api_version());
+                    }
+                    items.push(item);
+                }
+            }
+        }
+        Ok(ObjectList {
+            items,
+            resource_version: if rv == u64::MAX { 0 } else { rv },
+        })
+    }
+
+    /// Wait until an object of one of `kinds` (in `ns`, or everywhere)
+    /// changes after resource version `since`, or `timeout` passes: a
+    /// Kubernetes watch (`?watch=1&resourceVersion=since`) on each kind,
+    /// ended at the first event. A version too old for the watch (410) ends
+    /// the wait too: the caller lists again.
+    pub async fn wait_change(
+        &self,
+        kinds: &[Kind],
+        ns: Option<&str>,
+        since: u64,
+        timeout: std::time::Duration,
+    ) -> Result<(), ClientError> {
+        let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
+        let mut watches = Vec::new();
+        for kind in kinds {
+            let ns = if kind.namespaced() { ns } else { None };
+            let path = format!(
+                "{}?watch=1&resourceVersion={since}&timeoutSeconds={secs}",
+                resource_path(*kind, ns, None)
+            );
+            watches.push(Box::pin(self.first_event(path)));
+        }
+        if watches.is_empty() {
+            tokio::time::sleep(timeout).await;
+            return Ok(());
+        }
+        match tokio::time::timeout(timeout, futures::future::select_all(watches)).await {
+            Ok((r, _, _)) => r,
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Read a watch stream until its first event that is not a bookmark
+    /// (or its end).
+    async fn first_event(&self, path: String) -> Result<(), ClientError> {
+        let resp = match self.send(Method::GET, &path, Vec::new()).await {
+            Ok(r) => r,
+            Err(ClientError::Gone(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut body = resp.into_body();
+        let mut buf = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Transport(e.to_string()))?;
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            buf.extend_from_slice(data);
+            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                let ev: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+                if ev.get("type").and_then(|t| t.as_str()) != Some("BOOKMARK") {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The Kubernetes API path of a kind's collection (`name` `None`) or of one
+/// object, in namespace `ns` (ignored for cluster-scoped kinds; `None`:
+/// every namespace).
+pub fn resource_path(kind: Kind, ns: Option<&str>, name: Option<&str>) -> String {
+    let av = kind.api_version();
+    let mut p = if av.contains('/') {
+        format!("/apis/{av}")
+    } else {
+        format!("/api/{av}")
+    };
+    if kind.namespaced()
+        && let Some(ns) = ns
+    {
+        p.push_str(&format!("/namespaces/{}", percent_encode(ns)));
+    }
+    p.push('/');
+    p.push_str(kind.plural());
+    if let Some(n) = name {
+        p.push('/');
+        p.push_str(&percent_encode(n));
+    }
+    p
+}
+
+/// An object's or list's `metadata.resourceVersion` as a number (lab's are).
+pub fn version_of(v: &serde_json::Value) -> u64 {
+    v.pointer("/metadata/resourceVersion")
+        .and_then(|r| r.as_str())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn read_json<T: DeserializeOwned>(
+    resp: hyper::Response<hyper::body::Incoming>,
+) -> Result<T, ClientError> {
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ClientError::Transport(e.to_string()))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| ClientError::Transport(format!("bad reply: {e}")))
+}
+
+/// A failed request's `Status` object as an error: 404 and 410 as their
+/// own variants (callers act on them); a rejected `lab apply` (422 from
+/// `/apis/lab.dev/v1/applies`) with every error line as a cause.
+fn status_error(code: StatusCode, bytes: &[u8]) -> ClientError {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return ClientError::Api(
+            format!("{code}: {}", String::from_utf8_lossy(bytes)),
+            Vec::new(),
+        );
+    };
+    let message = v
+        .get("message")
+        .and_then(|m| m.as_str())
+        .unwrap_or_default()
+        .to_string();
+    match code {
+        StatusCode::NOT_FOUND => return ClientError::NotFound(message),
+        StatusCode::GONE => return ClientError::Gone(message),
+        _ => {}
+    }
+    let causes: Vec<String> = match v.pointer("/details/causes") {
+        Some(serde_json::Value::Array(a)) if a.iter().all(|c| c.get("field").is_none()) => a
+            .iter()
+            .filter_map(|c| c.get("message").and_then(|m| m.as_str()))
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    };
+    ClientError::Api(message, causes)
 }
 
 /// Encode a flat struct as a query string (via its JSON form).

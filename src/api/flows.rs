@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-/// `GET /v1/flows` and `/v1/flows/watch`. With no filter: every flow. With
+/// `GET /apis/lab.dev/v1/flows` (and its `?watch=1` stream). With no filter: every flow. With
 /// `namespace` only: flows whose Service, client pod or backend pod is in
 /// it. `service` and `pod` name objects in `namespace` (default
 /// "default"); `pod` matches the client or the backend.
@@ -103,7 +103,7 @@ pub struct FlowsReply {
     pub rejects: Vec<RejectView>,
 }
 
-/// One line of `/v1/flows/watch`.
+/// One line of `/apis/lab.dev/v1/flows?watch=1`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum FlowEventLine {
@@ -129,7 +129,7 @@ pub enum FlowEventLine {
     },
 }
 
-/// Per-Service counters at one instant (`GET /v1/metrics/services`), for
+/// Per-Service counters at one instant (`GET /apis/lab.dev/v1/servicerates`), for
 /// rates computed by the client.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ServiceRates {
@@ -150,7 +150,7 @@ pub struct ServiceSample {
     pub active: u64,
 }
 
-/// A DNS pod's counters (`POST /v1/dns/report` on the read-only API):
+/// A DNS pod's counters (`POST /apis/lab.dev/v1/dnsreports`, allowed on the read-only API):
 /// queries by type (`A`, `AAAA`, `SRV`, …) and responses by rcode
 /// (`NOERROR`, `NXDOMAIN`, …), since the pod started.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,7 +159,7 @@ pub struct DnsReport {
     pub rcodes: BTreeMap<String, u64>,
 }
 
-/// The body of `POST /v1/dns/report`.
+/// The body of `POST /apis/lab.dev/v1/dnsreports`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DnsReportRequest {
     /// The reporting pod's name (its hostname); the daemon keeps reports

@@ -1,33 +1,26 @@
-//! The daemon's local HTTP/JSON API on `/run/lab/<cluster>/api.sock`
-//! (mode 0600). The CLI is its client; `curl --unix-socket` works too.
-//!
-//! | method | path | body / query | answer |
-//! |---|---|---|---|
-//! | GET | `/v1/status` | | [`StatusReply`] |
-//! | POST | `/v1/apply` | [`ApplyRequest`] | [`crate::api::ApplyOutcome`] |
-//! | POST | `/v1/delete` | [`DeleteRequest`] | [`Lines`] |
-//! | GET | `/v1/objects` | [`ListQuery`] | [`ObjectList`] |
-//! | POST | `/v1/scale` | [`ScaleRequest`] | [`Lines`] |
-//! | GET | `/v1/logs` | [`LogsQuery`] | text (streamed with `follow`) |
-//! | GET | `/v1/exec` | [`PodRef`] | [`ExecTarget`] |
-//! | GET | `/v1/watch` | `?since=RV&timeout_ms=N` | [`WatchReply`] once the store passes RV |
-//! | POST | `/v1/shutdown` | | stops every pod, removes the node, exits |
-//! | GET | `/v1/capture` | [`CaptureQuery`] | pcapng, streamed |
-//! | POST | `/v1/faults` | [`fault::FaultRequest`] | [`Lines`] |
-//! | GET | `/v1/faults` | [`fault::FaultListQuery`] | [`fault::FaultList`] |
-//! | POST | `/v1/faults/clear` | [`fault::FaultClearRequest`] | [`Lines`] |
-//! | GET | `/v1/flows` | [`flows::FlowsQuery`] | [`flows::FlowsReply`] |
-//! | GET | `/v1/flows/watch` | [`flows::FlowsQuery`] | one [`flows::FlowEventLine`] JSON per line, streamed |
-//! | GET | `/metrics` | | Prometheus text format (also on the Kubernetes API) |
-//! | GET | `/v1/metrics/services` | | [`flows::ServiceRates`]: counters for `lab top svc` |
-//!
-//! Errors are `{"error": "...", "errors": [...]}` with a 4xx/5xx status.
+//! What the `lab` CLI and the DNS pods send to the daemon and get back.
+//! There is one API, the Kubernetes API (`src/daemon/kube/`): served on
+//! HTTPS at `127.0.0.1:<port>` (client certificate), on the admin socket
+//! `/run/lab/<cluster>/api.sock` (mode 0600, no certificate: root is the
+//! admin; `curl --unix-socket` works) and, get/list/watch only, on the DNS
+//! pods' read-only socket. Objects travel on the Kubernetes resource paths;
+//! lab's own operations (status, the all-or-nothing `lab apply`, flows,
+//! capture, faults, service rates, DNS counters, shutdown, exec targets)
+//! are paths under [`LAB_API`], listed in `src/daemon/kube/lab.rs`. Errors
+//! are `Status` objects.
 
 pub mod client;
 pub mod fault;
 pub mod flows;
 
 use crate::model::parse::Document;
+
+/// The path prefix of lab's own operations (no Kubernetes resource).
+pub const LAB_API: &str = "/apis/lab.dev/v1";
+/// [`StatusReply`].
+pub const STATUS: &str = "/apis/lab.dev/v1/status";
+/// `lab apply`: an [`ApplyRequest`] → [`ApplyOutcome`].
+pub const APPLIES: &str = "/apis/lab.dev/v1/applies";
 
 /// The largest request body the API takes: one `lab apply` (every document
 /// of its files, as JSON). Each object is also limited to
@@ -50,24 +43,6 @@ pub struct Target {
     /// A resource name as kubectl accepts it (`pods`, `deploy`, `svc`…).
     pub resource: String,
     pub name: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeleteRequest {
-    pub namespace: String,
-    #[serde(default)]
-    pub targets: Vec<Target>,
-    /// Delete what these manifests name.
-    #[serde(default)]
-    pub documents: Vec<Document>,
-    pub grace_period: Option<i64>,
-    #[serde(default)]
-    pub ignore_not_found: bool,
-    /// Delete every object of `targets[0].resource` matching this selector.
-    pub selector: Option<String>,
-    /// Wait until deleted pods are gone.
-    #[serde(default)]
-    pub wait: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -94,14 +69,6 @@ pub struct ObjectList {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ScaleRequest {
-    pub namespace: String,
-    pub resource: String,
-    pub name: String,
-    pub replicas: i32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogsQuery {
     pub namespace: String,
     pub pod: String,
@@ -111,13 +78,6 @@ pub struct LogsQuery {
     #[serde(default)]
     pub follow: bool,
     pub tail: Option<usize>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PodRef {
-    pub namespace: String,
-    pub pod: String,
-    pub container: Option<String>,
 }
 
 /// What `lab exec` needs to enter a pod.
@@ -136,24 +96,6 @@ pub struct ExecTarget {
     /// The container's privileges: `lab exec` runs with the same.
     #[serde(default)]
     pub security: crate::sys::security::Security,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct WatchQuery {
-    /// Answer once the store's resource version is above this.
-    pub since: u64,
-    /// ...or after this long with the same version (at most 300 000).
-    #[serde(default = "default_watch_timeout_ms")]
-    pub timeout_ms: u64,
-}
-
-fn default_watch_timeout_ms() -> u64 {
-    30_000
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WatchReply {
-    pub resource_version: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -178,14 +120,7 @@ pub struct StatusReply {
     pub service_counters: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ErrorReply {
-    pub error: String,
-    #[serde(default)]
-    pub errors: Vec<String>,
-}
-
-/// What `/v1/apply` answers.
+/// What [`APPLIES`] answers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ApplyOutcome {
     /// kubectl-style lines: `deployment.apps/backend created`.
@@ -205,19 +140,4 @@ pub struct CaptureQuery {
     /// Stop after this long.
     #[serde(default)]
     pub duration_ms: Option<u64>,
-}
-
-/// `lab node cordon|uncordon`: set or clear a node's `spec.unschedulable`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CordonRequest {
-    pub name: String,
-    pub unschedulable: bool,
-}
-
-/// Evict a pod (as the API's `pods/eviction`): a graceful delete.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EvictRequest {
-    pub namespace: String,
-    pub name: String,
-    pub grace_period: Option<i64>,
 }

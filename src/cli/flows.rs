@@ -197,7 +197,7 @@ pub async fn flows(
     output: FlowsOutput,
 ) -> Result<i32, ClientError> {
     if !watch {
-        let r: FlowsReply = c.get("/v1/flows", &q).await?;
+        let r: FlowsReply = c.get(&format!("{}/flows", crate::api::LAB_API), &q).await?;
         match output {
             FlowsOutput::Json => {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default())
@@ -228,7 +228,12 @@ pub async fn flows(
             let _ = out.flush();
         },
     };
-    c.stream("/v1/flows/watch", &q, &mut sink).await?;
+    let path = format!(
+        "{}/flows?watch=1&{}",
+        crate::api::LAB_API,
+        crate::api::client::query_string(&q)
+    );
+    c.stream(&path, &mut sink).await?;
     Ok(0)
 }
 
@@ -312,11 +317,15 @@ pub async fn top_svc(
     count: Option<u64>,
 ) -> Result<i32, ClientError> {
     let interval = interval.max(Duration::from_millis(100));
-    let mut before: ServiceRates = c.get("/v1/metrics/services", &()).await?;
+    let mut before: ServiceRates = c
+        .get(&format!("{}/servicerates", crate::api::LAB_API), &())
+        .await?;
     let mut printed = 0u64;
     while count.is_none_or(|n| printed < n) {
         tokio::time::sleep(interval).await;
-        let after: ServiceRates = c.get("/v1/metrics/services", &()).await?;
+        let after: ServiceRates = c
+            .get(&format!("{}/servicerates", crate::api::LAB_API), &())
+            .await?;
         if printed > 0 {
             println!();
         }

@@ -425,7 +425,7 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
             let docs = read_documents(&files).map_err(|e| ClientError::Api(e.clone(), vec![e]))?;
             let out: crate::api::ApplyOutcome = c
                 .post(
-                    "/v1/apply",
+                    APPLIES,
                     &ApplyRequest {
                         documents: docs,
                         namespace: ns.ns(),
@@ -475,21 +475,18 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
             } else {
                 grace_period
             };
-            let out: Lines = c
-                .post(
-                    "/v1/delete",
-                    &DeleteRequest {
-                        namespace: ns.ns(),
-                        targets,
-                        documents,
-                        grace_period: grace,
-                        ignore_not_found,
-                        selector,
-                        wait,
-                    },
-                )
-                .await?;
-            for l in out.lines {
+            let lines = delete(
+                &c,
+                &ns.ns(),
+                &targets,
+                &documents,
+                selector.as_deref(),
+                grace,
+                ignore_not_found,
+                wait,
+            )
+            .await?;
+            for l in lines {
                 println!("{l}");
             }
             Ok(0)
@@ -525,36 +522,27 @@ async fn run(cluster: &str, command: Command) -> Result<i32, ClientError> {
             ns,
         } => {
             let pod = logs_pod(&c, &ns.ns(), &pod).await?;
-            let q = LogsQuery {
-                namespace: ns.ns(),
-                pod,
-                container,
-                previous,
-                follow,
-                tail: tail.filter(|t| *t >= 0).map(|t| t as usize),
-            };
+            // `pods/log`, as kubectl reads it.
+            let q = serde_json::json!({
+                "container": container,
+                "previous": previous.then_some(true),
+                "follow": follow.then_some(true),
+                "tailLines": tail.filter(|t| *t >= 0),
+            });
+            let path = format!(
+                "{}/log?{}",
+                crate::api::client::resource_path(Kind::Pod, Some(&ns.ns()), Some(&pod)),
+                crate::api::client::query_string(&q)
+            );
             let mut out = std::io::stdout();
-            c.stream("/v1/logs", &q, &mut out).await?;
+            c.stream(&path, &mut out).await?;
             Ok(0)
         }
         Command::PortForward(args) => portforward::run(&c, args).await,
         Command::Scale { args, replicas, ns } => {
             let t = parse_targets(&args, false).map_err(|e| ClientError::Api(e, vec![]))?;
             for t in t {
-                let out: Lines = c
-                    .post(
-                        "/v1/scale",
-                        &ScaleRequest {
-                            namespace: ns.ns(),
-                            resource: t.resource,
-                            name: t.name,
-                            replicas,
-                        },
-                    )
-                    .await?;
-                for l in out.lines {
-                    println!("{l}");
-                }
+                println!("{}", scale(&c, &ns.ns(), &t, replicas).await?);
             }
             Ok(0)
         }
@@ -760,7 +748,7 @@ async fn get(
             selector: selector.clone(),
         };
         named |= q.name.is_some();
-        let list: ObjectList = c.get("/v1/objects", &q).await?;
+        let list: ObjectList = c.objects(&q).await?;
         objects.extend(to_objects(list.items));
     }
     match output {
@@ -811,7 +799,7 @@ async fn get(
                     all_namespaces: true,
                     ..Default::default()
                 };
-                let list: ObjectList = c.get("/v1/objects", &q).await?;
+                let list: ObjectList = c.objects(&q).await?;
                 let pods: Vec<crate::model::Pod> = to_objects(list.items)
                     .into_iter()
                     .filter_map(|o| match o {
@@ -864,7 +852,7 @@ async fn describe(c: &Client, args: &[String], ns: &NsArgs) -> Result<i32, Clien
             name: Some(t.name.clone()).filter(|n| !n.is_empty()),
             ..Default::default()
         };
-        let list: ObjectList = c.get("/v1/objects", &q).await?;
+        let list: ObjectList = c.objects(&q).await?;
         for obj in to_objects(list.items) {
             let mut related = print::Related::default();
             match &obj {
@@ -875,12 +863,12 @@ async fn describe(c: &Client, args: &[String], ns: &NsArgs) -> Result<i32, Clien
                         name: Some(obj.name().to_string()),
                         ..Default::default()
                     };
-                    if let Ok(l) = c.get::<ObjectList, _>("/v1/objects", &q).await
+                    if let Ok(l) = c.objects(&q).await
                         && let Some(Object::Endpoints(e)) = to_objects(l.items).into_iter().next()
                     {
                         related.endpoints = Some(e);
                     }
-                    if let Ok(s) = c.get::<StatusReply, _>("/v1/status", &()).await {
+                    if let Ok(s) = c.get::<StatusReply, _>(STATUS, &()).await {
                         let key = format!("{}/{}", obj.namespace(), obj.name());
                         let counters = s
                             .service_counters
@@ -906,7 +894,7 @@ async fn describe(c: &Client, args: &[String], ns: &NsArgs) -> Result<i32, Clien
                         namespace: Some(obj.namespace().to_string()),
                         ..Default::default()
                     };
-                    if let Ok(l) = c.get::<ObjectList, _>("/v1/objects", &q).await {
+                    if let Ok(l) = c.objects(&q).await {
                         let uid = obj.meta().uid.clone().unwrap_or_default();
                         related.replicasets = to_objects(l.items)
                             .into_iter()
@@ -946,7 +934,7 @@ async fn pods_of_node(c: &Client, node: &str) -> Vec<crate::model::Pod> {
         all_namespaces: true,
         ..Default::default()
     };
-    let Ok(l) = c.get::<ObjectList, _>("/v1/objects", &q).await else {
+    let Ok(l) = c.objects(&q).await else {
         return Vec::new();
     };
     to_objects(l.items)
@@ -974,7 +962,7 @@ async fn object_events(c: &Client, obj: &Object) -> Vec<String> {
         namespace: Some(ns),
         ..Default::default()
     };
-    let Ok(l) = c.get::<ObjectList, _>("/v1/objects", &q).await else {
+    let Ok(l) = c.objects(&q).await else {
         return Vec::new();
     };
     let uid = obj.meta().uid.clone();
@@ -1002,14 +990,11 @@ fn exec(
             .enable_all()
             .build()
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        rt.block_on(client(cluster).get(
-            "/v1/exec",
-            &PodRef {
-                namespace: ns.to_string(),
-                pod: pod.to_string(),
-                container: container.map(String::from),
-            },
-        ))
+        let path = format!(
+            "{}/namespaces/{ns}/pods/{pod}/exectarget",
+            crate::api::LAB_API
+        );
+        rt.block_on(client(cluster).get(&path, &serde_json::json!({ "container": container })))
     })();
     let target = match target {
         Ok(t) => t,
@@ -1094,15 +1079,12 @@ async fn logs_pod(c: &Client, ns: &str, arg: &str) -> Result<String, ClientError
         }
     };
     let list: ObjectList = c
-        .get(
-            "/v1/objects",
-            &ListQuery {
-                resources: resource.into(),
-                namespace: Some(ns.to_string()),
-                name: Some(name.to_string()),
-                ..Default::default()
-            },
-        )
+        .objects(&ListQuery {
+            resources: resource.into(),
+            namespace: Some(ns.to_string()),
+            name: Some(name.to_string()),
+            ..Default::default()
+        })
         .await?;
     let labels = list
         .items
@@ -1118,15 +1100,12 @@ async fn logs_pod(c: &Client, ns: &str, arg: &str) -> Result<String, ClientError
         ));
     }
     let pods: ObjectList = c
-        .get(
-            "/v1/objects",
-            &ListQuery {
-                resources: "pods".into(),
-                namespace: Some(ns.to_string()),
-                selector: Some(labels),
-                ..Default::default()
-            },
-        )
+        .objects(&ListQuery {
+            resources: "pods".into(),
+            namespace: Some(ns.to_string()),
+            selector: Some(labels),
+            ..Default::default()
+        })
         .await?;
     let running = |p: &&serde_json::Value| {
         p.pointer("/status/phase").and_then(|v| v.as_str()) == Some("Running")
@@ -1193,7 +1172,7 @@ async fn wait(
                 name: None,
                 selector: selector.clone(),
             };
-            let list: ObjectList = c.get("/v1/objects", &q).await?;
+            let list: ObjectList = c.objects(&q).await?;
             seen = seen.min(list.resource_version);
             let objs = to_objects(list.items);
             let matching: Vec<&Object> = objs
@@ -1248,20 +1227,188 @@ async fn wait(
             ));
         }
         // Sleep until the store changes (or the time is up), then look again.
-        let _: WatchReply = c
-            .get(
-                "/v1/watch",
-                &WatchQuery {
-                    since: seen,
-                    timeout_ms: left.as_millis().clamp(1, 300_000) as u64,
-                },
+        let kinds: Vec<Kind> = targets
+            .iter()
+            .filter_map(|t| Kind::from_resource(&t.resource))
+            .collect();
+        let ns = ns.ns();
+        c.wait_change(
+            &kinds,
+            (!all_namespaces).then_some(ns.as_str()),
+            seen,
+            left.min(Duration::from_secs(300)),
+        )
+        .await?;
+    }
+}
+
+/// `lab status`'s and the DNS pods' path on the API.
+pub const STATUS: &str = crate::api::STATUS;
+/// `lab apply`'s path: every document at once, all or nothing.
+pub const APPLIES: &str = crate::api::APPLIES;
+
+/// `lab delete`: a Kubernetes DELETE per object (`gracePeriodSeconds`,
+/// background propagation), the objects named by TYPE NAME, by a selector
+/// (listed first) or by manifests. Returns kubectl's lines; with `wait`,
+/// returns once the deleted pods are gone (by uid, as kubectl waits: a
+/// StatefulSet's pod comes back under the same name at once).
+#[allow(clippy::too_many_arguments)]
+async fn delete(
+    c: &Client,
+    ns: &str,
+    targets: &[Target],
+    documents: &[crate::model::parse::Document],
+    selector: Option<&str>,
+    grace: Option<i64>,
+    ignore_not_found: bool,
+    wait: bool,
+) -> Result<Vec<String>, ClientError> {
+    let api = |e: String| ClientError::Api(e, Vec::new());
+    // (kind, namespace, name)
+    let mut keys: Vec<(Kind, String, String)> = Vec::new();
+    for t in targets {
+        let kind = Kind::from_resource(&t.resource).ok_or_else(|| {
+            api(format!(
+                "the server doesn't have a resource type {:?}",
+                t.resource
+            ))
+        })?;
+        if let Some(sel) = selector {
+            let list = c
+                .objects(&ListQuery {
+                    resources: t.resource.clone(),
+                    namespace: Some(ns.to_string()),
+                    selector: Some(sel.to_string()),
+                    ..Default::default()
+                })
+                .await?;
+            for o in to_objects(list.items) {
+                keys.push((kind, o.namespace().to_string(), o.name().to_string()));
+            }
+        } else {
+            keys.push((kind, ns.to_string(), t.name.clone()));
+        }
+    }
+    for doc in documents {
+        let dec = crate::model::parse::decode(doc).map_err(|e| api(e.to_string()))?;
+        let kind = dec.object.kind();
+        let ns = match dec.object.meta().namespace.as_deref() {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => ns.to_string(),
+        };
+        keys.push((kind, ns, dec.object.name().to_string()));
+    }
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    let mut pods = Vec::new();
+    for (kind, ns, name) in &keys {
+        let mut path = crate::api::client::resource_path(*kind, Some(ns), Some(name));
+        path.push_str("?propagationPolicy=Background");
+        if let Some(g) = grace {
+            path.push_str(&format!("&gracePeriodSeconds={g}"));
+        }
+        let r: Result<serde_json::Value, _> = c
+            .send_json(
+                hyper::Method::DELETE,
+                &path,
+                "application/json",
+                &serde_json::json!({}),
             )
-            .await?;
+            .await;
+        match r {
+            Ok(v) => {
+                lines.push(format!("{}/{name} deleted", kind.qualified()));
+                // The object while it is still there (a pod in its grace
+                // period): wait for that one, by uid.
+                if *kind == Kind::Pod && v.get("kind").and_then(|k| k.as_str()) == Some("Pod") {
+                    let uid = v
+                        .pointer("/metadata/uid")
+                        .and_then(|u| u.as_str())
+                        .map(String::from);
+                    pods.push((ns.clone(), name.clone(), uid));
+                }
+            }
+            Err(ClientError::NotFound(_)) if ignore_not_found => {}
+            Err(ClientError::NotFound(_)) => {
+                errors.push(format!("{} {name:?} not found", kind.plural()))
+            }
+            Err(ClientError::Api(e, _)) => errors.push(e),
+            Err(e) => return Err(e),
+        }
+    }
+    if wait {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        for (ns, name, uid) in pods {
+            let path = crate::api::client::resource_path(Kind::Pod, Some(&ns), Some(&name));
+            while Instant::now() < deadline {
+                match c.get_path::<serde_json::Value>(&path).await {
+                    Ok(v)
+                        if v.pointer("/metadata/uid").and_then(|u| u.as_str())
+                            == uid.as_deref() => {}
+                    Ok(_) | Err(ClientError::NotFound(_)) => break,
+                    Err(e) => return Err(e),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    if !errors.is_empty() {
+        let mut all = lines.clone();
+        all.extend(
+            errors
+                .iter()
+                .map(|e| format!("Error from server (NotFound): {e}")),
+        );
+        return Err(ClientError::Api(errors[0].clone(), all));
+    }
+    Ok(lines)
+}
+
+/// `lab scale`: a merge patch of the `scale` subresource's
+/// `spec.replicas`, as `kubectl scale` sends it.
+async fn scale(c: &Client, ns: &str, t: &Target, replicas: i32) -> Result<String, ClientError> {
+    let api = |e: String| ClientError::Api(e, Vec::new());
+    let kind = Kind::from_resource(&t.resource).ok_or_else(|| {
+        api(format!(
+            "the server doesn't have a resource type {:?}",
+            t.resource
+        ))
+    })?;
+    if replicas < 0 {
+        return Err(api("--replicas must be >= 0".into()));
+    }
+    let label = format!("{}/{}", kind.qualified(), t.name);
+    if !matches!(
+        kind,
+        Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet
+    ) {
+        return Err(api(format!(
+            "{label} cannot be scaled (only deployments, replicasets and statefulsets)"
+        )));
+    }
+    let path = format!(
+        "{}/scale",
+        crate::api::client::resource_path(kind, Some(ns), Some(&t.name))
+    );
+    let r: Result<serde_json::Value, _> = c
+        .send_json(
+            hyper::Method::PATCH,
+            &path,
+            "application/merge-patch+json",
+            &serde_json::json!({"spec": {"replicas": replicas}}),
+        )
+        .await;
+    match r {
+        Ok(_) => Ok(format!("{label} scaled")),
+        Err(ClientError::NotFound(_)) => {
+            Err(api(format!("{} {:?} not found", kind.plural(), t.name)))
+        }
+        Err(e) => Err(e),
     }
 }
 
 async fn status(c: &Client) -> Result<i32, ClientError> {
-    let s: StatusReply = c.get("/v1/status", &()).await?;
+    let s: StatusReply = c.get(STATUS, &()).await?;
     println!("Cluster:       {}", s.cluster);
     println!(
         "Daemon:        pid {} (since {})",

@@ -4,8 +4,10 @@
 //! controllers recreate them on other nodes through the scheduler.
 
 use super::to_objects;
+use crate::api::client::resource_path;
 use crate::api::client::{Client, ClientError};
-use crate::api::{CordonRequest, EvictRequest, Lines, ListQuery, ObjectList};
+use crate::api::{ListQuery, ObjectList};
+use crate::model::Kind;
 use crate::model::{Object, Pod};
 use clap::{Args, Subcommand};
 use std::time::{Duration, Instant};
@@ -51,18 +53,31 @@ pub struct DrainArgs {
 }
 
 async fn cordon(c: &Client, name: &str, unschedulable: bool) -> Result<(), ClientError> {
-    let out: Lines = c
-        .post(
-            "/v1/nodes/cordon",
-            &CordonRequest {
-                name: name.to_string(),
-                unschedulable,
-            },
+    // As kubectl: read the node, then patch `spec.unschedulable`.
+    let path = resource_path(Kind::Node, None, Some(name));
+    let verb = if unschedulable {
+        "cordoned"
+    } else {
+        "uncordoned"
+    };
+    let node: serde_json::Value = c.get_path(&path).await.map_err(|e| match e {
+        ClientError::NotFound(_) => ClientError::Api(format!("nodes {name:?} not found"), vec![]),
+        e => e,
+    })?;
+    let was = node.pointer("/spec/unschedulable") == Some(&serde_json::json!(true));
+    if was == unschedulable {
+        println!("node/{name} already {verb}");
+        return Ok(());
+    }
+    let _: serde_json::Value = c
+        .send_json(
+            hyper::Method::PATCH,
+            &path,
+            "application/merge-patch+json",
+            &serde_json::json!({"spec": {"unschedulable": unschedulable.then_some(true)}}),
         )
         .await?;
-    for l in out.lines {
-        println!("{l}");
-    }
+    println!("node/{name} {verb}");
     Ok(())
 }
 
@@ -102,7 +117,7 @@ async fn pods_on(c: &Client, node: &str) -> Result<Vec<Pod>, ClientError> {
         all_namespaces: true,
         ..Default::default()
     };
-    let list: ObjectList = c.get("/v1/objects", &q).await?;
+    let list: ObjectList = c.objects(&q).await?;
     Ok(to_objects(list.items)
         .into_iter()
         .filter_map(|o| match o {
@@ -171,20 +186,27 @@ async fn drain(c: &Client, a: &DrainArgs) -> Result<i32, ClientError> {
         let ns = p.metadata.namespace.clone().unwrap_or_default();
         let name = p.metadata.name.clone().unwrap_or_default();
         println!("evicting pod {ns}/{name}");
-        let r: Result<Lines, ClientError> = c
-            .post(
-                "/v1/evict",
-                &EvictRequest {
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                    grace_period: grace,
-                },
+        // `pods/eviction`, as `kubectl drain` posts it.
+        let mut eviction = serde_json::json!({"apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": name, "namespace": ns}});
+        if let Some(g) = grace {
+            eviction["deleteOptions"] = serde_json::json!({ "gracePeriodSeconds": g });
+        }
+        let r: Result<serde_json::Value, ClientError> = c
+            .send_json(
+                hyper::Method::POST,
+                &format!(
+                    "{}/eviction",
+                    resource_path(Kind::Pod, Some(&ns), Some(&name))
+                ),
+                "application/json",
+                &eviction,
             )
             .await;
         match r {
             Ok(_) => waiting.push((ns, name, p.metadata.uid.clone())),
             // Gone already: nothing to wait for.
-            Err(ClientError::Api(e, _)) if e.contains("not found") => {
+            Err(ClientError::NotFound(_)) => {
                 println!("pod/{name} evicted");
             }
             Err(e) => return Err(e),

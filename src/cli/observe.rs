@@ -109,7 +109,13 @@ pub async fn capture(c: &Client, a: CaptureArgs) -> Result<i32, ClientError> {
     // backstop should it not.
     let backstop = duration.map(|d| d + std::time::Duration::from_secs(5));
     let n = c
-        .stream_until("/v1/capture", &q, &mut *out, stop, backstop)
+        .stream_until(
+            &format!("{}/capture", crate::api::LAB_API),
+            &q,
+            &mut *out,
+            stop,
+            backstop,
+        )
         .await?;
     out.flush().ok();
     if !to_stdout {
@@ -178,7 +184,7 @@ pub async fn fault(c: &Client, a: FaultArgs) -> Result<i32, ClientError> {
             }
             let list: FaultList = c
                 .get(
-                    "/v1/faults",
+                    &format!("{}/faults", crate::api::LAB_API),
                     &FaultListQuery {
                         namespace: a.ns.ns(),
                         all_namespaces: a.all_namespaces,
@@ -224,8 +230,8 @@ pub async fn fault(c: &Client, a: FaultArgs) -> Result<i32, ClientError> {
         }
         "clear" => {
             let out: Lines = c
-                .post(
-                    "/v1/faults/clear",
+                .delete(
+                    &format!("{}/faults", crate::api::LAB_API),
                     &FaultClearRequest {
                         namespace: a.ns.ns(),
                         target: a.args.get(1).cloned(),
@@ -240,8 +246,8 @@ pub async fn fault(c: &Client, a: FaultArgs) -> Result<i32, ClientError> {
         }
         target if a.up => {
             let out: Lines = c
-                .post(
-                    "/v1/faults/clear",
+                .delete(
+                    &format!("{}/faults", crate::api::LAB_API),
                     &FaultClearRequest {
                         namespace: a.ns.ns(),
                         target: Some(target.to_string()),
@@ -269,7 +275,7 @@ pub async fn fault(c: &Client, a: FaultArgs) -> Result<i32, ClientError> {
             }
             let out: Lines = c
                 .post(
-                    "/v1/faults",
+                    &format!("{}/faults", crate::api::LAB_API),
                     &FaultRequest {
                         namespace: a.ns.ns(),
                         target: target.to_string(),

@@ -185,15 +185,12 @@ pub fn resolve_ports(
 
 async fn get_one(c: &Client, resource: &str, ns: &str, name: &str) -> Result<Value, ClientError> {
     let list: ObjectList = c
-        .get(
-            "/v1/objects",
-            &ListQuery {
-                resources: resource.into(),
-                namespace: Some(ns.to_string()),
-                name: Some(name.to_string()),
-                ..Default::default()
-            },
-        )
+        .objects(&ListQuery {
+            resources: resource.into(),
+            namespace: Some(ns.to_string()),
+            name: Some(name.to_string()),
+            ..Default::default()
+        })
         .await?;
     list.items
         .into_iter()
@@ -220,15 +217,12 @@ async fn pods_for(c: &Client, ns: &str, owner: &Value, what: &str) -> Result<Val
         return Err(api(format!("{what} has no selector to find its pods by")));
     }
     let pods: ObjectList = c
-        .get(
-            "/v1/objects",
-            &ListQuery {
-                resources: "pods".into(),
-                namespace: Some(ns.to_string()),
-                selector: Some(selector),
-                ..Default::default()
-            },
-        )
+        .objects(&ListQuery {
+            resources: "pods".into(),
+            namespace: Some(ns.to_string()),
+            selector: Some(selector),
+            ..Default::default()
+        })
         .await?;
     pick_pod(&pods.items)
         .cloned()

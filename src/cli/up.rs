@@ -2,7 +2,7 @@
 
 use super::{NsArgs, client, read_documents};
 use crate::api::client::ClientError;
-use crate::api::{ApplyRequest, ListQuery, ObjectList, StatusReply, WatchQuery, WatchReply};
+use crate::api::{ApplyRequest, ListQuery, ObjectList, StatusReply};
 use crate::cluster::{ClusterConfig, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, Layout};
 use crate::daemon::runtime::{cleanup_offline, daemon_pid};
 use crate::model::parse::parse_documents;
@@ -194,7 +194,9 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
         .map_err(|e| err(e.to_string()))?
         .map_err(|e| err(format!("{}: {e}", layout.up_lock().display())))?;
     if let Some(pid) = daemon_pid(&layout)
-        && c.get::<StatusReply, _>("/v1/status", &()).await.is_ok()
+        && c.get::<StatusReply, _>(crate::api::STATUS, &())
+            .await
+            .is_ok()
     {
         println!("cluster {cluster:?} is already running (daemon pid {pid}); nothing to do");
         if args.write_kubeconfig {
@@ -342,7 +344,7 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     if !docs.is_empty() {
         let out: crate::api::ApplyOutcome = c
             .post(
-                "/v1/apply",
+                crate::api::APPLIES,
                 &ApplyRequest {
                     documents: docs,
                     namespace: "default".into(),
@@ -361,14 +363,11 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
     let deadline = Instant::now() + timeout;
     loop {
         let list: ObjectList = c
-            .get(
-                "/v1/objects",
-                &ListQuery {
-                    resources: "pods".into(),
-                    all_namespaces: true,
-                    ..Default::default()
-                },
-            )
+            .objects(&ListQuery {
+                resources: "pods".into(),
+                all_namespaces: true,
+                ..Default::default()
+            })
             .await?;
         let objs = super::to_objects(list.items);
         let not_ready: Vec<String> = objs
@@ -391,16 +390,14 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
             );
             break;
         }
-        // Sleep until the store changes, then look again.
-        let _: WatchReply = c
-            .get(
-                "/v1/watch",
-                &WatchQuery {
-                    since: list.resource_version,
-                    timeout_ms: left.as_millis().clamp(1, 300_000) as u64,
-                },
-            )
-            .await?;
+        // Sleep until a pod changes (a watch), then look again.
+        c.wait_change(
+            &[crate::model::Kind::Pod],
+            None,
+            list.resource_version,
+            left.min(Duration::from_secs(300)),
+        )
+        .await?;
     }
     let elapsed = t0.elapsed();
     println!("ready in {:.2}s\n", elapsed.as_secs_f64());
@@ -443,14 +440,11 @@ async fn print_tour(cluster: &str, c: &crate::api::client::Client) {
         format!(" --cluster {cluster}")
     };
     let list: Result<ObjectList, _> = c
-        .get(
-            "/v1/objects",
-            &ListQuery {
-                resources: "pods".into(),
-                selector: Some("app=backend".into()),
-                ..Default::default()
-            },
-        )
+        .objects(&ListQuery {
+            resources: "pods".into(),
+            selector: Some("app=backend".into()),
+            ..Default::default()
+        })
         .await;
     let backend_ip = list.ok().and_then(|l| {
         l.items.iter().find_map(|p| {
@@ -563,7 +557,7 @@ pub async fn down(cluster: &str) -> Result<i32, ClientError> {
     let pid = daemon_pid(&layout);
     let mut live = false;
     if let Some(pid) = pid
-        && c.post::<crate::api::Lines, _>("/v1/shutdown", &())
+        && c.post::<crate::api::Lines, _>(&format!("{}/shutdown", crate::api::LAB_API), &())
             .await
             .is_ok()
     {

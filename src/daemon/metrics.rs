@@ -9,7 +9,7 @@
 //! must accumulate (queue batches, endpoint-change → data-plane latency,
 //! pod start) live here and in the data plane's shell. DNS counters come
 //! from the DNS pods, which report them over their API connection
-//! (`POST /v1/dns/report`, about once a second while they change).
+//! (`POST /apis/lab.dev/v1/dnsreports`, about once a second while they change).
 
 use crate::api::flows::DnsReport;
 use prometheus_client::encoding::text::encode;

@@ -14,7 +14,6 @@ pub(crate) mod queueio;
 pub(crate) mod repair;
 pub(crate) mod routing;
 pub mod runtime;
-pub(crate) mod server;
 pub mod services;
 pub mod state;
 pub(crate) mod tunhold;

@@ -215,7 +215,7 @@ impl Daemon {
     }
 
     /// Save, then tell watchers (`lab wait`, the Kubernetes API's watch
-    /// log, the DNS pods, [`super::server::committed_on`]) that version
+    /// log, the DNS pods, `Kube::committed`) that version
     /// `rv` — the one this reconcile pass acted on (controllers run, data
     /// plane programmed) — is out: a client never sees a version a crash
     /// could lose, as an API server acknowledges only what its store
@@ -1173,24 +1173,22 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
     // The Kubernetes API (HTTPS on 127.0.0.1; src/api/kube), before the
     // socket API: `lab up` returns once that answers, and the kubeconfig
     // must exist by then.
-    let kube_server = crate::daemon::kube::start(daemon.clone()).await?;
+    let (stop_tx, mut stop_rx) = mpsc::channel::<()>(1);
+    let (kube, kube_server) = crate::daemon::kube::start(daemon.clone(), stop_tx).await?;
+    let app = crate::daemon::kube::router(kube);
 
-    // API.
+    // The same API on the admin Unix socket (mode 0600: root only; the
+    // `lab` CLI's way in, no certificate needed).
     let _ = std::fs::remove_file(layout.api_socket());
     let listener = tokio::net::UnixListener::bind(layout.api_socket())?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(layout.api_socket(), std::fs::Permissions::from_mode(0o600))?;
     }
-    let (stop_tx, mut stop_rx) = mpsc::channel::<()>(1);
-    let server = tokio::spawn(crate::daemon::server::serve(
-        listener,
-        daemon.clone(),
-        stop_tx,
-    ));
-    // The read-only socket, alone in its directory so that directory can be
-    // mounted into the DNS pods (a socket file itself would go stale when a
-    // new daemon re-creates it).
+    let server = tokio::spawn(crate::daemon::kube::serve_unix(listener, app.clone()));
+    // The read-only socket (get/list/watch, for the DNS pods), alone in its
+    // directory so that directory can be mounted into the DNS pods (a
+    // socket file itself would go stale when a new daemon re-creates it).
     std::fs::create_dir_all(layout.read_only_api_dir())?;
     let _ = std::fs::remove_file(layout.read_only_api_socket());
     let ro_listener = tokio::net::UnixListener::bind(layout.read_only_api_socket())?;
@@ -1201,17 +1199,20 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
             std::fs::Permissions::from_mode(0o600),
         )?;
     }
-    let ro_server = tokio::spawn(crate::daemon::server::serve_read_only(
+    let ro_server = tokio::spawn(crate::daemon::kube::serve_unix(
         ro_listener,
-        daemon.clone(),
+        crate::daemon::kube::read_only(app),
     ));
-
-    crate::sys::ready::signal(ready);
 
     // Reconcile loop.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     daemon.reconcile().await;
+    // Ready once the API serves and the first pass has acted on the state
+    // (the system pods exist): `lab up` then lists the pods and waits for
+    // them; a list taken before that pass could find none and call an
+    // empty cluster ready.
+    crate::sys::ready::signal(ready);
     daemon.faults.reapply_links(&daemon).await;
     let mut graceful = false;
     // Changes since memory was last given back (see below).

@@ -28,11 +28,6 @@ pub struct State {
     pub sticky_ips: std::collections::HashMap<String, Ipv4Addr>,
 }
 
-/// `lab node cordon` of a node the cluster does not have.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("nodes {0:?} not found")]
-pub struct NodeNotFound(pub String);
-
 /// Why one document of an apply was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
@@ -649,28 +644,6 @@ impl State {
                 }
             }
         }
-    }
-
-    /// `kubectl cordon` / `uncordon`: set or clear `spec.unschedulable`
-    /// (the node controller adds or removes the matching taint).
-    pub fn cordon(&mut self, name: &str, unschedulable: bool) -> Result<String, NodeNotFound> {
-        let key = Key::new(Kind::Node, "", name);
-        let Some(Object::Node(mut n)) = self.store.get(&key).cloned() else {
-            return Err(NodeNotFound(name.to_string()));
-        };
-        let spec = n.spec.get_or_insert_with(Default::default);
-        let was = spec.unschedulable == Some(true);
-        let verb = if unschedulable {
-            "cordoned"
-        } else {
-            "uncordoned"
-        };
-        if was == unschedulable {
-            return Ok(format!("node/{name} already {verb}"));
-        }
-        spec.unschedulable = unschedulable.then_some(true);
-        self.store.update(Object::Node(n));
-        Ok(format!("node/{name} {verb}"))
     }
 
     /// Evict a pod (the API's `pods/eviction`; lab has no
@@ -1402,16 +1375,14 @@ mod tests {
         let dns = pod_nodes(&st, "kube-system");
         assert_eq!(dns.len(), 2, "{dns:?}");
         assert_ne!(dns[0], dns[1], "the coredns replicas share a node");
-        // Cordon: the controller taints the node; the scheduler avoids it.
-        assert_eq!(
-            st.cordon("t-node-3", true).unwrap(),
-            "node/t-node-3 cordoned"
-        );
-        assert_eq!(
-            st.cordon("t-node-3", true).unwrap(),
-            "node/t-node-3 already cordoned"
-        );
-        assert!(st.cordon("nope", true).is_err());
+        // Cordon (`spec.unschedulable`, as `lab node cordon` and kubectl
+        // patch it): the controller taints the node; the scheduler avoids it.
+        let key = Key::new(Kind::Node, "", "t-node-3");
+        let Some(Object::Node(mut n)) = st.store.get(&key).cloned() else {
+            panic!("no node t-node-3");
+        };
+        n.spec.get_or_insert_with(Default::default).unschedulable = Some(true);
+        st.store.update(Object::Node(n));
         let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 4\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: c, image: x, command: [x]}]}\n";
         st.apply(&parse_documents("f", yaml).unwrap(), "default", false)
             .unwrap();

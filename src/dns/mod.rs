@@ -7,8 +7,9 @@
 //! - [`server`]: hickory-server over UDP and TCP with a handler reading the
 //!   current snapshot; health (`:8080/health`) and readiness
 //!   (`:8181/ready`) endpoints as CoreDNS has them.
-//! - [`watch`]: keeps the snapshot current by long-polling the daemon's API
-//!   (`/v1/watch`), rebuilding and swapping it whole on every change; and
+//! - [`watch`]: keeps the snapshot current from the daemon's Kubernetes API
+//!   (list, then watch Services, EndpointSlices and Pods), rebuilding and
+//!   swapping it whole on every change; and
 //!   reports query counters (by type and rcode) to the daemon's `/metrics`.
 
 pub mod server;

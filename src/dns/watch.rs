@@ -1,14 +1,16 @@
-//! Keep the DNS snapshot current from the daemon's API: list Services,
-//! EndpointSlices and Pods in one consistent read, build a [`Zone`], publish
-//! it, then long-poll `/v1/watch` until the store moves past that version
-//! and do it again. No polling interval: a change is in the snapshot a
-//! list-and-build after the daemon committed it. While the daemon is away
-//! (restarting) the last snapshot keeps being served.
+//! Keep the DNS snapshot current from the daemon's Kubernetes API (its
+//! read-only socket: get, list and watch only), as CoreDNS's kubernetes
+//! plugin does: list Services, EndpointSlices and Pods, build a [`Zone`],
+//! publish it, then watch the three from the versions the lists were read
+//! at and list again at the first event. No polling interval: a change is
+//! in the snapshot a list-and-build after the daemon committed it. While
+//! the daemon is away (restarting) the last snapshot keeps being served.
 
 use crate::api::client::{Client, ClientError};
-use crate::api::{ListQuery, ObjectList, StatusReply, WatchQuery, WatchReply};
+use crate::api::{ListQuery, ObjectList, StatusReply};
 use crate::dns::server::Shared;
 use crate::dns::zone::{Zone, ZoneConfig};
+use crate::model::Kind;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::sync::Arc;
@@ -26,7 +28,7 @@ pub enum WatchError {
 
 /// The zone's configuration from the daemon's status.
 pub async fn zone_config(client: &Client) -> Result<ZoneConfig, WatchError> {
-    let st: StatusReply = client.get("/v1/status", &()).await?;
+    let st: StatusReply = client.get(crate::api::STATUS, &()).await?;
     let parse = |what: &'static str, s: &str| WatchError::BadStatus {
         what,
         value: s.to_string(),
@@ -42,19 +44,20 @@ pub async fn zone_config(client: &Client) -> Result<ZoneConfig, WatchError> {
     ))
 }
 
-/// One consistent read of what the zone is built from, and its version.
+/// The kinds the zone is built from.
+pub const WATCHED: [Kind; 3] = [Kind::Service, Kind::EndpointSlice, Kind::Pod];
+
+/// A read of what the zone is built from (a list of each kind), and the
+/// oldest of the lists' versions (a watch from it misses no change).
 pub async fn snapshot(client: &Client, cfg: &ZoneConfig) -> Result<(Zone, u64), WatchError> {
     let list: ObjectList = client
-        .get(
-            "/v1/objects",
-            &ListQuery {
-                resources: "services,endpointslices,pods".into(),
-                namespace: None,
-                all_namespaces: true,
-                name: None,
-                selector: None,
-            },
-        )
+        .objects(&ListQuery {
+            resources: "services,endpointslices,pods".into(),
+            namespace: None,
+            all_namespaces: true,
+            name: None,
+            selector: None,
+        })
         .await?;
     let (mut services, mut slices, mut pods) = (Vec::new(), Vec::new(), Vec::new());
     for item in list.items {
@@ -109,16 +112,10 @@ pub async fn run(client: Client, shared: Arc<Shared>) {
                 continue;
             }
         }
-        // Wait for the store to move (the daemon answers at once if it
-        // already has, or after the timeout with the same version).
-        let w: Result<WatchReply, _> = client
-            .get(
-                "/v1/watch",
-                &WatchQuery {
-                    since,
-                    timeout_ms: 30_000,
-                },
-            )
+        // Watch until one of them changes (at once if one already has; a
+        // quiet watch ends after 30 s and is opened again).
+        let w = client
+            .wait_change(&WATCHED, None, since, Duration::from_secs(30))
             .await;
         if let Err(e) = w {
             if !failing {
@@ -148,7 +145,7 @@ pub async fn report(client: Client, shared: Arc<Shared>) {
         }
         let r: Result<crate::api::Lines, _> = client
             .post(
-                "/v1/dns/report",
+                &format!("{}/dnsreports", crate::api::LAB_API),
                 &crate::api::flows::DnsReportRequest {
                     pod: pod.clone(),
                     report: now.clone(),

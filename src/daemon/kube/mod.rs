@@ -7,6 +7,8 @@
 pub mod apply;
 pub mod discovery;
 pub mod kubeconfig;
+pub mod lab;
+pub mod logs;
 pub mod openapi;
 pub mod paging;
 pub mod patch;
@@ -33,12 +35,34 @@ use std::time::Duration;
 pub struct Kube {
     pub d: Arc<Daemon>,
     pub log: watch::EventLog,
+    /// Tells the daemon to shut the cluster down (`lab down`).
+    pub stop: tokio::sync::mpsc::Sender<()>,
+}
+
+impl Kube {
+    /// Wake the reconciler and wait until it has saved the change and
+    /// published it (data plane updated, watchers told), as the API server
+    /// answers only after etcd has the object: when `lab apply` returns,
+    /// the Service's VIP is routed and the DNS pods have been told.
+    /// Bounded: a stuck reconcile does not hang the client.
+    pub(crate) async fn committed(&self) {
+        let d = &self.d;
+        let rv = d.lock().store.resource_version();
+        let mut rx = d.rv.subscribe();
+        d.notify();
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|v| *v >= rv)).await;
+    }
 }
 
 /// Start the HTTPS listener (called by the daemon's `run`): make the PKI if
 /// missing, bind the port (the saved one, or a free one that is then
-/// saved), write the kubeconfig, and serve until the task is aborted.
-pub async fn start(d: Arc<Daemon>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+/// saved), write the kubeconfig, and serve until the task is aborted (which
+/// also ends the event log's syncer). Returns the API, for the same router
+/// on the Unix sockets ([`serve_unix`]).
+pub async fn start(
+    d: Arc<Daemon>,
+    stop: tokio::sync::mpsc::Sender<()>,
+) -> anyhow::Result<(Arc<Kube>, tokio::task::JoinHandle<()>)> {
     let layout = &d.layout;
     let pki = tls::load_or_create(&layout.state_dir, &d.cfg.name).map_err(anyhow::Error::msg)?;
     let config = tls::server_config(&pki).map_err(anyhow::Error::msg)?;
@@ -62,9 +86,105 @@ pub async fn start(d: Arc<Daemon>) -> anyhow::Result<tokio::task::JoinHandle<()>
         let st = d.lock();
         watch::EventLog::new(&st.store)
     };
-    let k = Arc::new(Kube { d, log });
+    let k = Arc::new(Kube { d, log, stop });
     tracing::info!("Kubernetes API on https://127.0.0.1:{port}");
-    Ok(tokio::spawn(serve(k, listener, config)))
+    Ok((k.clone(), tokio::spawn(serve(k, listener, config))))
+}
+
+/// The one router: the Kubernetes API and lab's own paths under
+/// [`lab::PREFIX`]. Served on HTTPS (client certificate = the admin), on
+/// the admin Unix socket (mode 0600: root = the admin) and, behind
+/// [`read_only`], on the DNS pods' socket.
+pub fn router(k: Arc<Kube>) -> axum::Router {
+    lab::routes(stream::routes(axum::Router::new()))
+        .fallback(dispatch)
+        .layer(axum::middleware::from_fn(trace_request))
+        .with_state(k)
+}
+
+/// Every API request runs in a span naming it; its outcome is logged at
+/// debug level (`lab up -v`).
+async fn trace_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    let span = tracing::debug_span!("api", method = %req.method(), path = %req.uri().path());
+    let t0 = std::time::Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "request"
+        )
+    });
+    resp
+}
+
+/// Serve `app` on a Unix socket until the task is aborted.
+pub async fn serve_unix(listener: tokio::net::UnixListener, app: axum::Router) {
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!("API server on the Unix socket: {e}");
+    }
+}
+
+/// The rights of the DNS pods' socket, as RBAC gives CoreDNS's service
+/// account: `get`, `list` and `watch` of resources (not Secrets, no
+/// subresources: no logs, exec or port-forward), discovery, lab's status,
+/// and the report of the DNS counters (for `/metrics`). Everything else is
+/// 403 Forbidden with a `Status`.
+pub fn read_only(app: axum::Router) -> axum::Router {
+    app.layer(axum::middleware::from_fn(read_only_guard))
+}
+
+async fn read_only_guard(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if read_only_allows(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
+    let verb = match *req.method() {
+        Method::GET => "get",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "use",
+    };
+    status::forbidden(format!(
+        "the read-only API does not allow {verb} on {:?}: it serves get, list and watch only",
+        req.uri().path()
+    ))
+    .into_response()
+}
+
+/// Whether the read-only socket serves `method path` (see [`read_only`]).
+pub fn read_only_allows(method: &Method, path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    if method == Method::POST {
+        return path == format!("{}/dnsreports", lab::PREFIX);
+    }
+    if method != Method::GET {
+        return false;
+    }
+    if matches!(
+        path,
+        "" | "/version" | "/api" | "/apis" | "/healthz" | "/livez" | "/readyz"
+    ) || path == format!("{}/status", lab::PREFIX)
+    {
+        return true;
+    }
+    let segs: Vec<&str> = path.split('/').skip(1).collect();
+    let rest: &[&str] = match segs.as_slice() {
+        ["api", "v1", rest @ ..] => rest,
+        ["apis", "lab.dev", ..] => return false,
+        ["apis", _] => return true,
+        ["apis", _, _, rest @ ..] => rest,
+        _ => return false,
+    };
+    let plural = match rest {
+        [] => return true,
+        ["namespaces", _, plural] | ["namespaces", _, plural, _] => *plural,
+        [plural] | [plural, _] => *plural,
+        _ => return false,
+    };
+    !matches!(plural, "secrets" | "status" | "finalize")
 }
 
 async fn serve(k: Arc<Kube>, listener: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) {
@@ -79,9 +199,7 @@ async fn serve(k: Arc<Kube>, listener: tokio::net::TcpListener, config: Arc<rust
             }
         })
     });
-    let app = stream::routes(axum::Router::new())
-        .fallback(dispatch)
-        .with_state(k);
+    let app = router(k);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     loop {
         let (tcp, _) = match listener.accept().await {
@@ -227,4 +345,59 @@ async fn route(
         sub,
     };
     k.handle(method, t, &q, headers, body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_rights_are_get_list_watch() {
+        let get = Method::GET;
+        for p in [
+            "/version",
+            "/api",
+            "/apis",
+            "/api/v1",
+            "/apis/discovery.k8s.io/v1",
+            "/api/v1/services",
+            "/api/v1/namespaces/kube-system/services",
+            "/api/v1/namespaces/kube-system/services/kube-dns",
+            "/apis/discovery.k8s.io/v1/endpointslices",
+            "/api/v1/namespaces",
+            "/api/v1/namespaces/default",
+            "/apis/lab.dev/v1/status",
+        ] {
+            assert!(read_only_allows(&get, p), "GET {p}");
+        }
+        assert!(read_only_allows(
+            &Method::POST,
+            "/apis/lab.dev/v1/dnsreports"
+        ));
+        for (m, p) in [
+            (Method::GET, "/api/v1/secrets"),
+            (Method::GET, "/api/v1/namespaces/default/secrets/db"),
+            (Method::GET, "/api/v1/namespaces/default/pods/x/log"),
+            (Method::GET, "/api/v1/namespaces/default/pods/x/exec"),
+            (Method::GET, "/api/v1/namespaces/default/pods/x/portforward"),
+            (Method::GET, "/api/v1/namespaces/default/status"),
+            (Method::GET, "/api/v1/nodes/n/status"),
+            (Method::GET, "/apis/lab.dev/v1/flows"),
+            (Method::GET, "/apis/lab.dev/v1/capture"),
+            (
+                Method::GET,
+                "/apis/lab.dev/v1/namespaces/d/pods/x/exectarget",
+            ),
+            (Method::GET, "/metrics"),
+            (Method::POST, "/api/v1/namespaces/default/configmaps"),
+            (Method::POST, "/apis/lab.dev/v1/applies"),
+            (Method::POST, "/apis/lab.dev/v1/shutdown"),
+            (Method::PUT, "/api/v1/namespaces/default/configmaps/x"),
+            (Method::PATCH, "/api/v1/nodes/n"),
+            (Method::DELETE, "/api/v1/namespaces/default/pods/x"),
+            (Method::DELETE, "/apis/lab.dev/v1/faults"),
+        ] {
+            assert!(!read_only_allows(&m, p), "{m} {p}");
+        }
+    }
 }

@@ -229,10 +229,17 @@ fn store_one(
     } else {
         state
     };
+    let version = |st: &crate::daemon::state::State| {
+        st.store
+            .get(key)
+            .and_then(|o| o.meta().resource_version.clone())
+    };
+    let before = version(st);
     let out = st.apply(&[doc], &ns, true).map_err(|e| match e.first() {
         Some(e) => apply_error(t, name, e),
         None => status::invalid(t.info.kind, t.info.group, name, "", "refused"),
     })?;
+    let written = version(st) != before;
     // Every write here carries the whole object (create, PUT, and PATCH or
     // apply after merging), so labels and annotations are exactly the
     // request's, as on the API server — where `lab apply` merges them
@@ -250,7 +257,14 @@ fn store_one(
             }
         }
         m.annotations = Some(a).filter(|a| !a.is_empty());
-        st.store.update(o);
+        // The apply above gave the object its new version: completing that
+        // write is no second one. (An apply that changed nothing, and only
+        // labels or managed fields differ: that is the write's version.)
+        if written {
+            st.store.amend(o);
+        } else {
+            st.store.update(o);
+        }
     }
     let obj = st
         .store
@@ -258,6 +272,33 @@ fn store_one(
         .map(|o| o.to_json())
         .unwrap_or(Value::Null);
     Ok((obj, warnings_of(&out)))
+}
+
+/// A server-side apply refused: 409 with a cause per conflicting field, or
+/// 422.
+fn refused(t: &Target, name: &str, e: super::apply::Refused) -> KubeError {
+    match e {
+        super::apply::Refused::Conflicts(c) => {
+            let av = discovery::api_version(t.info);
+            let mut err = status::conflict(t.info.plural, t.info.group, name);
+            err.message = super::apply::conflict_message(&c, &av);
+            let causes: Vec<Value> = c
+                .iter()
+                .map(|(m, p)| {
+                    json!({"reason": "FieldManagerConflict",
+                    "message": format!("conflict with {m:?} using {av}"),
+                    "field": super::apply::display(p)})
+                })
+                .collect();
+            if let Some(d) = err.details.as_mut() {
+                d["causes"] = json!(causes);
+            }
+            err
+        }
+        super::apply::Refused::Invalid(m) => {
+            status::invalid(t.info.kind, t.info.group, name, "", &m)
+        }
+    }
 }
 
 /// The write's field manager: `fieldManager`, or the client's name from its
@@ -294,12 +335,6 @@ fn warnings_of(out: &crate::api::ApplyOutcome) -> Vec<String> {
 }
 
 impl Kube {
-    /// Wake the reconciler and wait (bounded) until it has published the
-    /// change, as `lab apply` does.
-    async fn committed(&self) {
-        crate::daemon::server::committed_on(&self.d).await;
-    }
-
     pub async fn handle(
         self: &Arc<Self>,
         method: &Method,
@@ -800,31 +835,8 @@ impl Kube {
             let st = self.d.lock();
             st.store.get(&key_of(t, kind)).map(|o| o.to_json())
         };
-        let new =
-            super::apply::apply(manager, current.as_ref(), &applied, force).map_err(
-                |e| match e {
-                    super::apply::Refused::Conflicts(c) => {
-                        let av = discovery::api_version(t.info);
-                        let mut err = status::conflict(t.info.plural, t.info.group, &name);
-                        err.message = super::apply::conflict_message(&c, &av);
-                        let causes: Vec<Value> = c
-                            .iter()
-                            .map(|(m, p)| {
-                                json!({"reason": "FieldManagerConflict",
-                                "message": format!("conflict with {m:?} using {av}"),
-                                "field": super::apply::display(p)})
-                            })
-                            .collect();
-                        if let Some(d) = err.details.as_mut() {
-                            d["causes"] = json!(causes);
-                        }
-                        err
-                    }
-                    super::apply::Refused::Invalid(m) => {
-                        status::invalid(t.info.kind, t.info.group, &name, "", &m)
-                    }
-                },
-            )?;
+        let new = super::apply::apply(manager, current.as_ref(), &applied, force)
+            .map_err(|e| refused(t, &name, e))?;
         let managed = new
             .pointer("/metadata/managedFields")
             .cloned()
@@ -997,6 +1009,15 @@ impl Kube {
             let st = self.d.lock();
             Self::scale_of(st.store.get(&key).ok_or_else(|| not_found(t))?)
         };
+        if method == "PATCH"
+            && headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(PatchType::from_content_type)
+                == Some(PatchType::Apply)
+        {
+            return self.scale_apply(t, q, body).await;
+        }
         let wanted = match method {
             "GET" => return Ok(json_response(StatusCode::OK, &current, &[])),
             "PUT" => parse_body(headers, body)?,
@@ -1057,8 +1078,11 @@ impl Kube {
             }
             if !dry_run(q) {
                 let before = st.store.get(&key).map(|o| o.to_json());
+                let rv_before = st.store.resource_version();
                 st.scale(&key, replicas).map_err(status::bad_request)?;
-                // The scaler owns spec.replicas now, as on the API server.
+                let written = st.store.resource_version() != rv_before;
+                // The scaler owns spec.replicas now, as on the API server:
+                // recorded in the same version as the new replicas.
                 if let Some(mut o) = st.store.get(&key).cloned() {
                     let mf = super::apply::record_update(
                         &field_manager(q, headers),
@@ -1066,7 +1090,11 @@ impl Kube {
                         &o.to_json(),
                     );
                     o.meta_mut().managed_fields = serde_json::from_value(mf).ok();
-                    st.store.update(o);
+                    if written {
+                        st.store.amend(o);
+                    } else {
+                        st.store.update(o);
+                    }
                 }
             }
             let mut s = Self::scale_of(st.store.get(&key).ok_or_else(|| not_found(t))?);
@@ -1077,6 +1105,96 @@ impl Kube {
             self.committed().await;
         }
         Ok(json_response(StatusCode::OK, &out, &[]))
+    }
+
+    /// Server-side apply on `/scale` (`kubectl apply --server-side
+    /// --subresource=scale`): the body is an `autoscaling/v1` Scale or the
+    /// object itself (what kubectl sends), of which only `spec.replicas`
+    /// counts; it is applied to the object as the manager's apply of
+    /// `spec.replicas` — conflicts with another owner are 409 unless
+    /// `force` — and the answer is the Scale.
+    async fn scale_apply(&self, t: &Target, q: &Q, body: &Bytes) -> Result<Response, KubeError> {
+        let kind = kind_of(t)?;
+        let key = key_of(t, kind);
+        let name = t.name.clone().unwrap_or_default();
+        let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
+            return Err(status::invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                "fieldManager",
+                "Required value: is required for apply patch",
+            ));
+        };
+        let text = std::str::from_utf8(body).map_err(|e| status::bad_request(e.to_string()))?;
+        let v: Value = serde_saphyr::from_str(text)
+            .map_err(|e| status::bad_request(format!("invalid YAML: {e}")))?;
+        let av = discovery::api_version(t.info);
+        let got = (
+            v.get("apiVersion").and_then(|a| a.as_str()).unwrap_or(""),
+            v.get("kind").and_then(|k| k.as_str()).unwrap_or(""),
+        );
+        if got != ("autoscaling/v1", "Scale") && got != (av.as_str(), t.info.kind) {
+            return Err(status::bad_request(format!(
+                "the scale subresource applies an autoscaling/v1 Scale or a {av} {}, not {} {}",
+                t.info.kind, got.0, got.1
+            )));
+        }
+        if let Some(n) = v.pointer("/metadata/name").and_then(|n| n.as_str())
+            && n != name
+        {
+            return Err(status::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        let invalid =
+            |field: &str, msg: &str| status::invalid("Scale", "autoscaling", &name, field, msg);
+        if let Some(spec) = v.get("spec").and_then(|s| s.as_object())
+            && let Some(other) = spec.keys().find(|k| *k != "replicas")
+        {
+            return Err(invalid(
+                &format!("spec.{other}"),
+                "Forbidden: only spec.replicas is applied through the scale subresource",
+            ));
+        }
+        let replicas = v
+            .pointer("/spec/replicas")
+            .and_then(|r| r.as_i64())
+            .ok_or_else(|| invalid("spec.replicas", "Required value"))?;
+        let replicas = i32::try_from(replicas)
+            .ok()
+            .filter(|r| *r >= 0)
+            .ok_or_else(|| {
+                invalid(
+                    "spec.replicas",
+                    &format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                )
+            })?;
+        let current = {
+            let st = self.d.lock();
+            st.store
+                .get(&key)
+                .map(|o| o.to_json())
+                .ok_or_else(|| not_found(t))?
+        };
+        let applied = json!({"apiVersion": av, "kind": t.info.kind,
+            "metadata": {"name": name}, "spec": {"replicas": replicas}});
+        let new = super::apply::apply(manager, Some(&current), &applied, truthy(q, "force"))
+            .map_err(|e| refused(t, &name, e))?;
+        let managed = new
+            .pointer("/metadata/managedFields")
+            .cloned()
+            .unwrap_or(json!([]));
+        let planned =
+            Object::from_json(kind, new.clone()).map_err(|e| status::bad_request(e.to_string()))?;
+        self.write(t, q, new, Manage::Set(managed)).await?;
+        let scale = if dry_run(q) {
+            Self::scale_of(&planned)
+        } else {
+            let st = self.d.lock();
+            Self::scale_of(st.store.get(&key).ok_or_else(|| not_found(t))?)
+        };
+        Ok(json_response(StatusCode::OK, &scale, &[]))
     }
 
     /// `pods/eviction`: a `policy/v1` Eviction turns into a graceful
@@ -1164,7 +1282,7 @@ impl Kube {
                 None => None,
             },
         };
-        crate::daemon::server::log_response(self.d.clone(), lq)
+        super::logs::log_response(self.d.clone(), lq)
             .await
             .map_err(|e| {
                 if e.is_not_found() {
