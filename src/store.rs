@@ -5,6 +5,7 @@
 use crate::model::{Kind, Object};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Key {
@@ -47,9 +48,12 @@ impl std::fmt::Display for Key {
     }
 }
 
+/// Objects are held behind `Arc`s: the watch event log shares the current
+/// version of each object with the store instead of keeping a copy of its
+/// own, and a copy of the store (a dry run) copies pointers, not objects.
 #[derive(Debug, Clone, Default)]
 pub struct Store {
-    objects: BTreeMap<Key, Object>,
+    objects: BTreeMap<Key, Arc<Object>>,
     resource_version: u64,
 }
 
@@ -85,6 +89,12 @@ pub fn new_uid() -> String {
 
 impl Store {
     pub fn get(&self, key: &Key) -> Option<&Object> {
+        self.objects.get(key).map(|o| &**o)
+    }
+
+    /// The stored object itself, shared.
+    #[cfg(test)]
+    pub fn get_shared(&self, key: &Key) -> Option<&Arc<Object>> {
         self.objects.get(key)
     }
 
@@ -95,6 +105,15 @@ impl Store {
         kind: Kind,
         namespace: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Object> + 'a {
+        self.list_prefix_inner(kind, namespace, "").map(|o| &**o)
+    }
+
+    /// [`Store::list`], the objects shared (for the watch event log).
+    pub fn list_shared<'a>(
+        &'a self,
+        kind: Kind,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
         self.list_prefix_inner(kind, namespace, "")
     }
 
@@ -106,6 +125,7 @@ impl Store {
         prefix: &'a str,
     ) -> impl Iterator<Item = &'a Object> + 'a {
         self.list_prefix_inner(kind, Some(namespace), prefix)
+            .map(|o| &**o)
     }
 
     fn list_prefix_inner<'a>(
@@ -113,7 +133,7 @@ impl Store {
         kind: Kind,
         namespace: Option<&'a str>,
         prefix: &'a str,
-    ) -> impl Iterator<Item = &'a Object> + 'a {
+    ) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
         let start = Key {
             kind,
             namespace: namespace.unwrap_or("").to_string(),
@@ -172,7 +192,7 @@ impl Store {
         if !key.kind.namespaced() {
             meta.namespace = None;
         }
-        self.objects.insert(key.clone(), obj);
+        self.objects.insert(key.clone(), Arc::new(obj));
         Ok(key)
     }
 
@@ -185,12 +205,12 @@ impl Store {
         };
         // Compare ignoring resourceVersion.
         obj.meta_mut().resource_version = old.meta().resource_version.clone();
-        if *old == obj {
+        if **old == obj {
             return false;
         }
         let rv = self.bump();
         obj.meta_mut().resource_version = Some(rv);
-        self.objects.insert(key, obj);
+        self.objects.insert(key, Arc::new(obj));
         true
     }
 
@@ -210,11 +230,9 @@ impl Store {
     }
 
     pub fn remove(&mut self, key: &Key) -> Option<Object> {
-        let o = self.objects.remove(key);
-        if o.is_some() {
-            self.bump();
-        }
-        o
+        let o = self.objects.remove(key)?;
+        self.bump();
+        Some(Arc::try_unwrap(o).unwrap_or_else(|shared| (*shared).clone()))
     }
 
     /// The saved form: the [`Snapshot`] layout, written straight from the
@@ -228,7 +246,7 @@ impl Store {
         }
         let snap = SnapshotRef {
             resource_version: self.resource_version,
-            objects: self.objects.values().map(|o| (o.kind(), o)).collect(),
+            objects: self.objects.values().map(|o| (o.kind(), &**o)).collect(),
         };
         serde_json::to_vec(&snap).map_err(SnapshotError::Encode)
     }
@@ -252,7 +270,7 @@ impl Store {
                 name,
                 source,
             })?;
-            store.objects.insert(Key::of(&obj), obj);
+            store.objects.insert(Key::of(&obj), Arc::new(obj));
         }
         Ok(store)
     }

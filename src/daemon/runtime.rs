@@ -765,7 +765,9 @@ impl Daemon {
                 }
             }
         });
-        let mut lines = BufReader::new(rd).lines();
+        // A small buffer: one per pod, and status lines are short (a longer
+        // line still reads whole); the default 8 KiB made 4 MB with 500 pods.
+        let mut lines = BufReader::with_capacity(1024, rd).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let Ok(status) = serde_json::from_str::<ShimStatus>(&line) else {
                 tracing::warn!(pod = %key, "bad status line from the shim");

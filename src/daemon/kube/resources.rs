@@ -416,8 +416,8 @@ impl Kube {
             self.log.sync(&st.store);
             let current = st
                 .store
-                .list(kind, ns)
-                .map(|o| (Key::of(o), Arc::new(o.clone())));
+                .list_shared(kind, ns)
+                .map(|o| (Key::of(o), o.clone()));
             self.log.at(at, kind, ns, current)?
         };
         let items = objects

@@ -9,13 +9,17 @@
 //! and repeats nothing. Several changes to one object between two syncs
 //! come out as one event (the latest state), as from a watch cache that
 //! compacted them. A deletion carries the store's resource version at the
-//! sync that noticed it. The log holds the last [`CAPACITY`] events; a watch
-//! from an older version gets 410 Gone, and the client lists again.
+//! sync that noticed it. The log holds the last [`CAPACITY`] events, and no
+//! more than [`MAX_BYTES`] of their objects (JSON-encoded size); a watch from
+//! an older version gets 410 Gone, and the client lists again (as from the
+//! API server's watch cache, which also keeps a bounded window of history).
 //!
-//! Objects are kept typed (shared between the last-seen map and the events),
-//! and turned into JSON only when a watcher reads them: a `serde_json::Value`
-//! tree of every object and of every version in the log took several times
-//! the memory of the store itself (tens of MB with 500 pods).
+//! Objects are kept typed and shared: the last-seen map and the newest event
+//! of an object hold the store's own `Arc` (no copy of the store), and only
+//! superseded versions cost memory of their own. They are turned into JSON
+//! only when a watcher reads them: a `serde_json::Value` tree of every
+//! object and of every version in the log took several times the memory of
+//! the store itself (tens of MB with 500 pods).
 
 use crate::model::Object;
 use crate::store::{Key, Store};
@@ -24,6 +28,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 pub const CAPACITY: usize = 4096;
+/// The most bytes of object versions the log holds (their JSON size): with
+/// hundreds of pods changing at once, 4096 versions of pods took tens of MB.
+pub const MAX_BYTES: usize = 4 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -51,12 +58,56 @@ pub struct Event {
     /// The object as the log saw it before this change (none for ADDED):
     /// what a list at an older version showed, for consistent paging.
     pub prev: Option<Arc<Object>>,
+    /// `object`'s JSON size, what it counts against [`MAX_BYTES`].
+    bytes: usize,
+}
+
+impl Event {
+    fn new(
+        rv: u64,
+        ty: EventType,
+        key: Key,
+        object: Arc<Object>,
+        prev: Option<Arc<Object>>,
+    ) -> Event {
+        let bytes = json_size(&object);
+        Event {
+            rv,
+            ty,
+            key,
+            object,
+            prev,
+            bytes,
+        }
+    }
+}
+
+/// The length of `o`'s JSON, counted without writing it anywhere.
+fn json_size(o: &Object) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // Writing to a counter cannot fail, and objects always encode.
+    let _ = serde_json::to_writer(&mut c, o);
+    c.0
 }
 
 #[derive(Default)]
 struct Inner {
     seen: HashMap<Key, (String, Arc<Object>)>,
     events: VecDeque<Event>,
+    /// The sum of the events' `bytes`.
+    bytes: usize,
+    max_events: usize,
+    max_bytes: usize,
     /// Events cover resource versions in `(base, synced]`.
     base: u64,
     synced: u64,
@@ -77,11 +128,21 @@ fn deleted_at(o: &Object, rv: String) -> Arc<Object> {
 
 impl EventLog {
     pub fn new(store: &Store) -> EventLog {
-        let mut inner = Inner::default();
+        EventLog::with_limits(store, CAPACITY, MAX_BYTES)
+    }
+
+    /// A log holding at most `max_events` events and `max_bytes` of their
+    /// objects' JSON (the newest event is kept whatever its size).
+    pub fn with_limits(store: &Store, max_events: usize, max_bytes: usize) -> EventLog {
+        let mut inner = Inner {
+            max_events,
+            max_bytes,
+            ..Inner::default()
+        };
         for kind in crate::model::Kind::ALL {
-            for o in store.list(kind, None) {
+            for o in store.list_shared(kind, None) {
                 let rv = o.meta().resource_version.clone().unwrap_or_default();
-                inner.seen.insert(Key::of(o), (rv, Arc::new(o.clone())));
+                inner.seen.insert(Key::of(o), (rv, o.clone()));
             }
         }
         inner.base = store.resource_version();
@@ -107,7 +168,7 @@ impl EventLog {
         let mut new_events = Vec::new();
         let mut present = std::collections::HashSet::new();
         for kind in crate::model::Kind::ALL {
-            for o in store.list(kind, None) {
+            for o in store.list_shared(kind, None) {
                 let key = Key::of(o);
                 let rv = o.meta().resource_version.clone().unwrap_or_default();
                 let ty = match inner.seen.get(&key) {
@@ -120,32 +181,26 @@ impl EventLog {
                     // sees the old one go and the new one come, as from
                     // the API server, not one object changing its uid.
                     Some((_, old)) if old.meta().uid != o.meta().uid => {
-                        new_events.push(Event {
-                            rv: rv.parse().unwrap_or(now),
-                            ty: EventType::Deleted,
-                            key: key.clone(),
-                            object: deleted_at(old, rv.clone()),
-                            prev: Some(old.clone()),
-                        });
+                        new_events.push(Event::new(
+                            rv.parse().unwrap_or(now),
+                            EventType::Deleted,
+                            key.clone(),
+                            deleted_at(old, rv.clone()),
+                            Some(old.clone()),
+                        ));
                         EventType::Added
                     }
                     Some(_) => EventType::Modified,
                     None => EventType::Added,
                 };
-                let v = Arc::new(o.clone());
+                let v = o.clone();
                 let prev = match ty {
                     EventType::Modified => inner.seen.get(&key).map(|(_, old)| old.clone()),
                     _ => None,
                 };
                 inner.seen.insert(key.clone(), (rv.clone(), v.clone()));
                 present.insert(key.clone());
-                new_events.push(Event {
-                    rv: rv.parse().unwrap_or(0),
-                    ty,
-                    key,
-                    object: v,
-                    prev,
-                });
+                new_events.push(Event::new(rv.parse().unwrap_or(0), ty, key, v, prev));
             }
         }
         let gone: Vec<Key> = inner
@@ -156,19 +211,23 @@ impl EventLog {
             .collect();
         for key in gone {
             if let Some((_, v)) = inner.seen.remove(&key) {
-                new_events.push(Event {
-                    rv: now,
-                    ty: EventType::Deleted,
+                new_events.push(Event::new(
+                    now,
+                    EventType::Deleted,
                     key,
-                    object: deleted_at(&v, now.to_string()),
-                    prev: Some(v),
-                });
+                    deleted_at(&v, now.to_string()),
+                    Some(v),
+                ));
             }
         }
         new_events.sort_by_key(|e| e.rv);
+        inner.bytes += new_events.iter().map(|e| e.bytes).sum::<usize>();
         inner.events.extend(new_events);
-        while inner.events.len() > CAPACITY {
+        while inner.events.len() > inner.max_events
+            || (inner.bytes > inner.max_bytes && inner.events.len() > 1)
+        {
             if let Some(e) = inner.events.pop_front() {
+                inner.bytes -= e.bytes;
                 inner.base = inner.base.max(e.rv);
             }
         }
@@ -324,6 +383,76 @@ mod tests {
         );
         assert!(names_at(&log, &store, start - 1).is_none(), "too old: 410");
         assert!(names_at(&log, &store, now + 1).is_none(), "not seen yet");
+    }
+
+    #[test]
+    fn the_log_holds_no_more_bytes_than_its_bound() {
+        let mut store = Store::default();
+        store.create(ns("a")).unwrap();
+        let one = json_size(store.get(&Key::new(Kind::Namespace, "", "a")).unwrap());
+        // Room for about ten versions of a namespace with a label.
+        let max = 10 * (one + 40);
+        let log = EventLog::with_limits(&store, CAPACITY, max);
+        let start = store.resource_version();
+        let mut rvs = Vec::new();
+        for i in 0..100 {
+            let mut a = store
+                .get(&Key::new(Kind::Namespace, "", "a"))
+                .unwrap()
+                .clone();
+            a.meta_mut().labels = Some([("x".to_string(), format!("{i:040}"))].into());
+            store.update(a);
+            log.sync(&store);
+            rvs.push(store.resource_version());
+            let inner = log.lock();
+            assert!(inner.bytes <= max, "{} > {max} after {i}", inner.bytes);
+            assert_eq!(
+                inner.bytes,
+                inner.events.iter().map(|e| e.bytes).sum::<usize>()
+            );
+            assert!(!inner.events.is_empty());
+        }
+        let held = log.lock().events.len();
+        assert!((5..=10).contains(&held), "{held} events held");
+        // Too old now: 410, for a watch and for a list at that version.
+        assert!(log.since(start).is_none());
+        assert!(names_at(&log, &store, start).is_none());
+        // Recent versions still replay and list consistently.
+        let recent = rvs[rvs.len() - 3];
+        assert_eq!(log.since(recent).unwrap().len(), 2);
+        let label = format!("{:040}", 97);
+        assert_eq!(
+            names_at(&log, &store, recent).unwrap(),
+            [("a".to_string(), label)]
+        );
+        // The count bound holds too.
+        let log = EventLog::with_limits(&store, 3, usize::MAX);
+        for i in 0..10 {
+            store.create(ns(&format!("n{i}"))).unwrap();
+            log.sync(&store);
+        }
+        assert_eq!(log.lock().events.len(), 3);
+        assert_eq!(log.since(store.resource_version() - 3).unwrap().len(), 3);
+        assert!(log.since(store.resource_version() - 4).is_none());
+    }
+
+    #[test]
+    fn the_log_shares_the_stores_objects() {
+        let mut store = Store::default();
+        store.create(ns("a")).unwrap();
+        let key = Key::new(Kind::Namespace, "", "a");
+        let log = EventLog::new(&store);
+        let start = store.resource_version();
+        let mut a = store.get(&key).unwrap().clone();
+        a.meta_mut().labels = Some([("x".to_string(), "y".to_string())].into());
+        store.update(a);
+        log.sync(&store);
+        let ev = log.since(start).unwrap();
+        assert!(Arc::ptr_eq(&ev[0].object, store.get_shared(&key).unwrap()));
+        assert!(Arc::ptr_eq(
+            &log.lock().seen[&key].1,
+            store.get_shared(&key).unwrap()
+        ));
     }
 
     #[test]
