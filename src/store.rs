@@ -225,7 +225,7 @@ impl Store {
             return false;
         };
         obj.meta_mut().resource_version = old.meta().resource_version.clone();
-        self.objects.insert(key, obj);
+        self.objects.insert(key, Arc::new(obj));
         true
     }
 
