@@ -156,8 +156,9 @@ impl Store {
         self.resource_version
     }
 
-    /// The resource version of the last change to an object of `kind`
-    /// (0 when none was made since this store was created or loaded).
+    /// The resource version of the last change to an object of `kind`: 0
+    /// when none was made since this store was created, the loaded version
+    /// for a loaded store (at most that) until one is made.
     pub fn kind_version(&self, kind: Kind) -> u64 {
         self.kind_versions[kind as usize]
     }
@@ -255,8 +256,11 @@ impl Store {
 
     pub fn from_snapshot(bytes: &[u8]) -> Result<Store, SnapshotError> {
         let snap: Snapshot = serde_json::from_slice(bytes).map_err(SnapshotError::Decode)?;
+        // Changes before the load count as made at the loaded version (the
+        // kinds' own versions are not saved).
         let mut store = Store {
             resource_version: snap.resource_version,
+            kind_versions: [snap.resource_version; Kind::ALL.len()],
             ..Store::default()
         };
         for (kind, v) in snap.objects {
@@ -417,6 +421,7 @@ mod tests {
         // A loaded store starts with no journal.
         let loaded = Store::from_snapshot(&s.to_snapshot().unwrap()).unwrap();
         assert!(loaded.changes_since(rv).is_none());
+        assert_eq!(loaded.kind_version(Kind::Pod), loaded.resource_version());
         assert_eq!(
             loaded
                 .changes_since(loaded.resource_version())

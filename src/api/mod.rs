@@ -145,6 +145,10 @@ pub struct WatchQuery {
     /// ...or after this long with the same version (at most 300 000).
     #[serde(default = "default_watch_timeout_ms")]
     pub timeout_ms: u64,
+    /// Only changes to objects of these resources count (comma-separated,
+    /// as `ListQuery::resources`); none: any change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<String>,
 }
 
 fn default_watch_timeout_ms() -> u64 {

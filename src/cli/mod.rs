@@ -1254,6 +1254,7 @@ async fn wait(
                 &WatchQuery {
                     since: seen,
                     timeout_ms: left.as_millis().clamp(1, 300_000) as u64,
+                    resources: None,
                 },
             )
             .await?;

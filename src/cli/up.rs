@@ -395,6 +395,7 @@ pub async fn up(cluster: &str, args: UpArgs) -> Result<i32, ClientError> {
                 &WatchQuery {
                     since: list.resource_version,
                     timeout_ms: left.as_millis().clamp(1, 300_000) as u64,
+                    resources: None,
                 },
             )
             .await?;

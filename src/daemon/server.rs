@@ -518,14 +518,48 @@ pub(crate) async fn log_response(d: D, q: LogsQuery) -> Result<Response, LogErro
     Ok(Body::from_stream(stream).into_response())
 }
 
-async fn watch_rv(State(c): State<Ctx>, Query(q): Query<WatchQuery>) -> Json<WatchReply> {
+async fn watch_rv(
+    State(c): State<Ctx>,
+    Query(q): Query<WatchQuery>,
+) -> Result<Json<WatchReply>, ApiError> {
+    let kinds = match q.resources.as_deref() {
+        None => None,
+        Some(r) => Some(
+            r.split(',')
+                .map(|x| kind_of(x.trim()))
+                .collect::<Result<Vec<Kind>, _>>()?,
+        ),
+    };
     let mut rx = c.d.rv.subscribe();
-    let timeout = Duration::from_millis(q.timeout_ms.min(300_000));
-    let _ = tokio::time::timeout(timeout, rx.wait_for(|rv| *rv > q.since)).await;
-    let rv = *rx.borrow();
-    Json(WatchReply {
-        resource_version: rv,
-    })
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(q.timeout_ms.min(300_000));
+    let mut above = q.since;
+    loop {
+        let woke = tokio::time::timeout_at(deadline, rx.wait_for(|rv| *rv > above))
+            .await
+            .is_ok();
+        let rv = *rx.borrow();
+        let Some(kinds) = kinds.as_ref().filter(|_| woke) else {
+            return Ok(Json(WatchReply {
+                resource_version: rv,
+            }));
+        };
+        // Saved past `since`: answer if one of the kinds changed after it,
+        // else wait for the next save.
+        let last = {
+            let st = c.d.lock();
+            kinds
+                .iter()
+                .map(|k| st.store.kind_version(*k))
+                .max()
+                .unwrap_or(0)
+        };
+        if last > q.since {
+            return Ok(Json(WatchReply {
+                resource_version: rv,
+            }));
+        }
+        above = rv;
+    }
 }
 
 async fn shutdown(State(c): State<Ctx>) -> Json<Lines> {

@@ -42,13 +42,16 @@ pub async fn zone_config(client: &Client) -> Result<ZoneConfig, WatchError> {
     ))
 }
 
+/// What the zone is built from.
+const ZONE_RESOURCES: &str = "services,endpointslices,pods";
+
 /// One consistent read of what the zone is built from, and its version.
 pub async fn snapshot(client: &Client, cfg: &ZoneConfig) -> Result<(Zone, u64), WatchError> {
     let list: ObjectList = client
         .get(
             "/v1/objects",
             &ListQuery {
-                resources: "services,endpointslices,pods".into(),
+                resources: ZONE_RESOURCES.into(),
                 namespace: None,
                 all_namespaces: true,
                 name: None,
@@ -109,14 +112,16 @@ pub async fn run(client: Client, shared: Arc<Shared>) {
                 continue;
             }
         }
-        // Wait for the store to move (the daemon answers at once if it
-        // already has, or after the timeout with the same version).
+        // Wait for what the zone is built from to move (the daemon answers
+        // at once if it already has, or after the timeout with the same
+        // version): other changes (events, deployments, ...) cost no list.
         let w: Result<WatchReply, _> = client
             .get(
                 "/v1/watch",
                 &WatchQuery {
                     since,
                     timeout_ms: 30_000,
+                    resources: Some(ZONE_RESOURCES.into()),
                 },
             )
             .await;
