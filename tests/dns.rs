@@ -393,3 +393,77 @@ fn dns_keeps_answering_while_a_dns_pod_is_deleted() {
         .then_some(())
     });
 }
+
+/// `GET /v1/watch` on cluster `name`'s daemon socket: (HTTP status,
+/// resource version).
+fn watch(name: &str, query: &str) -> (u16, u64) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-w",
+            "\n%{http_code}",
+            "--unix-socket",
+            &format!("/run/lab/{name}/api.sock"),
+            &format!("http://lab/v1/watch?{query}"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    let rv = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["resource_version"].as_u64())
+        .unwrap_or(0);
+    (code.parse().unwrap(), rv)
+}
+
+/// The DNS pods' watch (`resources=services,endpointslices,pods`) sleeps
+/// through changes to other kinds and wakes at once for a Service.
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn the_dns_watch_wakes_only_for_what_the_zone_is_built_from() {
+    require_root!();
+    let c = Cluster::up("dnswatch", &["--empty"]);
+    // The DNS pods settled first (their own status changes would wake it).
+    c.wait_ready(&["pods", "--all", "-n", "kube-system"], "60s");
+    std::thread::sleep(Duration::from_secs(1));
+    let q = "resources=services,endpointslices,pods";
+    let (code, rv) = watch(&c.name, "since=0&timeout_ms=1000");
+    assert_eq!(code, 200);
+    assert!(rv > 0);
+    // A ConfigMap moves the store but not the zone: the watch times out.
+    let name = c.name.clone();
+    let waiter = std::thread::spawn(move || {
+        let t = Instant::now();
+        let r = watch(&name, &format!("since={rv}&timeout_ms=3000&{q}"));
+        (r, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    c.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\ndata: {a: b}\n");
+    let ((code, after_cm), took) = waiter.join().unwrap();
+    assert_eq!(code, 200);
+    assert!(after_cm > rv, "the ConfigMap was saved: {after_cm} vs {rv}");
+    assert!(took >= Duration::from_millis(2500), "woke after {took:?}");
+    // Unfiltered, the same change answers at once.
+    let t = Instant::now();
+    assert_eq!(
+        watch(&c.name, &format!("since={rv}&timeout_ms=3000")).1,
+        after_cm
+    );
+    assert!(t.elapsed() < Duration::from_secs(2));
+    // A Service wakes the filtered watch at once.
+    let name = c.name.clone();
+    let waiter = std::thread::spawn(move || {
+        let t = Instant::now();
+        let r = watch(&name, &format!("since={after_cm}&timeout_ms=10000&{q}"));
+        (r, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: 80}]\n");
+    let ((code, after_svc), took) = waiter.join().unwrap();
+    assert_eq!(code, 200);
+    assert!(after_svc > after_cm);
+    assert!(took < Duration::from_secs(5), "woke after {took:?}");
+    // An unknown resource is refused.
+    assert_eq!(watch(&c.name, "since=0&resources=widgets").0, 400);
+}

@@ -10,7 +10,7 @@
 //! | POST | `/v1/scale` | [`ScaleRequest`] | [`Lines`] |
 //! | GET | `/v1/logs` | [`LogsQuery`] | text (streamed with `follow`) |
 //! | GET | `/v1/exec` | [`PodRef`] | [`ExecTarget`] |
-//! | GET | `/v1/watch` | `?since=RV&timeout_ms=N` | [`WatchReply`] once the store passes RV |
+//! | GET | `/v1/watch` | `?since=RV&timeout_ms=N[&resources=a,b]` | [`WatchReply`] once the store passes RV (with `resources`: once one of those kinds changed after RV) |
 //! | POST | `/v1/shutdown` | | stops every pod, removes the node, exits |
 //! | GET | `/v1/capture` | [`CaptureQuery`] | pcapng, streamed |
 //! | POST | `/v1/faults` | [`fault::FaultRequest`] | [`Lines`] |
