@@ -4,7 +4,7 @@
 
 use crate::model::{Kind, Object};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -55,7 +55,17 @@ impl std::fmt::Display for Key {
 pub struct Store {
     objects: BTreeMap<Key, Arc<Object>>,
     resource_version: u64,
+    /// Per kind (`Kind as usize`), the resource version of its last change
+    /// (0: none since this store was made or loaded).
+    kind_versions: [u64; Kind::ALL.len()],
+    /// The most recent changes, oldest first: (resource version, key), at
+    /// most [`JOURNAL_MAX`]. What a watch cache keeps: a reader that fell
+    /// further behind must list again.
+    journal: VecDeque<(u64, Key)>,
 }
+
+/// How many changes [`Store::changes_since`] can replay.
+pub const JOURNAL_MAX: usize = 1 << 14;
 
 /// Why the saved state cannot be written or read back.
 #[derive(Debug, thiserror::Error)]
@@ -148,12 +158,9 @@ impl Store {
             .map(|(_, o)| o)
     }
 
+    /// The keys of every object of `kind` (walks only that kind's range).
     pub fn keys(&self, kind: Kind) -> Vec<Key> {
-        self.objects
-            .keys()
-            .filter(|k| k.kind == kind)
-            .cloned()
-            .collect()
+        self.list(kind, None).map(Key::of).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -169,8 +176,37 @@ impl Store {
         self.resource_version
     }
 
-    fn bump(&mut self) -> String {
+    /// The resource version of the last change to an object of `kind`: 0
+    /// when none was made since this store was created, the loaded version
+    /// for a loaded store (at most that) until one is made.
+    pub fn kind_version(&self, kind: Kind) -> u64 {
+        self.kind_versions[kind as usize]
+    }
+
+    /// The keys changed (created, updated or removed) after resource
+    /// version `rv`, oldest first, one entry per change; `None` when the
+    /// journal no longer reaches back that far (the caller must look at
+    /// everything, as a watcher with a too old resource version relists).
+    pub fn changes_since(&self, rv: u64) -> Option<impl Iterator<Item = &Key> + '_> {
+        if rv > self.resource_version {
+            return None;
+        }
+        let missed = self.resource_version - rv;
+        let kept = self.journal.len() as u64;
+        if missed > kept {
+            return None;
+        }
+        let skip = (kept - missed) as usize;
+        Some(self.journal.range(skip..).map(|(_, k)| k))
+    }
+
+    fn bump(&mut self, key: &Key) -> String {
         self.resource_version += 1;
+        self.kind_versions[key.kind as usize] = self.resource_version;
+        if self.journal.len() == JOURNAL_MAX {
+            self.journal.pop_front();
+        }
+        self.journal.push_back((self.resource_version, key.clone()));
         self.resource_version.to_string()
     }
 
@@ -181,7 +217,7 @@ impl Store {
         if self.objects.contains_key(&key) {
             return Err(Box::new(obj));
         }
-        let rv = self.bump();
+        let rv = self.bump(&key);
         let meta = obj.meta_mut();
         if meta.uid.as_deref().is_none_or(str::is_empty) {
             meta.uid = Some(new_uid());
@@ -208,7 +244,7 @@ impl Store {
         if **old == obj {
             return false;
         }
-        let rv = self.bump();
+        let rv = self.bump(&key);
         obj.meta_mut().resource_version = Some(rv);
         self.objects.insert(key, Arc::new(obj));
         true
@@ -231,7 +267,7 @@ impl Store {
 
     pub fn remove(&mut self, key: &Key) -> Option<Object> {
         let o = self.objects.remove(key)?;
-        self.bump();
+        self.bump(key);
         Some(Arc::try_unwrap(o).unwrap_or_else(|shared| (*shared).clone()))
     }
 
@@ -253,9 +289,12 @@ impl Store {
 
     pub fn from_snapshot(bytes: &[u8]) -> Result<Store, SnapshotError> {
         let snap: Snapshot = serde_json::from_slice(bytes).map_err(SnapshotError::Decode)?;
+        // Changes before the load count as made at the loaded version (the
+        // kinds' own versions are not saved).
         let mut store = Store {
-            objects: BTreeMap::new(),
             resource_version: snap.resource_version,
+            kind_versions: [snap.resource_version; Kind::ALL.len()],
+            ..Store::default()
         };
         for (kind, v) in snap.objects {
             let name = {
@@ -399,6 +438,44 @@ mod tests {
         assert_eq!(
             names(s.list(Kind::Pod, None).collect()),
             Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn the_journal_replays_changes_per_key_and_kind_versions_move() {
+        let mut s = Store::default();
+        assert_eq!(s.kind_version(Kind::Namespace), 0);
+        let a = s.create(ns("a")).unwrap();
+        let rv = s.resource_version();
+        assert_eq!(s.kind_version(Kind::Namespace), rv);
+        assert_eq!(s.kind_version(Kind::Pod), 0);
+        let b = s.create(ns("b")).unwrap();
+        // An update that changes nothing is no change.
+        assert!(!s.update(s.get(&b).unwrap().clone()));
+        s.remove(&a);
+        let got: Vec<&Key> = s.changes_since(rv).unwrap().collect();
+        assert_eq!(got, [&b, &a]);
+        assert_eq!(s.changes_since(s.resource_version()).unwrap().count(), 0);
+        assert_eq!(s.changes_since(0).unwrap().count(), 3);
+        assert!(s.changes_since(s.resource_version() + 1).is_none());
+        // Past the journal's reach: the reader must look at everything.
+        for i in 0..JOURNAL_MAX {
+            s.create(ns(&format!("n{i}"))).unwrap();
+        }
+        assert!(s.changes_since(rv).is_none());
+        let recent = s.resource_version() - JOURNAL_MAX as u64;
+        assert_eq!(s.changes_since(recent).unwrap().count(), JOURNAL_MAX);
+        assert!(s.changes_since(recent - 1).is_none());
+        // A loaded store starts with no journal.
+        let loaded = Store::from_snapshot(&s.to_snapshot().unwrap()).unwrap();
+        assert!(loaded.changes_since(rv).is_none());
+        assert_eq!(loaded.kind_version(Kind::Pod), loaded.resource_version());
+        assert_eq!(
+            loaded
+                .changes_since(loaded.resource_version())
+                .unwrap()
+                .count(),
+            0
         );
     }
 

@@ -160,54 +160,273 @@ fn port_key(ports: &[SlicePort]) -> PortKey {
     k
 }
 
-/// Run the three controllers for every Service and Endpoints object, with
-/// random generated names.
-pub fn reconcile(store: &mut Store) {
-    reconcile_with(store, &mut random_suffix);
-}
-
-/// [`reconcile`] with the generated-name suffixes drawn from `suffix`.
+/// Run the three controllers for every Service and Endpoints object (a
+/// fresh [`Controller`]: a full pass), with the generated-name suffixes
+/// drawn from `suffix`.
+#[cfg(test)]
 pub fn reconcile_with(store: &mut Store, suffix: &mut dyn FnMut() -> String) {
-    let services: Vec<Service> = store
-        .list(Kind::Service, None)
-        .filter_map(|o| match o {
-            Object::Service(s) => Some((**s).clone()),
-            _ => None,
-        })
-        .collect();
-    let index = slice_index(store);
-    let mut pods_by_ns: HashMap<String, Vec<Pod>> = HashMap::new();
-    for o in store.list(Kind::Pod, None) {
-        if let Object::Pod(p) = o {
-            pods_by_ns
-                .entry(p.metadata.namespace.clone().unwrap_or_default())
-                .or_default()
-                .push((**p).clone());
-        }
-    }
-    for svc in &services {
-        let spec = svc.spec.clone().unwrap_or_default();
-        if spec.type_.as_deref() == Some("ExternalName") {
-            continue;
-        }
-        let Some(sel) = selector(&spec) else { continue };
-        let ns = svc.metadata.namespace.clone().unwrap_or_default();
-        let no_labels = BTreeMap::new();
-        let pods: Vec<Pod> = pods_by_ns
-            .get(&ns)
-            .into_iter()
-            .flatten()
-            .filter(|p| sel.matches(p.metadata.labels.as_ref().unwrap_or(&no_labels)))
-            .cloned()
-            .collect();
-        put(store, Object::Endpoints(endpoints_object(svc, &pods)));
-        let desired = desired_slices(svc, &pods);
-        sync_slices(store, &index, svc_slice_owner(svc), desired, suffix);
-    }
-    mirror(store, &index, suffix);
-    collect_garbage(store);
+    Controller::default().reconcile_with(store, suffix);
 }
 
+/// (namespace, name).
+type NsName = (String, String);
+
+/// What the controllers last saw of one EndpointSlice: the Service it is
+/// labelled for (`""` without the label) and its controller owner's name.
+#[derive(Debug, Clone)]
+struct SliceRef {
+    service: String,
+    owner: Option<String>,
+}
+
+/// The three controllers with what they remember between passes, so that a
+/// pass looks only at the Services whose inputs changed since the last one
+/// (as the real controllers queue a Service when an informer reports a
+/// change to it, its Endpoints, its slices or a pod it selects or selected).
+///
+/// The unit of work is a name in a namespace: the Service of that name, the
+/// Endpoints of that name, the slices labelled for it and the slices it owns.
+/// A pass replays the store's journal since the last pass
+/// ([`Store::changes_since`]) to find the names touched; when the journal no
+/// longer reaches back that far (or on the first pass) every name is.
+/// The controllers' own writes come back in the next pass's replay (and are
+/// then found to need nothing), so the pass converges as the full one does.
+#[derive(Debug, Clone, Default)]
+pub struct Controller {
+    /// The store version this memory reflects (`None`: nothing yet).
+    seen: Option<u64>,
+    /// Per namespace, the selector of each Service the slice and Endpoints
+    /// controllers manage (a selector, not ExternalName): which Services a
+    /// changed pod concerns.
+    selectors: HashMap<String, BTreeMap<String, Selector>>,
+    /// Each pod's labels when last seen: a pod whose labels changed
+    /// concerns the Services it matched before as well.
+    pod_labels: HashMap<NsName, BTreeMap<String, String>>,
+    /// Each slice (namespace, slice name) as last seen.
+    slices: HashMap<NsName, SliceRef>,
+    /// (namespace, service label) → slice names.
+    by_service: HashMap<NsName, BTreeSet<String>>,
+    /// (namespace, controller owner's name) → slice names.
+    by_owner: HashMap<NsName, BTreeSet<String>>,
+}
+
+impl Controller {
+    /// One pass with random generated names.
+    pub fn reconcile(&mut self, store: &mut Store) {
+        self.reconcile_with(store, &mut random_suffix);
+    }
+
+    /// One pass: nothing at all when nothing the controllers read changed
+    /// since the last pass; otherwise the names touched since then.
+    pub fn reconcile_with(&mut self, store: &mut Store, suffix: &mut dyn FnMut() -> String) {
+        let rv = store.resource_version();
+        if self.seen == Some(rv) {
+            return;
+        }
+        let relevant = |k: &&Key| {
+            matches!(
+                k.kind,
+                Kind::Service | Kind::Endpoints | Kind::EndpointSlice | Kind::Pod
+            )
+        };
+        let replay: Option<BTreeSet<Key>> = self
+            .seen
+            .and_then(|seen| store.changes_since(seen))
+            .map(|keys| keys.filter(relevant).cloned().collect());
+        let mut names = BTreeSet::new();
+        match replay {
+            Some(keys) => {
+                // Services first: a changed pod is matched against the
+                // selectors as they are now (a Service whose selector
+                // changed is in the set anyway).
+                let (svcs, rest): (Vec<Key>, Vec<Key>) =
+                    keys.into_iter().partition(|k| k.kind == Kind::Service);
+                for k in svcs.iter().chain(&rest) {
+                    self.observe(store, k, &mut names);
+                }
+            }
+            None => self.rebuild(store, &mut names),
+        }
+        self.seen = Some(rv);
+        if !names.is_empty() {
+            self.sync(store, &names, suffix);
+        }
+    }
+
+    /// Forget everything and look at every object: every name is touched.
+    fn rebuild(&mut self, store: &Store, names: &mut BTreeSet<NsName>) {
+        *self = Controller::default();
+        for kind in [
+            Kind::Service,
+            Kind::Endpoints,
+            Kind::EndpointSlice,
+            Kind::Pod,
+        ] {
+            for o in store.list(kind, None) {
+                self.observe(store, &Key::of(o), names);
+            }
+        }
+    }
+
+    /// Bring the memory of `key` up to the store and add the names it
+    /// concerns, before and after the change.
+    fn observe(&mut self, store: &Store, key: &Key, names: &mut BTreeSet<NsName>) {
+        let ns = &key.namespace;
+        let nn = (ns.clone(), key.name.clone());
+        match key.kind {
+            Kind::Service => {
+                let sel = match store.get(key) {
+                    Some(Object::Service(s)) => {
+                        let spec = s.spec.clone().unwrap_or_default();
+                        if spec.type_.as_deref() == Some("ExternalName") {
+                            None
+                        } else {
+                            selector(&spec)
+                        }
+                    }
+                    _ => None,
+                };
+                let m = self.selectors.entry(ns.clone()).or_default();
+                match sel {
+                    Some(sel) => {
+                        m.insert(key.name.clone(), sel);
+                    }
+                    None => {
+                        m.remove(&key.name);
+                    }
+                }
+                names.insert(nn);
+            }
+            Kind::Endpoints => {
+                names.insert(nn);
+            }
+            Kind::EndpointSlice => {
+                if let Some(old) = self.slices.remove(&nn) {
+                    let svc = (ns.clone(), old.service);
+                    remove_from(&mut self.by_service, &svc, &key.name);
+                    names.insert(svc);
+                    if let Some(owner) = old.owner {
+                        let owner = (ns.clone(), owner);
+                        remove_from(&mut self.by_owner, &owner, &key.name);
+                        names.insert(owner);
+                    }
+                }
+                if let Some(Object::EndpointSlice(s)) = store.get(key) {
+                    let new = SliceRef {
+                        service: s
+                            .metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                            .cloned()
+                            .unwrap_or_default(),
+                        owner: controller_owner(&s.metadata).map(|r| r.name.clone()),
+                    };
+                    let svc = (ns.clone(), new.service.clone());
+                    self.by_service
+                        .entry(svc.clone())
+                        .or_default()
+                        .insert(key.name.clone());
+                    names.insert(svc);
+                    if let Some(owner) = &new.owner {
+                        let owner = (ns.clone(), owner.clone());
+                        self.by_owner
+                            .entry(owner.clone())
+                            .or_default()
+                            .insert(key.name.clone());
+                        names.insert(owner);
+                    }
+                    self.slices.insert(nn, new);
+                }
+            }
+            Kind::Pod => {
+                let old = self.pod_labels.remove(&nn);
+                let new = match store.get(key) {
+                    Some(Object::Pod(p)) => Some(p.metadata.labels.clone().unwrap_or_default()),
+                    _ => None,
+                };
+                if let Some(sels) = self.selectors.get(ns) {
+                    for (svc, sel) in sels {
+                        if old.iter().chain(&new).any(|l| sel.matches(l)) {
+                            names.insert((ns.clone(), svc.clone()));
+                        }
+                    }
+                }
+                if let Some(new) = new {
+                    self.pod_labels.insert(nn, new);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The three controllers for `names` only, in the order of a full pass:
+    /// the slice and Endpoints controllers for each Service with a
+    /// selector, then mirroring, then garbage.
+    fn sync(
+        &self,
+        store: &mut Store,
+        names: &BTreeSet<NsName>,
+        suffix: &mut dyn FnMut() -> String,
+    ) {
+        let index = self.slice_index(store, names);
+        for (ns, name) in names {
+            let Some(Object::Service(svc)) = store.get(&Key::new(Kind::Service, ns, name)) else {
+                continue;
+            };
+            let svc = (**svc).clone();
+            let spec = svc.spec.clone().unwrap_or_default();
+            if spec.type_.as_deref() == Some("ExternalName") {
+                continue;
+            }
+            let Some(sel) = selector(&spec) else { continue };
+            let no_labels = BTreeMap::new();
+            let pods: Vec<Pod> = store
+                .list(Kind::Pod, Some(ns))
+                .filter_map(|o| match o {
+                    Object::Pod(p) => Some(p),
+                    _ => None,
+                })
+                .filter(|p| sel.matches(p.metadata.labels.as_ref().unwrap_or(&no_labels)))
+                .map(|p| (**p).clone())
+                .collect();
+            put(store, Object::Endpoints(endpoints_object(&svc, &pods)));
+            let desired = desired_slices(&svc, &pods);
+            sync_slices(store, &index, svc_slice_owner(&svc), desired, suffix);
+        }
+        self.mirror(store, &index, names, suffix);
+        self.collect_garbage(store, names);
+    }
+
+    /// The controller-managed slices labelled for `names`, by namespace,
+    /// service and controller (taken once per pass: a pass only rewrites
+    /// each service's own slices).
+    fn slice_index(
+        &self,
+        store: &Store,
+        names: &BTreeSet<NsName>,
+    ) -> HashMap<SliceKey, Vec<EndpointSlice>> {
+        let mut out: HashMap<SliceKey, Vec<EndpointSlice>> = HashMap::new();
+        for nn in names {
+            for sname in self.by_service.get(nn).into_iter().flatten() {
+                let Some(Object::EndpointSlice(s)) =
+                    store.get(&Key::new(Kind::EndpointSlice, &nn.0, sname))
+                else {
+                    continue;
+                };
+                let Some(l) = s.metadata.labels.as_ref() else {
+                    continue;
+                };
+                if let (Some(svc), Some(by)) = (l.get(SERVICE_NAME_LABEL), l.get(MANAGED_BY)) {
+                    out.entry((nn.0.clone(), svc.clone(), by.clone()))
+                        .or_default()
+                        .push(s.clone());
+                }
+            }
+        }
+        out
+    }
+}
 /// Where a controller's slices come from: the owner reference, the labels
 /// every slice gets, and the generateName prefix.
 struct SliceOwner {
@@ -362,30 +581,6 @@ fn slice_prefix(name: &str) -> String {
 
 /// (namespace, service, managing controller).
 type SliceKey = (String, String, String);
-
-/// Every controller-managed slice, by namespace, service and controller
-/// (built once per pass: a pass only rewrites each service's own slices).
-fn slice_index(store: &Store) -> HashMap<SliceKey, Vec<EndpointSlice>> {
-    let mut out: HashMap<SliceKey, Vec<EndpointSlice>> = HashMap::new();
-    for o in store.list(Kind::EndpointSlice, None) {
-        let Object::EndpointSlice(s) = o else {
-            continue;
-        };
-        let Some(l) = s.metadata.labels.as_ref() else {
-            continue;
-        };
-        if let (Some(svc), Some(by)) = (l.get(SERVICE_NAME_LABEL), l.get(MANAGED_BY)) {
-            out.entry((
-                s.metadata.namespace.clone().unwrap_or_default(),
-                svc.clone(),
-                by.clone(),
-            ))
-            .or_default()
-            .push(s.clone());
-        }
-    }
-    out
-}
 
 /// Make the slices `owner` manages equal `desired`: a desired slice keeps
 /// the name of an existing slice with the same ports, else recycles the
@@ -592,91 +787,145 @@ fn endpoints_object(svc: &Service, pods: &[Pod]) -> Endpoints {
     }
 }
 
-/// The mirroring controller, for every Endpoints object: mirror it when its
-/// Service exists without a selector and it carries neither the skip-mirror
-/// label nor a leader-election annotation; otherwise delete its mirrors.
-fn mirror(
-    store: &mut Store,
-    index: &HashMap<SliceKey, Vec<EndpointSlice>>,
-    suffix: &mut dyn FnMut() -> String,
-) {
-    // Only Endpoints of selector-less Services are candidates (checked
-    // before cloning: most Endpoints are the Endpoints controller's).
-    let all: Vec<Endpoints> = store
-        .list(Kind::Endpoints, None)
-        .filter_map(|o| match o {
-            Object::Endpoints(e) => Some(e),
-            _ => None,
-        })
-        .filter(|e| {
-            let ns = e.metadata.namespace.as_deref().unwrap_or_default();
-            let name = e.metadata.name.as_deref().unwrap_or_default();
-            matches!(
+impl Controller {
+    /// The mirroring controller, for the Endpoints objects of `names`:
+    /// mirror one when its Service exists without a selector and it carries
+    /// neither the skip-mirror label nor a leader-election annotation;
+    /// otherwise delete its mirrors.
+    fn mirror(
+        &self,
+        store: &mut Store,
+        index: &HashMap<SliceKey, Vec<EndpointSlice>>,
+        names: &BTreeSet<NsName>,
+        suffix: &mut dyn FnMut() -> String,
+    ) {
+        let mut mirrored = BTreeSet::new();
+        for (ns, name) in names {
+            let Some(Object::Endpoints(eps)) = store.get(&Key::new(Kind::Endpoints, ns, name))
+            else {
+                continue;
+            };
+            // Only Endpoints of selector-less Services are candidates
+            // (checked before cloning: most Endpoints are the Endpoints
+            // controller's).
+            let selectorless = matches!(
                 store.get(&Key::new(Kind::Service, ns, name)),
                 Some(Object::Service(s)) if s
                     .spec
                     .as_ref()
                     .and_then(|sp| sp.selector.as_ref())
                     .is_none_or(|m| m.is_empty())
-            )
-        })
-        .cloned()
-        .collect();
-    let mut mirrored = BTreeSet::new();
-    for eps in all {
-        let ns = eps.metadata.namespace.clone().unwrap_or_default();
-        let name = eps.metadata.name.clone().unwrap_or_default();
-        let skip = eps
-            .metadata
-            .labels
-            .as_ref()
-            .is_some_and(|l| l.get(SKIP_MIRROR).map(String::as_str) == Some("true"))
-            || eps
+            );
+            if !selectorless {
+                continue;
+            }
+            let eps = eps.clone();
+            let skip = eps
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.get(SKIP_MIRROR).map(String::as_str) == Some("true"))
+                || eps
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(LEADER_ANNOTATION));
+            if skip {
+                continue;
+            }
+            mirrored.insert((ns.clone(), name.clone()));
+            let mut labels = eps.metadata.labels.clone().unwrap_or_default();
+            labels.insert(SERVICE_NAME_LABEL.into(), name.clone());
+            labels.insert(MANAGED_BY.into(), MIRROR_CONTROLLER.into());
+            let annotations: BTreeMap<String, String> = eps
                 .metadata
                 .annotations
-                .as_ref()
-                .is_some_and(|a| a.contains_key(LEADER_ANNOTATION));
-        let selectorless = matches!(
-            store.get(&Key::new(Kind::Service, &ns, &name)),
-            Some(Object::Service(s)) if selector(&s.spec.clone().unwrap_or_default()).is_none()
-        );
-        if skip || !selectorless {
-            continue;
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| k != TRIGGER_TIME && k != LAST_APPLIED)
+                .collect();
+            let owner = SliceOwner {
+                namespace: ns.clone(),
+                service: name.clone(),
+                controller: MIRROR_CONTROLLER,
+                owner: controller_ref("Endpoints", &eps.metadata),
+                labels,
+                annotations: Some(annotations).filter(|a| !a.is_empty()),
+            };
+            sync_slices(store, index, owner, mirrored_slices(&eps), suffix);
         }
-        mirrored.insert((ns.clone(), name.clone()));
-        let mut labels = eps.metadata.labels.clone().unwrap_or_default();
-        labels.insert(SERVICE_NAME_LABEL.into(), name.clone());
-        labels.insert(MANAGED_BY.into(), MIRROR_CONTROLLER.into());
-        let annotations: BTreeMap<String, String> = eps
-            .metadata
-            .annotations
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(k, _)| k != TRIGGER_TIME && k != LAST_APPLIED)
-            .collect();
-        let owner = SliceOwner {
-            namespace: ns,
-            service: name,
-            controller: MIRROR_CONTROLLER,
-            owner: controller_ref("Endpoints", &eps.metadata),
-            labels,
-            annotations: Some(annotations).filter(|a| !a.is_empty()),
-        };
-        sync_slices(store, index, owner, mirrored_slices(&eps), suffix);
+        // Mirrors of Endpoints that are gone or no longer to be mirrored
+        // (a mirror without the service-name label counts as one for "").
+        for nn in names.iter().filter(|nn| !mirrored.contains(*nn)) {
+            for sname in self.by_service.get(nn).into_iter().flatten() {
+                let key = Key::new(Kind::EndpointSlice, &nn.0, sname);
+                let Some(Object::EndpointSlice(s)) = store.get(&key) else {
+                    continue;
+                };
+                let l = s.metadata.labels.as_ref();
+                let label = |k: &str| l.and_then(|l| l.get(k)).map(String::as_str);
+                if label(MANAGED_BY) == Some(MIRROR_CONTROLLER)
+                    && label(SERVICE_NAME_LABEL).unwrap_or_default() == nn.1
+                {
+                    store.remove(&key);
+                }
+            }
+        }
     }
-    // Mirrors of Endpoints that are gone or no longer to be mirrored.
-    for key in store.keys(Kind::EndpointSlice) {
-        let Some(Object::EndpointSlice(s)) = store.get(&key) else {
-            continue;
-        };
-        let l = s.metadata.labels.clone().unwrap_or_default();
-        if l.get(MANAGED_BY).map(String::as_str) != Some(MIRROR_CONTROLLER) {
-            continue;
+
+    /// What the garbage collector and the Endpoints controller remove for
+    /// `names`: slices owned by one of them (by uid) that is gone, and the
+    /// controller-made Endpoints of a Service that is gone.
+    fn collect_garbage(&self, store: &mut Store, names: &BTreeSet<NsName>) {
+        for nn in names {
+            for sname in self.by_owner.get(nn).into_iter().flatten() {
+                let key = Key::new(Kind::EndpointSlice, &nn.0, sname);
+                let Some(owner) = store
+                    .get(&key)
+                    .and_then(|o| controller_owner(o.meta()).cloned())
+                else {
+                    continue;
+                };
+                let kind = match owner.kind.as_str() {
+                    "Service" => Kind::Service,
+                    "Endpoints" => Kind::Endpoints,
+                    _ => continue,
+                };
+                let alive = store
+                    .get(&Key::new(kind, &key.namespace, &owner.name))
+                    .is_some_and(|o| o.meta().uid.as_deref() == Some(owner.uid.as_str()));
+                if !alive {
+                    store.remove(&key);
+                }
+            }
+            let key = Key::new(Kind::Endpoints, &nn.0, &nn.1);
+            let svc_exists = store.get(&Key::new(Kind::Service, &nn.0, &nn.1)).is_some();
+            let controller_made = store.get(&key).is_some_and(|o| {
+                o.meta().labels.as_ref().is_some_and(|l| {
+                    l.get(EP_MANAGED_BY).map(String::as_str) == Some(EP_CONTROLLER)
+                })
+            });
+            if controller_made && !svc_exists {
+                store.remove(&key);
+            }
         }
-        let svc = l.get(SERVICE_NAME_LABEL).cloned().unwrap_or_default();
-        if !mirrored.contains(&(key.namespace.clone(), svc)) {
-            store.remove(&key);
+    }
+}
+
+/// The first owner reference marked as the controller.
+fn controller_owner(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+}
+
+fn remove_from(map: &mut HashMap<NsName, BTreeSet<String>>, key: &NsName, item: &str) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(item);
+        if set.is_empty() {
+            map.remove(key);
         }
     }
 }
@@ -741,49 +990,6 @@ fn mirrored_slices(eps: &Endpoints) -> Vec<(Vec<SlicePort>, Vec<Endpoint>)> {
         .filter(|g| !g.2.is_empty())
         .map(|(_, p, e)| (p, e))
         .collect()
-}
-
-/// What the garbage collector and the Endpoints controller remove: slices
-/// whose owner (Service or Endpoints, by uid) is gone, and controller-made
-/// Endpoints whose Service is gone.
-fn collect_garbage(store: &mut Store) {
-    for key in store.keys(Kind::EndpointSlice) {
-        let Some(owner) = store.get(&key).and_then(|o| {
-            o.meta()
-                .owner_references
-                .iter()
-                .flatten()
-                .find(|r| r.controller == Some(true))
-                .cloned()
-        }) else {
-            continue;
-        };
-        let kind = match owner.kind.as_str() {
-            "Service" => Kind::Service,
-            "Endpoints" => Kind::Endpoints,
-            _ => continue,
-        };
-        let alive = store
-            .get(&Key::new(kind, &key.namespace, &owner.name))
-            .is_some_and(|o| o.meta().uid.as_deref() == Some(owner.uid.as_str()));
-        if !alive {
-            store.remove(&key);
-        }
-    }
-    for key in store.keys(Kind::Endpoints) {
-        let svc_exists = store
-            .get(&Key::new(Kind::Service, &key.namespace, &key.name))
-            .is_some();
-        let controller_made = store.get(&key).is_some_and(|o| {
-            o.meta()
-                .labels
-                .as_ref()
-                .is_some_and(|l| l.get(EP_MANAGED_BY).map(String::as_str) == Some(EP_CONTROLLER))
-        });
-        if controller_made && !svc_exists {
-            store.remove(&key);
-        }
-    }
 }
 
 /// Create or update, keeping what the store assigned (uid, creation time,

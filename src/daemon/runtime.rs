@@ -12,7 +12,7 @@ use crate::sys::lock::FileLock;
 use crate::sys::netns;
 use crate::wire::shim::{ShimCommand, ShimSpec, ShimStatus};
 use k8s_openapi::api::core::v1::PodStatus;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -104,7 +104,15 @@ pub struct Daemon {
     host_resolv: String,
     /// Histograms and DNS reports for `/metrics`.
     pub metrics: Arc<super::metrics::Metrics>,
+    /// The versions of the Services and EndpointSlices (the store's
+    /// [`kind_version`](crate::store::Store::kind_version)) the proxies were
+    /// last given a view of, and that view's reply-rule ports: a pass that
+    /// finds them unchanged builds no view (nothing else goes into it).
+    proxied: Mutex<Option<((u64, u64), ReplyPorts)>>,
 }
+
+/// The (protocol, targetPort) pairs that get a reply rule.
+type ReplyPorts = BTreeSet<(super::services::Proto, u16)>;
 
 /// Write a file atomically (temp file in the same directory, then rename)
 /// with `mode`, creating its directory if needed: 0700 for [`PRIVATE`]
@@ -358,7 +366,7 @@ impl Daemon {
             let mut st = self.lock();
             st.finish_namespaces();
             self.node_lifecycle(&mut st);
-            controller::reconcile(&mut st.store);
+            st.reconcile_controllers();
             let mut pods = self.pods_lock();
             let now = Instant::now();
             let mut to_start = Vec::new();
@@ -474,28 +482,45 @@ impl Daemon {
                     to_stop.push(uid.clone());
                 }
             }
-            (
-                to_start,
-                to_stop,
-                st.store.resource_version(),
-                super::services::view(&st.store),
-            )
+            // The Services view only when a Service or EndpointSlice
+            // changed since the proxies were given the last one.
+            let versions = (
+                st.store.kind_version(Kind::Service),
+                st.store.kind_version(Kind::EndpointSlice),
+            );
+            let mut proxied = self.proxied.lock().unwrap_or_else(|e| e.into_inner());
+            let view = match &*proxied {
+                Some((v, ports)) if *v == versions => Err(ports.clone()),
+                _ => {
+                    let view = super::services::view(&st.store);
+                    *proxied = Some((versions, view.target_ports.clone()));
+                    Ok(view)
+                }
+            };
+            (to_start, to_stop, st.store.resource_version(), view)
         };
-        let mut programmed = false;
+        let target_ports = match &view {
+            Ok(v) => &v.target_ports,
+            Err(ports) => ports,
+        };
+        // Retried every pass until installed (a no-op once it is).
         for n in &self.nodes {
-            n.routing.sync(&view.target_ports).await;
+            n.routing.sync(target_ports).await;
         }
-        // Each node's proxy its own view; the last takes the view itself
-        // (no copy with one node).
-        let (last, others) = self.nodes.split_last().expect("at least one node");
-        for n in others {
-            programmed |= n.dataplane.update(&self.cfg, view.for_node(n.name()));
-        }
-        programmed |= last
-            .dataplane
-            .update(&self.cfg, view.into_node(last.name()));
-        if programmed {
-            self.metrics.programmed(trigger);
+        if let Ok(view) = view {
+            let mut programmed = false;
+            // Each node's proxy its own view; the last takes the view
+            // itself (no copy with one node).
+            let (last, others) = self.nodes.split_last().expect("at least one node");
+            for n in others {
+                programmed |= n.dataplane.update(&self.cfg, view.for_node(n.name()));
+            }
+            programmed |= last
+                .dataplane
+                .update(&self.cfg, view.into_node(last.name()));
+            if programmed {
+                self.metrics.programmed(trigger);
+            }
         }
         self.faults.refresh(self);
         if *self.rv.borrow() != rv {
@@ -1162,6 +1187,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         persist_lock: tokio::sync::Mutex::new(None),
         host_resolv: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         metrics: Arc::default(),
+        proxied: Mutex::new(None),
     });
     daemon.save().await;
     // Put back routes, rules and the TUN's link state when someone deletes

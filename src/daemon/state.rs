@@ -26,6 +26,9 @@ pub struct State {
     /// a re-created `db-0` asks for it again (in memory only; Kubernetes
     /// itself gives a re-created pod a new address).
     pub sticky_ips: std::collections::HashMap<String, Ipv4Addr>,
+    /// The controllers' memory between passes (see
+    /// [`Controllers`](crate::controller::Controllers)).
+    pub controllers: crate::controller::Controllers,
 }
 
 /// Why one document of an apply was refused.
@@ -177,9 +180,15 @@ impl State {
             pod_ipam,
             svc_ipam,
             sticky_ips: Default::default(),
+            controllers: Default::default(),
         };
         st.rebuild_ipam();
         st
+    }
+
+    /// Run the controllers (each pass looks at what changed since the last).
+    pub fn reconcile_controllers(&mut self) {
+        self.controllers.reconcile(&mut self.store);
     }
 
     /// Remember the address of a StatefulSet pod that is going away, so its

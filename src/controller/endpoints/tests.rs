@@ -730,7 +730,7 @@ fn many_services_one_slice_each_and_a_quiet_steady_state() {
         p["status"]["podIP"] = json!(format!("10.244.{}.{}", i / 250, i % 250 + 1));
         s.create(Object::from_json(Kind::Pod, p).unwrap()).unwrap();
     }
-    reconcile(&mut s);
+    run(&mut s, &mut counter());
     assert_eq!(s.list(Kind::EndpointSlice, None).count(), n);
     assert_eq!(s.list(Kind::Endpoints, None).count(), n);
     for i in [0, n / 2, n - 1] {
@@ -739,6 +739,350 @@ fn many_services_one_slice_each_and_a_quiet_steady_state() {
         assert_eq!(sl[0].endpoints.as_ref().unwrap().len(), 1);
     }
     let rv = s.resource_version();
-    reconcile(&mut s);
+    run(&mut s, &mut counter());
     assert_eq!(s.resource_version(), rv, "a second pass writes nothing");
+}
+
+/// A small deterministic generator (xorshift64*): the same operations for
+/// both stores of a run, and a failing seed can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+
+    fn coin(&mut self) -> bool {
+        self.below(2) == 0
+    }
+}
+
+const NAMESPACES: [&str; 2] = ["default", "other"];
+const SVC_NAMES: [&str; 4] = ["s0", "s1", "s2", "s3"];
+const POD_NAMES: [&str; 6] = ["p0", "p1", "p2", "p3", "p4", "p5"];
+
+/// One random change a user (or the kubelet) could make to what the
+/// endpoints controllers read: Services, pods, hand-written Endpoints, and
+/// the controllers' own slices tampered with or deleted.
+fn random_change(rng: &mut Rng, s: &Store, uid: &mut u64) -> Vec<Change> {
+    let ns = rng.pick(&NAMESPACES);
+    let mut fresh_uid = || {
+        *uid += 1;
+        format!("uid-{uid}")
+    };
+    match rng.below(9) {
+        // A Service created, changed, or deleted and created again.
+        0 | 1 => {
+            let name = rng.pick(&SVC_NAMES);
+            let key = Key::new(Kind::Service, ns, name);
+            let uid = match s.get(&key) {
+                Some(o) if rng.below(4) != 0 => o.meta().uid.clone().unwrap(),
+                _ => fresh_uid(),
+            };
+            let selector = match rng.below(4) {
+                0 => Value::Null,
+                1 => json!({"app": "b"}),
+                _ => json!({"app": "a"}),
+            };
+            let mut spec = json!({
+                "clusterIP": if rng.below(4) == 0 { "None".to_string() } else { format!("10.96.0.{}", rng.below(200) + 1) },
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP",
+                    "targetPort": if rng.coin() { json!("http") } else { json!(8080) }}],
+                "publishNotReadyAddresses": rng.below(4) == 0,
+            });
+            if !selector.is_null() {
+                spec["selector"] = selector;
+            }
+            if rng.below(8) == 0 {
+                spec["type"] = json!("ExternalName");
+                spec["externalName"] = json!("example.com");
+            }
+            let obj = Object::from_json(
+                Kind::Service,
+                json!({"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": name, "namespace": ns, "uid": uid,
+                        "labels": {"tier": rng.below(2).to_string()}},
+                    "spec": spec}),
+            )
+            .unwrap();
+            match s.get(&key) {
+                Some(o) if o.meta().uid.as_deref() == obj.meta().uid.as_deref() => {
+                    vec![Change::Update(obj)]
+                }
+                Some(_) => vec![Change::Remove(key), Change::Create(obj)],
+                None => vec![Change::Create(obj)],
+            }
+        }
+        2 => vec![Change::Remove(Key::new(
+            Kind::Service,
+            ns,
+            rng.pick(&SVC_NAMES),
+        ))],
+        // A pod created or changed: labels, readiness, address, phase,
+        // termination, its port.
+        3 | 4 => {
+            let name = rng.pick(&POD_NAMES);
+            let key = Key::new(Kind::Pod, ns, name);
+            let uid = s
+                .get(&key)
+                .and_then(|o| o.meta().uid.clone())
+                .unwrap_or_else(&mut fresh_uid);
+            let mut v = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": ns, "uid": uid,
+                    "labels": match rng.below(3) { 0 => json!({}), 1 => json!({"app": "b"}), _ => json!({"app": "a"}) }},
+                "spec": {"nodeName": "lab-node", "hostname": name, "subdomain": rng.pick(&SVC_NAMES),
+                    "containers": [{"name": "c", "image": "x", "command": ["x"],
+                    "ports": [{"name": "http", "containerPort": if rng.coin() { 8080 } else { 9090 }, "protocol": "TCP"}]}]},
+                "status": {"phase": if rng.below(6) == 0 { "Succeeded" } else { "Running" },
+                    "conditions": [{"type": "Ready", "status": if rng.coin() { "True" } else { "False" }}]}
+            });
+            if rng.below(5) != 0 {
+                v["status"]["podIP"] = json!(format!("10.244.0.{}", rng.below(8) + 2));
+            }
+            if rng.below(5) == 0 {
+                v["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+            }
+            let obj = Object::from_json(Kind::Pod, v).unwrap();
+            if s.get(&key).is_some() {
+                vec![Change::Update(obj)]
+            } else {
+                vec![Change::Create(obj)]
+            }
+        }
+        5 => vec![Change::Remove(Key::new(
+            Kind::Pod,
+            ns,
+            rng.pick(&POD_NAMES),
+        ))],
+        // Hand-written Endpoints (mirrored when the Service has no
+        // selector), or the controller's Endpoints overwritten or deleted.
+        6 => {
+            let name = rng.pick(&SVC_NAMES);
+            let key = Key::new(Kind::Endpoints, ns, name);
+            if rng.below(3) == 0 {
+                return vec![Change::Remove(key)];
+            }
+            let mut labels = json!({});
+            if rng.below(4) == 0 {
+                labels[SKIP_MIRROR] = json!("true");
+            }
+            let obj = Object::from_json(
+                Kind::Endpoints,
+                json!({"apiVersion": "v1", "kind": "Endpoints",
+                    "metadata": {"name": name, "namespace": ns, "uid": fresh_uid(), "labels": labels},
+                    "subsets": [{"addresses": [{"ip": format!("10.1.0.{}", rng.below(4) + 1)}],
+                        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]}),
+            )
+            .unwrap();
+            if s.get(&key).is_some() {
+                vec![Change::Remove(key), Change::Create(obj)]
+            } else {
+                vec![Change::Create(obj)]
+            }
+        }
+        // One of the slices deleted or emptied by hand.
+        7 => {
+            let all: Vec<Key> = s.keys(Kind::EndpointSlice);
+            if all.is_empty() {
+                return Vec::new();
+            }
+            let key = all[rng.below(all.len() as u64) as usize].clone();
+            if rng.coin() {
+                vec![Change::Remove(key)]
+            } else {
+                vec![Change::EmptySlice(key)]
+            }
+        }
+        // A slice someone else made for a Service: labelled as the slice
+        // or the mirroring controller's, owned by nothing or by a Service
+        // of another uid.
+        _ => {
+            let svc = rng.pick(&SVC_NAMES);
+            let by = if rng.coin() {
+                SLICE_CONTROLLER
+            } else {
+                MIRROR_CONTROLLER
+            };
+            let mut meta = json!({"name": format!("{svc}-hand{}", rng.below(3)), "namespace": ns,
+                "uid": fresh_uid(),
+                "labels": {SERVICE_NAME_LABEL: svc, MANAGED_BY: by}});
+            if rng.coin() {
+                meta["ownerReferences"] = json!([{"apiVersion": "v1",
+                    "kind": if rng.coin() { "Service" } else { "Endpoints" },
+                    "name": rng.pick(&SVC_NAMES), "uid": format!("uid-{}", rng.below(*uid + 1)),
+                    "controller": true}]);
+            }
+            let obj = Object::from_json(
+                Kind::EndpointSlice,
+                json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": meta, "addressType": "IPv4", "endpoints": [], "ports": []}),
+            )
+            .unwrap();
+            let key = Key::of(&obj);
+            if s.get(&key).is_some() {
+                vec![Change::Remove(key), Change::Create(obj)]
+            } else {
+                vec![Change::Create(obj)]
+            }
+        }
+    }
+}
+
+enum Change {
+    Create(Object),
+    Update(Object),
+    Remove(Key),
+    /// A slice's endpoints removed (in each store's own copy: the uids the
+    /// stores gave it differ).
+    EmptySlice(Key),
+}
+
+fn apply(s: &mut Store, changes: &[Change]) {
+    for c in changes {
+        match c {
+            Change::Create(o) => {
+                let _ = s.create(o.clone());
+            }
+            Change::Update(o) => {
+                s.update(o.clone());
+            }
+            Change::Remove(k) => {
+                s.remove(k);
+            }
+            Change::EmptySlice(k) => {
+                if let Some(Object::EndpointSlice(mut sl)) = s.get(k).cloned() {
+                    sl.endpoints = Some(Vec::new());
+                    s.update(Object::EndpointSlice(sl));
+                }
+            }
+        }
+    }
+}
+
+/// Every object, without what the store assigns per write (resource
+/// version, creation time, the uid of objects the controllers created).
+fn normalized(s: &Store) -> Vec<Value> {
+    Kind::ALL
+        .iter()
+        .flat_map(|k| s.list(*k, None))
+        .map(|o| {
+            let mut v = o.to_json();
+            let m = &mut v["metadata"];
+            m.as_object_mut().unwrap().remove("resourceVersion");
+            m.as_object_mut().unwrap().remove("creationTimestamp");
+            if !m["uid"].as_str().unwrap_or_default().starts_with("uid-") {
+                m.as_object_mut().unwrap().remove("uid");
+            }
+            for r in m["ownerReferences"].as_array_mut().into_iter().flatten() {
+                if !r["uid"].as_str().unwrap_or_default().starts_with("uid-") {
+                    r.as_object_mut().unwrap().remove("uid");
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+/// Until nothing changes, as `controller::reconcile` runs them (bounded).
+fn settle(s: &mut Store, mut pass: impl FnMut(&mut Store)) {
+    for _ in 0..6 {
+        let rv = s.resource_version();
+        pass(s);
+        if s.resource_version() == rv {
+            return;
+        }
+    }
+    panic!("the controllers do not settle");
+}
+
+/// The controller that remembers between passes (looking only at what
+/// changed) ends every step in the same store as a full pass over
+/// everything, over random sequences of changes to Services, pods,
+/// Endpoints and slices.
+#[test]
+fn incremental_passes_match_full_passes() {
+    for seed in 1..=10u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let (mut inc, mut full) = (Store::default(), Store::default());
+        let (mut inc_names, mut full_names) = (counter(), counter());
+        let mut ctl = Controller::default();
+        let mut uid = 0;
+        let mut looked = 0;
+        for step in 0..100 {
+            let changes = random_change(&mut rng, &inc, &mut uid);
+            apply(&mut inc, &changes);
+            apply(&mut full, &changes);
+            settle(&mut inc, |s| ctl.reconcile_with(s, &mut inc_names));
+            settle(&mut full, |s| reconcile_with(s, &mut full_names));
+            looked += inc.list(Kind::EndpointSlice, None).count();
+            assert_eq!(
+                normalized(&inc),
+                normalized(&full),
+                "seed {seed}, step {step}: the incremental pass differs from a full one"
+            );
+        }
+        assert!(looked > 0, "seed {seed} never made a slice");
+    }
+}
+
+/// A pass with nothing changed since the last one writes nothing and reads
+/// nothing; one changed pod concerns only the Services that select it.
+#[test]
+fn a_quiet_pass_is_free_and_a_change_touches_only_its_services() {
+    let mut s = Store::default();
+    for i in 0..50 {
+        let mut v = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": format!("s{i}"), "namespace": "default"},
+            "spec": svc_spec(json!({}))});
+        v["spec"]["selector"] = json!({"app": format!("a{i}")});
+        s.create(Object::from_json(Kind::Service, v).unwrap())
+            .unwrap();
+    }
+    let mut ctl = Controller::default();
+    let mut names = counter();
+    settle(&mut s, |s| ctl.reconcile_with(s, &mut names));
+    let rv = s.resource_version();
+    let mut touched = BTreeSet::new();
+    ctl.observe(&s, &Key::new(Kind::Service, "default", "s3"), &mut touched);
+    assert_eq!(touched.len(), 1);
+    ctl.reconcile_with(&mut s, &mut names);
+    assert_eq!(s.resource_version(), rv);
+    // A pod for s7: its Endpoints and slice change, nothing else.
+    let mut p = pod_json(p("x", "10.244.0.2", true, false), http_ports());
+    p["metadata"]["labels"] = json!({"app": "a7"});
+    s.create(Object::from_json(Kind::Pod, p).unwrap()).unwrap();
+    let before = s.resource_version();
+    let mut pod_names = BTreeSet::new();
+    ctl.observe(&s, &Key::new(Kind::Pod, "default", "x"), &mut pod_names);
+    assert_eq!(
+        pod_names,
+        [("default".to_string(), "s7".to_string())].into()
+    );
+    settle(&mut s, |s| ctl.reconcile_with(s, &mut names));
+    let changed: BTreeSet<Key> = s.changes_since(before).unwrap().cloned().collect();
+    assert_eq!(
+        changed,
+        [
+            Key::new(Kind::Endpoints, "default", "s7"),
+            Key::new(
+                Kind::EndpointSlice,
+                "default",
+                &slices(&s, "s7")[0].metadata.name.clone().unwrap()
+            ),
+        ]
+        .into()
+    );
+    assert_eq!(slices(&s, "s7")[0].endpoints.as_ref().unwrap().len(), 1);
 }
