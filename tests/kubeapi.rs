@@ -1327,6 +1327,18 @@ fn server_side_apply_on_the_scale_subresource() {
         .unwrap();
         p.to_str().unwrap().to_string()
     };
+    // `kubectl apply --server-side --subresource=scale [flags] -f <file>`.
+    let scale = |flags: &[&str], n: u32, extra: &str| -> Output {
+        let f = file(n, extra);
+        let mut args = vec!["apply", "--server-side", "--subresource=scale"];
+        args.extend_from_slice(flags);
+        args.extend(["-f", f.as_str()]);
+        kubectl(&c, &args)
+    };
+    let ok = |out: Output| -> String {
+        assert!(out.status.success(), "{out:?}\n{}", c.daemon_log());
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
     let replicas = |c: &Cluster| -> i64 {
         kok(
             c,
@@ -1338,32 +1350,13 @@ fn server_side_apply_on_the_scale_subresource() {
     };
     // `create deployment` owns spec.replicas: taking it over is a conflict
     // (as on the API server), forced here.
-    let out = kubectl(
-        &c,
-        &[
-            "apply",
-            "--server-side",
-            "--subresource=scale",
-            "-f",
-            &file(3, ""),
-        ],
-    );
+    let out = scale(&[], 3, "");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("kubectl-create"),
         "{err}"
     );
-    let out = kok(
-        &c,
-        &[
-            "apply",
-            "--server-side",
-            "--subresource=scale",
-            "--force-conflicts",
-            "-f",
-            &file(3, ""),
-        ],
-    );
+    let out = ok(scale(&["--force-conflicts"], 3, ""));
     assert!(
         out.contains("scale.autoscaling/web serverside-applied"),
         "{out}"
@@ -1392,44 +1385,18 @@ fn server_side_apply_on_the_scale_subresource() {
         "{owner}"
     );
     // Another manager: a conflict on spec.replicas, unless forced.
-    let out = kubectl(
-        &c,
-        &[
-            "apply",
-            "--server-side",
-            "--subresource=scale",
-            "--field-manager=other",
-            "-f",
-            &file(4, ""),
-        ],
-    );
+    let out = scale(&["--field-manager=other"], 4, "");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("conflict"), "{err}");
     assert_eq!(replicas(&c), 3);
-    kok(
-        &c,
-        &[
-            "apply",
-            "--server-side",
-            "--subresource=scale",
-            "--field-manager=other",
-            "--force-conflicts",
-            "-f",
-            &file(4, ""),
-        ],
-    );
+    ok(scale(
+        &["--field-manager=other", "--force-conflicts"],
+        4,
+        "",
+    ));
     assert_eq!(replicas(&c), 4);
     // Only spec.replicas goes through /scale.
-    let out = kubectl(
-        &c,
-        &[
-            "apply",
-            "--server-side",
-            "--subresource=scale",
-            "-f",
-            &file(5, ", paused: true"),
-        ],
-    );
+    let out = scale(&[], 5, ", paused: true");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("spec.paused"),

@@ -808,15 +808,7 @@ impl Kube {
     ) -> Result<Response, KubeError> {
         let kind = kind_of(t)?;
         let name = t.name.clone().unwrap_or_default();
-        let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
-            return Err(status::invalid(
-                "PatchOptions",
-                "meta.k8s.io",
-                "",
-                "fieldManager",
-                "Required value: is required for apply patch",
-            ));
-        };
+        let manager = apply_manager(q)?;
         let force = truthy(q, "force");
         let text = std::str::from_utf8(body).map_err(|e| status::bad_request(e.to_string()))?;
         let mut applied: Value = serde_saphyr::from_str(text)
@@ -1117,15 +1109,7 @@ impl Kube {
         let kind = kind_of(t)?;
         let key = key_of(t, kind);
         let name = t.name.clone().unwrap_or_default();
-        let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
-            return Err(status::invalid(
-                "PatchOptions",
-                "meta.k8s.io",
-                "",
-                "fieldManager",
-                "Required value: is required for apply patch",
-            ));
-        };
+        let manager = apply_manager(q)?;
         let text = std::str::from_utf8(body).map_err(|e| status::bad_request(e.to_string()))?;
         let v: Value = serde_saphyr::from_str(text)
             .map_err(|e| status::bad_request(format!("invalid YAML: {e}")))?;
@@ -1493,4 +1477,20 @@ impl TapObject for Value {
         }
         self
     }
+}
+
+/// The `fieldManager` a server-side apply must name (422 without one, as
+/// on the API server).
+fn apply_manager(q: &Q) -> Result<&String, KubeError> {
+    q.get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| {
+            status::invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                "fieldManager",
+                "Required value: is required for apply patch",
+            )
+        })
 }
