@@ -248,6 +248,19 @@ fn internal_traffic_policy_local_uses_only_the_clients_node() {
     );
     assert_eq!(code, 28, "want a timeout (dropped), got {code}: {err}");
     let m = metrics(&c);
+    // Every node's queues in one batch histogram family, by node.
+    for i in 1..=3 {
+        let node = format!("node=\"{}\"", n(i));
+        assert!(
+            m.lines()
+                .any(|l| l.starts_with("lab_nat_batch_size_count{") && l.contains(&node)),
+            "no batch histogram for {node}:\n{}",
+            m.lines()
+                .filter(|l| l.contains("batch_size_count"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     assert!(
         m.lines().any(|l| l.starts_with("lab_nat_drops_total{")
             && l.contains("reason=\"no_local_endpoints\"")

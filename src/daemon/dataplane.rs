@@ -95,6 +95,24 @@ pub struct QueueStats {
     batch_seconds: Histogram,
 }
 
+/// The queue-batch histogram families every node's data plane records
+/// into (one `/metrics` family each, its series labelled by queue and, with
+/// several nodes, by node).
+#[derive(Clone)]
+pub struct BatchFamilies {
+    pub size: HistogramFamily,
+    pub seconds: HistogramFamily,
+}
+
+impl Default for BatchFamilies {
+    fn default() -> BatchFamilies {
+        BatchFamilies {
+            size: HistogramFamily::new_with_constructor(batch_size_histogram as fn() -> _),
+            seconds: HistogramFamily::new_with_constructor(batch_seconds_histogram as fn() -> _),
+        }
+    }
+}
+
 fn batch_size_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 9))
 }
@@ -147,10 +165,14 @@ impl DataPlane {
     /// Create (or re-attach to) `svc0`, restore the flow table if a
     /// snapshot exists, and start the queue threads. (Its routes and rules
     /// are [`super::routing::ServiceRouting`]'s.)
+    /// `batches`: the families its queues record into, `node_label` the
+    /// node to label their series with (none with one node).
     pub fn start(
         node: &str,
         snapshot_path: PathBuf,
         hold: &HoldConfig,
+        batches: &BatchFamilies,
+        node_label: Option<&str>,
     ) -> Result<Arc<DataPlane>, StartError> {
         let queues = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -173,9 +195,7 @@ impl DataPlane {
                 Err(e) => tracing::warn!("ignoring flow snapshot {}: {e}", snapshot_path.display()),
             }
         }
-        let batch_size = HistogramFamily::new_with_constructor(batch_size_histogram as fn() -> _);
-        let batch_seconds =
-            HistogramFamily::new_with_constructor(batch_seconds_histogram as fn() -> _);
+        let (batch_size, batch_seconds) = (batches.size.clone(), batches.seconds.clone());
         let plane = Arc::new(DataPlane {
             core,
             node: node.to_string(),
@@ -198,7 +218,10 @@ impl DataPlane {
             flow_tx: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
             queue_stats: (0..devs.len())
                 .map(|i| {
-                    let l = vec![("queue", i.to_string())];
+                    let mut l = vec![("queue", i.to_string())];
+                    if let Some(n) = node_label {
+                        l.push(("node", n.to_string()));
+                    }
                     QueueStats {
                         packets: AtomicU64::new(0),
                         batch_size: batch_size.get_or_create_owned(&l),

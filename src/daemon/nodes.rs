@@ -66,7 +66,10 @@ pub fn start_dataplanes(
     view: &super::services::ServicesView,
 ) -> anyhow::Result<Vec<(NodeSpec, Arc<DataPlane>)>> {
     let mut out = Vec::new();
-    for spec in cfg.node_specs() {
+    let specs = cfg.node_specs();
+    let several = specs.len() > 1;
+    let batches = super::dataplane::BatchFamilies::default();
+    for spec in specs {
         netns::ensure(&spec.name)
             .map_err(|e| anyhow::anyhow!("creating node netns {}: {e}", spec.name))?;
         let dir = run_dir(layout, cfg, &spec);
@@ -79,6 +82,8 @@ pub fn start_dataplanes(
                 cluster: cfg.name.clone(),
                 run_dir: dir,
             },
+            &batches,
+            several.then_some(spec.name.as_str()),
         )
         .map_err(|e| anyhow::anyhow!("node {}: {e}", spec.name))?;
         dp.update(cfg, view.for_node(&spec.name));

@@ -403,8 +403,7 @@ pub fn metrics(d: &Daemon) -> String {
         "Packets read from svc0, by queue.",
         queues,
     );
-    // The batch histograms are the first node's proxy's (one family per
-    // data plane; several nodes' would need one shared family).
+    // One family for every node's queues (their series carry the node).
     let dp = &d.nodes[0].dataplane;
     s.histograms(
         "nat_batch_size",
