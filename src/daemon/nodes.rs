@@ -385,6 +385,36 @@ pub fn repairs(nodes: &[Arc<NodeRt>]) -> String {
     }
 }
 
+/// Several named nodes' statistics as one map: numbers summed (see
+/// [`sum_json`]); a text that differs between nodes given per node
+/// (`node-1: …; node-2: …`), one that all share given once.
+pub fn sum_named(
+    maps: Vec<(String, serde_json::Map<String, serde_json::Value>)>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut all = sum_maps(maps.iter().map(|(_, m)| m.clone()));
+    if maps.len() < 2 {
+        return all;
+    }
+    for (key, value) in all.iter_mut() {
+        if !value.is_string() {
+            continue;
+        }
+        let texts: Vec<(&str, &str)> = maps
+            .iter()
+            .filter_map(|(n, m)| Some((n.as_str(), m.get(key)?.as_str()?)))
+            .collect();
+        if texts.iter().any(|(_, t)| *t != texts[0].1) {
+            *value = texts
+                .iter()
+                .map(|(n, t)| format!("{n}: {t}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+                .into();
+        }
+    }
+    all
+}
+
 /// Several nodes' statistics as one map (see [`sum_json`]).
 pub fn sum_maps(
     maps: impl IntoIterator<Item = serde_json::Map<String, serde_json::Value>>,
@@ -431,6 +461,25 @@ pub fn sum_json(a: &mut serde_json::Value, b: &serde_json::Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn texts_that_differ_between_nodes_are_given_per_node() {
+        let m = |holder: &str, flows: u64| {
+            json!({"TUN holder": holder, "TUN": "svc0 (2 queues)", "Flows": flows})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let all = sum_named(vec![
+            ("n1".into(), m("pid 7", 2)),
+            ("n2".into(), m("pid 9", 3)),
+        ]);
+        assert_eq!(all["TUN holder"], "n1: pid 7; n2: pid 9");
+        assert_eq!(all["TUN"], "svc0 (2 queues)");
+        assert_eq!(all["Flows"], 5);
+        let one = sum_named(vec![("n1".into(), m("pid 7", 2))]);
+        assert_eq!(one["TUN holder"], "pid 7");
+    }
 
     #[test]
     fn statistics_add_up() {

@@ -107,11 +107,16 @@ async fn status(State(k): State<Arc<Kube>>) -> Json<StatusReply> {
         resource_version: st.store.resource_version(),
         // One node's figures as they are; several nodes' summed.
         dataplane: {
-            let mut all = crate::daemon::nodes::sum_maps(d.nodes.iter().map(|n| {
-                let mut m = n.dataplane.stats();
-                m.insert("Policy rules".into(), n.routing.rule_count().into());
-                m
-            }));
+            let mut all = crate::daemon::nodes::sum_named(
+                d.nodes
+                    .iter()
+                    .map(|n| {
+                        let mut m = n.dataplane.stats();
+                        m.insert("Policy rules".into(), n.routing.rule_count().into());
+                        (n.name().to_string(), m)
+                    })
+                    .collect(),
+            );
             all.insert(
                 "Repairs".into(),
                 crate::daemon::nodes::repairs(&d.nodes).into(),
