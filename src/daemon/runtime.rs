@@ -85,6 +85,11 @@ pub struct Daemon {
     pub lab_exe: PathBuf,
     pub started_at: String,
     pub shutting_down: watch::Sender<bool>,
+    /// The Kubernetes API's watch event log, once the API serves: synced
+    /// by each reconcile pass too (before and after the controllers), so a
+    /// watcher sees every pass's changes in order even when later changes
+    /// to the same objects come before the next publish.
+    pub watch_log: std::sync::OnceLock<Arc<super::kube::watch::EventLog>>,
     /// Held (shared) by each pod start while it creates the pod's network,
     /// files and shim; the shutdown takes it exclusively before tearing
     /// down, so no start creates anything after the teardown looked.
@@ -364,9 +369,16 @@ impl Daemon {
         let trigger = self.metrics.take_change();
         let (to_start, to_stop, rv, view) = {
             let mut st = self.lock();
+            let log = self.watch_log.get();
+            if let Some(log) = log {
+                log.sync(&st.store);
+            }
             st.finish_namespaces();
             self.node_lifecycle(&mut st);
             st.reconcile_controllers();
+            if let Some(log) = log {
+                log.sync(&st.store);
+            }
             let mut pods = self.pods_lock();
             let now = Instant::now();
             let mut to_start = Vec::new();
@@ -1179,6 +1191,7 @@ pub async fn run(cfg: ClusterConfig, ready: Option<std::fs::File>) -> anyhow::Re
         lab_exe,
         started_at: crate::model::now_time().0.to_string(),
         shutting_down: watch::channel(false).0,
+        watch_log: std::sync::OnceLock::new(),
         creating: tokio::sync::RwLock::new(()),
         nodes,
         partitions: Mutex::new(HashMap::new()),

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 pub struct Kube {
     pub d: Arc<Daemon>,
-    pub log: watch::EventLog,
+    pub log: Arc<watch::EventLog>,
     /// Tells the daemon to shut the cluster down (`lab down`).
     pub stop: tokio::sync::mpsc::Sender<()>,
 }
@@ -84,8 +84,10 @@ pub async fn start(
     tls::write_private(&layout.kubeconfig(), kc.as_bytes()).map_err(anyhow::Error::msg)?;
     let log = {
         let st = d.lock();
-        watch::EventLog::new(&st.store)
+        Arc::new(watch::EventLog::new(&st.store))
     };
+    // The reconcile loop syncs it too (see `Daemon::watch_log`).
+    let _ = d.watch_log.set(log.clone());
     let k = Arc::new(Kube { d, log, stop });
     tracing::info!("Kubernetes API on https://127.0.0.1:{port}");
     Ok((k.clone(), tokio::spawn(serve(k, listener, config))))
