@@ -215,7 +215,11 @@ fn ordered_start_per_pod_dns_and_stable_identity() {
     assert_eq!(back.2, ip0, "db-0 keeps its address");
     assert_eq!(in_pod(&c, "db-0", &["hostname"]).trim(), "db-0");
     assert_eq!(in_pod(&c, "db-0", &["cat", "/data/mark"]), "kept\n");
-    assert_eq!(dig_a(&c, &fqdn), [ip0]);
+    // DNS follows the EndpointSlice through the DNS pods' watch: eventually
+    // consistent, as with CoreDNS.
+    c.eventually(Duration::from_secs(5), "db-0's A record back", || {
+        (dig_a(&c, &fqdn) == [ip0.clone()]).then_some(())
+    });
     assert_eq!(set_pods(&c).len(), 3);
 }
 
