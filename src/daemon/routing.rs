@@ -199,29 +199,18 @@ impl ServiceRouting {
     pub(crate) async fn repair(&self) -> Result<Vec<Missing>, NetError> {
         let mut st = self.rules_state.lock().await;
         let link = self.node.link(&self.dev).await?;
-        let (main, svc, rules) = if link.is_some() {
-            (
-                self.node.routes(net::TABLE_MAIN).await?,
-                self.node.routes(net::SVC_TABLE).await?,
-                self.node.list_rules().await?,
-            )
+        // Table main holds the service route and the routes to the other
+        // nodes (those stay whatever the TUN's state).
+        let main = self.node.routes(net::TABLE_MAIN).await?;
+        let svc = if link.is_some() {
+            self.node.routes(net::SVC_TABLE).await?
         } else {
-            (Vec::new(), Vec::new(), self.node.list_rules().await?)
+            Vec::new()
         };
+        let rules = self.node.list_rules().await?;
         let want = st.wanted.clone();
         let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let peers_gone = if peers.is_empty() {
-            Vec::new()
-        } else {
-            // Routes via the other nodes live in table main whatever the
-            // TUN's state, so they are checked (and put back) on their own.
-            let main = if link.is_some() {
-                main.clone()
-            } else {
-                self.node.routes(net::TABLE_MAIN).await?
-            };
-            missing_peers(&main, &rules, &peers)
-        };
+        let peers_gone = missing_peers(&main, &rules, &peers);
         if !peers_gone.is_empty() {
             nodenet::route_to_nodes(&self.node, &peers).await?;
         }
