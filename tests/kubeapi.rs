@@ -1384,6 +1384,17 @@ fn server_side_apply_on_the_scale_subresource() {
         owner["fieldsV1"]["f:spec"]["f:replicas"].is_object(),
         "{owner}"
     );
+    // Recorded as a write through /scale, as the API server does; the
+    // object's own entries name no subresource.
+    assert_eq!(owner["subresource"], "scale", "{owner}");
+    assert_eq!(owner["apiVersion"], "apps/v1", "{owner}");
+    let create = mf["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "kubectl-create")
+        .unwrap_or_else(|| panic!("no entry by kubectl-create: {mf}"));
+    assert!(create.get("subresource").is_none(), "{create}");
     // Another manager: a conflict on spec.replicas, unless forced.
     let out = scale(&["--field-manager=other"], 4, "");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -246,10 +246,15 @@ pub fn from_fields_v1(v: &Value) -> FieldSet {
     out
 }
 
-/// The managers of an object: (manager, operation) → its fields, with the
-/// apiVersion and time of its entry.
+/// Whose entry: (manager, operation, subresource — empty for the object
+/// itself, `scale` for a write through `/scale`), as the API server tells
+/// managers apart.
+pub type Owner = (String, String, String);
+
+/// The managers of an object: their fields, with the apiVersion and time
+/// of each entry.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Managers(pub BTreeMap<(String, String), (FieldSet, String, String)>);
+pub struct Managers(pub BTreeMap<Owner, (FieldSet, String, String)>);
 
 impl Managers {
     pub fn of(obj: &Value) -> Managers {
@@ -263,7 +268,7 @@ impl Managers {
             let s = |k: &str| e.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
             let set = from_fields_v1(e.get("fieldsV1").unwrap_or(&Value::Null));
             m.insert(
-                (s("manager"), s("operation")),
+                (s("manager"), s("operation"), s("subresource")),
                 (set, s("apiVersion"), s("time")),
             );
         }
@@ -275,24 +280,28 @@ impl Managers {
             self.0
                 .iter()
                 .filter(|(_, (set, _, _))| !set.is_empty())
-                .map(|((manager, op), (set, av, time))| {
-                    json!({"manager": manager, "operation": op, "apiVersion": av,
-                        "time": time, "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(set)})
+                .map(|((manager, op, sub), (set, av, time))| {
+                    let mut e = json!({"manager": manager, "operation": op, "apiVersion": av,
+                        "time": time, "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(set)});
+                    if !sub.is_empty() {
+                        e["subresource"] = json!(sub);
+                    }
+                    e
                 })
                 .collect(),
         )
     }
 
-    /// Give `fields` to (manager, op), taking them from everyone else.
-    fn take(&mut self, manager: &str, op: &str, fields: &FieldSet, api_version: &str) {
-        for ((m, o), (set, _, _)) in self.0.iter_mut() {
-            if !(m == manager && o == op) {
+    /// Give `fields` to `owner`, taking them from everyone else.
+    fn take(&mut self, owner: &Owner, fields: &FieldSet, api_version: &str) {
+        for (o, (set, _, _)) in self.0.iter_mut() {
+            if o != owner {
                 set.retain(|p| !fields.contains(p));
             }
         }
         let e = self
             .0
-            .entry((manager.to_string(), op.to_string()))
+            .entry(owner.clone())
             .or_insert_with(|| (FieldSet::new(), String::new(), String::new()));
         e.0.extend(fields.iter().cloned());
         e.1 = api_version.to_string();
@@ -308,9 +317,10 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
-/// The managed fields after a non-apply write by `manager`: it owns what it
-/// set or changed.
-pub fn record_update(manager: &str, old: Option<&Value>, new: &Value) -> Value {
+/// The managed fields after a non-apply write by `manager` (through
+/// `subresource`, empty for the object itself): it owns what it set or
+/// changed.
+pub fn record_update(manager: &str, subresource: &str, old: Option<&Value>, new: &Value) -> Value {
     let mut managers = old.map(Managers::of).unwrap_or_default();
     let old_fields = old.map(fields_of).unwrap_or_default();
     let changed: FieldSet = fields_of(new)
@@ -319,7 +329,12 @@ pub fn record_update(manager: &str, old: Option<&Value>, new: &Value) -> Value {
         .collect();
     let av = new.get("apiVersion").and_then(|a| a.as_str()).unwrap_or("");
     if !changed.is_empty() {
-        managers.take(manager, "Update", &changed, av);
+        let owner = (
+            manager.to_string(),
+            "Update".to_string(),
+            subresource.to_string(),
+        );
+        managers.take(&owner, &changed, av);
     }
     managers.to_json()
 }
@@ -333,11 +348,12 @@ pub enum Refused {
     Invalid(String),
 }
 
-/// A server-side apply by `manager` of `applied` onto `current` (absent:
-/// the object is created). Returns the new object (with its managed
-/// fields) or why not.
+/// A server-side apply by `manager` (through `subresource`, empty for the
+/// object itself) of `applied` onto `current` (absent: the object is
+/// created). Returns the new object (with its managed fields) or why not.
 pub fn apply(
     manager: &str,
+    subresource: &str,
     current: Option<&Value>,
     applied: &Value,
     force: bool,
@@ -345,7 +361,11 @@ pub fn apply(
     let mine = fields_of(applied);
     let cur = current.cloned().unwrap_or_else(|| json!({}));
     let mut managers = Managers::of(&cur);
-    let key = (manager.to_string(), "Apply".to_string());
+    let key: Owner = (
+        manager.to_string(),
+        "Apply".to_string(),
+        subresource.to_string(),
+    );
     let av = applied
         .get("apiVersion")
         .and_then(|a| a.as_str())
@@ -361,9 +381,9 @@ pub fn apply(
         if have.is_none() || have == want {
             continue;
         }
-        for ((m, op), (set, _, _)) in &managers.0 {
-            if (m, op.as_str()) != (&key.0, "Apply") && set.contains(p) {
-                conflicts.push((m.clone(), p.clone()));
+        for (owner, (set, _, _)) in &managers.0 {
+            if *owner != key && set.contains(p) {
+                conflicts.push((owner.0.clone(), p.clone()));
             }
         }
     }
@@ -490,8 +510,9 @@ mod tests {
         // kubectl create (an Update by kubectl-create), then an apply that
         // changes replicas: a conflict, unless forced.
         let mut created = dep(1, "a");
-        created["metadata"]["managedFields"] = record_update("kubectl-create", None, &created);
-        let Err(Refused::Conflicts(e)) = apply("me", Some(&created), &dep(3, "a"), false) else {
+        created["metadata"]["managedFields"] = record_update("kubectl-create", "", None, &created);
+        let Err(Refused::Conflicts(e)) = apply("me", "", Some(&created), &dep(3, "a"), false)
+        else {
             panic!("a conflict")
         };
         assert_eq!(e.len(), 1);
@@ -501,31 +522,35 @@ mod tests {
             "Apply failed with 1 conflict: conflict with \"kubectl-create\" using apps/v1: .spec.replicas"
         );
         // The same values: no conflict, shared ownership.
-        let same = apply("me", Some(&created), &dep(1, "a"), false).unwrap();
+        let same = apply("me", "", Some(&created), &dep(1, "a"), false).unwrap();
         let m = Managers::of(&same);
         let p: Path = vec!["f:spec".into(), "f:replicas".into()];
-        assert!(m.0[&("me".into(), "Apply".into())].0.contains(&p));
         assert!(
-            m.0[&("kubectl-create".into(), "Update".into())]
+            m.0[&("me".into(), "Apply".into(), String::new())]
+                .0
+                .contains(&p)
+        );
+        assert!(
+            m.0[&("kubectl-create".into(), "Update".into(), String::new())]
                 .0
                 .contains(&p)
         );
         // Forced: the field is the applier's alone.
-        let forced = apply("me", Some(&created), &dep(3, "a"), true).unwrap();
+        let forced = apply("me", "", Some(&created), &dep(3, "a"), true).unwrap();
         assert_eq!(forced["spec"]["replicas"], 3);
         let m = Managers::of(&forced);
         assert!(
-            !m.0[&("kubectl-create".into(), "Update".into())]
+            !m.0[&("kubectl-create".into(), "Update".into(), String::new())]
                 .0
                 .contains(&p)
         );
         // A field the applier drops goes, if nobody else owns it.
-        let mut first = apply("me", None, &dep(2, "a"), false).unwrap();
+        let mut first = apply("me", "", None, &dep(2, "a"), false).unwrap();
         first["metadata"]["labels"]["extra"] = json!("x");
         let mut again = dep(2, "a");
         again["metadata"]["labels"]["extra"] = json!("x");
-        let with = apply("me", Some(&first), &again, false).unwrap();
-        let without = apply("me", Some(&with), &dep(2, "a"), false).unwrap();
+        let with = apply("me", "", Some(&first), &again, false).unwrap();
+        let without = apply("me", "", Some(&with), &dep(2, "a"), false).unwrap();
         assert!(
             without["metadata"]["labels"].get("extra").is_none(),
             "{without}"

@@ -668,7 +668,7 @@ impl Kube {
             if guard.store.get(&key).is_some() {
                 return Err(status::already_exists(t.info.plural, t.info.group, &name));
             }
-            let managed = super::apply::record_update(&field_manager(q, headers), None, &v);
+            let managed = super::apply::record_update(&field_manager(q, headers), "", None, &v);
             store_one(&mut guard, t, q, &key, &name, v, managed)?
         };
         if !dry_run(q) {
@@ -721,7 +721,7 @@ impl Kube {
             // the stored object already has) are not the client's doing.
             let known = check(t, &old.to_json()).unwrap_or_default();
             let managed = match manage {
-                Manage::Update(m) => super::apply::record_update(&m, Some(&old.to_json()), &v),
+                Manage::Update(m) => super::apply::record_update(&m, "", Some(&old.to_json()), &v),
                 Manage::Set(mf) => mf,
             };
             let (obj, mut warnings) = store_one(&mut guard, t, q, &key, &name, v, managed)?;
@@ -827,7 +827,7 @@ impl Kube {
             let st = self.d.lock();
             st.store.get(&key_of(t, kind)).map(|o| o.to_json())
         };
-        let new = super::apply::apply(manager, current.as_ref(), &applied, force)
+        let new = super::apply::apply(manager, "", current.as_ref(), &applied, force)
             .map_err(|e| refused(t, &name, e))?;
         let managed = new
             .pointer("/metadata/managedFields")
@@ -1078,6 +1078,7 @@ impl Kube {
                 if let Some(mut o) = st.store.get(&key).cloned() {
                     let mf = super::apply::record_update(
                         &field_manager(q, headers),
+                        "scale",
                         before.as_ref(),
                         &o.to_json(),
                     );
@@ -1163,8 +1164,14 @@ impl Kube {
         };
         let applied = json!({"apiVersion": av, "kind": t.info.kind,
             "metadata": {"name": name}, "spec": {"replicas": replicas}});
-        let new = super::apply::apply(manager, Some(&current), &applied, truthy(q, "force"))
-            .map_err(|e| refused(t, &name, e))?;
+        let new = super::apply::apply(
+            manager,
+            "scale",
+            Some(&current),
+            &applied,
+            truthy(q, "force"),
+        )
+        .map_err(|e| refused(t, &name, e))?;
         let managed = new
             .pointer("/metadata/managedFields")
             .cloned()
