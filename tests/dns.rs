@@ -215,7 +215,7 @@ fn records_over_udp_and_tcp_and_the_search_path() {
         ),
         (
             "GET",
-            &format!("/apis/lab.dev/v1/namespaces/kube-system/pods/{dns_pod}/exectarget"),
+            &format!("/api/v1/namespaces/kube-system/pods/{dns_pod}/exec?command=true&stdout=1"),
         ),
     ] {
         assert_eq!(api(m, p), "403", "{m} {p}");

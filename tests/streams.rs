@@ -4,7 +4,9 @@
 //! `port-forward` to a pod and a Service (curl from the host loopback
 //! answers from the pod), `lab port-forward` for pod/svc/deploy, and a
 //! forward to a pod that is deleted ending (kubectl's and lab's); and the
-//! `kube` crate exec'ing and forwarding a port (the older channel protocol).
+//! `kube` crate exec'ing and forwarding a port (the older channel protocol);
+//! `lab exec` as a client of the same `pods/exec` (stdin, exit codes, the
+//! errors kubectl prints, `-it` following the window's size).
 //!
 //! kubectl must be on PATH (`scripts/provision` installs Debian's
 //! kubernetes-client): without it these tests fail, they do not skip.
@@ -120,6 +122,19 @@ impl Bg {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// GET on the cluster's admin socket: (body, HTTP code).
+fn curl_unix(c: &Cluster, path: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
+        .arg(format!("/run/lab/{}/api.sock", c.name))
+        .arg(format!("http://lab{path}"))
+        .output()
+        .expect("curl");
+    let t = text(&out.stdout);
+    let (body, code) = t.rsplit_once('\n').unwrap_or((&t, ""));
+    (body.to_string(), code.to_string())
 }
 
 fn curl(url: &str) -> String {
@@ -384,6 +399,151 @@ fn kubectl_exec_attach_and_port_forward() {
         std::thread::sleep(Duration::from_millis(50));
     }
     eprintln!("forwards ended {:?} after the delete began", t0.elapsed());
+}
+
+/// `lab exec -it` on a new pty sized 40x120 inside a shell; once the
+/// command is running the window becomes 50x100 (SIGWINCH to lab), then a
+/// line is typed. After lab exits the shell prints its exit code and the
+/// terminal's settings (restored from raw mode or not).
+const LAB_PTY_DRIVER: &str = r#"
+import os, pty, sys, time, select, fcntl, termios, struct
+lab, cluster = sys.argv[1], sys.argv[2]
+inner = "stty size; echo ready; read x; stty size; echo got:$x; exit 7"
+script = '"$0" --cluster "$1" exec -it client -- sh -c "$2"; echo "rc=$?"; stty -a'
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    os.execvp("sh", ["sh", "-c", script, lab, cluster, inner])
+out = b""
+deadline = time.time() + 30
+stage = 0
+while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            d = os.read(fd, 4096)
+        except OSError:
+            break
+        if not d:
+            break
+        out += d
+    if stage == 0 and b"ready" in out:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 100, 0, 0))
+        stage, resized = 1, time.time()
+    elif stage == 1 and time.time() - resized > 0.5:
+        os.write(fd, b"hello\r")
+        stage = 2
+_, st = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.stdout.write("\nexit=%d\n" % os.waitstatus_to_exitcode(st))
+"#;
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): scripts/test runs it as root"]
+fn lab_exec_is_a_pods_exec_client() {
+    require_root!();
+    let c = Cluster::up("labexec", &["--empty"]);
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers:\n  - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}\n",
+    );
+    c.wait_ready(&["pod/client"], "30s");
+
+    // The daemon starts the command for pods/exec (its log names it); the
+    // lab-only path lab exec used before is gone.
+    let (code, out, err) = c.exec("client", &["echo", "through-pods-exec"]);
+    assert_eq!((code, out.as_str()), (0, "through-pods-exec\n"), "{err}");
+    let log = c.daemon_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("lab::daemon::kube::stream: exec")
+                && l.contains(r#"command=["echo", "through-pods-exec"]"#)),
+        "{log}"
+    );
+    let (body, code) = curl_unix(
+        &c,
+        "/apis/lab.dev/v1/namespaces/default/pods/client/exectarget",
+    );
+    assert_eq!(code, "404", "{body}");
+
+    // Exit codes, stdout and stderr apart, as kubectl.
+    let (code, out, err) = c.exec("client", &["sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!((code, out.as_str(), err.as_str()), (3, "out\n", "err\n"));
+    let (code, _, _) = c.exec("client", &["sh", "-c", "kill -9 $$"]);
+    assert_eq!(code, 137);
+    // stdin with -i (closed at its end: cat ends); without -i the command
+    // reads nothing, as with kubectl.
+    let data: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    let o = c.run_stdin(
+        &["exec", "-i", "client", "--", "sh", "-c", "cat; echo end"],
+        Some(&data),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), format!("{data}end\n"));
+    let o = c.run_stdin(&["exec", "client", "--", "wc", "-c"], Some("abc"));
+    assert_eq!(text(&o.stdout).trim(), "0");
+    // The image's /agnhost runs as the server maps it (the same for
+    // kubectl): `connect` to a closed port says so on stderr, exit 1.
+    let (code, out, err) = c.exec(
+        "client",
+        &["/agnhost", "connect", "127.0.0.1:1", "--timeout", "1s"],
+    );
+    assert_eq!((code, err.trim()), (1, "REFUSED"), "{out}{err}");
+
+    // What cannot run: the Status message as kubectl prints it, exit 1.
+    let fails = |args: &[&str]| -> String {
+        let o = c.run(args);
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        text(&o.stderr)
+    };
+    let e = fails(&["exec", "client", "--", "no-such-command"]);
+    assert!(
+        e.starts_with("error: error executing command in container: ")
+            && e.contains("no-such-command"),
+        "{e}"
+    );
+    let e = fails(&["exec", "nope", "--", "true"]);
+    assert_eq!(e, "error: pods \"nope\" not found\n");
+    let e = fails(&["exec", "client", "-c", "nope", "--", "true"]);
+    assert_eq!(e, "error: container nope is not valid for pod client\n");
+    // kubectl falls back to SPDY when the WebSocket upgrade is refused: it
+    // must still see why (not "WebSocket only"), as from the API server.
+    let o = kubectl(&c, &["exec", "client", "-c", "nope", "--", "true"]);
+    assert_eq!(
+        text(&o.stderr),
+        "Error from server (BadRequest): container nope is not valid for pod client\n"
+    );
+    // pods/log: the API server's (and kubelet's) 400s, not a 404.
+    let o = kubectl(&c, &["logs", "client", "-c", "nope"]);
+    assert!(
+        text(&o.stderr).contains("container nope is not valid for pod client"),
+        "{o:?}"
+    );
+    let o = kubectl(&c, &["logs", "client", "--previous"]);
+    assert_eq!(
+        text(&o.stderr),
+        "Error from server (BadRequest): previous terminated container \"c\" in pod \"client\" not found\n"
+    );
+
+    // -it under a pty: the first size, then the new one after SIGWINCH;
+    // the exit code; the terminal back in cooked mode afterwards.
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(LAB_PTY_DRIVER)
+        .args([lab_bin(), &c.name])
+        .output()
+        .expect("python3");
+    let o = text(&out.stdout);
+    let (first, second) = (o.find("40 120"), o.find("50 100"));
+    assert!(
+        first.is_some() && second.is_some() && first < second,
+        "sizes: {o}"
+    );
+    assert!(o.contains("got:hello"), "{o}");
+    assert!(o.contains("rc=7"), "{o}");
+    assert!(
+        o.contains(" icanon ") && o.contains(" echo ") && o.contains("opost"),
+        "the terminal is restored: {o}"
+    );
 }
 
 const WEB: &str = "

@@ -96,22 +96,7 @@ impl Client {
         // A daemon that answers before reading the whole body (an error)
         // and closes must not kill us with SIGPIPE: see the reply instead.
         let _sigpipe = crate::sys::process::IgnoreSigpipe::new();
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::PermissionDenied => {
-                    ClientError::Permission(self.socket.clone())
-                }
-                _ => ClientError::NotRunning {
-                    cluster: self.cluster.clone(),
-                    socket: self.socket.clone(),
-                    flag: if self.cluster == crate::cluster::DEFAULT_CLUSTER {
-                        String::new()
-                    } else {
-                        format!(" --cluster {}", self.cluster)
-                    },
-                },
-            })?;
+        let stream = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
@@ -131,16 +116,92 @@ impl Client {
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         if !resp.status().is_success() {
-            let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            return Err(status_error(status, &bytes));
+            return Err(error_of(resp).await);
         }
         Ok(resp)
+    }
+
+    /// A new connection to the daemon's socket.
+    async fn connect(&self) -> Result<UnixStream, ClientError> {
+        UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    ClientError::Permission(self.socket.clone())
+                }
+                _ => ClientError::NotRunning {
+                    cluster: self.cluster.clone(),
+                    socket: self.socket.clone(),
+                    flag: if self.cluster == crate::cluster::DEFAULT_CLUSTER {
+                        String::new()
+                    } else {
+                        format!(" --cluster {}", self.cluster)
+                    },
+                },
+            })
+    }
+
+    /// Open a WebSocket on `path` (a GET with `Upgrade: websocket`) asking
+    /// for subprotocol `protocol`, as kubectl opens `pods/exec`: on the
+    /// same socket and router as every other request. A refusal comes back
+    /// as the server's `Status`, as any failed request.
+    pub async fn websocket(&self, path: &str, protocol: &str) -> Result<WebSocket, ClientError> {
+        use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+        use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+        let stream = self.connect().await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let key = generate_key();
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("http://lab{path}"))
+            .header("host", "lab")
+            .header("user-agent", "lab")
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", &key)
+            .header("sec-websocket-protocol", protocol)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(error_of(resp).await);
+        }
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        if header("sec-websocket-accept") != derive_accept_key(key.as_bytes()) {
+            return Err(ClientError::Transport(
+                "the WebSocket handshake's Sec-WebSocket-Accept does not match".into(),
+            ));
+        }
+        let chosen = header("sec-websocket-protocol");
+        if chosen != protocol {
+            return Err(ClientError::Transport(format!(
+                "the server chose WebSocket subprotocol {chosen:?}, not {protocol:?}"
+            )));
+        }
+        let io = hyper::upgrade::on(resp)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(io),
+            tokio_tungstenite::tungstenite::protocol::Role::Client,
+            None,
+        )
+        .await)
     }
 
     async fn call<T: DeserializeOwned>(
@@ -426,6 +487,21 @@ pub fn version_of(v: &serde_json::Value) -> u64 {
         .and_then(|r| r.as_str())
         .and_then(|r| r.parse().ok())
         .unwrap_or(0)
+}
+
+/// A client's end of a WebSocket to the daemon ([`Client::websocket`]).
+pub type WebSocket = tokio_tungstenite::WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// A failed answer's `Status` as an error.
+async fn error_of(resp: hyper::Response<hyper::body::Incoming>) -> ClientError {
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    status_error(status, &bytes)
 }
 
 async fn read_json<T: DeserializeOwned>(

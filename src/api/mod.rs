@@ -80,24 +80,6 @@ pub struct LogsQuery {
     pub tail: Option<usize>,
 }
 
-/// What `lab exec` needs to enter a pod.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExecTarget {
-    pub shim_pid: u32,
-    pub container: String,
-    pub env: Vec<(String, String)>,
-    pub working_dir: Option<String>,
-    pub run_as_user: Option<u32>,
-    pub run_as_group: Option<u32>,
-    /// The container's process in the pod's PID namespace (its mount
-    /// namespace holds the container's volume mounts).
-    #[serde(default)]
-    pub container_pid: Option<u32>,
-    /// The container's privileges: `lab exec` runs with the same.
-    #[serde(default)]
-    pub security: crate::sys::security::Security,
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StatusReply {
     pub cluster: String,

@@ -1,5 +1,6 @@
 //! The `lab` command line: kubectl's grammar over the daemon's API.
 
+mod exec;
 pub mod flows;
 mod node;
 mod observe;
@@ -126,13 +127,15 @@ pub enum Command {
         #[command(flatten)]
         ns: NsArgs,
     },
-    /// Run a command in a pod's container (its network, PID, mount and UTS namespaces).
+    /// Run a command in a pod's container (its network, PID, mount and UTS namespaces),
+    /// through the API's `pods/exec` WebSocket as `kubectl exec` does.
     Exec {
         pod: String,
         /// Container whose environment to use (default: the first).
         #[arg(short = 'c', long = "container")]
         container: Option<String>,
-        /// Pass stdin (always on: stdin is inherited).
+        /// Pass stdin to the command (without it the command's stdin is
+        /// empty, as with kubectl).
         #[arg(short = 'i', long = "stdin")]
         stdin: bool,
         /// Allocate a TTY: the command runs on a pty of its own, as a
@@ -390,15 +393,21 @@ pub fn main() -> i32 {
             container,
             ns,
             command,
+            stdin,
             tty,
-            ..
-        } => exec(
+        } => exec::run(
             &cli.cluster,
-            &ns.ns(),
-            &pod,
-            container.as_deref(),
-            command,
-            tty,
+            exec::Request {
+                namespace: ns.ns(),
+                pod: pod
+                    .trim_start_matches("pod/")
+                    .trim_start_matches("pods/")
+                    .to_string(),
+                container,
+                command,
+                stdin,
+                tty,
+            },
         ),
         command => {
             let rt = match tokio::runtime::Builder::new_current_thread()
@@ -974,64 +983,6 @@ async fn object_events(c: &Client, obj: &Object) -> Vec<String> {
         })
         .collect();
     print::event_lines(&events, SystemTime::now())
-}
-
-fn exec(
-    cluster: &str,
-    ns: &str,
-    pod: &str,
-    container: Option<&str>,
-    command: Vec<String>,
-    tty: bool,
-) -> i32 {
-    let pod = pod.trim_start_matches("pod/").trim_start_matches("pods/");
-    let target: Result<ExecTarget, ClientError> = (|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let path = format!(
-            "{}/namespaces/{ns}/pods/{pod}/exectarget",
-            crate::api::LAB_API
-        );
-        rt.block_on(client(cluster).get(&path, &serde_json::json!({ "container": container })))
-    })();
-    let target = match target {
-        Ok(t) => t,
-        Err(e) => return fail(&e.lines()),
-    };
-    let mut argv = command;
-    if matches!(
-        argv.first().map(String::as_str),
-        Some("/agnhost") | Some("agnhost")
-    ) {
-        let exe = std::env::current_exe()
-            .map(|p| p.to_string_lossy().to_string())
-            .unwrap_or_else(|_| "lab".into());
-        argv.splice(0..1, [exe, "agnhost".to_string()]);
-    }
-    // `-t` without a terminal on stdin: run without one, as kubectl does.
-    let tty = tty && {
-        let t = crate::sys::tty::stdin_is_tty();
-        if !t {
-            eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
-        }
-        t
-    };
-    match crate::shim::enter_and_exec_tty(
-        target.shim_pid,
-        &argv,
-        &target.env,
-        target.working_dir.as_deref().map(Path::new),
-        target.run_as_user,
-        target.run_as_group,
-        target.container_pid,
-        &target.security,
-        tty,
-    ) {
-        Ok(code) => code,
-        Err(e) => fail(&[format!("exec in pod {pod}: {e}")]),
-    }
 }
 
 /// A duration flag as kubectl reads one (Go syntax: `30s`, `1m30s`).

@@ -22,6 +22,23 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::Instrument;
 
+/// What the daemon needs to start a command in a pod's container
+/// (`pods/exec`), attach to it or forward its ports.
+#[derive(Debug, Clone)]
+pub struct ExecTarget {
+    pub shim_pid: u32,
+    pub container: String,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    pub run_as_user: Option<u32>,
+    pub run_as_group: Option<u32>,
+    /// The container's process in the pod's PID namespace (its mount
+    /// namespace holds the container's volume mounts).
+    pub container_pid: Option<u32>,
+    /// The container's privileges: an exec'd command runs with the same.
+    pub security: crate::sys::security::Security,
+}
+
 /// Why a pod's container cannot be exec'd into, attached to or logged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PodTargetError {
@@ -44,12 +61,12 @@ pub enum PodTargetError {
 }
 
 impl PodTargetError {
-    /// The pod, container or earlier instance is not there (a 404).
+    /// The pod is not there (a 404). Everything else is a 400, as the API
+    /// server answers: an unknown container (`container X is not valid for
+    /// pod Y`) and a missing earlier instance (the kubelet's `previous
+    /// terminated container "X" in pod "Y" not found`) included.
     pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            PodTargetError::PodNotFound(_) | PodTargetError::NoPrevious { .. }
-        )
+        matches!(self, PodTargetError::PodNotFound(_))
     }
 }
 
@@ -250,7 +267,7 @@ impl Daemon {
         ns: &str,
         pod: &str,
         container: Option<&str>,
-    ) -> Result<crate::api::ExecTarget, PodTargetError> {
+    ) -> Result<ExecTarget, PodTargetError> {
         let (uid, statuses) = {
             let st = self.lock();
             match st.store.get(&Key::new(Kind::Pod, ns, pod)) {
@@ -287,7 +304,7 @@ impl Daemon {
                 .first()
                 .ok_or_else(|| PodTargetError::NoContainers(pod.to_string()))?,
         };
-        Ok(crate::api::ExecTarget {
+        Ok(ExecTarget {
             shim_pid: rt
                 .shim_pid
                 .ok_or_else(|| PodTargetError::NoShim(pod.to_string()))?,

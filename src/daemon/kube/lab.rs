@@ -16,7 +16,6 @@
 //! | GET | `flows` | [`crate::api::flows::FlowsQuery`] (`watch=1`: NDJSON stream) | [`crate::api::flows::FlowsReply`] |
 //! | GET | `servicerates` | | [`crate::api::flows::ServiceRates`] |
 //! | POST | `dnsreports` | [`crate::api::flows::DnsReportRequest`] | [`crate::api::Lines`] |
-//! | GET | `namespaces/{ns}/pods/{name}/exectarget` | `container` | [`crate::api::ExecTarget`] |
 
 use super::Kube;
 use super::status::{self, KubeError};
@@ -24,7 +23,7 @@ use crate::api::{ApplyRequest, Lines, StatusReply};
 use crate::model::{Kind, Object};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -54,10 +53,6 @@ pub fn routes(r: Router) -> Router {
         .route(&p("flows"), get(flows))
         .route(&p("servicerates"), get(service_rates))
         .route(&p("dnsreports"), post(dns_report))
-        .route(
-            &p("namespaces/{ns}/pods/{name}/exectarget"),
-            get(exec_target),
-        )
 }
 
 fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, KubeError> {
@@ -278,28 +273,4 @@ async fn dns_report(State(k): State<Arc<Kube>>, b: Bytes) -> Result<Response, Ku
     let r: crate::api::flows::DnsReportRequest = body(&b)?;
     crate::daemon::observe::dns_report(&k.d, r).map_err(not_found)?;
     Ok(ok(&Lines { lines: Vec::new() }))
-}
-
-#[derive(serde::Deserialize)]
-struct ExecQuery {
-    container: Option<String>,
-}
-
-/// What `lab exec` needs to enter a pod's namespaces itself (lab's CLI runs
-/// as root on the same machine; kubectl uses `pods/exec`).
-async fn exec_target(
-    State(k): State<Arc<Kube>>,
-    Path((ns, name)): Path<(String, String)>,
-    uri: Uri,
-) -> Result<Response, KubeError> {
-    let q: ExecQuery = query(&uri)?;
-    k.d.exec_target(&ns, &name, q.container.as_deref())
-        .map(|t| ok(&t))
-        .map_err(|e| {
-            if e.is_not_found() {
-                not_found(e.to_string())
-            } else {
-                status::bad_request(e.to_string())
-            }
-        })
 }

@@ -386,10 +386,6 @@ mod tests {
             (Method::GET, "/api/v1/nodes/n/status"),
             (Method::GET, "/apis/lab.dev/v1/flows"),
             (Method::GET, "/apis/lab.dev/v1/capture"),
-            (
-                Method::GET,
-                "/apis/lab.dev/v1/namespaces/d/pods/x/exectarget",
-            ),
             (Method::GET, "/metrics"),
             (Method::POST, "/api/v1/namespaces/default/configmaps"),
             (Method::POST, "/apis/lab.dev/v1/applies"),

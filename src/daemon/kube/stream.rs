@@ -158,10 +158,10 @@ fn start_exec(
     headers: &HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, KubeError> {
-    let protocols = format!("{V5} or {V4}");
-    let Ok(ws) = ws else {
-        return Err(not_websocket(headers, "exec", &protocols));
-    };
+    // The request is checked before the transport, as the API server
+    // does: kubectl falls back to SPDY when the WebSocket upgrade is
+    // refused, and must then see the reason (an unknown container, say)
+    // rather than lab's "WebSocket only".
     let mut o = parse_options(query.as_deref())?;
     if o.command.is_empty() {
         return Err(status::bad_request("you must specify at least one command"));
@@ -178,6 +178,9 @@ fn start_exec(
     let target =
         k.d.exec_target(&ns, &name, o.container.as_deref())
             .map_err(|e| pod_error(&name, e))?;
+    let Ok(ws) = ws else {
+        return Err(not_websocket(headers, "exec", &format!("{V5} or {V4}")));
+    };
     let (ws, v5) = channel_protocol(ws)?;
     let mut argv = std::mem::take(&mut o.command);
     if matches!(argv[0].as_str(), "/agnhost" | "agnhost") {
@@ -277,7 +280,7 @@ struct Spawned {
 }
 
 fn spawn_command(
-    t: &crate::api::ExecTarget,
+    t: &crate::daemon::runtime::ExecTarget,
     argv: &[String],
     o: &Options,
     size: Option<(u16, u16)>,
@@ -345,7 +348,7 @@ fn spawn_command(
 
 async fn exec_session(
     socket: WebSocket,
-    target: crate::api::ExecTarget,
+    target: crate::daemon::runtime::ExecTarget,
     argv: Vec<String>,
     o: Options,
     v5: bool,
@@ -496,10 +499,7 @@ fn start_attach(
     headers: &HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, KubeError> {
-    let protocols = format!("{V5} or {V4}");
-    let Ok(ws) = ws else {
-        return Err(not_websocket(headers, "attach", &protocols));
-    };
+    // The request before the transport, as for exec.
     let o = parse_options(query.as_deref())?;
     if !(o.stdin || o.stdout || o.stderr) {
         return Err(status::bad_request(
@@ -512,6 +512,9 @@ fn start_attach(
     let path =
         k.d.log_path(&ns, &name, Some(&target.container), false)
             .map_err(|e| pod_error(&name, e))?;
+    let Ok(ws) = ws else {
+        return Err(not_websocket(headers, "attach", &format!("{V5} or {V4}")));
+    };
     let (ws, _) = channel_protocol(ws)?;
     tracing::info!(namespace = %ns, pod = %name, container = %target.container, "attach");
     Ok(ws.on_upgrade(move |socket| async move {
@@ -529,7 +532,7 @@ async fn attach_session(
     socket: WebSocket,
     ns: String,
     name: String,
-    target: crate::api::ExecTarget,
+    target: crate::daemon::runtime::ExecTarget,
     path: std::path::PathBuf,
     o: Options,
 ) {
