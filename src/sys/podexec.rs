@@ -6,7 +6,7 @@
 //! daemon can run many at once. The caller waits for the exit code on a
 //! blocking thread ([`PodProcess::wait`]).
 
-use super::process::{DEFAULT_PATH, Execve, Exit, Prepared, Security, Stage, pipe, wait_child};
+use super::process::{Execve, Exit, Prepared, Security, Stage, pipe, wait_child};
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::{self, Read};
@@ -102,13 +102,9 @@ pub fn spawn(t: &Target<'_>, argv: &[String], stdio: Stdio) -> io::Result<PodPro
         (open("pid")?, libc::CLONE_NEWPID),
         (open("mnt")?, libc::CLONE_NEWNS),
     ];
-    let mut env: Vec<(String, String)> = t.env.to_vec();
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        env.push(("PATH".into(), DEFAULT_PATH.into()));
-    }
-    if matches!(stdio, Stdio::Tty(_)) && !env.iter().any(|(k, _)| k == "TERM") {
-        env.push(("TERM".into(), "xterm".into()));
-    }
+    // What a runtime adds (PATH, HOME, TERM on a terminal), as the
+    // container itself got.
+    let env = super::process::exec_env(t.env, t.uid.unwrap_or(0), matches!(stdio, Stdio::Tty(_)));
     let cmd = Execve::new(argv, &env)?;
     let wd = t.working_dir.map(cstr).transpose()?;
     let null = File::options().read(true).write(true).open("/dev/null")?;

@@ -57,6 +57,51 @@ pub fn open(size: Option<(u16, u16)>) -> io::Result<Pty> {
     Ok(Pty { master, slave })
 }
 
+/// A pseudo-terminal pair of the devpts instance whose `ptmx` is at
+/// `ptmx` — a pod's own `/dev/pts`, reached through `/proc/PID/root`, so
+/// the command finds its terminal as `/dev/pts/N` in the pod (`tty`
+/// names it), as in a container — optionally sized. Falls back to the
+/// host's devpts ([`open`]) when the pod has none.
+pub fn open_in(ptmx: &std::path::Path, size: Option<(u16, u16)>) -> io::Result<Pty> {
+    let pod = || -> io::Result<Pty> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let master: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(ptmx)?
+            .into();
+        let unlock: libc::c_int = 0;
+        // SAFETY: ioctls on a descriptor we own with a pointer to a local;
+        // TIOCGPTPEER returns a new descriptor (or -1), owned at once.
+        let slave = unsafe {
+            if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let fd = libc::ioctl(
+                master.as_raw_fd(),
+                libc::TIOCGPTPEER,
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            );
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            OwnedFd::from_raw_fd(fd)
+        };
+        if let Some((cols, rows)) = size {
+            set_size(&master, cols, rows)?;
+        }
+        Ok(Pty { master, slave })
+    };
+    match pod() {
+        Ok(p) => Ok(p),
+        Err(e) => {
+            tracing::debug!(ptmx = %ptmx.display(), error = %e, "using the host's devpts");
+            open(size)
+        }
+    }
+}
+
 /// Set a terminal's window size (`TIOCSWINSZ`); the foreground process
 /// group gets `SIGWINCH`.
 pub fn set_size(fd: &impl AsRawFd, cols: u16, rows: u16) -> io::Result<()> {

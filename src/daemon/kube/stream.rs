@@ -296,7 +296,9 @@ fn spawn_command(
         security: &t.security,
     };
     if o.tty {
-        let p = pty::open(size)?;
+        // On the pod's own devpts, as a runtime gives a container's exec.
+        let ptmx = std::path::PathBuf::from(format!("/proc/{}/root/dev/pts/ptmx", t.shim_pid));
+        let p = pty::open_in(&ptmx, size)?;
         let master = Arc::new(AsyncFdIo::new(p.master)?);
         let process = podexec::spawn(&target, argv, podexec::Stdio::Tty(p.slave))?;
         return Ok(Spawned {
