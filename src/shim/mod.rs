@@ -17,4 +17,4 @@ mod runtime;
 mod start;
 pub mod time;
 
-pub use start::{Error, enter_and_exec, enter_and_exec_tty, is_alive, run, spawn};
+pub use start::{Error, enter_and_exec, is_alive, run, spawn};

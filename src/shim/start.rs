@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -400,13 +400,13 @@ pub fn is_alive(run_dir: &Path) -> Option<u32> {
         .then_some(pid)
 }
 
-/// `kubectl exec`: run `argv` in the pod whose shim is `shim_pid` (its PID,
-/// UTS, IPC, network and mount namespaces), with exactly `env` (plus a
-/// default `PATH` and the user's `HOME` when missing), as
-/// `run_as_user`/`run_as_group` if given, with the container's `security`
-/// (capabilities, no_new_privs, seccomp). Stdio is inherited (no pty; see
-/// [`enter_and_exec_tty`]). Returns the exit code, 128 + signal if it was
-/// killed.
+/// Run `argv` in the pod whose shim is `shim_pid` (its PID, UTS, IPC,
+/// network and mount namespaces; the container's mount namespace if
+/// `container_pid` runs), with exactly `env` (plus a default `PATH` and the
+/// user's `HOME` when missing), as `run_as_user`/`run_as_group` if given,
+/// with the container's `security` (capabilities, no_new_privs, seccomp):
+/// what `pods/exec` does ([`crate::sys::podexec`]), with this process's
+/// stdio. Returns the exit code, 128 + signal if it was killed.
 #[allow(clippy::too_many_arguments)]
 pub fn enter_and_exec(
     shim_pid: u32,
@@ -418,44 +418,24 @@ pub fn enter_and_exec(
     container_pid: Option<u32>,
     security: &sys::Security,
 ) -> Result<i32, Error> {
-    enter_and_exec_tty(
-        shim_pid,
-        argv,
+    use crate::sys::podexec;
+    let err = |e: io::Error| Error::Exec(e.to_string());
+    let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().map_err(err);
+    let stdio = podexec::Stdio::Pipes {
+        stdin: Some(dup(io::stdin().as_fd())?),
+        stdout: Some(dup(io::stdout().as_fd())?),
+        stderr: Some(dup(io::stderr().as_fd())?),
+    };
+    let target = podexec::Target {
+        ns_pid: shim_pid,
+        container_pid,
         env,
         working_dir,
-        run_as_user,
-        run_as_group,
-        container_pid,
+        uid: run_as_user,
+        gid: run_as_group,
         security,
-        false,
-    )
-}
-
-/// [`enter_and_exec`], with `tty`: the command runs on a new pty as a
-/// session leader whose controlling terminal it is (`TERM=xterm` unless
-/// set), while this process relays the user's terminal (raw mode) to it.
-#[allow(clippy::too_many_arguments)]
-pub fn enter_and_exec_tty(
-    shim_pid: u32,
-    argv: &[String],
-    env: &[(String, String)],
-    working_dir: Option<&Path>,
-    run_as_user: Option<u32>,
-    run_as_group: Option<u32>,
-    container_pid: Option<u32>,
-    security: &sys::Security,
-    tty: bool,
-) -> Result<i32, Error> {
-    sys::enter_and_exec(
-        shim_pid,
-        argv,
-        env,
-        working_dir,
-        run_as_user,
-        run_as_group,
-        container_pid,
-        security,
-        tty,
-    )
-    .map_err(|e| Error::Exec(e.to_string()))
+    };
+    podexec::spawn(&target, argv, stdio)
+        .and_then(|p| p.wait())
+        .map_err(err)
 }

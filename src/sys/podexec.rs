@@ -1,10 +1,10 @@
 //! Starting a command inside a pod from the daemon (the Kubernetes API's
-//! `pods/exec`): the same namespaces and privileges as `lab exec`
-//! ([`super::process::enter_and_exec`]), but with the command's stdio given
-//! as descriptors (pipes, or a pseudo-terminal) instead of inherited, and
-//! without touching the caller's signal dispositions, so a multi-threaded
-//! daemon can run many at once. The caller waits for the exit code on a
-//! blocking thread ([`PodProcess::wait`]).
+//! `pods/exec`, which `lab exec` and kubectl use): the pod's namespaces and
+//! the container's privileges, with the command's stdio given as
+//! descriptors (pipes, or a pseudo-terminal), without touching the caller's
+//! signal dispositions, so a multi-threaded daemon can run many at once.
+//! The caller waits for the exit code on a blocking thread
+//! ([`PodProcess::wait`]).
 
 use super::process::{Execve, Exit, Prepared, Security, Stage, pipe, wait_child};
 use std::ffi::{CString, OsStr};
