@@ -127,8 +127,7 @@ pub enum Command {
         #[command(flatten)]
         ns: NsArgs,
     },
-    /// Run a command in a pod's container (its network, PID, mount and UTS namespaces),
-    /// through the API's `pods/exec` WebSocket as `kubectl exec` does.
+    /// Run a command in a pod's container, through the API's pods/exec as kubectl exec does.
     Exec {
         pod: String,
         /// Container whose environment to use (default: the first).
