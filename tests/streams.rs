@@ -524,6 +524,14 @@ fn lab_exec_is_a_pods_exec_client() {
         "Error from server (BadRequest): previous terminated container \"c\" in pod \"client\" not found\n"
     );
 
+    // -t without -i: no terminal and no warning, as kubectl.
+    let o = c.run(&["exec", "-t", "client", "--", "sh", "-c", "tty; exit 2"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert_eq!(
+        (text(&o.stdout).as_str(), text(&o.stderr).as_str()),
+        ("not a tty\n", "")
+    );
+
     // -it under a pty: the first size, then the new one after SIGWINCH;
     // the exit code; the terminal back in cooked mode afterwards.
     let out = Command::new("python3")

@@ -125,7 +125,11 @@ fn terminal_size() -> Option<(u16, u16)> {
 /// `lab exec`: the command's exit code, or 1 (with kubectl's message) when
 /// it could not run.
 pub fn run(cluster: &str, mut req: Request) -> i32 {
-    // `-t` without a terminal on stdin: run without one, as kubectl does.
+    // As kubectl: a terminal only with stdin (`-t` alone is ignored), and
+    // only when stdin is one (else a warning, and none).
+    if !req.stdin {
+        req.tty = false;
+    }
     if req.tty && !crate::sys::tty::stdin_is_tty() {
         eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
         req.tty = false;

@@ -137,8 +137,8 @@ pub enum Command {
         /// empty, as with kubectl).
         #[arg(short = 'i', long = "stdin")]
         stdin: bool,
-        /// Allocate a TTY: the command runs on a pty of its own, as a
-        /// session leader with it as its controlling terminal.
+        /// Allocate a TTY (with -i): the command runs on a pty of its own,
+        /// as a session leader with it as its controlling terminal.
         #[arg(short = 't', long = "tty")]
         tty: bool,
         #[command(flatten)]
