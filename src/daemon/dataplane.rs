@@ -386,23 +386,23 @@ impl DataPlane {
     /// each packet goes through the sharded NAT and back out.
     fn queue(&self, i: usize, dev: &Queue) -> QueueEnd {
         let opts = QueueOptions::get();
-        // Blocking reads need the stop signal's handler (without it a stop
-        // could not interrupt a read); io_uring reads are non-blocking per
-        // read and sleep in poll().
-        let block = opts.block
-            && !opts.uring
-            && match queueio::install_wake_signal() {
-                Ok(()) => true,
-                Err(e) => {
-                    static ONCE: std::sync::Once = std::sync::Once::new();
-                    ONCE.call_once(|| {
-                        tracing::warn!(
-                            "{TUN_NAME}: no handler for the stop signal ({e}); reads sleep in poll()"
-                        )
-                    });
-                    false
-                }
-            };
+        // A stop wakes a queue by a signal (EINTR) when its handler is in
+        // place; otherwise by the eventfd, polled next to the queue.
+        let signals = match queueio::install_wake_signal() {
+            Ok(()) => true,
+            Err(e) => {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| {
+                    tracing::warn!(
+                        "{TUN_NAME}: no handler for the stop signal ({e}); queues poll the stop eventfd and never block in read()"
+                    )
+                });
+                false
+            }
+        };
+        // Blocking reads need the signal (nothing else interrupts a read);
+        // io_uring reads are non-blocking per read and sleep in poll().
+        let block = opts.block && !opts.uring && signals;
         if let Err(e) = dev.set_nonblocking(!block) {
             return QueueEnd::Failed(format!("{TUN_NAME}: setting blocking mode: {e}"), false);
         }
@@ -415,7 +415,7 @@ impl DataPlane {
         self.delayer.offer_fd(dev.as_fd());
         if opts.uring {
             match queueio::Rounds::new(dev.as_raw_fd()) {
-                Ok(r) => return self.queue_uring(i, dev, r, opts.gro),
+                Ok(r) => return self.queue_uring(i, dev, r, opts.gro, signals),
                 Err(e) => {
                     static ONCE: std::sync::Once = std::sync::Once::new();
                     ONCE.call_once(|| {
@@ -429,7 +429,7 @@ impl DataPlane {
         if block {
             return self.queue_block(i, dev);
         }
-        self.queue_plain(i, dev)
+        self.queue_plain(i, dev, signals)
     }
 
     /// What one packet read from the queue becomes: the NAT's verdict
@@ -470,8 +470,9 @@ impl DataPlane {
     /// stop the queue is emptied first (bounded): what already arrived is
     /// answered now rather than after the next daemon's start (or lost, if
     /// no holder keeps the queue attached).
-    fn queue_plain(&self, i: usize, dev: &Queue) -> QueueEnd {
+    fn queue_plain(&self, i: usize, dev: &Queue, signals: bool) -> QueueEnd {
         let fd = dev.as_raw_fd();
+        let wake = (!signals).then(|| self.waker.as_raw_fd());
         let mut w = self.core.worker();
         // Room for a 64 KiB GSO super-packet plus its virtio-net header.
         let mut buf = vec![0u8; 65_536 + 64];
@@ -497,9 +498,7 @@ impl DataPlane {
                     if self.stopping() {
                         break;
                     }
-                    if let Err(e) =
-                        sys::tun::wait_readable(fd, self.waker.as_raw_fd(), QUEUE_POLL_MS)
-                    {
+                    if let Err(e) = sys::tun::wait_readable(fd, wake, QUEUE_POLL_MS) {
                         return QueueEnd::Failed(format!("polling {TUN_NAME}: {e}"), false);
                     }
                     continue;
@@ -549,9 +548,7 @@ impl DataPlane {
                     // non-blocking (its flags are shared): wait as the
                     // poll loop does.
                     batch.end();
-                    if let Err(e) =
-                        sys::tun::wait_readable(fd, self.waker.as_raw_fd(), QUEUE_POLL_MS)
-                    {
+                    if let Err(e) = sys::tun::wait_readable(fd, None, QUEUE_POLL_MS) {
                         return QueueEnd::Failed(format!("polling {TUN_NAME}: {e}"), false);
                     }
                     continue;
@@ -610,8 +607,16 @@ impl DataPlane {
     /// With `gro`, a round's consecutive UDP datagrams of one flow go out as
     /// one GSO super-packet. On a stop: emptied as in [`Self::queue_plain`],
     /// and the last writes flushed.
-    fn queue_uring(&self, i: usize, dev: &Queue, mut r: queueio::Rounds, gro: bool) -> QueueEnd {
+    fn queue_uring(
+        &self,
+        i: usize,
+        dev: &Queue,
+        mut r: queueio::Rounds,
+        gro: bool,
+        signals: bool,
+    ) -> QueueEnd {
         let fd = dev.as_raw_fd();
+        let wake = (!signals).then(|| self.waker.as_raw_fd());
         let mut w = self.core.worker();
         let mut before: Vec<u8> = Vec::new();
         let stats = &self.queue_stats[i.min(self.queue_stats.len() - 1)];
@@ -654,7 +659,7 @@ impl DataPlane {
                 if stopping {
                     break;
                 }
-                if let Err(e) = sys::tun::wait_readable(fd, self.waker.as_raw_fd(), QUEUE_POLL_MS) {
+                if let Err(e) = sys::tun::wait_readable(fd, wake, QUEUE_POLL_MS) {
                     return QueueEnd::Failed(format!("polling {TUN_NAME}: {e}"), false);
                 }
                 continue;
@@ -890,13 +895,14 @@ impl DataPlane {
     fn stop_threads(&self) {
         self.stop.store(true, Ordering::Relaxed);
         self.waker.wake();
-        let block = QueueOptions::get().block;
+        let signals = queueio::wake_signal_installed();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let name = t.thread().name().unwrap_or("?").to_string();
-            if block && name.starts_with("svc0-q") {
-                // A queue blocked in read(): interrupt it until it ends (a
-                // signal that arrives before the read starts is missed).
+            if signals && name.starts_with("svc0-q") {
+                // A queue asleep in read() or poll(): interrupt it until it
+                // ends (a signal that arrives before the call starts is
+                // missed).
                 use std::os::unix::thread::JoinHandleExt;
                 let until = Instant::now() + STOP_SIGNAL_FOR;
                 while !t.is_finished() && Instant::now() < until {

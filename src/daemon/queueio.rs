@@ -89,10 +89,11 @@ pub const WAKE_SIGNAL: libc::c_int = libc::SIGUSR2;
 
 extern "C" fn on_wake_signal(_: libc::c_int) {}
 
+static WAKE_INSTALLED: OnceLock<Result<(), i32>> = OnceLock::new();
+
 /// Install the handler of [`WAKE_SIGNAL`] (once per process; idempotent).
 pub fn install_wake_signal() -> io::Result<()> {
-    static DONE: OnceLock<Result<(), i32>> = OnceLock::new();
-    DONE.get_or_init(|| {
+    (*WAKE_INSTALLED.get_or_init(|| {
         // SAFETY: a zeroed sigaction is valid; the handler is async-signal
         // safe (it does nothing).
         let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -108,8 +109,14 @@ pub fn install_wake_signal() -> io::Result<()> {
                 .unwrap_or(libc::EINVAL));
         }
         Ok(())
-    })
+    }))
     .map_err(io::Error::from_raw_os_error)
+}
+
+/// Whether [`install_wake_signal`] succeeded (queue threads then expect
+/// [`interrupt`] on a stop).
+pub fn wake_signal_installed() -> bool {
+    WAKE_INSTALLED.get().is_some_and(Result::is_ok)
 }
 
 /// Interrupt `thread` if it is blocked in a system call (see
