@@ -10,10 +10,11 @@
 //!   one flow are written as one UDP GSO super-packet
 //!   ([`crate::dataplane::gro`]).
 //! - `LAB_DP_PIN=1`: queue thread `i` pinned to the `i`-th CPU it may run on.
-//! - `LAB_DP_BLOCK=1`: plain reads block in `read()` (one system call per
-//!   packet read, as the TUN ceiling `bench/tunref.c` does) instead of
-//!   reading until EAGAIN and sleeping in `poll()`; a stop interrupts the
-//!   read with [`WAKE_SIGNAL`] ([`interrupt`]).
+//! - `LAB_DP_BLOCK` (on by default; `0` turns it off): plain reads block
+//!   in `read()` (one system call per packet read, as the TUN ceiling
+//!   `bench/tunref.c` does) instead of reading until EAGAIN and sleeping in
+//!   `poll()`; a stop interrupts the read with [`WAKE_SIGNAL`]
+//!   ([`interrupt`]).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -33,7 +34,7 @@ pub const DEFAULTS: QueueOptions = QueueOptions {
     uring: false,
     gro: false,
     pin: false,
-    block: false,
+    block: true,
 };
 
 impl QueueOptions {
