@@ -34,6 +34,13 @@ const QUEUE_POLL_MS: u16 = 200;
 /// After a stop request a queue still empties what it holds, up to this
 /// many packets (bounded: under load it may never see an empty queue).
 const STOP_DRAIN_MAX: u32 = 4096;
+/// With blocking reads, a read that took this long is counted as having
+/// waited for its packet (a new batch).
+const READ_WAITED: Duration = Duration::from_micros(10);
+/// How often, and for how long at most, a stop interrupts a queue thread
+/// blocked in read() until it ends.
+const STOP_SIGNAL_EVERY: Duration = Duration::from_millis(1);
+const STOP_SIGNAL_FOR: Duration = Duration::from_secs(5);
 /// A queue that ran this long before failing restarts without delay growth.
 const QUEUE_HEALTHY: Duration = Duration::from_secs(30);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -378,10 +385,27 @@ impl DataPlane {
     /// io_uring rounds, UDP coalescing) decide how it reads and writes;
     /// each packet goes through the sharded NAT and back out.
     fn queue(&self, i: usize, dev: &Queue) -> QueueEnd {
-        if let Err(e) = dev.set_nonblocking(true) {
-            return QueueEnd::Failed(format!("{TUN_NAME}: non-blocking mode: {e}"), false);
-        }
         let opts = QueueOptions::get();
+        // A stop wakes a queue by a signal (EINTR) when its handler is in
+        // place; otherwise by the eventfd, polled next to the queue.
+        let signals = match queueio::install_wake_signal() {
+            Ok(()) => true,
+            Err(e) => {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| {
+                    tracing::warn!(
+                        "{TUN_NAME}: no handler for the stop signal ({e}); queues poll the stop eventfd and never block in read()"
+                    )
+                });
+                false
+            }
+        };
+        // Blocking reads need the signal (nothing else interrupts a read);
+        // io_uring reads are non-blocking per read and sleep in poll().
+        let block = opts.block && !opts.uring && signals;
+        if let Err(e) = dev.set_nonblocking(!block) {
+            return QueueEnd::Failed(format!("{TUN_NAME}: setting blocking mode: {e}"), false);
+        }
         if opts.pin {
             match queueio::pin_current_thread(i) {
                 Ok(cpu) => tracing::debug!("{TUN_NAME} queue {i} pinned to CPU {cpu}"),
@@ -391,7 +415,7 @@ impl DataPlane {
         self.delayer.offer_fd(dev.as_fd());
         if opts.uring {
             match queueio::Rounds::new(dev.as_raw_fd()) {
-                Ok(r) => return self.queue_uring(i, dev, r, opts.gro),
+                Ok(r) => return self.queue_uring(i, dev, r, opts.gro, signals),
                 Err(e) => {
                     static ONCE: std::sync::Once = std::sync::Once::new();
                     ONCE.call_once(|| {
@@ -402,7 +426,10 @@ impl DataPlane {
                 }
             }
         }
-        self.queue_plain(i, dev)
+        if block {
+            return self.queue_block(i, dev);
+        }
+        self.queue_plain(i, dev, signals)
     }
 
     /// What one packet read from the queue becomes: the NAT's verdict
@@ -443,8 +470,9 @@ impl DataPlane {
     /// stop the queue is emptied first (bounded): what already arrived is
     /// answered now rather than after the next daemon's start (or lost, if
     /// no holder keeps the queue attached).
-    fn queue_plain(&self, i: usize, dev: &Queue) -> QueueEnd {
+    fn queue_plain(&self, i: usize, dev: &Queue, signals: bool) -> QueueEnd {
         let fd = dev.as_raw_fd();
+        let wake = (!signals).then(|| self.waker.as_raw_fd());
         let mut w = self.core.worker();
         // Room for a 64 KiB GSO super-packet plus its virtio-net header.
         let mut buf = vec![0u8; 65_536 + 64];
@@ -470,9 +498,7 @@ impl DataPlane {
                     if self.stopping() {
                         break;
                     }
-                    if let Err(e) =
-                        sys::tun::wait_readable(fd, self.waker.as_raw_fd(), QUEUE_POLL_MS)
-                    {
+                    if let Err(e) = sys::tun::wait_readable(fd, wake, QUEUE_POLL_MS) {
                         return QueueEnd::Failed(format!("polling {TUN_NAME}: {e}"), false);
                     }
                     continue;
@@ -495,14 +521,102 @@ impl DataPlane {
         QueueEnd::Stopped
     }
 
+    /// Blocking reads (`LAB_DP_BLOCK`): one `read()` per packet, which
+    /// sleeps in the kernel while the queue is empty (no EAGAIN read, no
+    /// `poll()`), then the write. A stop interrupts the read with
+    /// [`queueio::WAKE_SIGNAL`] (repeated by [`Self::stop_threads`] until
+    /// the thread ends, so a signal that lands between the stop check and
+    /// the read is not lost); the queue is then emptied (bounded) with
+    /// reads that never wait. A read that took over [`READ_WAITED`] is
+    /// counted as a wake-up for the batch histograms (there is no EAGAIN
+    /// to end a batch).
+    fn queue_block(&self, i: usize, dev: &Queue) -> QueueEnd {
+        let fd = dev.as_raw_fd();
+        let mut w = self.core.worker();
+        let mut buf = vec![0u8; 65_536 + 64];
+        let mut before: Vec<u8> = Vec::new();
+        let stats = &self.queue_stats[i.min(self.queue_stats.len() - 1)];
+        let mut batch = Batch::new(stats);
+        batch.live = true;
+        while !self.stopping() {
+            let t0 = Instant::now();
+            let n = match dev.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // Another holder of this queue's file made it
+                    // non-blocking (its flags are shared): wait as the
+                    // poll loop does.
+                    batch.end();
+                    if let Err(e) = sys::tun::wait_readable(fd, None, QUEUE_POLL_MS) {
+                        return QueueEnd::Failed(format!("polling {TUN_NAME}: {e}"), false);
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    let dead = dead_errno(e.raw_os_error());
+                    return QueueEnd::Failed(format!("reading {TUN_NAME}: {e}"), dead);
+                }
+            };
+            let t1 = Instant::now();
+            if t1.duration_since(t0) >= READ_WAITED {
+                batch.end_at(t0);
+            }
+            batch.add_at(1, t1);
+            self.forward(dev, &mut w, &mut before, &mut buf[..n]);
+        }
+        // Empty what the queue holds (bounded), never waiting.
+        let mut left = STOP_DRAIN_MAX;
+        while left > 0 {
+            match queueio::readable_now(fd) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::debug!("polling {TUN_NAME} while stopping: {e}");
+                    break;
+                }
+            }
+            let n = match dev.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            left -= 1;
+            batch.add(1);
+            self.forward(dev, &mut w, &mut before, &mut buf[..n]);
+        }
+        batch.end();
+        QueueEnd::Stopped
+    }
+
+    /// Translate one packet and write what it becomes.
+    fn forward(&self, dev: &Queue, w: &mut Worker, before: &mut Vec<u8>, pkt: &mut [u8]) {
+        let res = match self.translate(w, before, pkt) {
+            Out::Same => dev.send(pkt),
+            Out::Reply(len) => dev.send(&w.out()[..len]),
+            Out::Nothing => Ok(0),
+        };
+        if let Err(e) = res {
+            tracing::debug!("writing {TUN_NAME}: {e}");
+        }
+    }
+
     /// io_uring rounds ([`queueio::Rounds`]): each `io_uring_enter` carries
     /// the previous round's writes and a batch of non-blocking reads; a
     /// round that reads nothing (and has nothing to write) sleeps in poll().
     /// With `gro`, a round's consecutive UDP datagrams of one flow go out as
     /// one GSO super-packet. On a stop: emptied as in [`Self::queue_plain`],
     /// and the last writes flushed.
-    fn queue_uring(&self, i: usize, dev: &Queue, mut r: queueio::Rounds, gro: bool) -> QueueEnd {
+    fn queue_uring(
+        &self,
+        i: usize,
+        dev: &Queue,
+        mut r: queueio::Rounds,
+        gro: bool,
+        signals: bool,
+    ) -> QueueEnd {
         let fd = dev.as_raw_fd();
+        let wake = (!signals).then(|| self.waker.as_raw_fd());
         let mut w = self.core.worker();
         let mut before: Vec<u8> = Vec::new();
         let stats = &self.queue_stats[i.min(self.queue_stats.len() - 1)];
@@ -545,7 +659,7 @@ impl DataPlane {
                 if stopping {
                     break;
                 }
-                if let Err(e) = sys::tun::wait_readable(fd, self.waker.as_raw_fd(), QUEUE_POLL_MS) {
+                if let Err(e) = sys::tun::wait_readable(fd, wake, QUEUE_POLL_MS) {
                     return QueueEnd::Failed(format!("polling {TUN_NAME}: {e}"), false);
                 }
                 continue;
@@ -781,9 +895,21 @@ impl DataPlane {
     fn stop_threads(&self) {
         self.stop.store(true, Ordering::Relaxed);
         self.waker.wake();
+        let signals = queueio::wake_signal_installed();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let name = t.thread().name().unwrap_or("?").to_string();
+            if signals && name.starts_with("svc0-q") {
+                // A queue asleep in read() or poll(): interrupt it until it
+                // ends (a signal that arrives before the call starts is
+                // missed).
+                use std::os::unix::thread::JoinHandleExt;
+                let until = Instant::now() + STOP_SIGNAL_FOR;
+                while !t.is_finished() && Instant::now() < until {
+                    queueio::interrupt(t.as_pthread_t());
+                    std::thread::sleep(STOP_SIGNAL_EVERY);
+                }
+            }
             if t.join().is_err() {
                 tracing::error!(thread = name, "a data-plane thread panicked");
             }
@@ -833,6 +959,9 @@ struct Batch<'a> {
     stats: &'a QueueStats,
     n: u64,
     start: Instant,
+    /// Count packets as they are added, not when the batch ends (a
+    /// blocking queue ends a batch only when the next packet comes).
+    live: bool,
 }
 
 impl<'a> Batch<'a> {
@@ -841,6 +970,7 @@ impl<'a> Batch<'a> {
             stats,
             n: 0,
             start: Instant::now(),
+            live: false,
         }
     }
 
@@ -851,18 +981,44 @@ impl<'a> Batch<'a> {
         if self.n == 0 {
             self.start = Instant::now();
         }
+        self.count(k);
+    }
+
+    /// [`Batch::add`] with the time already read.
+    fn add_at(&mut self, k: u64, at: Instant) {
+        if self.n >= BATCH_MAX {
+            self.end_at(at);
+        }
+        if self.n == 0 {
+            self.start = at;
+        }
+        self.count(k);
+    }
+
+    fn count(&mut self, k: u64) {
         self.n += k;
+        if self.live {
+            self.stats.packets.fetch_add(k, Ordering::Relaxed);
+        }
     }
 
     fn end(&mut self) {
+        if self.n > 0 {
+            self.end_at(Instant::now());
+        }
+    }
+
+    fn end_at(&mut self, at: Instant) {
         if self.n == 0 {
             return;
         }
-        self.stats.packets.fetch_add(self.n, Ordering::Relaxed);
+        if !self.live {
+            self.stats.packets.fetch_add(self.n, Ordering::Relaxed);
+        }
         self.stats.batch_size.observe(self.n as f64);
         self.stats
             .batch_seconds
-            .observe(self.start.elapsed().as_secs_f64());
+            .observe(at.saturating_duration_since(self.start).as_secs_f64());
         self.n = 0;
     }
 }

@@ -10,6 +10,11 @@
 //!   one flow are written as one UDP GSO super-packet
 //!   ([`crate::dataplane::gro`]).
 //! - `LAB_DP_PIN=1`: queue thread `i` pinned to the `i`-th CPU it may run on.
+//! - `LAB_DP_BLOCK` (on by default; `0` turns it off): plain reads block
+//!   in `read()` (one system call per packet read, as the TUN ceiling
+//!   `bench/tunref.c` does) instead of reading until EAGAIN and sleeping in
+//!   `poll()`; a stop interrupts the read with [`WAKE_SIGNAL`]
+//!   ([`interrupt`]).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -21,6 +26,7 @@ pub struct QueueOptions {
     pub uring: bool,
     pub gro: bool,
     pub pin: bool,
+    pub block: bool,
 }
 
 /// The defaults: what won in lab's own measurements.
@@ -28,10 +34,11 @@ pub const DEFAULTS: QueueOptions = QueueOptions {
     uring: false,
     gro: false,
     pin: false,
+    block: true,
 };
 
 impl QueueOptions {
-    /// From `LAB_DP_URING`, `LAB_DP_GRO`, `LAB_DP_PIN` (`1`/`0`, `on`/`off`,
+    /// From `LAB_DP_URING`, `LAB_DP_GRO`, `LAB_DP_PIN`, `LAB_DP_BLOCK` (`1`/`0`, `on`/`off`,
     /// `true`/`false`); a bad value is reported (naming the variable) and
     /// the default kept.
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> (QueueOptions, Vec<String>) {
@@ -41,6 +48,7 @@ impl QueueOptions {
             ("LAB_DP_URING", &mut o.uring),
             ("LAB_DP_GRO", &mut o.gro),
             ("LAB_DP_PIN", &mut o.pin),
+            ("LAB_DP_BLOCK", &mut o.block),
         ] {
             match get(name).as_deref().map(str::trim) {
                 None | Some("") => {}
@@ -67,10 +75,78 @@ impl QueueOptions {
                 uring = o.uring,
                 gro = o.gro,
                 pin = o.pin,
+                block = o.block,
                 "Services queue I/O options"
             );
             o
         })
+    }
+}
+
+/// The signal that interrupts a queue thread blocked in `read()` (its
+/// handler does nothing and is installed without `SA_RESTART`, so the read
+/// returns EINTR and the thread sees the stop flag).
+pub const WAKE_SIGNAL: libc::c_int = libc::SIGUSR2;
+
+extern "C" fn on_wake_signal(_: libc::c_int) {}
+
+static WAKE_INSTALLED: OnceLock<Result<(), i32>> = OnceLock::new();
+
+/// Install the handler of [`WAKE_SIGNAL`] (once per process; idempotent).
+pub fn install_wake_signal() -> io::Result<()> {
+    (*WAKE_INSTALLED.get_or_init(|| {
+        // SAFETY: a zeroed sigaction is valid; the handler is async-signal
+        // safe (it does nothing).
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_wake_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // No SA_RESTART: a blocked read() returns EINTR.
+        sa.sa_flags = 0;
+        // SAFETY: sa_mask is a valid set to empty.
+        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+        // SAFETY: a valid action for a signal number we own.
+        if unsafe { libc::sigaction(WAKE_SIGNAL, &sa, std::ptr::null_mut()) } < 0 {
+            return Err(io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL));
+        }
+        Ok(())
+    }))
+    .map_err(io::Error::from_raw_os_error)
+}
+
+/// Whether [`install_wake_signal`] succeeded (queue threads then expect
+/// [`interrupt`] on a stop).
+pub fn wake_signal_installed() -> bool {
+    WAKE_INSTALLED.get().is_some_and(Result::is_ok)
+}
+
+/// Interrupt `thread` if it is blocked in a system call (see
+/// [`WAKE_SIGNAL`]). A signal that lands just before the thread enters
+/// `read()` is missed, so a stopper repeats this until the thread ends.
+pub fn interrupt(thread: libc::pthread_t) {
+    // SAFETY: the caller holds the thread's JoinHandle (not joined yet), so
+    // the pthread_t is valid; the handler is installed before any queue
+    // thread blocks.
+    unsafe { libc::pthread_kill(thread, WAKE_SIGNAL) };
+}
+
+/// Whether the queue has a packet waiting (poll with no timeout).
+pub fn readable_now(fd: RawFd) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        if n >= 0 {
+            return Ok(n > 0 && p.revents & libc::POLLIN != 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 
@@ -277,6 +353,7 @@ mod tests {
             ("LAB_DP_URING", "1"),
             ("LAB_DP_GRO", "on"),
             ("LAB_DP_PIN", "0"),
+            ("LAB_DP_BLOCK", "yes"),
         ]));
         assert!(e.is_empty());
         assert_eq!(
@@ -284,13 +361,50 @@ mod tests {
             QueueOptions {
                 uring: true,
                 gro: true,
-                pin: false
+                pin: false,
+                block: true,
             }
         );
         let (o, e) = QueueOptions::from_env(env(&[("LAB_DP_PIN", "sometimes")]));
         assert_eq!(o, DEFAULTS);
         assert_eq!(e.len(), 1);
         assert!(e[0].contains("LAB_DP_PIN"), "{e:?}");
+    }
+
+    #[test]
+    fn the_wake_signal_interrupts_a_blocked_read() {
+        use std::os::fd::AsRawFd;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::{Duration, Instant};
+        install_wake_signal().unwrap();
+        // A pipe nobody writes to: read() blocks until interrupted.
+        let (r, _w) = crate::sys::process::pipe().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let t = std::thread::spawn(move || {
+            let mut eintr = 0;
+            let mut b = [0u8; 8];
+            while !s.load(Ordering::Relaxed) {
+                // SAFETY: a valid descriptor and buffer.
+                let n = unsafe { libc::read(r.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
+                assert!(n < 0, "nothing was written");
+                assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::EINTR));
+                eintr += 1;
+            }
+            eintr
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!t.is_finished(), "the read blocks");
+        stop.store(true, Ordering::Relaxed);
+        use std::os::unix::thread::JoinHandleExt;
+        let t0 = Instant::now();
+        while !t.is_finished() && t0.elapsed() < Duration::from_secs(5) {
+            interrupt(t.as_pthread_t());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(t.is_finished(), "interrupted within 5 s");
+        assert!(t.join().unwrap() >= 1);
     }
 
     #[test]

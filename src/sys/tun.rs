@@ -156,16 +156,32 @@ pub fn open(netns: &str, name: &str, queues: usize) -> io::Result<Vec<Queue>> {
 }
 
 /// Wait up to `timeout_ms` for `fd` to become readable, or `wake` (a stop
-/// signal) to be readable (a queue thread between bursts).
-pub fn wait_readable(fd: RawFd, wake: RawFd, timeout_ms: u16) -> io::Result<()> {
+/// signal) to be readable (a queue thread between bursts). Without `wake`
+/// only `fd` is polled: the caller is woken by a signal instead (EINTR),
+/// which keeps a second descriptor, and its wait queue shared by every
+/// sleeping data-plane thread, out of each wake-up.
+pub fn wait_readable(fd: RawFd, wake: Option<RawFd>, timeout_ms: u16) -> io::Result<()> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     // SAFETY: the caller owns both descriptors for the duration of the call.
-    let (bfd, bwake) = unsafe { (BorrowedFd::borrow_raw(fd), BorrowedFd::borrow_raw(wake)) };
-    let mut fds = [
-        PollFd::new(bfd, PollFlags::POLLIN),
-        PollFd::new(bwake, PollFlags::POLLIN),
-    ];
-    match poll(&mut fds, PollTimeout::from(timeout_ms)) {
+    let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut both;
+    let mut one;
+    let fds: &mut [PollFd] = match wake {
+        Some(w) => {
+            // SAFETY: as above.
+            let bwake = unsafe { BorrowedFd::borrow_raw(w) };
+            both = [
+                PollFd::new(bfd, PollFlags::POLLIN),
+                PollFd::new(bwake, PollFlags::POLLIN),
+            ];
+            &mut both
+        }
+        None => {
+            one = [PollFd::new(bfd, PollFlags::POLLIN)];
+            &mut one
+        }
+    };
+    match poll(fds, PollTimeout::from(timeout_ms)) {
         Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
         Err(e) => Err(e.into()),
     }
