@@ -99,6 +99,12 @@ impl Object {
         v.unwrap_or(serde_json::Value::Null)
     }
 
+    /// Write the object's Kubernetes JSON (what [`Object::to_json`] holds)
+    /// without building a `Value`.
+    pub fn write_json<W: std::io::Write>(&self, w: W) -> serde_json::Result<()> {
+        each_object!(self, o => serde_json::to_writer(w, o))
+    }
+
     /// Decode a typed object of a known kind from Kubernetes JSON (no strict
     /// checking: use [`parse::decode`] for user input).
     pub fn from_json(kind: Kind, v: serde_json::Value) -> Result<Object, serde_json::Error> {

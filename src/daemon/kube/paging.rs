@@ -22,16 +22,22 @@ pub struct Page<T> {
     pub remaining: Option<usize>,
 }
 
-/// (namespace, name): the store's order.
-fn key_of(v: &Value) -> (String, String) {
-    let m = v.get("metadata");
-    let s = |k: &str| {
-        m.and_then(|m| m.get(k))
-            .and_then(|x| x.as_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    (s("namespace"), s("name"))
+/// What a list is paged by: an item's (namespace, name), the store's order.
+pub trait Keyed {
+    fn key(&self) -> (&str, &str);
+}
+
+/// An object as Kubernetes JSON (with anything beside it).
+impl<T> Keyed for (Value, T) {
+    fn key(&self) -> (&str, &str) {
+        let m = self.0.get("metadata");
+        let s = |k: &str| {
+            m.and_then(|m| m.get(k))
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+        };
+        (s("namespace"), s("name"))
+    }
 }
 
 /// A `continue` token this server did not make (or one damaged on the way).
@@ -73,17 +79,21 @@ fn encode(rv: u64, start: &str) -> String {
     STANDARD.encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string())
 }
 
-/// Cut `items` (each with its JSON) to one page.
-pub fn page<T>(
-    items: Vec<(Value, T)>,
+/// Cut `items` (in key order) to one page.
+pub fn page<T: Keyed>(
+    items: Vec<T>,
     limit: Option<usize>,
     cont: Option<&str>,
     rv: u64,
-) -> Result<Page<(Value, T)>, BadContinueToken> {
+) -> Result<Page<T>, BadContinueToken> {
     let start = cont.filter(|c| !c.is_empty()).map(decode).transpose()?;
-    let mut rest: Vec<(Value, T)> = items
+    let mut rest: Vec<T> = items
         .into_iter()
-        .filter(|(v, _)| start.as_ref().is_none_or(|s| key_of(v) >= *s))
+        .filter(|i| {
+            start
+                .as_ref()
+                .is_none_or(|(ns, name)| i.key() >= (ns.as_str(), name.as_str()))
+        })
         .collect();
     let Some(limit) = limit.filter(|l| *l > 0 && *l < rest.len()) else {
         return Ok(Page {
@@ -94,10 +104,13 @@ pub fn page<T>(
     };
     let tail = rest.split_off(limit);
     // The next page starts just after the last key served.
-    let (ns, name) = key_of(&rest[limit - 1].0);
+    let next = {
+        let (ns, name) = rest[limit - 1].key();
+        encode(rv, &format!("{ns}/{name}\u{0}"))
+    };
     Ok(Page {
         items: rest,
-        next: Some(encode(rv, &format!("{ns}/{name}\u{0}"))),
+        next: Some(next),
         remaining: Some(tail.len()),
     })
 }

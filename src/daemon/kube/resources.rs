@@ -26,8 +26,64 @@ use std::time::{Duration, SystemTime};
 
 type Q = HashMap<String, String>;
 
-/// Listed objects: each as JSON, and as lab's object (for Table rows).
-type Items = Vec<(Value, Option<Object>)>;
+/// One listed object, shared with the store (no copy is made to list
+/// it): written straight from its typed form, or through the
+/// `events.k8s.io/v1` conversion for that group's Events.
+#[derive(Clone)]
+struct Item {
+    obj: Arc<Object>,
+    events_v1: bool,
+}
+
+impl Item {
+    fn new(obj: Arc<Object>, res: Res) -> Item {
+        Item {
+            obj,
+            events_v1: res == Res::EventV1,
+        }
+    }
+
+    /// The object as Kubernetes JSON (for a field selector, a Table row).
+    fn json(&self) -> Value {
+        let v = self.obj.to_json();
+        if self.events_v1 { event_v1(&v) } else { v }
+    }
+
+    /// Append the object's JSON to `out` without building a `Value` (but
+    /// for the Events conversion).
+    fn write(&self, out: &mut Vec<u8>) {
+        let r = if self.events_v1 {
+            serde_json::to_writer(&mut *out, &self.json())
+        } else {
+            self.obj.write_json(&mut *out)
+        };
+        // Writing typed objects into memory does not fail (no map has a
+        // non-string key); an error would leave invalid JSON, so say so.
+        if let Err(e) = r {
+            tracing::error!(error = %e, "serializing a listed object");
+        }
+    }
+
+    fn matches(&self, labels: &Option<Selector>, fields: &FieldSelector) -> bool {
+        let empty = Default::default();
+        let lab = self.obj.meta().labels.as_ref().unwrap_or(&empty);
+        labels.as_ref().is_none_or(|s| s.matches(lab))
+            && (fields.is_empty() || fields.matches(&self.json()))
+    }
+}
+
+impl super::paging::Keyed for Item {
+    fn key(&self) -> (&str, &str) {
+        let m = self.obj.meta();
+        (
+            m.namespace.as_deref().unwrap_or(""),
+            m.name.as_deref().unwrap_or(""),
+        )
+    }
+}
+
+/// Listed objects, in key order.
+type Items = Vec<Item>;
 
 /// A request for one resource path, parsed.
 pub struct Target {
@@ -390,21 +446,13 @@ impl Kube {
         Ok((labels, fields))
     }
 
-    fn matches(labels: &Option<Selector>, fields: &FieldSelector, v: &Value) -> bool {
-        let lab: crate::model::labels::Labels = v
-            .pointer("/metadata/labels")
-            .and_then(|l| serde_json::from_value(l.clone()).ok())
-            .unwrap_or_default();
-        labels.as_ref().is_none_or(|s| s.matches(&lab)) && fields.matches(v)
-    }
-
     /// The objects of a target (JSON) as they were at resource version
     /// `at` (a `continue` token's), from the store and the watch event log;
     /// `None` when the log no longer reaches back that far.
     fn snapshot_at(&self, t: &Target, at: u64) -> Option<(Items, u64)> {
-        let (kind, convert) = match t.info.res {
-            Res::Obj(kind) => (kind, false),
-            Res::EventV1 => (Kind::Event, true),
+        let kind = match t.info.res {
+            Res::Obj(kind) => kind,
+            Res::EventV1 => Kind::Event,
         };
         let ns = if kind.namespaced() {
             t.ns.as_deref()
@@ -422,44 +470,30 @@ impl Kube {
         };
         let items = objects
             .into_iter()
-            .map(|(_, o)| {
-                let v = o.to_json();
-                let v = if convert { event_v1(&v) } else { v };
-                (v, Some((*o).clone()))
-            })
+            .map(|(_, o)| Item::new(o, t.info.res))
             .collect();
         Some((items, at))
     }
 
-    /// The objects of a target (JSON), with the resource version they were read at.
-    fn snapshot(&self, t: &Target) -> (Vec<(Value, Option<Object>)>, u64) {
-        match t.info.res {
-            Res::Obj(kind) => {
-                let st = self.d.lock();
-                self.log.sync(&st.store);
-                let ns = if kind.namespaced() {
-                    t.ns.as_deref()
-                } else {
-                    None
-                };
-                let items = st
-                    .store
-                    .list(kind, ns)
-                    .map(|o| (o.to_json(), Some(o.clone())))
-                    .collect();
-                (items, st.store.resource_version())
-            }
-            Res::EventV1 => {
-                let st = self.d.lock();
-                self.log.sync(&st.store);
-                let items = st
-                    .store
-                    .list(Kind::Event, t.ns.as_deref())
-                    .map(|o| (event_v1(&o.to_json()), Some(o.clone())))
-                    .collect();
-                (items, st.store.resource_version())
-            }
-        }
+    /// The objects of a target, with the resource version they were read at.
+    fn snapshot(&self, t: &Target) -> (Items, u64) {
+        let kind = match t.info.res {
+            Res::Obj(kind) => kind,
+            Res::EventV1 => Kind::Event,
+        };
+        let ns = if kind.namespaced() {
+            t.ns.as_deref()
+        } else {
+            None
+        };
+        let st = self.d.lock();
+        self.log.sync(&st.store);
+        let items = st
+            .store
+            .list_shared(kind, ns)
+            .map(|o| Item::new(o.clone(), t.info.res))
+            .collect();
+        (items, st.store.resource_version())
     }
 
     fn columns(t: &Target) -> Vec<(String, u8)> {
@@ -508,9 +542,9 @@ impl Kube {
             }
             None => self.snapshot(t),
         };
-        let items: Vec<(Value, Option<Object>)> = items
+        let items: Items = items
             .into_iter()
-            .filter(|(v, _)| Self::matches(&labels, &fields, v))
+            .filter(|i| i.matches(&labels, &fields))
             .collect();
         let limit = match q.get("limit").map(|l| l.parse::<i64>()) {
             None => None,
@@ -532,19 +566,36 @@ impl Kube {
             let include = Include::parse(q.get("includeObject").map(|s| s.as_str()));
             let rows = items
                 .iter()
-                .map(|(v, o)| self.row(v, o.as_ref(), include))
+                .map(|i| self.row(&i.json(), Some(&*i.obj), include))
                 .collect();
             let mut tbl = table::table(&Self::columns(t), rows, &rv, true);
             tbl["metadata"] = list_meta;
             return Ok(json_response(StatusCode::OK, &tbl, &[]));
         }
-        let list = json!({
+        // Written object by object: no `Value` of the whole list (nor of
+        // each object) is built, so a list of 500 pods costs its text.
+        let head = json!({
             "kind": format!("{}List", t.info.kind),
             "apiVersion": discovery::api_version(t.info),
             "metadata": list_meta,
-            "items": items.into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
-        });
-        Ok(json_response(StatusCode::OK, &list, &[]))
+        })
+        .to_string();
+        let mut out = Vec::with_capacity(head.len() + 2048 * items.len());
+        out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        out.extend_from_slice(b",\"items\":[");
+        for (n, i) in items.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            i.write(&mut out);
+        }
+        out.extend_from_slice(b"]}");
+        let mut r = (StatusCode::OK, out).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(r)
     }
 
     fn get(&self, t: &Target, q: &Q, as_table: bool) -> Result<Response, KubeError> {
@@ -942,9 +993,10 @@ impl Kube {
             };
             let victims: Vec<(Key, Value)> = st
                 .store
-                .list(kind, ns)
-                .map(|o| (Key::of(o), o.to_json()))
-                .filter(|(_, v)| Self::matches(&labels, &fields, v))
+                .list_shared(kind, ns)
+                .map(|o| Item::new(o.clone(), t.info.res))
+                .filter(|i| i.matches(&labels, &fields))
+                .map(|i| (Key::of(&i.obj), i.json()))
                 .collect();
             let mut items = Vec::new();
             for (k, v) in victims {
@@ -1332,7 +1384,6 @@ impl Kube {
             Res::Obj(kind) => kind,
             Res::EventV1 => Kind::Event,
         };
-        let convert = res == Res::EventV1;
         // BOOKMARK events (progress notifications with only a
         // resourceVersion): periodically when asked, and after the initial
         // events when a client asked for them with sendInitialEvents.
@@ -1355,27 +1406,30 @@ impl Kube {
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + timeout;
             let mut headers_sent = false;
-            let mut encode = |ty: &str, v: &Value, obj: Option<&Object>| -> Bytes {
-                let object = if as_table {
-                    let row = k.row(v, obj, include);
-                    let rv = v
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(|r| r.as_str())
-                        .unwrap_or("");
+            let mut encode = |ty: &str, i: &Item| -> Bytes {
+                let mut line = Vec::with_capacity(2048);
+                line.extend_from_slice(b"{\"type\":");
+                if let Err(e) = serde_json::to_writer(&mut line, ty) {
+                    tracing::error!(error = %e, "serializing a watch event's type");
+                }
+                line.extend_from_slice(b",\"object\":");
+                if as_table {
+                    let v = i.json();
+                    let row = k.row(&v, Some(&*i.obj), include);
+                    let rv = i.obj.meta().resource_version.as_deref().unwrap_or("");
                     let tbl = table::table(&cols, vec![row], rv, !headers_sent);
                     headers_sent = true;
-                    tbl
+                    if let Err(e) = serde_json::to_writer(&mut line, &tbl) {
+                        tracing::error!(error = %e, "serializing a watch event's table");
+                    }
                 } else {
-                    v.clone()
-                };
-                let mut line = json!({"type": ty, "object": object}).to_string();
-                line.push('\n');
+                    i.write(&mut line);
+                }
+                line.extend_from_slice(b"}\n");
                 Bytes::from(line)
             };
-            for (v, o) in &initial {
-                if Self::matches(&labels, &fields, v)
-                    && tx.send(Ok(encode("ADDED", v, o.as_ref()))).await.is_err()
-                {
+            for i in &initial {
+                if i.matches(&labels, &fields) && tx.send(Ok(encode("ADDED", i))).await.is_err() {
                     return;
                 }
             }
@@ -1400,14 +1454,11 @@ impl Kube {
                     if !Self::event_matches(&e, kind, ns.as_deref()) {
                         continue;
                     }
-                    let json = e.object.to_json();
-                    let object = if convert { event_v1(&json) } else { json };
-                    if !Self::matches(&labels, &fields, &object) {
+                    let item = Item::new(e.object.clone(), res);
+                    if !item.matches(&labels, &fields) {
                         continue;
                     }
-                    let obj = as_table.then_some(&*e.object);
-                    let ty = e.ty.as_str();
-                    if tx.send(Ok(encode(ty, &object, obj))).await.is_err() {
+                    if tx.send(Ok(encode(e.ty.as_str(), &item))).await.is_err() {
                         return;
                     }
                 }

@@ -76,6 +76,11 @@ impl FieldSelector {
         Ok(FieldSelector(reqs))
     }
 
+    /// Whether the selector selects nothing out (no requirement).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether an object (Kubernetes JSON) matches; a missing field is "".
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|r| {
