@@ -156,11 +156,23 @@ fn udp_service_survives_backend_replacement() {
     });
     c.ok(&["scale", "deployment/web", "--replicas", "1"]);
     c.wait_ready(&["pods", "-l", "app=web"], "30s");
-    let (code, err) = connect(&c);
-    assert_eq!(
-        code, 0,
-        "UDP flow to a removed backend was not flushed: {err}"
-    );
+    // The new endpoint reaches every node's data plane eventually (as
+    // kube-proxy programs it); until then the Service has no endpoints and
+    // rejects. A stale flow to the removed backend would not go away by
+    // retrying: each attempt from the same source port refreshes it, and
+    // its idle timeout is far longer than this wait.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, err) = connect(&c);
+        if code == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "UDP flow to a removed backend was not flushed: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
