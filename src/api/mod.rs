@@ -9,6 +9,7 @@
 //! are paths under [`LAB_API`], listed in `src/daemon/kube/lab.rs`. Errors
 //! are `Status` objects.
 
+pub mod channel;
 pub mod client;
 pub mod fault;
 pub mod flows;

@@ -12,16 +12,9 @@ use std::io::{Read, Write};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-/// The subprotocol asked for (the server also speaks v4; v5 adds the
-/// close-channel message that ends stdin).
-pub const PROTOCOL: &str = "v5.channel.k8s.io";
-
-const STDIN: u8 = 0;
-const STDOUT: u8 = 1;
-const STDERR: u8 = 2;
-const ERROR: u8 = 3;
-const RESIZE: u8 = 4;
-const CLOSE: u8 = 255;
+// The subprotocol asked for is v5 (the server also speaks v4; v5 adds the
+// close-channel message that ends stdin).
+use crate::api::channel::{CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT, V5 as PROTOCOL};
 
 /// What `lab exec` asks for.
 #[derive(Debug, Clone, Default)]

@@ -446,19 +446,20 @@ impl Kube {
         Ok((labels, fields))
     }
 
-    /// The objects of a target (JSON) as they were at resource version
-    /// `at` (a `continue` token's), from the store and the watch event log;
-    /// `None` when the log no longer reaches back that far.
-    fn snapshot_at(&self, t: &Target, at: u64) -> Option<(Items, u64)> {
+    /// The stored kind a target lists and the namespace it is limited to.
+    fn scope(t: &Target) -> (Kind, Option<&str>) {
         let kind = match t.info.res {
             Res::Obj(kind) => kind,
             Res::EventV1 => Kind::Event,
         };
-        let ns = if kind.namespaced() {
-            t.ns.as_deref()
-        } else {
-            None
-        };
+        (kind, t.ns.as_deref().filter(|_| kind.namespaced()))
+    }
+
+    /// The objects of a target (JSON) as they were at resource version
+    /// `at` (a `continue` token's), from the store and the watch event log;
+    /// `None` when the log no longer reaches back that far.
+    fn snapshot_at(&self, t: &Target, at: u64) -> Option<(Items, u64)> {
+        let (kind, ns) = Self::scope(t);
         let objects = {
             let st = self.d.lock();
             self.log.sync(&st.store);
@@ -477,15 +478,7 @@ impl Kube {
 
     /// The objects of a target, with the resource version they were read at.
     fn snapshot(&self, t: &Target) -> (Items, u64) {
-        let kind = match t.info.res {
-            Res::Obj(kind) => kind,
-            Res::EventV1 => Kind::Event,
-        };
-        let ns = if kind.namespaced() {
-            t.ns.as_deref()
-        } else {
-            None
-        };
+        let (kind, ns) = Self::scope(t);
         let st = self.d.lock();
         self.log.sync(&st.store);
         let items = st

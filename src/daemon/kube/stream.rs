@@ -29,15 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-pub const V5: &str = "v5.channel.k8s.io";
-pub const V4: &str = "v4.channel.k8s.io";
-
-const STDIN: u8 = 0;
-const STDOUT: u8 = 1;
-const STDERR: u8 = 2;
-const ERROR: u8 = 3;
-const RESIZE: u8 = 4;
-const CLOSE: u8 = 255;
+use crate::api::channel::{CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT};
+pub use crate::api::channel::{V4, V5};
 
 /// How long output may still drain after the command has exited (a
 /// background child that keeps the pipe open does not hold the session).
